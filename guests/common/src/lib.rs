@@ -1,0 +1,142 @@
+//! Helpers shared by flumen's Rust guests.
+//!
+//! Each guest generates its own bindings from `wit/`, so the event types differ
+//! per crate; the helpers here take plain borrowed fields instead.
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+/// A guest's configuration as the host passes it to `init`: `(key, value)`
+/// pairs from the guest's TOML table.
+pub struct Config {
+    entries: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Wraps the pairs and refuses any key not in `known`, so that a typo in
+    /// the operator's TOML is an error at start-up rather than a silently
+    /// ignored setting.
+    pub fn new(entries: Vec<(String, String)>, known: &[&str]) -> Result<Self, String> {
+        if let Some((key, _)) = entries.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            return Err(format!(
+                "unknown config key `{key}`; expected one of: {}",
+                known.join(", ")
+            ));
+        }
+        Ok(Self { entries })
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key`, or an error naming the missing key.
+    pub fn required(&self, key: &str) -> Result<&str, String> {
+        self.get(key)
+            .ok_or_else(|| format!("missing required config key `{key}`"))
+    }
+
+    /// The boolean value of `key`, or `default` when unset.
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(format!(
+                "config key `{key}` must be true or false, got `{other}`"
+            )),
+        }
+    }
+}
+
+/// The fields of one event, borrowed from a guest's generated event type.
+pub struct EventFields<'a, H> {
+    /// Source topic.
+    pub topic: &'a str,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Timestamp in milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+    /// Record key.
+    pub key: Option<&'a [u8]>,
+    /// Record value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Headers as `(name, value)`.
+    pub headers: H,
+}
+
+/// Renders bytes for JSON: UTF-8 text as a string, anything else as base64
+/// under a `<field>_base64` key, so that no byte of the event is lost or
+/// mangled by the rendering.
+fn put_bytes(obj: &mut Map<String, Value>, field: &str, bytes: Option<&[u8]>) {
+    match bytes {
+        None => {
+            obj.insert(field.to_owned(), Value::Null);
+        }
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => {
+                obj.insert(field.to_owned(), Value::String(s.to_owned()));
+            }
+            Err(_) => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(b);
+                obj.insert(format!("{field}_base64"), Value::String(encoded));
+            }
+        },
+    }
+}
+
+/// Renders one event as a single JSON line (with the trailing newline).
+pub fn json_line<'a, H>(event: EventFields<'a, H>) -> String
+where
+    H: Iterator<Item = (&'a str, &'a [u8])>,
+{
+    let mut obj = Map::new();
+    obj.insert("topic".into(), Value::String(event.topic.to_owned()));
+    obj.insert("partition".into(), Value::from(event.partition));
+    obj.insert("offset".into(), Value::from(event.offset));
+    obj.insert(
+        "timestamp".into(),
+        event.timestamp.map(Value::from).unwrap_or(Value::Null),
+    );
+    put_bytes(&mut obj, "key", event.key);
+    put_bytes(&mut obj, "value", event.value);
+    let headers = event
+        .headers
+        .map(|(name, value)| {
+            let mut h = Map::new();
+            h.insert("name".into(), Value::String(name.to_owned()));
+            put_bytes(&mut h, "value", Some(value));
+            Value::Object(h)
+        })
+        .collect();
+    obj.insert("headers".into(), Value::Array(headers));
+    let mut line = Value::Object(obj).to_string();
+    line.push('\n');
+    line
+}
+
+/// Borrows an [`EventFields`] from any guest's generated `Event` (the types
+/// differ per guest crate, the field names do not).
+#[macro_export]
+macro_rules! event_fields {
+    ($e:expr) => {
+        $crate::EventFields {
+            topic: &$e.topic,
+            partition: $e.partition,
+            offset: $e.offset,
+            timestamp: $e.timestamp,
+            key: $e.key.as_deref(),
+            value: $e.value.as_deref(),
+            headers: $e
+                .headers
+                .iter()
+                .map(|h| (h.name.as_str(), h.value.as_slice())),
+        }
+    };
+}

@@ -1,0 +1,78 @@
+//! The file sink: appends each event as one JSON line to a file.
+//!
+//! Config keys:
+//! - `path` (required): the file, as the guest sees it. The operator must
+//!   grant its directory read-write to this component (`dirs` in the host's
+//!   TOML); without the grant the sink refuses to start.
+//! - `sync` (default `true`): `fsync` the file before reporting a batch
+//!   delivered. With `false` the data is only flushed to the OS, which
+//!   survives a crash of flumen but not of the machine.
+//!
+//! A batch is reported delivered only after its lines are written and
+//! flushed (and synced), so a committed offset never points past data that
+//! is not in the file. A failed write fails the whole call; the host retries
+//! it, which may append some lines twice (at-least-once).
+
+wit_bindgen::generate!({ world: "sink", path: "../../wit" });
+
+use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
+use flumen_guest_common::{event_fields, json_line, Config};
+use flumen::pipeline::log::{log, Level};
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+
+struct State {
+    file: File,
+    path: String,
+    sync: bool,
+}
+
+thread_local! {
+    // Components are single-threaded; the state lives for the instance.
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+struct FileSink;
+
+impl Guest for FileSink {
+    fn init(config: Vec<(String, String)>) -> Result<(), String> {
+        let config = Config::new(config, &["path", "sync"])?;
+        let path = config.required("path")?.to_owned();
+        let sync = config.bool_or("sync", true)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| {
+                format!("cannot open `{path}` for appending: {e} (is its directory granted read-write?)")
+            })?;
+        log(Level::Info, &format!("appending to {path} (sync={sync})"));
+        STATE.with(|s| *s.borrow_mut() = Some(State { file, path, sync }));
+        Ok(())
+    }
+
+    fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        STATE.with(|s| {
+            let mut state = s.borrow_mut();
+            let state = state.as_mut().ok_or("deliver called before init")?;
+            let mut buf = String::with_capacity(batch.len() * 128);
+            for e in &batch {
+                buf.push_str(&json_line(event_fields!(e)));
+            }
+            let write = |f: &mut File| -> std::io::Result<()> {
+                f.write_all(buf.as_bytes())?;
+                f.flush()?;
+                if state.sync {
+                    f.sync_data()?;
+                }
+                Ok(())
+            };
+            write(&mut state.file)
+                .map_err(|e| format!("writing {} events to {}: {e}", batch.len(), state.path))?;
+            Ok(vec![Verdict::Delivered; batch.len()])
+        })
+    }
+}
+
+export!(FileSink);

@@ -1,0 +1,104 @@
+//! The filter interceptor: keeps or drops events by a regular expression on
+//! the value or on one header.
+//!
+//! Config keys:
+//! - `pattern` (required): a regular expression (Rust `regex` syntax),
+//!   matched against raw bytes, so non-UTF-8 values are matched too.
+//! - `field` (default `value`): `value`, `key`, or `header:<name>` (matches if
+//!   any header of that name matches).
+//! - `mode` (default `drop`): `drop` drops matching events and keeps the rest;
+//!   `keep` keeps matching events and drops the rest.
+//!
+//! An event without the field (a tombstone, no key, no such header) does not
+//! match.
+
+wit_bindgen::generate!({ world: "interceptor", path: "../../wit" });
+
+use exports::flumen::pipeline::interception::{Action, Event, Guest, Verdict};
+use flumen::pipeline::log::{log, Level};
+use flumen_guest_common::Config;
+use regex::bytes::Regex;
+use std::cell::RefCell;
+
+enum Field {
+    Value,
+    Key,
+    Header(String),
+}
+
+struct Filter {
+    pattern: Regex,
+    field: Field,
+    keep_matching: bool,
+}
+
+impl Filter {
+    fn matches(&self, e: &Event) -> bool {
+        match &self.field {
+            Field::Value => e.value.as_deref().is_some_and(|v| self.pattern.is_match(v)),
+            Field::Key => e.key.as_deref().is_some_and(|k| self.pattern.is_match(k)),
+            Field::Header(name) => e
+                .headers
+                .iter()
+                .any(|h| &h.name == name && self.pattern.is_match(&h.value)),
+        }
+    }
+}
+
+thread_local! {
+    static FILTER: RefCell<Option<Filter>> = const { RefCell::new(None) };
+}
+
+struct FilterInterceptor;
+
+impl Guest for FilterInterceptor {
+    fn init(config: Vec<(String, String)>) -> Result<(), String> {
+        let config = Config::new(config, &["pattern", "field", "mode"])?;
+        let source = config.required("pattern")?;
+        let pattern =
+            Regex::new(source).map_err(|e| format!("config key `pattern` is not a valid regex: {e}"))?;
+        let field = match config.get("field").unwrap_or("value") {
+            "value" => Field::Value,
+            "key" => Field::Key,
+            other => match other.strip_prefix("header:") {
+                Some(name) if !name.is_empty() => Field::Header(name.to_owned()),
+                _ => {
+                    return Err(format!(
+                        "config key `field` must be `value`, `key` or `header:<name>`, got `{other}`"
+                    ))
+                }
+            },
+        };
+        let keep_matching = match config.get("mode").unwrap_or("drop") {
+            "drop" => false,
+            "keep" => true,
+            other => return Err(format!("config key `mode` must be `drop` or `keep`, got `{other}`")),
+        };
+        log(
+            Level::Info,
+            &format!("{} events matching /{source}/", if keep_matching { "keeping" } else { "dropping" }),
+        );
+        FILTER.with(|f| *f.borrow_mut() = Some(Filter { pattern, field, keep_matching }));
+        Ok(())
+    }
+
+    fn process(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        FILTER.with(|f| {
+            let filter = f.borrow();
+            let filter = filter.as_ref().ok_or("process called before init")?;
+            Ok(batch
+                .iter()
+                .map(|e| Verdict {
+                    action: if filter.matches(e) == filter.keep_matching {
+                        Action::Keep
+                    } else {
+                        Action::Drop
+                    },
+                    route: None,
+                })
+                .collect())
+        })
+    }
+}
+
+export!(FilterInterceptor);

@@ -1,0 +1,23 @@
+//! The null sink: accepts every event and does nothing with it. The baseline
+//! for measuring the host's own cost.
+
+wit_bindgen::generate!({ world: "sink", path: "../../wit" });
+
+use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
+
+struct NullSink;
+
+impl Guest for NullSink {
+    fn init(config: Vec<(String, String)>) -> Result<(), String> {
+        match config.first() {
+            Some((key, _)) => Err(format!("the null sink takes no config, got `{key}`")),
+            None => Ok(()),
+        }
+    }
+
+    fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        Ok(vec![Verdict::Delivered; batch.len()])
+    }
+}
+
+export!(NullSink);

@@ -1,0 +1,75 @@
+//! A sink for tests of the failure path: it appends events as JSON lines like
+//! the file sink, but rejects (permanently) every event whose value contains
+//! `reject` and asks for a retry of every event whose value contains `retry`.
+//! Rejected and retried events are not written.
+//!
+//! Config keys: `path` (required), `reject` and `retry` (substrings; unset
+//! means never).
+
+wit_bindgen::generate!({ world: "sink", path: "../../wit" });
+
+use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
+use flumen_guest_common::{event_fields, json_line, Config};
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+
+struct State {
+    file: File,
+    reject: Option<Vec<u8>>,
+    retry: Option<Vec<u8>>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+fn contains(value: Option<&[u8]>, needle: Option<&[u8]>) -> bool {
+    match (value, needle) {
+        (Some(v), Some(n)) => v.windows(n.len()).any(|w| w == n),
+        _ => false,
+    }
+}
+
+struct RejectSink;
+
+impl Guest for RejectSink {
+    fn init(config: Vec<(String, String)>) -> Result<(), String> {
+        let config = Config::new(config, &["path", "reject", "retry"])?;
+        let path = config.required("path")?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open `{path}`: {e}"))?;
+        let reject = config.get("reject").map(|s| s.as_bytes().to_vec());
+        let retry = config.get("retry").map(|s| s.as_bytes().to_vec());
+        STATE.with(|s| *s.borrow_mut() = Some(State { file, reject, retry }));
+        Ok(())
+    }
+
+    fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        STATE.with(|s| {
+            let mut state = s.borrow_mut();
+            let state = state.as_mut().ok_or("deliver called before init")?;
+            let mut buf = String::new();
+            let mut verdicts = Vec::with_capacity(batch.len());
+            for e in &batch {
+                let value = e.value.as_deref();
+                if contains(value, state.reject.as_deref()) {
+                    verdicts.push(Verdict::Reject(format!("offset {} matches `reject`", e.offset)));
+                } else if contains(value, state.retry.as_deref()) {
+                    verdicts.push(Verdict::Retry(format!("offset {} matches `retry`", e.offset)));
+                } else {
+                    buf.push_str(&json_line(event_fields!(e)));
+                    verdicts.push(Verdict::Delivered);
+                }
+            }
+            state.file.write_all(buf.as_bytes()).map_err(|e| e.to_string())?;
+            state.file.flush().map_err(|e| e.to_string())?;
+            Ok(verdicts)
+        })
+    }
+}
+
+export!(RejectSink);

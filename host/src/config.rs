@@ -1,0 +1,468 @@
+//! The TOML configuration: parsing, defaults and validation.
+//!
+//! Everything is checked up front, before a consumer is created, so that a
+//! mistake is reported once, with the key that holds it, rather than as a
+//! failure minutes into a run. Unknown keys are errors: a misspelt option that
+//! is silently ignored is how at-least-once pipelines quietly lose their
+//! guarantees.
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// An error in the configuration file, naming where and what.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or does not fit the schema.
+    #[error("invalid config file {path}:\n{message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line, column and key.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("invalid config: `{key}`: {message}")]
+    Invalid {
+        /// The key path, e.g. `pipeline[0].batch.max_events`.
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Connection settings shared by every pipeline.
+    pub kafka: KafkaConfig,
+    /// The pipelines; each is its own consumer group member.
+    #[serde(rename = "pipeline")]
+    pub pipelines: Vec<PipelineConfig>,
+}
+
+/// How to reach Kafka.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]` of the brokers to bootstrap from.
+    pub bootstrap_servers: String,
+    /// librdkafka options passed through as they are (for example
+    /// `"session.timeout.ms" = 6000` or `"security.protocol" = "ssl"`).
+    #[serde(default)]
+    pub options: BTreeMap<String, toml::Value>,
+}
+
+/// One pipeline: topics → interceptors → sinks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Name used in logs and metrics.
+    pub name: String,
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Kafka consumer group; run more flumen processes with the same group to
+    /// scale out.
+    pub group_id: String,
+    /// Batching of events before they are handed to the guests.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Offset commits.
+    #[serde(default)]
+    pub commit: CommitConfig,
+    /// Retries of failed guest calls and events.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Events read from Kafka but not yet handed to the guests, per partition,
+    /// before the partition is paused. Bounds memory when sinks are slow.
+    #[serde(default = "default_max_queued")]
+    pub max_queued_events: usize,
+    /// How long shutdown and partition revocation wait for in-flight batches
+    /// before committing what is finalized and giving up on the rest.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+    /// Interceptors, applied in order.
+    #[serde(default, rename = "interceptor")]
+    pub interceptors: Vec<ComponentConfig>,
+    /// Sinks; each event goes to every sink unless an interceptor routes it.
+    #[serde(rename = "sink")]
+    pub sinks: Vec<ComponentConfig>,
+}
+
+fn default_max_queued() -> usize {
+    10_000
+}
+fn default_drain_timeout_ms() -> u64 {
+    10_000
+}
+
+impl PipelineConfig {
+    /// Drain bound as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+/// How events are grouped into batches, per partition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// A batch is handed on when it holds this many events…
+    pub max_events: usize,
+    /// …or when its first event has waited this long.
+    pub max_wait_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_events: 500,
+            max_wait_ms: 100,
+        }
+    }
+}
+
+/// When finalized offsets are committed (also always on revoke and shutdown).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommitConfig {
+    /// Interval between periodic commits.
+    pub interval_ms: u64,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        Self { interval_ms: 1000 }
+    }
+}
+
+/// Exponential backoff with jitter between retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Wait before the first retry.
+    pub initial_backoff_ms: u64,
+    /// Upper bound of the wait.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 10_000,
+        }
+    }
+}
+
+/// One guest component (interceptor or sink).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// Name, unique within its pipeline; interceptors route to sinks by it.
+    pub name: String,
+    /// Path of the `.wasm` component, relative to the config file.
+    pub component: PathBuf,
+    /// The guest's own configuration, handed to its `init`.
+    #[serde(default)]
+    pub config: toml::Table,
+    /// Host directories the guest may use. Nothing else of the filesystem is
+    /// visible to it.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// A host directory made visible to a guest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// Directory on the host, relative to the config file.
+    pub host: PathBuf,
+    /// Where the guest sees it, e.g. `/out`.
+    pub guest: String,
+    /// Grant only reading.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Per-component resource limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory a guest instance may grow to, in MiB.
+    pub memory_mb: u64,
+    /// Wall time one call may take before it is interrupted, in ms.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mb: 256,
+            call_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl ComponentConfig {
+    /// The guest configuration as the `(key, value)` list of the WIT
+    /// `config` type: strings as they are, other scalars as TOML text,
+    /// arrays and tables as JSON.
+    pub fn guest_config(&self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(k, v)| (k.clone(), scalar_or_json(v)))
+            .collect()
+    }
+}
+
+fn scalar_or_json(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        // serde_json can represent every TOML array and table.
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+/// librdkafka options flumen sets itself: the at-least-once guarantee depends
+/// on them, so the config may not override them.
+const MANAGED_OPTIONS: &[&str] = &[
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "group.id",
+    "bootstrap.servers",
+];
+
+impl Config {
+    /// Reads, parses and validates a config file. Relative paths in it are
+    /// resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text; relative paths resolve against
+    /// `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for p in &mut self.pipelines {
+            for c in p.interceptors.iter_mut().chain(p.sinks.iter_mut()) {
+                c.component = base.join(&c.component);
+                for d in &mut c.dirs {
+                    d.host = base.join(&d.host);
+                }
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            return Err(invalid(
+                "kafka.bootstrap_servers",
+                "must name at least one broker, e.g. \"localhost:9092\"",
+            ));
+        }
+        for (key, value) in &self.kafka.options {
+            let at = format!("kafka.options.\"{key}\"");
+            if MANAGED_OPTIONS.contains(&key.as_str()) {
+                return Err(invalid(
+                    at,
+                    "is managed by flumen (offsets are committed only after delivery); remove it \
+                     (set group_id per pipeline, bootstrap_servers under [kafka])",
+                ));
+            }
+            if matches!(value, toml::Value::Array(_) | toml::Value::Table(_)) {
+                return Err(invalid(at, "must be a string, number or boolean"));
+            }
+        }
+        if self.pipelines.is_empty() {
+            return Err(invalid(
+                "pipeline",
+                "at least one [[pipeline]] is required",
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, p) in self.pipelines.iter().enumerate() {
+            let at = |k: &str| format!("pipeline[{i}].{k}");
+            if p.name.trim().is_empty() {
+                return Err(invalid(at("name"), "must not be empty"));
+            }
+            if !names.insert(&p.name) {
+                return Err(invalid(at("name"), format!("`{}` is used by two pipelines", p.name)));
+            }
+            if p.topics.is_empty() || p.topics.iter().any(|t| t.trim().is_empty()) {
+                return Err(invalid(at("topics"), "must list at least one non-empty topic"));
+            }
+            if p.group_id.trim().is_empty() {
+                return Err(invalid(at("group_id"), "must not be empty"));
+            }
+            if p.batch.max_events == 0 {
+                return Err(invalid(at("batch.max_events"), "must be at least 1"));
+            }
+            if p.commit.interval_ms == 0 {
+                return Err(invalid(at("commit.interval_ms"), "must be at least 1"));
+            }
+            if p.retry.initial_backoff_ms == 0 || p.retry.max_backoff_ms < p.retry.initial_backoff_ms {
+                return Err(invalid(
+                    at("retry"),
+                    "initial_backoff_ms must be at least 1 and at most max_backoff_ms",
+                ));
+            }
+            if p.max_queued_events < p.batch.max_events {
+                return Err(invalid(
+                    at("max_queued_events"),
+                    format!("must be at least batch.max_events ({})", p.batch.max_events),
+                ));
+            }
+            if p.sinks.is_empty() {
+                return Err(invalid(at("sink"), "at least one [[pipeline.sink]] is required"));
+            }
+            let mut component_names = HashSet::new();
+            let components = p
+                .interceptors
+                .iter()
+                .enumerate()
+                .map(|(j, c)| (format!("interceptor[{j}]"), c))
+                .chain(p.sinks.iter().enumerate().map(|(j, c)| (format!("sink[{j}]"), c)));
+            for (kind, c) in components {
+                let at = |k: &str| format!("pipeline[{i}].{kind}.{k}");
+                if c.name.trim().is_empty() {
+                    return Err(invalid(at("name"), "must not be empty"));
+                }
+                if !component_names.insert(&c.name) {
+                    return Err(invalid(
+                        at("name"),
+                        format!("`{}` is used twice in pipeline `{}`", c.name, p.name),
+                    ));
+                }
+                if c.limits.memory_mb == 0 || c.limits.call_timeout_ms == 0 {
+                    return Err(invalid(at("limits"), "memory_mb and call_timeout_ms must be at least 1"));
+                }
+                for (d, grant) in c.dirs.iter().enumerate() {
+                    if !grant.guest.starts_with('/') {
+                        return Err(invalid(
+                            at(&format!("dirs[{d}].guest")),
+                            format!("must be an absolute guest path like \"/out\", got {:?}", grant.guest),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The librdkafka options from `[kafka.options]`, as strings.
+    pub fn kafka_options(&self) -> impl Iterator<Item = (&str, String)> {
+        self.kafka
+            .options
+            .iter()
+            .map(|(k, v)| (k.as_str(), scalar_or_json(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [kafka]
+        bootstrap_servers = "localhost:9092"
+        [[pipeline]]
+        name = "p"
+        topics = ["t"]
+        group_id = "g"
+        [[pipeline.sink]]
+        name = "s"
+        component = "s.wasm"
+    "#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("/base")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolved_paths() {
+        let c = Config::parse(MINIMAL, Path::new("/base")).unwrap();
+        let p = &c.pipelines[0];
+        assert_eq!(p.batch.max_events, 500);
+        assert_eq!(p.sinks[0].component, PathBuf::from("/base/s.wasm"));
+        assert_eq!(p.sinks[0].limits.memory_mb, 256);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = err(&MINIMAL.replace("group_id = \"g\"", "group_id = \"g\"\nbogus = 1"));
+        assert!(e.contains("unknown field `bogus`"), "{e}");
+    }
+
+    #[test]
+    fn managed_librdkafka_option_is_refused() {
+        let text = MINIMAL.replace(
+            "bootstrap_servers = \"localhost:9092\"",
+            "bootstrap_servers = \"x:1\"\noptions = { \"enable.auto.commit\" = true }",
+        );
+        let e = err(&text);
+        assert!(e.contains("enable.auto.commit") && e.contains("managed by flumen"), "{e}");
+    }
+
+    #[test]
+    fn zero_batch_and_duplicate_names_are_refused() {
+        let e = err(&format!("{MINIMAL}\n[pipeline.batch]\nmax_events = 0"));
+        assert!(e.contains("pipeline[0].batch.max_events"), "{e}");
+        let e = err(&format!("{MINIMAL}\n[[pipeline.sink]]\nname = \"s\"\ncomponent = \"x\""));
+        assert!(e.contains("pipeline[0].sink[1].name") && e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn guest_config_renders_scalars_and_json() {
+        let text = format!("{MINIMAL}\n[pipeline.sink.config]\npath = \"/o\"\nn = 3\nlist = [1, 2]");
+        let c = Config::parse(&text, Path::new("/")).unwrap();
+        let cfg = c.pipelines[0].sinks[0].guest_config();
+        assert!(cfg.contains(&("path".into(), "/o".into())));
+        assert!(cfg.contains(&("n".into(), "3".into())));
+        assert!(cfg.contains(&("list".into(), "[1,2]".into())));
+    }
+}

@@ -1,0 +1,356 @@
+//! The Kafka side of a pipeline: one consumer-group member, polled by one
+//! thread that owns it.
+//!
+//! The thread reads messages, hands each to its partition's worker queue,
+//! pauses a partition whose queue is full (and resumes it when it drains),
+//! and commits the offsets the workers publish — periodically, on revoke and
+//! on shutdown. It uses rdkafka's `BaseConsumer` driven by a plain loop
+//! rather than `StreamConsumer`: every librdkafka callback (rebalances,
+//! commit results) then runs on this one thread at a known point, and there
+//! is no waker to lose after a rebalance (the stall of rust-rdkafka#638).
+//!
+//! Auto-commit and auto offset store are off: an offset is committed only
+//! when the partition's tracker says everything before it is finalized.
+
+use crate::config::{Config, PipelineConfig};
+use crate::partition::{self, Components, PartitionShared};
+use crate::runtime::bindings::{Event, Header};
+use crate::stats::PipelineStats;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// A partition this member is working on.
+struct PartitionHandle {
+    tx: Sender<Event>,
+    shared: Arc<PartitionShared>,
+    thread: std::thread::JoinHandle<()>,
+    paused: bool,
+    /// Last offset handed to the worker; guards against re-reads.
+    last_offset: i64,
+}
+
+type Partitions = HashMap<(String, i32), PartitionHandle>;
+
+/// The rdkafka context: where librdkafka's rebalance and commit callbacks
+/// land. Both run inside `poll`, on the consumer thread.
+struct PipelineContext {
+    partitions: Arc<Mutex<Partitions>>,
+    stats: Arc<PipelineStats>,
+    drain_timeout: Duration,
+    pipeline: String,
+}
+
+impl ClientContext for PipelineContext {}
+
+impl ConsumerContext for PipelineContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let revoked: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                tracing::info!(pipeline = %self.pipeline, partitions = ?revoked, "partitions revoked; draining");
+                let handles: Vec<_> = {
+                    let mut parts = lock(&self.partitions);
+                    revoked
+                        .iter()
+                        .filter_map(|k| parts.remove_entry(k))
+                        .collect()
+                };
+                // The commit must happen before the partitions are released,
+                // or the next owner starts from an older offset.
+                let offsets = drain(handles, self.drain_timeout);
+                commit(consumer, &offsets, CommitMode::Sync, &self.stats);
+            }
+            Rebalance::Assign(tpl) => {
+                tracing::info!(pipeline = %self.pipeline, count = tpl.count(), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::error!(pipeline = %self.pipeline, error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => record_committed(&self.stats, offsets),
+            Err(e) => tracing::warn!(pipeline = %self.pipeline, error = %e,
+                "offset commit failed; the offsets are committed again on the next commit"),
+        }
+    }
+}
+
+fn lock(m: &Mutex<Partitions>) -> MutexGuard<'_, Partitions> {
+    // A worker never holds this lock, so poisoning can only come from a
+    // panic on the consumer thread itself; the map is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn record_committed(stats: &PipelineStats, offsets: &TopicPartitionList) {
+    for e in offsets.elements() {
+        if let Offset::Offset(o) = e.offset() {
+            stats.set_committed(e.topic(), e.partition(), o);
+        }
+    }
+}
+
+/// Stops the given workers, waits up to `timeout` for their in-flight
+/// batches, and returns what each has finalized: `(topic, partition, offset)`.
+fn drain(handles: Vec<((String, i32), PartitionHandle)>, timeout: Duration) -> Vec<(String, i32, i64)> {
+    let deadline = Instant::now() + timeout;
+    for (_, h) in &handles {
+        h.shared.stop.store(true, Ordering::Release);
+    }
+    let mut offsets = Vec::new();
+    for ((topic, partition), h) in handles {
+        drop(h.tx);
+        while !h.shared.done.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if h.shared.done.load(Ordering::Acquire) {
+            let _ = h.thread.join();
+        } else {
+            tracing::warn!(%topic, partition, "in-flight batch did not finish within the drain \
+                timeout; committing what is finalized, the rest will be redelivered");
+        }
+        if let Some(c) = h.shared.committable() {
+            offsets.push((topic, partition, c));
+        }
+    }
+    offsets
+}
+
+/// Commits `(topic, partition, offset)` triples. Sync commits record their
+/// result here; async ones through the commit callback.
+fn commit(
+    consumer: &BaseConsumer<PipelineContext>,
+    offsets: &[(String, i32, i64)],
+    mode: CommitMode,
+    stats: &PipelineStats,
+) -> bool {
+    if offsets.is_empty() {
+        return true;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in offsets {
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::error!(%topic, partition, error = %e, "cannot build commit request");
+            return false;
+        }
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => {
+            if matches!(mode, CommitMode::Sync) {
+                record_committed(stats, &tpl);
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "offset commit failed; retried on the next commit");
+            false
+        }
+    }
+}
+
+/// One running consumer-group member for one pipeline.
+pub struct PipelineConsumer {
+    consumer: BaseConsumer<PipelineContext>,
+    partitions: Arc<Mutex<Partitions>>,
+    pipeline: PipelineConfig,
+    components: Components,
+    stats: Arc<PipelineStats>,
+}
+
+impl PipelineConsumer {
+    /// Creates the consumer and subscribes to the pipeline's topics.
+    pub fn new(
+        config: &Config,
+        pipeline: &PipelineConfig,
+        components: Components,
+        stats: Arc<PipelineStats>,
+    ) -> KafkaResult<Self> {
+        let mut cc = ClientConfig::new();
+        // Operator-friendly defaults that [kafka.options] may override.
+        cc.set("auto.offset.reset", "earliest");
+        // Bound librdkafka's own prefetch; flumen queues per partition too.
+        cc.set("queued.max.messages.kbytes", "65536");
+        for (k, v) in config.kafka_options() {
+            cc.set(k, v);
+        }
+        cc.set("bootstrap.servers", &config.kafka.bootstrap_servers)
+            .set("group.id", &pipeline.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        let partitions = Arc::new(Mutex::new(Partitions::new()));
+        let context = PipelineContext {
+            partitions: partitions.clone(),
+            stats: stats.clone(),
+            drain_timeout: pipeline.drain_timeout(),
+            pipeline: pipeline.name.clone(),
+        };
+        let consumer: BaseConsumer<PipelineContext> = cc.create_with_context(context)?;
+        let topics: Vec<&str> = pipeline.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(Self {
+            consumer,
+            partitions,
+            pipeline: pipeline.clone(),
+            components,
+            stats,
+        })
+    }
+
+    /// Runs until `shutdown` is set, then drains, commits and leaves the group.
+    pub fn run(self, shutdown: &AtomicBool) {
+        let commit_every = Duration::from_millis(self.pipeline.commit.interval_ms);
+        let mut last_commit = Instant::now();
+        while !shutdown.load(Ordering::Acquire) {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(msg)) => self.dispatch(&msg),
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => tracing::warn!(pipeline = %self.pipeline.name, error = %e, "consumer error"),
+            }
+            self.resume_drained();
+            if last_commit.elapsed() >= commit_every {
+                self.commit_published(CommitMode::Async);
+                last_commit = Instant::now();
+            }
+        }
+        tracing::info!(pipeline = %self.pipeline.name, "shutting down: finishing in-flight batches");
+        let handles: Vec<_> = lock(&self.partitions).drain().collect();
+        let offsets = drain(handles, self.pipeline.drain_timeout());
+        commit(&self.consumer, &offsets, CommitMode::Sync, &self.stats);
+        self.consumer.unsubscribe();
+        tracing::info!(pipeline = %self.pipeline.name, "consumer stopped");
+    }
+
+    fn dispatch(&self, msg: &BorrowedMessage<'_>) {
+        let key = (msg.topic().to_owned(), msg.partition());
+        let mut parts = lock(&self.partitions);
+        if !parts.contains_key(&key) {
+            let (tx, rx) = channel();
+            match partition::spawn(
+                &self.pipeline,
+                &self.components,
+                self.stats.clone(),
+                &key.0,
+                key.1,
+                rx,
+            ) {
+                Ok((shared, thread)) => {
+                    parts.insert(
+                        key.clone(),
+                        PartitionHandle {
+                            tx,
+                            shared,
+                            thread,
+                            paused: false,
+                            last_offset: -1,
+                        },
+                    );
+                }
+                Err(e) => {
+                    // Not handing the event on leaves it uncommitted; it is
+                    // read again after a restart.
+                    tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot start partition worker");
+                    return;
+                }
+            }
+        }
+        let Some(h) = parts.get_mut(&key) else { return };
+        if msg.offset() <= h.last_offset {
+            tracing::debug!(offset = msg.offset(), "offset already queued; skipped");
+            return;
+        }
+        h.last_offset = msg.offset();
+        h.shared.queued.fetch_add(1, Ordering::AcqRel);
+        if h.tx.send(to_event(msg)).is_err() {
+            tracing::error!(topic = %key.0, partition = key.1,
+                "partition worker has stopped; events of this partition are not processed \
+                 or committed until it is reassigned or flumen restarts");
+        }
+        if !h.paused && h.shared.queued.load(Ordering::Acquire) >= self.pipeline.max_queued_events {
+            if self.set_paused(&key, true) {
+                h.paused = true;
+            }
+        }
+    }
+
+    /// Resumes paused partitions whose queue has drained to half.
+    fn resume_drained(&self) {
+        let mut parts = lock(&self.partitions);
+        for (key, h) in parts.iter_mut().filter(|(_, h)| h.paused) {
+            if h.shared.queued.load(Ordering::Acquire) <= self.pipeline.max_queued_events / 2
+                && self.set_paused(key, false)
+            {
+                h.paused = false;
+            }
+        }
+    }
+
+    fn set_paused(&self, (topic, partition): &(String, i32), pause: bool) -> bool {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, *partition);
+        let r = if pause {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        match r {
+            Ok(()) => {
+                tracing::debug!(%topic, partition, pause, "partition flow control");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(%topic, partition, pause, error = %e, "cannot pause/resume partition");
+                false
+            }
+        }
+    }
+
+    /// Commits every partition whose published offset the broker has not
+    /// yet acknowledged. Comparing with acknowledged commits (not with
+    /// commits sent) means a failed async commit is simply sent again.
+    fn commit_published(&self, mode: CommitMode) {
+        let acknowledged = self.stats.committed();
+        let offsets: Vec<(String, i32, i64)> = lock(&self.partitions)
+            .iter()
+            .filter_map(|((t, p), h)| {
+                let c = h.shared.committable()?;
+                (acknowledged.get(&(t.clone(), *p)) != Some(&c)).then(|| (t.clone(), *p, c))
+            })
+            .collect();
+        commit(&self.consumer, &offsets, mode, &self.stats);
+    }
+}
+
+/// Copies a message out of librdkafka's buffer into the event the guests see.
+fn to_event(msg: &BorrowedMessage<'_>) -> Event {
+    Event {
+        topic: msg.topic().to_owned(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        timestamp: msg.timestamp().to_millis(),
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        headers: msg
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        name: h.key.to_owned(),
+                        value: h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}

@@ -1,0 +1,189 @@
+//! `flumen demo`: a complete pipeline with no external service. It starts
+//! librdkafka's in-process mock cluster (a real Kafka-protocol broker on a
+//! loopback port), produces a sample stream, runs the shipped demo pipeline
+//! over it, and accounts for every event.
+
+use crate::config::Config;
+use crate::pipeline;
+use anyhow::{bail, Context};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The demo topic.
+pub const TOPIC: &str = "flumen-demo";
+const PARTITIONS: i32 = 4;
+
+/// What the demo did, for its summary.
+#[derive(Debug)]
+pub struct Summary {
+    /// Events produced per partition (= end offset, the topic starts empty).
+    pub produced: BTreeMap<i32, i64>,
+    /// Events consumed by flumen.
+    pub consumed: u64,
+    /// Events dropped by the interceptors.
+    pub dropped: u64,
+    /// Events delivered, per sink.
+    pub delivered: BTreeMap<String, u64>,
+    /// Lines in the file sink's output file.
+    pub lines_written: u64,
+    /// Committed offset per partition.
+    pub committed: BTreeMap<i32, i64>,
+}
+
+impl Summary {
+    /// Whether every event is accounted for: each was delivered or dropped,
+    /// and every partition is committed up to its end.
+    pub fn accounted(&self) -> bool {
+        let produced: i64 = self.produced.values().sum();
+        let file = self.delivered.get("file").copied().unwrap_or(0);
+        produced as u64 == self.consumed
+            && file + self.dropped == self.consumed
+            && self.lines_written == file
+            && self.produced.iter().all(|(p, end)| self.committed.get(p) == Some(end))
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let produced: i64 = self.produced.values().sum();
+        writeln!(f, "flumen demo summary")?;
+        writeln!(f, "  produced   {produced}")?;
+        writeln!(f, "  consumed   {}", self.consumed)?;
+        writeln!(f, "  dropped    {} (by the filter interceptor)", self.dropped)?;
+        for (sink, n) in &self.delivered {
+            writeln!(f, "  delivered  {n} (sink `{sink}`)")?;
+        }
+        writeln!(f, "  written    {} lines in the output file", self.lines_written)?;
+        writeln!(f, "  partition  produced  committed")?;
+        for (p, end) in &self.produced {
+            let c = self.committed.get(p).map_or("-".to_owned(), i64::to_string);
+            writeln!(f, "  {p:>9}  {end:>8}  {c:>9}")?;
+        }
+        write!(
+            f,
+            "  result     {}",
+            if self.accounted() {
+                "every event accounted for: delivered + dropped = produced, committed = end offsets"
+            } else {
+                "MISMATCH: some events are not accounted for"
+            }
+        )
+    }
+}
+
+/// Produces `count` sample log events: a quarter of them at level `debug`,
+/// which the demo's filter drops.
+fn produce(bootstrap: &str, count: usize) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .context("creating the demo producer")?;
+    let levels = ["info", "debug", "warn", "error"];
+    let mut produced = BTreeMap::new();
+    for i in 0..count {
+        let level = levels[i % levels.len()];
+        let partition = (i % PARTITIONS as usize) as i32;
+        let key = format!("user-{}", i % 97);
+        let value = format!(r#"{{"seq":{i},"level":"{level}","msg":"demo event {i}"}}"#);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "level",
+            value: Some(level),
+        });
+        let mut record = BaseRecord::to(TOPIC)
+            .partition(partition)
+            .key(&key)
+            .payload(&value)
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => bail!("producing demo event {i}: {e}"),
+            }
+        }
+        *produced.entry(partition).or_insert(0) += 1;
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .context("flushing the demo producer")?;
+    Ok(produced)
+}
+
+/// Runs the demo with the pipeline in `config_path`, writing the file sink's
+/// output under `out_dir`.
+pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<Summary> {
+    let mut config = Config::load(config_path)?;
+    let cluster = MockCluster::new(1).context("starting the embedded Kafka broker")?;
+    cluster
+        .create_topic(TOPIC, PARTITIONS, 1)
+        .context("creating the demo topic")?;
+    let bootstrap = cluster.bootstrap_servers();
+    tracing::info!(%bootstrap, "embedded Kafka broker (librdkafka mock cluster) started");
+
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("creating output directory {}", out_dir.display()))?;
+    let out_file = out_dir.join("events.jsonl");
+    if out_file.exists() {
+        std::fs::remove_file(&out_file)
+            .with_context(|| format!("removing the previous {}", out_file.display()))?;
+    }
+    config.kafka.bootstrap_servers = bootstrap.clone();
+    for c in config.pipelines.iter_mut().flat_map(|p| p.sinks.iter_mut()) {
+        for d in c.dirs.iter_mut().filter(|d| d.guest == "/out") {
+            d.host = PathBuf::from(out_dir);
+        }
+    }
+
+    let produced = produce(&bootstrap, events)?;
+    tracing::info!(events, "sample events produced");
+
+    let running = pipeline::start(&config)?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stats = running
+        .stats()
+        .first()
+        .map(|(_, s)| s.clone())
+        .context("the demo config has no pipeline")?;
+    let done = |committed: &BTreeMap<(String, i32), i64>| {
+        produced
+            .iter()
+            .all(|(p, end)| committed.get(&(TOPIC.to_owned(), *p)) == Some(end))
+    };
+    while !done(&stats.committed()) {
+        if Instant::now() > deadline || !running.is_running() {
+            tracing::error!("the demo pipeline did not commit every event within 120 s");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    running.stop();
+
+    let lines_written = match std::fs::read_to_string(&out_file) {
+        Ok(text) => text.lines().count() as u64,
+        Err(_) => 0,
+    };
+    Ok(Summary {
+        produced,
+        consumed: stats.consumed.load(std::sync::atomic::Ordering::Relaxed),
+        dropped: stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        delivered: stats.delivered(),
+        lines_written,
+        committed: stats
+            .committed()
+            .into_iter()
+            .filter(|((t, _), _)| t == TOPIC)
+            .map(|((_, p), o)| (p, o))
+            .collect(),
+    })
+}

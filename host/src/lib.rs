@@ -1,0 +1,27 @@
+//! flumen: a Kafka consumer host that passes event batches through
+//! WebAssembly interceptors and sinks, and commits a partition's offset only
+//! once every event before it is delivered or deliberately dropped.
+//!
+//! The modules follow the data flow:
+//!
+//! ```text
+//! consumer ─► batcher ─► interceptors ─► sinks ─► offsets
+//!   (Kafka)   (per partition)  (Wasm chain)  (Wasm fan-out)  (contiguous watermark → commit)
+//! ```
+//!
+//! [`partition`] runs one worker per assigned partition that moves batches
+//! along that path; [`runtime`] hosts the guests; [`pipeline`] starts and
+//! stops it all from a [`config::Config`].
+
+pub mod batcher;
+pub mod config;
+pub mod consumer;
+pub mod demo;
+pub mod interceptors;
+pub mod offsets;
+pub mod partition;
+pub mod pipeline;
+pub mod retry;
+pub mod runtime;
+pub mod sinks;
+pub mod stats;

@@ -1,0 +1,209 @@
+//! One worker thread per assigned partition: batches from the partition's
+//! queue go through the interceptor chain and the sinks, strictly one batch
+//! at a time, so events reach every sink in offset order. The worker owns
+//! its own guest instances (a wasmtime store is single-threaded) and its
+//! offset tracker, and publishes the committable offset for the consumer
+//! thread to commit.
+
+use crate::batcher::Batcher;
+use crate::config::{PipelineConfig, RetryConfig};
+use crate::interceptors::run_chain;
+use crate::offsets::OffsetTracker;
+use crate::retry::Backoff;
+use crate::runtime::bindings::Event;
+use crate::runtime::{
+    GuestTag, InterceptorComponent, InterceptorGuest, SinkComponent, SinkGuest,
+};
+use crate::sinks::deliver_all;
+use crate::stats::PipelineStats;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The components of a pipeline, compiled once and shared by all partitions.
+#[derive(Clone)]
+pub struct Components {
+    /// Interceptors in chain order.
+    pub interceptors: Vec<InterceptorComponent>,
+    /// Sinks in configuration order.
+    pub sinks: Vec<SinkComponent>,
+}
+
+/// State a partition worker shares with the consumer thread.
+#[derive(Debug)]
+pub struct PartitionShared {
+    /// Set by the consumer: start no new batch, abandon retries.
+    pub stop: AtomicBool,
+    /// Set by the worker when it has exited.
+    pub done: AtomicBool,
+    /// Events queued for the worker and not yet batched (for pausing).
+    pub queued: AtomicUsize,
+    /// Offset to commit, or -1 if nothing is finalized yet.
+    pub committable: AtomicI64,
+}
+
+impl PartitionShared {
+    fn new() -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            committable: AtomicI64::new(-1),
+        }
+    }
+
+    /// The committable offset, if any.
+    pub fn committable(&self) -> Option<i64> {
+        let c = self.committable.load(Ordering::Acquire);
+        (c >= 0).then_some(c)
+    }
+}
+
+/// Everything a worker needs, moved into its thread.
+struct Worker {
+    topic: String,
+    partition: i32,
+    batcher: Batcher,
+    interceptors: Vec<InterceptorGuest>,
+    sinks: Vec<SinkGuest>,
+    sink_names: Vec<String>,
+    retry: RetryConfig,
+    tracker: OffsetTracker,
+    shared: Arc<PartitionShared>,
+    stats: Arc<PipelineStats>,
+}
+
+/// Starts the worker thread for one partition. Returns its shared state.
+pub fn spawn(
+    pipeline: &PipelineConfig,
+    components: &Components,
+    stats: Arc<PipelineStats>,
+    topic: &str,
+    partition: i32,
+    rx: Receiver<Event>,
+) -> std::io::Result<(Arc<PartitionShared>, std::thread::JoinHandle<()>)> {
+    let shared = Arc::new(PartitionShared::new());
+    let tag = |name: &str| GuestTag {
+        component: name.into(),
+        pipeline: pipeline.name.as_str().into(),
+        partition: Some((topic.into(), partition)),
+    };
+    let worker = Worker {
+        topic: topic.to_owned(),
+        partition,
+        batcher: Batcher::new(
+            rx,
+            pipeline.batch.max_events,
+            Duration::from_millis(pipeline.batch.max_wait_ms),
+        ),
+        interceptors: components
+            .interceptors
+            .iter()
+            .map(|c| InterceptorGuest::new(c.clone(), tag(c.name())))
+            .collect(),
+        sinks: components
+            .sinks
+            .iter()
+            .map(|c| SinkGuest::new(c.clone(), tag(c.name())))
+            .collect(),
+        sink_names: components.sinks.iter().map(|c| c.name().to_owned()).collect(),
+        retry: pipeline.retry.clone(),
+        tracker: OffsetTracker::new(),
+        shared: shared.clone(),
+        stats,
+    };
+    let handle = std::thread::Builder::new()
+        .name(format!("flumen-{topic}-{partition}"))
+        .spawn(move || worker.run())?;
+    Ok((shared, handle))
+}
+
+impl Worker {
+    fn run(mut self) {
+        let _span = tracing::info_span!("partition", topic = %self.topic, partition = self.partition)
+            .entered();
+        if self.start_guests() {
+            while let Some(batch) = self.batcher.next_batch(&self.shared.stop) {
+                self.shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+                if !self.process(batch) {
+                    break;
+                }
+            }
+        }
+        tracing::debug!(in_flight = self.tracker.in_flight(), "partition worker stopped");
+        self.shared.done.store(true, Ordering::Release);
+    }
+
+    /// Instantiates every guest before the first batch, so a guest whose init
+    /// fails is reported at once; retries (the failure may be transient, like
+    /// a granted directory that is not mounted yet) until stopped.
+    fn start_guests(&mut self) -> bool {
+        let mut backoff = Backoff::new(&self.retry);
+        loop {
+            let result = self
+                .interceptors
+                .iter_mut()
+                .try_for_each(|g| g.ensure_live())
+                .and_then(|()| self.sinks.iter_mut().try_for_each(|g| g.ensure_live()));
+            match result {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start guest; retrying");
+                    if !backoff.wait(&self.shared.stop) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes one batch all the way through. Returns `false` if the worker must
+    /// stop (asked to, or the batch broke the tracker's ordering invariant).
+    fn process(&mut self, batch: Vec<Event>) -> bool {
+        for e in &batch {
+            if let Err(err) = self.tracker.track(e.offset) {
+                // The consumer guarantees increasing offsets; if that ever
+                // fails, stop here rather than commit something unproven.
+                tracing::error!(error = %err, "offset order broken; partition worker stops");
+                return false;
+            }
+        }
+        self.stats
+            .consumed
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let tracker = &mut self.tracker;
+        let shared = &*self.shared;
+        let stats = &*self.stats;
+        let mut finalize = |offset: i64| {
+            match tracker.finalize(offset) {
+                Ok(()) => {
+                    stats.finalized.fetch_add(1, Ordering::Relaxed);
+                    if let Some(c) = tracker.committable() {
+                        shared.committable.store(c, Ordering::Release);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "finalize of an unknown offset ignored"),
+            }
+        };
+        let Some(routed) = run_chain(
+            &mut self.interceptors,
+            &self.sink_names,
+            batch,
+            &self.retry,
+            &shared.stop,
+            stats,
+            &mut finalize,
+        ) else {
+            return false;
+        };
+        deliver_all(
+            &mut self.sinks,
+            &routed,
+            &self.retry,
+            &shared.stop,
+            stats,
+            &mut finalize,
+        )
+    }
+}

@@ -1,0 +1,151 @@
+//! Starting and stopping pipelines: load every component once, prove each
+//! one instantiates and accepts its config, then run one consumer thread per
+//! pipeline until asked to stop.
+
+use crate::config::{ComponentConfig, Config, PipelineConfig};
+use crate::consumer::PipelineConsumer;
+use crate::partition::Components;
+use crate::runtime::{GuestError, GuestKind, GuestTag, Guest, Loaded, Runtime};
+use crate::stats::PipelineStats;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A failure to start a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A guest could not be loaded, checked or initialized.
+    #[error("pipeline `{pipeline}`: {source}")]
+    Guest {
+        /// The pipeline.
+        pipeline: String,
+        /// What went wrong.
+        source: GuestError,
+    },
+    /// The Kafka client could not be created.
+    #[error("pipeline `{pipeline}`: cannot create Kafka consumer: {source}")]
+    Kafka {
+        /// The pipeline.
+        pipeline: String,
+        /// librdkafka's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// Anything else (thread spawn, engine creation).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A pipeline's components, loaded, type-checked and initialized once.
+pub struct CheckedPipeline {
+    /// The pipeline's config.
+    pub config: PipelineConfig,
+    /// Its compiled components.
+    pub components: Components,
+}
+
+/// Instantiates a component once and calls its `init`, so that a refused
+/// config or a trapping start-up is reported before any event is read.
+fn probe<P: GuestKind + Clone>(loaded: &Loaded<P>, pipeline: &str) -> Result<(), GuestError> {
+    let tag = GuestTag {
+        component: loaded.name().into(),
+        pipeline: pipeline.into(),
+        partition: None,
+    };
+    Guest::new(loaded.clone(), tag).ensure_live()
+}
+
+fn load_all<P: GuestKind + Clone>(
+    configs: &[ComponentConfig],
+    pipeline: &str,
+    load: impl Fn(&ComponentConfig) -> Result<Loaded<P>, GuestError>,
+) -> Result<Vec<Loaded<P>>, StartError> {
+    configs
+        .iter()
+        .map(|c| {
+            let loaded = load(c)?;
+            probe(&loaded, pipeline)?;
+            Ok(loaded)
+        })
+        .collect::<Result<_, GuestError>>()
+        .map_err(|source| StartError::Guest {
+            pipeline: pipeline.to_owned(),
+            source,
+        })
+}
+
+/// Loads, type-checks and initializes every component of every pipeline.
+/// This is all of `flumen check` after parsing, and the first step of `run`.
+pub fn check(config: &Config, runtime: &Runtime) -> Result<Vec<CheckedPipeline>, StartError> {
+    config
+        .pipelines
+        .iter()
+        .map(|p| {
+            Ok(CheckedPipeline {
+                config: p.clone(),
+                components: Components {
+                    interceptors: load_all(&p.interceptors, &p.name, |c| runtime.load_interceptor(c))?,
+                    sinks: load_all(&p.sinks, &p.name, |c| runtime.load_sink(c))?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Pipelines running in the background.
+pub struct Running {
+    shutdown: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Vec<(String, Arc<PipelineStats>)>,
+}
+
+impl Running {
+    /// Counters per pipeline name.
+    pub fn stats(&self) -> &[(String, Arc<PipelineStats>)] {
+        &self.stats
+    }
+
+    /// Whether every consumer thread is still running.
+    pub fn is_running(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
+    }
+
+    /// Stops fetching, lets in-flight batches finish (bounded by each
+    /// pipeline's `drain_timeout_ms`), commits what is finalized and leaves
+    /// the consumer groups.
+    pub fn stop(self) {
+        self.shutdown.store(true, Ordering::Release);
+        for t in self.threads {
+            if t.join().is_err() {
+                tracing::error!("a consumer thread panicked");
+            }
+        }
+    }
+}
+
+/// Checks every component, then starts one consumer per pipeline.
+pub fn start(config: &Config) -> Result<Running, StartError> {
+    let runtime = Runtime::new().map_err(|e| StartError::Other(format!("{e:#}")))?;
+    let checked = check(config, &runtime)?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let mut running = Running {
+        shutdown: shutdown.clone(),
+        threads: Vec::new(),
+        stats: Vec::new(),
+    };
+    for p in checked {
+        let stats = Arc::new(PipelineStats::default());
+        let consumer = PipelineConsumer::new(config, &p.config, p.components, stats.clone())
+            .map_err(|source| StartError::Kafka {
+                pipeline: p.config.name.clone(),
+                source,
+            })?;
+        let flag = shutdown.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("flumen-consumer-{}", p.config.name))
+            .spawn(move || consumer.run(&flag))
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        running.threads.push(thread);
+        running.stats.push((p.config.name.clone(), stats));
+    }
+    Ok(running)
+}

@@ -1,0 +1,437 @@
+//! The guest runtime: one wasmtime [`Engine`] for the process, components
+//! compiled and type-checked once at start-up, and cheap per-partition
+//! instances created from their `InstancePre`.
+//!
+//! Every instance gets its own sandbox (a WASI context with only the
+//! directories granted to it), a memory cap, and a wall-clock deadline per
+//! call enforced by epoch interruption. A call that traps poisons the instance:
+//! it is dropped and the next call runs on a fresh one, because a trapped
+//! component's memory is in an unknown state.
+
+pub mod bindings;
+mod state;
+
+pub use state::{GuestState, GuestTag};
+
+use crate::config::ComponentConfig;
+use bindings::interceptor::{Interceptor, InterceptorPre};
+use bindings::sink::{Sink, SinkPre};
+use bindings::{Event, InterceptorVerdict, SinkVerdict};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config as EngineConfig, Engine, Store, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// How often the epoch ticks; call deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Failure to load, check or run a guest.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// The component file could not be read or compiled.
+    #[error("component `{name}` ({path}): cannot load: {reason}")]
+    Load {
+        /// Component name from the config.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The component does not implement the world it is configured as.
+    #[error("component `{name}` ({path}) is not a flumen {world} (it must implement the `flumen:pipeline/{world}` world of wit/): {reason}")]
+    WrongWorld {
+        /// Component name.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// `interceptor` or `sink`.
+        world: &'static str,
+        /// wasmtime's explanation.
+        reason: String,
+    },
+    /// A directory grant could not be opened.
+    #[error("component `{name}`: cannot grant directory {host}: {reason}")]
+    Grant {
+        /// Component name.
+        name: String,
+        /// The host directory.
+        host: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Instantiation failed (for example a start function trapped).
+    #[error("component `{name}`: cannot instantiate: {reason}")]
+    Instantiate {
+        /// Component name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The guest's `init` refused its configuration.
+    #[error("component `{name}` refused its config: {message}")]
+    InitRefused {
+        /// Component name.
+        name: String,
+        /// The guest's message.
+        message: String,
+    },
+    /// The call trapped (panic, out-of-bounds, deadline, memory cap).
+    #[error("component `{name}` trapped: {reason}")]
+    Trap {
+        /// Component name.
+        name: String,
+        /// The trap, with the guest's backtrace when available.
+        reason: String,
+    },
+    /// The guest returned an error for the whole call.
+    #[error("component `{name}` failed the batch: {message}")]
+    Failed {
+        /// Component name.
+        name: String,
+        /// The guest's message.
+        message: String,
+    },
+    /// The guest broke the contract: wrong number of verdicts, unknown route.
+    #[error("component `{name}` broke the contract: {message}")]
+    Contract {
+        /// Component name.
+        name: String,
+        /// What it did.
+        message: String,
+    },
+}
+
+/// The process-wide wasmtime engine and the linker that provides the host's
+/// imports (WASI preview 2 and `flumen:pipeline/log`) to every guest.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<GuestState>>,
+}
+
+impl Runtime {
+    /// Creates the engine and starts the epoch ticker that enforces call
+    /// deadlines.
+    pub fn new() -> anyhow::Result<Self> {
+        let mut config = EngineConfig::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::interceptor::flumen::pipeline::log::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )?;
+        bindings::interceptor::flumen::pipeline::types::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )?;
+        // The ticker only holds a weak handle so that it ends with the engine.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("flumen-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    fn compile(&self, cfg: &ComponentConfig) -> Result<Component, GuestError> {
+        let load_err = |reason: String| GuestError::Load {
+            name: cfg.name.clone(),
+            path: cfg.component.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(&cfg.component).map_err(|e| load_err(e.to_string()))?;
+        Component::new(&self.engine, &bytes).map_err(|e| load_err(format!("{e:#}")))
+    }
+
+    fn instance_pre(
+        &self,
+        cfg: &ComponentConfig,
+        world: &'static str,
+    ) -> Result<wasmtime::component::InstancePre<GuestState>, GuestError> {
+        let component = self.compile(cfg)?;
+        self.linker
+            .instantiate_pre(&component)
+            .map_err(|e| GuestError::WrongWorld {
+                name: cfg.name.clone(),
+                path: cfg.component.clone(),
+                world,
+                reason: format!("{e:#}"),
+            })
+    }
+
+    /// Compiles an interceptor and checks it against the contract.
+    pub fn load_interceptor(
+        &self,
+        cfg: &ComponentConfig,
+    ) -> Result<Loaded<InterceptorPre<GuestState>>, GuestError> {
+        let pre = InterceptorPre::new(self.instance_pre(cfg, "interceptor")?).map_err(|e| {
+            GuestError::WrongWorld {
+                name: cfg.name.clone(),
+                path: cfg.component.clone(),
+                world: "interceptor",
+                reason: format!("{e:#}"),
+            }
+        })?;
+        Ok(Loaded::new(self, cfg, pre))
+    }
+
+    /// Compiles a sink and checks it against the contract.
+    pub fn load_sink(&self, cfg: &ComponentConfig) -> Result<Loaded<SinkPre<GuestState>>, GuestError> {
+        let pre = SinkPre::new(self.instance_pre(cfg, "sink")?).map_err(|e| GuestError::WrongWorld {
+            name: cfg.name.clone(),
+            path: cfg.component.clone(),
+            world: "sink",
+            reason: format!("{e:#}"),
+        })?;
+        Ok(Loaded::new(self, cfg, pre))
+    }
+}
+
+/// A compiled, type-checked component, ready to be instantiated any number of
+/// times. `P` is the typed `InstancePre` of its world.
+#[derive(Clone)]
+pub struct Loaded<P> {
+    engine: Engine,
+    pre: P,
+    cfg: Arc<ComponentConfig>,
+    guest_config: Arc<Vec<(String, String)>>,
+    name: Arc<str>,
+}
+
+impl<P> Loaded<P> {
+    fn new(rt: &Runtime, cfg: &ComponentConfig, pre: P) -> Self {
+        Self {
+            engine: rt.engine.clone(),
+            pre,
+            guest_config: Arc::new(cfg.guest_config()),
+            name: cfg.name.as_str().into(),
+            cfg: Arc::new(cfg.clone()),
+        }
+    }
+
+    /// The component's name from the config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A store holding a fresh sandbox with this component's grants and limits.
+    fn new_store(&self, tag: GuestTag) -> Result<Store<GuestState>, GuestError> {
+        let mut wasi = WasiCtxBuilder::new();
+        // Nothing is inherited: no env, no args, no stdio, no network. The
+        // guest sees only the directories granted to it.
+        wasi.allow_blocking_current_thread(true);
+        for d in &self.cfg.dirs {
+            let perms = if d.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&d.host, &d.guest, perms)
+                .map_err(|e| GuestError::Grant {
+                    name: self.name.to_string(),
+                    host: d.host.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(self.cfg.limits.memory_mb << 20).unwrap_or(usize::MAX))
+            .instances(16)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            GuestState {
+                wasi: wasi.build(),
+                table: ResourceTable::new(),
+                limits,
+                tag,
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        Ok(store)
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.cfg.limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1)
+    }
+}
+
+/// Turns a wasmtime error from a call into a guest error, keeping the detail
+/// (trap code, deadline, guest backtrace) an operator needs.
+fn trap(name: &str, e: wasmtime::Error) -> GuestError {
+    GuestError::Trap {
+        name: name.to_owned(),
+        reason: format!("{e:#}"),
+    }
+}
+
+/// What differs between the two kinds of guest: their bindings and `init`.
+pub trait GuestKind: Sized {
+    /// The typed bindings of a live instance.
+    type Bindings;
+    /// Instantiates from the pre-checked component.
+    fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Self::Bindings>;
+    /// Calls the guest's `init`.
+    fn init(
+        b: &Self::Bindings,
+        store: &mut Store<GuestState>,
+        config: &Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), String>>;
+}
+
+impl GuestKind for InterceptorPre<GuestState> {
+    type Bindings = Interceptor;
+    fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Interceptor> {
+        InterceptorPre::instantiate(self, store)
+    }
+    fn init(
+        b: &Interceptor,
+        store: &mut Store<GuestState>,
+        config: &Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        b.flumen_pipeline_interception().call_init(store, config)
+    }
+}
+
+impl GuestKind for SinkPre<GuestState> {
+    type Bindings = Sink;
+    fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Sink> {
+        SinkPre::instantiate(self, store)
+    }
+    fn init(
+        b: &Sink,
+        store: &mut Store<GuestState>,
+        config: &Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        b.flumen_pipeline_delivery().call_init(store, config)
+    }
+}
+
+/// A live guest for one partition. It is instantiated lazily and replaced
+/// after a trap.
+pub struct Guest<P: GuestKind> {
+    loaded: Loaded<P>,
+    tag: GuestTag,
+    live: Option<(Store<GuestState>, P::Bindings)>,
+}
+
+impl<P: GuestKind> Guest<P> {
+    /// A guest that instantiates `loaded` on first use.
+    pub fn new(loaded: Loaded<P>, tag: GuestTag) -> Self {
+        Self {
+            loaded,
+            tag,
+            live: None,
+        }
+    }
+
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        self.loaded.name()
+    }
+
+    /// Makes sure a live, initialized instance exists.
+    pub fn ensure_live(&mut self) -> Result<(), GuestError> {
+        self.live().map(|_| ())
+    }
+
+    /// The live instance, instantiated and initialized if there is none.
+    fn live(&mut self) -> Result<&mut (Store<GuestState>, P::Bindings), GuestError> {
+        let live = match self.live.take() {
+            Some(live) => live,
+            None => self.instantiate()?,
+        };
+        Ok(self.live.insert(live))
+    }
+
+    fn instantiate(&self) -> Result<(Store<GuestState>, P::Bindings), GuestError> {
+        let name = self.loaded.name().to_owned();
+        let mut store = self.loaded.new_store(self.tag.clone())?;
+        store.set_epoch_deadline(self.loaded.deadline_ticks());
+        let bindings = self
+            .loaded
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| GuestError::Instantiate {
+                name: name.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        store.set_epoch_deadline(self.loaded.deadline_ticks());
+        match P::init(&bindings, &mut store, &self.loaded.guest_config) {
+            Ok(Ok(())) => Ok((store, bindings)),
+            Ok(Err(message)) => Err(GuestError::InitRefused { name, message }),
+            Err(e) => Err(trap(&name, e)),
+        }
+    }
+
+    /// Runs `f` on the live instance under a fresh deadline. A trap drops
+    /// the instance so that the next call gets a new one.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&P::Bindings, &mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, GuestError> {
+        let deadline = self.loaded.deadline_ticks();
+        let (store, bindings) = self.live()?;
+        store.set_epoch_deadline(deadline);
+        match f(bindings, store) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.live = None;
+                Err(trap(self.loaded.name(), e))
+            }
+        }
+    }
+
+    fn checked<V>(&self, result: Result<Vec<V>, String>, expected: usize) -> Result<Vec<V>, GuestError> {
+        let name = self.name().to_owned();
+        let verdicts = result.map_err(|message| GuestError::Failed {
+            name: name.clone(),
+            message,
+        })?;
+        if verdicts.len() != expected {
+            return Err(GuestError::Contract {
+                name,
+                message: format!("returned {} verdicts for a batch of {expected}", verdicts.len()),
+            });
+        }
+        Ok(verdicts)
+    }
+}
+
+impl Guest<InterceptorPre<GuestState>> {
+    /// Calls the interceptor on a batch; one verdict per event or an error.
+    pub fn process(&mut self, batch: &[Event]) -> Result<Vec<InterceptorVerdict>, GuestError> {
+        let r = self.call(|b, s| b.flumen_pipeline_interception().call_process(s, batch))?;
+        self.checked(r, batch.len())
+    }
+}
+
+impl Guest<SinkPre<GuestState>> {
+    /// Calls the sink on a batch; one verdict per event or an error.
+    pub fn deliver(&mut self, batch: &[Event]) -> Result<Vec<SinkVerdict>, GuestError> {
+        let r = self.call(|b, s| b.flumen_pipeline_delivery().call_deliver(s, batch))?;
+        self.checked(r, batch.len())
+    }
+}
+
+/// An interceptor component, compiled and checked.
+pub type InterceptorComponent = Loaded<InterceptorPre<GuestState>>;
+/// A sink component, compiled and checked.
+pub type SinkComponent = Loaded<SinkPre<GuestState>>;
+/// A live interceptor instance.
+pub type InterceptorGuest = Guest<InterceptorPre<GuestState>>;
+/// A live sink instance.
+pub type SinkGuest = Guest<SinkPre<GuestState>>;

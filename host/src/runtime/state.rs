@@ -1,0 +1,63 @@
+//! The per-instance store data: the guest's WASI context (its sandbox), its
+//! resource limits, and the host side of the `log` import.
+
+use super::bindings::interceptor::flumen::pipeline::{log, types};
+use super::bindings::Level;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime::StoreLimits;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Who a guest instance is, for log lines: component, pipeline, partition.
+#[derive(Debug, Clone)]
+pub struct GuestTag {
+    /// The component's name in the config.
+    pub component: Arc<str>,
+    /// The pipeline it runs in.
+    pub pipeline: Arc<str>,
+    /// The topic-partition this instance serves, if any (`check` has none).
+    pub partition: Option<(Arc<str>, i32)>,
+}
+
+/// Data held by every guest's `Store`.
+pub struct GuestState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) tag: GuestTag,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for GuestState {}
+
+impl log::Host for GuestState {
+    fn log(&mut self, level: Level, message: String) {
+        let t = &self.tag;
+        let (topic, partition) = match &t.partition {
+            Some((topic, p)) => (topic.as_ref(), *p),
+            None => ("", -1),
+        };
+        // tracing needs the level at compile time, hence one arm per level.
+        macro_rules! emit {
+            ($lvl:ident) => {
+                tracing::$lvl!(target: "flumen::guest", component = %t.component,
+                    pipeline = %t.pipeline, topic, partition, "{message}")
+            };
+        }
+        match level {
+            Level::Trace => emit!(trace),
+            Level::Debug => emit!(debug),
+            Level::Info => emit!(info),
+            Level::Warn => emit!(warn),
+            Level::Error => emit!(error),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Counters for one pipeline, shared by its partition workers and read by
+//! the demo summary, the tests and (later) the metrics endpoint.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Event counters and committed offsets of one pipeline.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Events read from Kafka and handed to a partition worker.
+    pub consumed: AtomicU64,
+    /// Events dropped by an interceptor (or routed to no sink).
+    pub dropped: AtomicU64,
+    /// Events finalized: dropped, or delivered by every sink routed to.
+    pub finalized: AtomicU64,
+    /// Failed guest calls and rejected/retried events that were retried.
+    pub retries: AtomicU64,
+    /// Per sink name: events it reported delivered.
+    delivered: Mutex<BTreeMap<String, u64>>,
+    /// Per (topic, partition): last offset the broker acknowledged as
+    /// committed.
+    committed: Mutex<BTreeMap<(String, i32), i64>>,
+}
+
+impl PipelineStats {
+    /// Counts `n` events delivered by `sink`.
+    pub fn add_delivered(&self, sink: &str, n: u64) {
+        if let Ok(mut m) = self.delivered.lock() {
+            *m.entry(sink.to_owned()).or_default() += n;
+        }
+    }
+
+    /// Events delivered per sink.
+    pub fn delivered(&self) -> BTreeMap<String, u64> {
+        self.delivered.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Records an acknowledged commit.
+    pub fn set_committed(&self, topic: &str, partition: i32, offset: i64) {
+        if let Ok(mut m) = self.committed.lock() {
+            let e = m.entry((topic.to_owned(), partition)).or_insert(offset);
+            *e = (*e).max(offset);
+        }
+    }
+
+    /// Committed offsets acknowledged by the broker.
+    pub fn committed(&self) -> BTreeMap<(String, i32), i64> {
+        self.committed.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

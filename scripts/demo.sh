@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Quick start, command 1: installs the guest toolchain if needed, builds the
+# guests, and runs `flumen demo` on an embedded Kafka broker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-guest-toolchain.sh
+guests/build.sh >/dev/null
+exec cargo run --quiet --bin flumen -- demo "$@"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Quick start, command 2 (and what CI runs): installs what the tests need,
+# builds the guests, checks formatting and lints, and runs every test —
+# unit tests, and end-to-end tests against the embedded mock broker and a
+# real tansu broker process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-guest-toolchain.sh
+scripts/fetch-tansu.sh >/dev/null
+guests/build.sh
+cargo fmt --all --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked --all-targets -- --test-threads=2

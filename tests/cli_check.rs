@@ -1,0 +1,147 @@
+//! `flumen check` on good and broken inputs: a broken input exits non-zero
+//! with a message naming the problem, and never panics.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+fn check(config_text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("flumen.toml");
+    std::fs::write(&path, config_text).expect("write");
+    check_path(&path)
+}
+
+fn check_path(path: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        .args(["check", "--config", &path.display().to_string()])
+        .output()
+        .expect("run flumen check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("panicked"), "flumen check panicked:\n{text}");
+    (out.status.success(), text)
+}
+
+fn config_with(components: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "127.0.0.1:1"
+[[pipeline]]
+name = "p"
+topics = ["t"]
+group_id = "g"
+{components}
+"#
+    )
+}
+
+fn sink(name: &str, component: &Path, config: &str) -> String {
+    format!(
+        "[[pipeline.sink]]\nname = \"{name}\"\ncomponent = \"{}\"\nconfig = {{ {config} }}\n",
+        component.display()
+    )
+}
+
+fn assert_fails(config_text: &str, needles: &[&str]) {
+    let (ok, text) = check(config_text);
+    assert!(!ok, "check succeeded on a broken config:\n{text}");
+    for n in needles {
+        assert!(text.contains(n), "message lacks `{n}`:\n{text}");
+    }
+}
+
+#[test]
+fn good_config_passes_without_a_broker() {
+    // The broker address is unreachable: check must not consume.
+    let (ok, text) = check(&config_with(&format!(
+        "{}{}",
+        drop_debug(),
+        sink("null", &guest("null_sink"), "")
+    )));
+    assert!(ok, "{text}");
+    assert!(text.contains("config OK") && text.contains("`drop-debug`"), "{text}");
+}
+
+#[test]
+fn shipped_configs_pass() {
+    // Their granted output directories must exist: check opens every grant.
+    for out in ["target/demo-out", "target/example-out"] {
+        std::fs::create_dir_all(repo().join(out)).expect("create output dir");
+    }
+    for name in ["demo.toml", "example.toml"] {
+        let (ok, text) = check_path(&repo().join("config").join(name));
+        assert!(ok, "config/{name}: {text}");
+    }
+}
+
+#[test]
+fn bad_toml_is_reported_with_its_line() {
+    assert_fails("[kafka\nbootstrap_servers = 1", &["invalid config file", "line 1"]);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let text = config_with(&sink("null", &guest("null_sink"), "")).replace(
+        "group_id = \"g\"",
+        "group_id = \"g\"\nbatch_size = 10",
+    );
+    assert_fails(&text, &["unknown field `batch_size`"]);
+}
+
+#[test]
+fn missing_component_is_named() {
+    assert_fails(
+        &config_with(&sink("gone", Path::new("/nonexistent/sink.wasm"), "")),
+        &["`gone`", "/nonexistent/sink.wasm", "cannot load"],
+    );
+}
+
+#[test]
+fn file_that_is_not_a_component_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake.wasm");
+    std::fs::write(&fake, b"this is not wasm").expect("write");
+    assert_fails(&config_with(&sink("fake", &fake, "")), &["`fake`", "cannot load"]);
+}
+
+#[test]
+fn component_of_the_wrong_world_is_refused() {
+    // The filter is an interceptor; configured as a sink it must be refused.
+    assert_fails(
+        &config_with(&sink("wrong", &guest("filter"), "")),
+        &["`wrong`", "is not a flumen sink", "flumen:pipeline/sink"],
+    );
+}
+
+#[test]
+fn config_refused_by_the_guest_is_reported() {
+    assert_fails(
+        &config_with(&sink("null", &guest("null_sink"), "colour = \"blue\"")),
+        &["`null` refused its config", "colour"],
+    );
+    assert_fails(
+        &config_with(&format!(
+            "[[pipeline.interceptor]]\nname = \"f\"\ncomponent = \"{}\"\nconfig = {{ pattern = \"(\" }}\n{}",
+            guest("filter").display(),
+            sink("null", &guest("null_sink"), "")
+        )),
+        &["`f` refused its config", "not a valid regex"],
+    );
+}
+
+#[test]
+fn managed_kafka_option_and_empty_sinks_are_refused() {
+    let text = config_with(&sink("null", &guest("null_sink"), "")).replace(
+        "bootstrap_servers = \"127.0.0.1:1\"",
+        "bootstrap_servers = \"127.0.0.1:1\"\noptions = { \"enable.auto.commit\" = \"true\" }",
+    );
+    assert_fails(&text, &["enable.auto.commit", "managed by flumen"]);
+    assert_fails(&config_with(""), &["missing field `sink`"]);
+}

@@ -1,0 +1,26 @@
+//! `flumen demo` accounts for every event on its embedded broker.
+
+mod support;
+
+use std::process::Command;
+use support::repo;
+
+#[test]
+fn demo_accounts_for_every_event() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        .current_dir(repo())
+        .args(["demo", "--events", "4000", "--out", &out.path().display().to_string()])
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("every event accounted for"), "{stdout}");
+    assert!(stdout.contains("produced   4000") && stdout.contains("dropped    1000"), "{stdout}");
+    let lines = std::fs::read_to_string(out.path().join("events.jsonl")).expect("output");
+    assert_eq!(lines.lines().count(), 3000);
+}

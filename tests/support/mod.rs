@@ -1,0 +1,431 @@
+//! Shared set-up for the end-to-end tests: real brokers, real components
+//! built by guests/build.sh, and the real `flumen` binary in a child process.
+
+#![allow(dead_code)]
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A guest component built by guests/build.sh.
+pub fn guest(name: &str) -> PathBuf {
+    let p = repo().join(format!("guests/target/wasm32-wasip2/release/{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run guests/build.sh first", p.display());
+    p
+}
+
+/// A Kafka-protocol broker for a test.
+pub enum Broker {
+    /// librdkafka's in-process mock cluster.
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    /// A tansu broker process on a loopback port.
+    Tansu { child: Child, bootstrap: String },
+}
+
+impl Broker {
+    /// Starts the in-process mock cluster.
+    pub fn mock() -> Self {
+        Broker::Mock(MockCluster::new(1).expect("mock cluster"))
+    }
+
+    /// Starts tansu (memory storage) from scripts/fetch-tansu.sh's download.
+    pub fn tansu() -> Self {
+        let bin = std::env::var_os("FLUMEN_TANSU")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".tools/tansu/tansu"));
+        assert!(bin.exists(), "{} missing: run scripts/fetch-tansu.sh", bin.display());
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let bootstrap = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&bootstrap).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Broker::Tansu { child, bootstrap }
+    }
+
+    /// `host:port` to bootstrap from.
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Broker::Mock(m) => m.bootstrap_servers(),
+            Broker::Tansu { bootstrap, .. } => bootstrap.clone(),
+        }
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        match self {
+            Broker::Mock(m) => m.create_topic(topic, partitions, 1).expect("create topic"),
+            Broker::Tansu { bootstrap, .. } => {
+                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                    .set("bootstrap.servers", bootstrap)
+                    .create()
+                    .expect("admin client");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+                let r = rt
+                    .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+                    .expect("create_topics");
+                for t in r {
+                    t.expect("topic created");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Broker::Tansu { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What the test producer wrote: for every event, its partition and offset
+/// and whether it is a `debug` event (which the test filters drop).
+#[derive(Debug, Default)]
+pub struct Produced {
+    /// `(partition, offset) -> is_debug`.
+    pub events: BTreeMap<(i32, i64), bool>,
+    /// End offset per partition.
+    pub end: BTreeMap<i32, i64>,
+}
+
+impl Produced {
+    /// Events the filter keeps.
+    pub fn kept(&self) -> Vec<(i32, i64)> {
+        self.events
+            .iter()
+            .filter(|(_, &debug)| !debug)
+            .map(|(&k, _)| k)
+            .collect()
+    }
+}
+
+/// Produces `n` events round-robin over `partitions`. Every 4th is level
+/// `debug` (header `level`); `poison(i)` marks values that test sinks reject.
+/// Some events have no key, and some values are not UTF-8, to show they
+/// flow untouched.
+pub fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    n: usize,
+    poison: impl Fn(usize) -> bool,
+) -> Produced {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "10")
+        .set("queue.buffering.max.messages", "200000")
+        .create()
+        .expect("producer");
+    let mut partition_counts = vec![0i64; partitions as usize];
+    let mut produced = Produced::default();
+    for i in 0..n {
+        let p = (i % partitions as usize) as i32;
+        let debug = i % 4 == 1;
+        let level = if debug { "debug" } else { "info" };
+        let mut value = format!("seq={i}").into_bytes();
+        if poison(i) {
+            value.extend_from_slice(b" POISON");
+        }
+        if i % 1000 == 7 {
+            value.extend_from_slice(&[0xff, 0xfe, 0x00]);
+        }
+        let key = format!("k{}", i % 13);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "level",
+            value: Some(level),
+        });
+        let mut record = BaseRecord::to(topic).partition(p).payload(&value).headers(headers);
+        if i % 10 != 3 {
+            record = record.key(&key);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+        // Each partition has one producer writing in order from offset 0.
+        let offset = partition_counts[p as usize];
+        partition_counts[p as usize] += 1;
+        produced.events.insert((p, offset), debug);
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    for (p, c) in partition_counts.iter().enumerate() {
+        produced.end.insert(p as i32, *c);
+    }
+    assert_eq!(
+        produced.end,
+        end_offsets(bootstrap, topic, partitions),
+        "broker end offsets differ from what was produced"
+    );
+    produced
+}
+
+/// The broker's end (high-watermark) offsets.
+pub fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .map(|p| {
+            let (_, high) = c
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            (p, high)
+        })
+        .collect()
+}
+
+/// Offsets committed by `group`, per partition (absent = none committed).
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let Ok(got) = c.committed_offsets(tpl, Duration::from_secs(10)) else {
+        return BTreeMap::new();
+    };
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A `flumen run` child process.
+pub struct Flumen {
+    child: Child,
+    /// Its stderr (the log).
+    pub log: PathBuf,
+}
+
+impl Flumen {
+    /// Runs `flumen <args>`, logging to `log`.
+    pub fn start(args: &[&str], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_flumen"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start flumen");
+        Self {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    /// `flumen run --config <config>`.
+    pub fn run(config: &Path, log: &Path) -> Self {
+        Self::start(&["run", "--config", &config.display().to_string()], log)
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "flumen did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Flumen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `cond(committed offsets)` holds; panics with the log after
+/// `timeout`.
+pub fn wait_committed(
+    flumen: &mut Flumen,
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+    cond: impl Fn(&BTreeMap<i32, i64>) -> bool,
+) -> BTreeMap<i32, i64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = committed(bootstrap, group, topic, partitions);
+        if cond(&c) {
+            return c;
+        }
+        assert!(flumen.alive(), "flumen exited early; log:\n{}", flumen.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "timed out; committed {c:?}; log tail:\n{}",
+            tail(&flumen.log_text(), 40)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `(partition, offset)` of every line a file sink wrote, in file order.
+pub fn read_sink(path: &Path) -> Vec<(i32, i64)> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    std::io::BufReader::new(file)
+        .lines()
+        .map(|l| {
+            let l = l.expect("read line");
+            let v: serde_json::Value = serde_json::from_str(&l).expect("sink line is JSON");
+            (
+                v["partition"].as_i64().expect("partition") as i32,
+                v["offset"].as_i64().expect("offset"),
+            )
+        })
+        .collect()
+}
+
+/// Asserts per-partition offset order in a sink's output (a redelivery after
+/// a restart may restart the order once, at a lower offset).
+pub fn assert_in_order(lines: &[(i32, i64)], sink: &str) {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for &(p, o) in lines {
+        if let Some(&prev) = last.get(&p) {
+            assert!(o > prev, "{sink}: partition {p} offset {o} after {prev}");
+        }
+        last.insert(p, o);
+    }
+}
+
+/// Writes a pipeline config for the tests.
+pub struct PipelineToml {
+    /// Broker.
+    pub bootstrap: String,
+    /// Topic.
+    pub topic: String,
+    /// Group id.
+    pub group: String,
+    /// Output directory granted as `/out`.
+    pub out: PathBuf,
+    /// `[[pipeline.interceptor]]` and `[[pipeline.sink]]` tables.
+    pub components: String,
+}
+
+impl PipelineToml {
+    /// Renders and writes the config to `path`.
+    pub fn write(&self, path: &Path) {
+        let text = format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+options = {{ "session.timeout.ms" = 3000, "heartbeat.interval.ms" = 500 }}
+
+[[pipeline]]
+name = "e2e"
+topics = ["{topic}"]
+group_id = "{group}"
+batch = {{ max_events = 500, max_wait_ms = 20 }}
+commit = {{ interval_ms = 200 }}
+retry = {{ initial_backoff_ms = 20, max_backoff_ms = 200 }}
+drain_timeout_ms = 5000
+{components}
+"#,
+            bootstrap = self.bootstrap,
+            topic = self.topic,
+            group = self.group,
+            components = self.components.replace("$OUT", &self.out.display().to_string()),
+        );
+        std::fs::write(path, text).expect("write config");
+    }
+}
+
+/// A sink table writing JSON lines to `/out/<file>` with the given guest.
+pub fn file_sink(name: &str, guest_name: &str, file: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[pipeline.sink]]
+name = "{name}"
+component = "{}"
+config = {{ path = "/out/{file}"{extra} }}
+dirs = [{{ host = "$OUT", guest = "/out" }}]
+"#,
+        guest(guest_name).display()
+    )
+}
+
+/// The filter interceptor dropping `level=debug` events.
+pub fn drop_debug() -> String {
+    format!(
+        r#"
+[[pipeline.interceptor]]
+name = "drop-debug"
+component = "{}"
+config = {{ pattern = "^debug$", field = "header:level" }}
+"#,
+        guest("filter").display()
+    )
+}

@@ -69,7 +69,7 @@ impl ConsumerContext for PipelineContext {
                 // The commit must happen before the partitions are released,
                 // or the next owner starts from an older offset.
                 let offsets = drain(handles, self.drain_timeout);
-                commit(consumer, &offsets, CommitMode::Sync, &self.stats);
+                commit(consumer, &offsets, &self.stats);
             }
             Rebalance::Assign(tpl) => {
                 tracing::info!(pipeline = %self.pipeline, count = tpl.count(), "partitions assigned");
@@ -78,6 +78,8 @@ impl ConsumerContext for PipelineContext {
         }
     }
 
+    // Results of the commits librdkafka makes by itself (on close); flumen's
+    // own commits are synchronous and record their result directly.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => record_committed(&self.stats, offsets),
@@ -127,12 +129,11 @@ fn drain(handles: Vec<((String, i32), PartitionHandle)>, timeout: Duration) -> V
     offsets
 }
 
-/// Commits `(topic, partition, offset)` triples. Sync commits record their
-/// result here; async ones through the commit callback.
+/// Commits `(topic, partition, offset)` triples and records what the broker
+/// acknowledged.
 fn commit(
     consumer: &BaseConsumer<PipelineContext>,
     offsets: &[(String, i32, i64)],
-    mode: CommitMode,
     stats: &PipelineStats,
 ) -> bool {
     if offsets.is_empty() {
@@ -145,11 +146,10 @@ fn commit(
             return false;
         }
     }
-    match consumer.commit(&tpl, mode) {
+    tracing::debug!(?offsets, "committing");
+    match consumer.commit(&tpl, CommitMode::Sync) {
         Ok(()) => {
-            if matches!(mode, CommitMode::Sync) {
-                record_committed(stats, &tpl);
-            }
+            record_committed(stats, &tpl);
             true
         }
         Err(e) => {
@@ -220,14 +220,14 @@ impl PipelineConsumer {
             }
             self.resume_drained();
             if last_commit.elapsed() >= commit_every {
-                self.commit_published(CommitMode::Async);
+                self.commit_published();
                 last_commit = Instant::now();
             }
         }
         tracing::info!(pipeline = %self.pipeline.name, "shutting down: finishing in-flight batches");
         let handles: Vec<_> = lock(&self.partitions).drain().collect();
         let offsets = drain(handles, self.pipeline.drain_timeout());
-        commit(&self.consumer, &offsets, CommitMode::Sync, &self.stats);
+        commit(&self.consumer, &offsets, &self.stats);
         self.consumer.unsubscribe();
         tracing::info!(pipeline = %self.pipeline.name, "consumer stopped");
     }
@@ -317,9 +317,13 @@ impl PipelineConsumer {
     }
 
     /// Commits every partition whose published offset the broker has not
-    /// yet acknowledged. Comparing with acknowledged commits (not with
-    /// commits sent) means a failed async commit is simply sent again.
-    fn commit_published(&self, mode: CommitMode) {
+    /// yet acknowledged; a failed commit is simply sent again next time.
+    ///
+    /// The commit is synchronous: one broker round trip per commit interval
+    /// on this thread. rdkafka 0.39 never reports the result of a manual
+    /// async commit (fede1024/rust-rdkafka#856), and flumen must know what
+    /// the broker acknowledged, not just what it asked for.
+    fn commit_published(&self) {
         let acknowledged = self.stats.committed();
         let offsets: Vec<(String, i32, i64)> = lock(&self.partitions)
             .iter()
@@ -328,7 +332,7 @@ impl PipelineConsumer {
                 (acknowledged.get(&(t.clone(), *p)) != Some(&c)).then(|| (t.clone(), *p, c))
             })
             .collect();
-        commit(&self.consumer, &offsets, mode, &self.stats);
+        commit(&self.consumer, &offsets, &self.stats);
     }
 }
 

@@ -66,7 +66,10 @@ fn good_config_passes_without_a_broker() {
         sink("null", &guest("null_sink"), "")
     )));
     assert!(ok, "{text}");
-    assert!(text.contains("config OK") && text.contains("`drop-debug`"), "{text}");
+    assert!(
+        text.contains("config OK") && text.contains("`drop-debug`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -83,15 +86,16 @@ fn shipped_configs_pass() {
 
 #[test]
 fn bad_toml_is_reported_with_its_line() {
-    assert_fails("[kafka\nbootstrap_servers = 1", &["invalid config file", "line 1"]);
+    assert_fails(
+        "[kafka\nbootstrap_servers = 1",
+        &["invalid config file", "line 1"],
+    );
 }
 
 #[test]
 fn unknown_key_is_named() {
-    let text = config_with(&sink("null", &guest("null_sink"), "")).replace(
-        "group_id = \"g\"",
-        "group_id = \"g\"\nbatch_size = 10",
-    );
+    let text = config_with(&sink("null", &guest("null_sink"), ""))
+        .replace("group_id = \"g\"", "group_id = \"g\"\nbatch_size = 10");
     assert_fails(&text, &["unknown field `batch_size`"]);
 }
 
@@ -108,7 +112,10 @@ fn file_that_is_not_a_component_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fake = dir.path().join("fake.wasm");
     std::fs::write(&fake, b"this is not wasm").expect("write");
-    assert_fails(&config_with(&sink("fake", &fake, "")), &["`fake`", "cannot load"]);
+    assert_fails(
+        &config_with(&sink("fake", &fake, "")),
+        &["`fake`", "cannot load"],
+    );
 }
 
 #[test]

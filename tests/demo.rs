@@ -10,7 +10,13 @@ fn demo_accounts_for_every_event() {
     let out = tempfile::tempdir().expect("tempdir");
     let run = Command::new(env!("CARGO_BIN_EXE_flumen"))
         .current_dir(repo())
-        .args(["demo", "--events", "4000", "--out", &out.path().display().to_string()])
+        .args([
+            "demo",
+            "--events",
+            "4000",
+            "--out",
+            &out.path().display().to_string(),
+        ])
         .output()
         .expect("run demo");
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -20,7 +26,10 @@ fn demo_accounts_for_every_event() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("every event accounted for"), "{stdout}");
-    assert!(stdout.contains("produced   4000") && stdout.contains("dropped    1000"), "{stdout}");
+    assert!(
+        stdout.contains("produced   4000") && stdout.contains("dropped    1000"),
+        "{stdout}"
+    );
     let lines = std::fs::read_to_string(out.path().join("events.jsonl")).expect("output");
     assert_eq!(lines.lines().count(), 3000);
 }

@@ -56,8 +56,15 @@ fn run_100k(broker: Broker, label: &str) {
     for sink in ["a", "b"] {
         let lines = read_sink(&out.join(format!("{sink}.jsonl")));
         let distinct: BTreeSet<(i32, i64)> = lines.iter().copied().collect();
-        assert_eq!(lines.len(), distinct.len(), "{label}: sink {sink} has duplicates");
-        assert_eq!(distinct, expected, "{label}: sink {sink} output differs from the kept events");
+        assert_eq!(
+            lines.len(),
+            distinct.len(),
+            "{label}: sink {sink} has duplicates"
+        );
+        assert_eq!(
+            distinct, expected,
+            "{label}: sink {sink} output differs from the kept events"
+        );
         assert_in_order(&lines, sink);
     }
     eprintln!(

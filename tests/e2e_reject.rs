@@ -46,15 +46,24 @@ fn reject_blocks_then_restart_redelivers(broker: Broker, label: &str) {
     let mut flumen = Flumen::run(&config, &dir.path().join("run1.log"));
     let mut expected_blocked = produced.end.clone();
     expected_blocked.insert(poison_partition, poison_offset);
-    wait_committed(&mut flumen, &bootstrap, "reject-group", topic, PARTITIONS, Duration::from_secs(120), |c| {
-        c == &expected_blocked
-    });
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "reject-group",
+        topic,
+        PARTITIONS,
+        Duration::from_secs(120),
+        |c| c == &expected_blocked,
+    );
     // Stay blocked: a later success must never move the commit past it.
     std::thread::sleep(Duration::from_secs(2));
     let status = flumen.terminate();
     assert!(status.success(), "run 1 exit status {status}");
     let after_run1 = committed(&bootstrap, "reject-group", topic, PARTITIONS);
-    assert_eq!(after_run1, expected_blocked, "{label}: committed past the rejected event");
+    assert_eq!(
+        after_run1, expected_blocked,
+        "{label}: committed past the rejected event"
+    );
     let picky1 = read_sink(&out.join("picky.jsonl"));
     assert!(
         !picky1.contains(&(poison_partition, poison_offset)),
@@ -65,9 +74,15 @@ fn reject_blocks_then_restart_redelivers(broker: Broker, label: &str) {
     // Run 2: the sink is fixed; the host resumes from the blocked offset.
     let config = write_config("");
     let mut flumen = Flumen::run(&config, &dir.path().join("run2.log"));
-    wait_committed(&mut flumen, &bootstrap, "reject-group", topic, PARTITIONS, Duration::from_secs(120), |c| {
-        c == &produced.end
-    });
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "reject-group",
+        topic,
+        PARTITIONS,
+        Duration::from_secs(120),
+        |c| c == &produced.end,
+    );
     let status = flumen.terminate();
     assert!(status.success(), "run 2 exit status {status}");
 
@@ -80,11 +95,19 @@ fn reject_blocks_then_restart_redelivers(broker: Broker, label: &str) {
             *counts.entry(*l).or_default() += 1;
         }
         for key in produced.events.keys() {
-            assert!(counts.contains_key(key), "{label}: {sink} lost event {key:?}");
+            assert!(
+                counts.contains_key(key),
+                "{label}: {sink} lost event {key:?}"
+            );
         }
-        let dups: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).map(|(k, _)| *k).collect();
+        let dups: Vec<_> = counts
+            .iter()
+            .filter(|(_, &n)| n > 1)
+            .map(|(k, _)| *k)
+            .collect();
         assert!(
-            dups.iter().all(|&(p, o)| p == poison_partition && o >= poison_offset),
+            dups.iter()
+                .all(|&(p, o)| p == poison_partition && o >= poison_offset),
             "{label}: {sink} has unexpected duplicates {dups:?}"
         );
         eprintln!(

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "flumen", version, about = "Kafka → WebAssembly interceptors → WebAssembly sinks, committed only after delivery")]
+#[command(
+    name = "flumen",
+    version,
+    about = "Kafka → WebAssembly interceptors → WebAssembly sinks, committed only after delivery"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -90,7 +94,10 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new().context("starting the WebAssembly runtime")?;
     let checked = pipeline::check(&config, &runtime)?;
     for p in &checked {
-        println!("pipeline `{}`: topics {:?}, group `{}`", p.config.name, p.config.topics, p.config.group_id);
+        println!(
+            "pipeline `{}`: topics {:?}, group `{}`",
+            p.config.name, p.config.topics, p.config.group_id
+        );
         let kinds = p
             .config
             .interceptors
@@ -101,7 +108,14 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
             let dirs: Vec<String> = c
                 .dirs
                 .iter()
-                .map(|d| format!("{}→{}{}", d.host.display(), d.guest, if d.read_only { " (ro)" } else { "" }))
+                .map(|d| {
+                    format!(
+                        "{}→{}{}",
+                        d.host.display(),
+                        d.guest,
+                        if d.read_only { " (ro)" } else { "" }
+                    )
+                })
                 .collect();
             println!(
                 "  ok  {kind:<11} `{}` {} (memory {} MiB, call timeout {} ms, dirs [{}])",
@@ -120,7 +134,10 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
 fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = Config::load(&path)?;
     let running = pipeline::start(&config)?;
-    tracing::info!(pipelines = config.pipelines.len(), "flumen running; SIGINT or SIGTERM stops it");
+    tracing::info!(
+        pipelines = config.pipelines.len(),
+        "flumen running; SIGINT or SIGTERM stops it"
+    );
     // One worker thread: it keeps listening for a second signal while the
     // main thread drains.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -319,10 +319,7 @@ impl Config {
             }
         }
         if self.pipelines.is_empty() {
-            return Err(invalid(
-                "pipeline",
-                "at least one [[pipeline]] is required",
-            ));
+            return Err(invalid("pipeline", "at least one [[pipeline]] is required"));
         }
         let mut names = HashSet::new();
         for (i, p) in self.pipelines.iter().enumerate() {
@@ -331,10 +328,16 @@ impl Config {
                 return Err(invalid(at("name"), "must not be empty"));
             }
             if !names.insert(&p.name) {
-                return Err(invalid(at("name"), format!("`{}` is used by two pipelines", p.name)));
+                return Err(invalid(
+                    at("name"),
+                    format!("`{}` is used by two pipelines", p.name),
+                ));
             }
             if p.topics.is_empty() || p.topics.iter().any(|t| t.trim().is_empty()) {
-                return Err(invalid(at("topics"), "must list at least one non-empty topic"));
+                return Err(invalid(
+                    at("topics"),
+                    "must list at least one non-empty topic",
+                ));
             }
             if p.group_id.trim().is_empty() {
                 return Err(invalid(at("group_id"), "must not be empty"));
@@ -345,7 +348,9 @@ impl Config {
             if p.commit.interval_ms == 0 {
                 return Err(invalid(at("commit.interval_ms"), "must be at least 1"));
             }
-            if p.retry.initial_backoff_ms == 0 || p.retry.max_backoff_ms < p.retry.initial_backoff_ms {
+            if p.retry.initial_backoff_ms == 0
+                || p.retry.max_backoff_ms < p.retry.initial_backoff_ms
+            {
                 return Err(invalid(
                     at("retry"),
                     "initial_backoff_ms must be at least 1 and at most max_backoff_ms",
@@ -358,7 +363,10 @@ impl Config {
                 ));
             }
             if p.sinks.is_empty() {
-                return Err(invalid(at("sink"), "at least one [[pipeline.sink]] is required"));
+                return Err(invalid(
+                    at("sink"),
+                    "at least one [[pipeline.sink]] is required",
+                ));
             }
             let mut component_names = HashSet::new();
             let components = p
@@ -366,7 +374,12 @@ impl Config {
                 .iter()
                 .enumerate()
                 .map(|(j, c)| (format!("interceptor[{j}]"), c))
-                .chain(p.sinks.iter().enumerate().map(|(j, c)| (format!("sink[{j}]"), c)));
+                .chain(
+                    p.sinks
+                        .iter()
+                        .enumerate()
+                        .map(|(j, c)| (format!("sink[{j}]"), c)),
+                );
             for (kind, c) in components {
                 let at = |k: &str| format!("pipeline[{i}].{kind}.{k}");
                 if c.name.trim().is_empty() {
@@ -379,13 +392,19 @@ impl Config {
                     ));
                 }
                 if c.limits.memory_mb == 0 || c.limits.call_timeout_ms == 0 {
-                    return Err(invalid(at("limits"), "memory_mb and call_timeout_ms must be at least 1"));
+                    return Err(invalid(
+                        at("limits"),
+                        "memory_mb and call_timeout_ms must be at least 1",
+                    ));
                 }
                 for (d, grant) in c.dirs.iter().enumerate() {
                     if !grant.guest.starts_with('/') {
                         return Err(invalid(
                             at(&format!("dirs[{d}].guest")),
-                            format!("must be an absolute guest path like \"/out\", got {:?}", grant.guest),
+                            format!(
+                                "must be an absolute guest path like \"/out\", got {:?}",
+                                grant.guest
+                            ),
                         ));
                     }
                 }
@@ -420,7 +439,9 @@ mod tests {
     "#;
 
     fn err(text: &str) -> String {
-        Config::parse(text, Path::new("/base")).unwrap_err().to_string()
+        Config::parse(text, Path::new("/base"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -445,20 +466,29 @@ mod tests {
             "bootstrap_servers = \"x:1\"\noptions = { \"enable.auto.commit\" = true }",
         );
         let e = err(&text);
-        assert!(e.contains("enable.auto.commit") && e.contains("managed by flumen"), "{e}");
+        assert!(
+            e.contains("enable.auto.commit") && e.contains("managed by flumen"),
+            "{e}"
+        );
     }
 
     #[test]
     fn zero_batch_and_duplicate_names_are_refused() {
         let e = err(&format!("{MINIMAL}\n[pipeline.batch]\nmax_events = 0"));
         assert!(e.contains("pipeline[0].batch.max_events"), "{e}");
-        let e = err(&format!("{MINIMAL}\n[[pipeline.sink]]\nname = \"s\"\ncomponent = \"x\""));
-        assert!(e.contains("pipeline[0].sink[1].name") && e.contains("used twice"), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}\n[[pipeline.sink]]\nname = \"s\"\ncomponent = \"x\""
+        ));
+        assert!(
+            e.contains("pipeline[0].sink[1].name") && e.contains("used twice"),
+            "{e}"
+        );
     }
 
     #[test]
     fn guest_config_renders_scalars_and_json() {
-        let text = format!("{MINIMAL}\n[pipeline.sink.config]\npath = \"/o\"\nn = 3\nlist = [1, 2]");
+        let text =
+            format!("{MINIMAL}\n[pipeline.sink.config]\npath = \"/o\"\nn = 3\nlist = [1, 2]");
         let c = Config::parse(&text, Path::new("/")).unwrap();
         let cfg = c.pipelines[0].sinks[0].guest_config();
         assert!(cfg.contains(&("path".into(), "/o".into())));

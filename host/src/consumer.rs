@@ -74,7 +74,9 @@ impl ConsumerContext for PipelineContext {
             Rebalance::Assign(tpl) => {
                 tracing::info!(pipeline = %self.pipeline, count = tpl.count(), "partitions assigned");
             }
-            Rebalance::Error(e) => tracing::error!(pipeline = %self.pipeline, error = %e, "rebalance error"),
+            Rebalance::Error(e) => {
+                tracing::error!(pipeline = %self.pipeline, error = %e, "rebalance error")
+            }
         }
     }
 
@@ -105,7 +107,10 @@ fn record_committed(stats: &PipelineStats, offsets: &TopicPartitionList) {
 
 /// Stops the given workers, waits up to `timeout` for their in-flight
 /// batches, and returns what each has finalized: `(topic, partition, offset)`.
-fn drain(handles: Vec<((String, i32), PartitionHandle)>, timeout: Duration) -> Vec<(String, i32, i64)> {
+fn drain(
+    handles: Vec<((String, i32), PartitionHandle)>,
+    timeout: Duration,
+) -> Vec<(String, i32, i64)> {
     let deadline = Instant::now() + timeout;
     for (_, h) in &handles {
         h.shared.stop.store(true, Ordering::Release);
@@ -216,7 +221,9 @@ impl PipelineConsumer {
                 None => {}
                 Some(Ok(msg)) => self.dispatch(&msg),
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(e)) => tracing::warn!(pipeline = %self.pipeline.name, error = %e, "consumer error"),
+                Some(Err(e)) => {
+                    tracing::warn!(pipeline = %self.pipeline.name, error = %e, "consumer error")
+                }
             }
             self.resume_drained();
             if last_commit.elapsed() >= commit_every {
@@ -277,10 +284,11 @@ impl PipelineConsumer {
                 "partition worker has stopped; events of this partition are not processed \
                  or committed until it is reassigned or flumen restarts");
         }
-        if !h.paused && h.shared.queued.load(Ordering::Acquire) >= self.pipeline.max_queued_events {
-            if self.set_paused(&key, true) {
-                h.paused = true;
-            }
+        if !h.paused
+            && h.shared.queued.load(Ordering::Acquire) >= self.pipeline.max_queued_events
+            && self.set_paused(&key, true)
+        {
+            h.paused = true;
         }
     }
 

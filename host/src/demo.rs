@@ -6,9 +6,9 @@
 use crate::config::Config;
 use crate::pipeline;
 use anyhow::{bail, Context};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,10 @@ impl Summary {
         produced as u64 == self.consumed
             && file + self.dropped == self.consumed
             && self.lines_written == file
-            && self.produced.iter().all(|(p, end)| self.committed.get(p) == Some(end))
+            && self
+                .produced
+                .iter()
+                .all(|(p, end)| self.committed.get(p) == Some(end))
     }
 }
 
@@ -54,11 +57,19 @@ impl std::fmt::Display for Summary {
         writeln!(f, "flumen demo summary")?;
         writeln!(f, "  produced   {produced}")?;
         writeln!(f, "  consumed   {}", self.consumed)?;
-        writeln!(f, "  dropped    {} (by the filter interceptor)", self.dropped)?;
+        writeln!(
+            f,
+            "  dropped    {} (by the filter interceptor)",
+            self.dropped
+        )?;
         for (sink, n) in &self.delivered {
             writeln!(f, "  delivered  {n} (sink `{sink}`)")?;
         }
-        writeln!(f, "  written    {} lines in the output file", self.lines_written)?;
+        writeln!(
+            f,
+            "  written    {} lines in the output file",
+            self.lines_written
+        )?;
         writeln!(f, "  partition  produced  committed")?;
         for (p, end) in &self.produced {
             let c = self.committed.get(p).map_or("-".to_owned(), i64::to_string);
@@ -103,9 +114,12 @@ fn produce(bootstrap: &str, count: usize) -> anyhow::Result<BTreeMap<i32, i64>> 
         loop {
             match producer.send(record) {
                 Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ), r)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
                     record = r;
                     std::thread::sleep(Duration::from_millis(5));
                 }

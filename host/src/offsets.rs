@@ -141,11 +141,17 @@ mod tests {
     fn misuse_is_reported_not_absorbed() {
         let mut t = OffsetTracker::new();
         t.track(5).unwrap();
-        assert_eq!(t.track(5), Err(TrackerError::OutOfOrder { offset: 5, last: 5 }));
+        assert_eq!(
+            t.track(5),
+            Err(TrackerError::OutOfOrder { offset: 5, last: 5 })
+        );
         assert_eq!(t.finalize(6), Err(TrackerError::Unknown(6)));
         t.finalize(5).unwrap();
         // Retired offsets cannot come back.
-        assert_eq!(t.track(4), Err(TrackerError::OutOfOrder { offset: 4, last: 5 }));
+        assert_eq!(
+            t.track(4),
+            Err(TrackerError::OutOfOrder { offset: 4, last: 5 })
+        );
         assert_eq!(t.finalize(5), Err(TrackerError::Unknown(5)));
     }
 

@@ -11,9 +11,7 @@ use crate::interceptors::run_chain;
 use crate::offsets::OffsetTracker;
 use crate::retry::Backoff;
 use crate::runtime::bindings::Event;
-use crate::runtime::{
-    GuestTag, InterceptorComponent, InterceptorGuest, SinkComponent, SinkGuest,
-};
+use crate::runtime::{GuestTag, InterceptorComponent, InterceptorGuest, SinkComponent, SinkGuest};
 use crate::sinks::deliver_all;
 use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -107,7 +105,11 @@ pub fn spawn(
             .iter()
             .map(|c| SinkGuest::new(c.clone(), tag(c.name())))
             .collect(),
-        sink_names: components.sinks.iter().map(|c| c.name().to_owned()).collect(),
+        sink_names: components
+            .sinks
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect(),
         retry: pipeline.retry.clone(),
         tracker: OffsetTracker::new(),
         shared: shared.clone(),
@@ -121,8 +123,9 @@ pub fn spawn(
 
 impl Worker {
     fn run(mut self) {
-        let _span = tracing::info_span!("partition", topic = %self.topic, partition = self.partition)
-            .entered();
+        let _span =
+            tracing::info_span!("partition", topic = %self.topic, partition = self.partition)
+                .entered();
         if self.start_guests() {
             while let Some(batch) = self.batcher.next_batch(&self.shared.stop) {
                 self.shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
@@ -131,7 +134,10 @@ impl Worker {
                 }
             }
         }
-        tracing::debug!(in_flight = self.tracker.in_flight(), "partition worker stopped");
+        tracing::debug!(
+            in_flight = self.tracker.in_flight(),
+            "partition worker stopped"
+        );
         self.shared.done.store(true, Ordering::Release);
     }
 
@@ -175,16 +181,14 @@ impl Worker {
         let tracker = &mut self.tracker;
         let shared = &*self.shared;
         let stats = &*self.stats;
-        let mut finalize = |offset: i64| {
-            match tracker.finalize(offset) {
-                Ok(()) => {
-                    stats.finalized.fetch_add(1, Ordering::Relaxed);
-                    if let Some(c) = tracker.committable() {
-                        shared.committable.store(c, Ordering::Release);
-                    }
+        let mut finalize = |offset: i64| match tracker.finalize(offset) {
+            Ok(()) => {
+                stats.finalized.fetch_add(1, Ordering::Relaxed);
+                if let Some(c) = tracker.committable() {
+                    shared.committable.store(c, Ordering::Release);
                 }
-                Err(e) => tracing::error!(error = %e, "finalize of an unknown offset ignored"),
             }
+            Err(e) => tracing::error!(error = %e, "finalize of an unknown offset ignored"),
         };
         let Some(routed) = run_chain(
             &mut self.interceptors,

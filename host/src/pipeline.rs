@@ -5,7 +5,7 @@
 use crate::config::{ComponentConfig, Config, PipelineConfig};
 use crate::consumer::PipelineConsumer;
 use crate::partition::Components;
-use crate::runtime::{GuestError, GuestKind, GuestTag, Guest, Loaded, Runtime};
+use crate::runtime::{Guest, GuestError, GuestKind, GuestTag, Loaded, Runtime};
 use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -83,7 +83,9 @@ pub fn check(config: &Config, runtime: &Runtime) -> Result<Vec<CheckedPipeline>,
             Ok(CheckedPipeline {
                 config: p.clone(),
                 components: Components {
-                    interceptors: load_all(&p.interceptors, &p.name, |c| runtime.load_interceptor(c))?,
+                    interceptors: load_all(&p.interceptors, &p.name, |c| {
+                        runtime.load_interceptor(c)
+                    })?,
                     sinks: load_all(&p.sinks, &p.name, |c| runtime.load_sink(c))?,
                 },
             })

@@ -25,7 +25,11 @@ pub fn repo() -> PathBuf {
 /// A guest component built by guests/build.sh.
 pub fn guest(name: &str) -> PathBuf {
     let p = repo().join(format!("guests/target/wasm32-wasip2/release/{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run guests/build.sh first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run guests/build.sh first",
+        p.display()
+    );
     p
 }
 
@@ -48,14 +52,24 @@ impl Broker {
         let bin = std::env::var_os("FLUMEN_TANSU")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo().join(".tools/tansu/tansu"));
-        assert!(bin.exists(), "{} missing: run scripts/fetch-tansu.sh", bin.display());
+        assert!(
+            bin.exists(),
+            "{} missing: run scripts/fetch-tansu.sh",
+            bin.display()
+        );
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -64,7 +78,10 @@ impl Broker {
         let bootstrap = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(&bootstrap).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap}");
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {bootstrap}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Broker::Tansu { child, bootstrap }
@@ -168,7 +185,10 @@ pub fn produce(
             key: "level",
             value: Some(level),
         });
-        let mut record = BaseRecord::to(topic).partition(p).payload(&value).headers(headers);
+        let mut record = BaseRecord::to(topic)
+            .partition(p)
+            .payload(&value)
+            .headers(headers);
         if i % 10 != 3 {
             record = record.key(&key);
         }
@@ -279,14 +299,20 @@ impl Flumen {
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
-        let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         assert!(ok.success());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "flumen did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "flumen did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -316,7 +342,11 @@ pub fn wait_committed(
         if cond(&c) {
             return c;
         }
-        assert!(flumen.alive(), "flumen exited early; log:\n{}", flumen.log_text());
+        assert!(
+            flumen.alive(),
+            "flumen exited early; log:\n{}",
+            flumen.log_text()
+        );
         assert!(
             Instant::now() < deadline,
             "timed out; committed {c:?}; log tail:\n{}",
@@ -397,7 +427,9 @@ drain_timeout_ms = 5000
             bootstrap = self.bootstrap,
             topic = self.topic,
             group = self.group,
-            components = self.components.replace("$OUT", &self.out.display().to_string()),
+            components = self
+                .components
+                .replace("$OUT", &self.out.display().to_string()),
         );
         std::fs::write(path, text).expect("write config");
     }

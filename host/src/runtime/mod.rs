@@ -190,13 +190,17 @@ impl Runtime {
     }
 
     /// Compiles a sink and checks it against the contract.
-    pub fn load_sink(&self, cfg: &ComponentConfig) -> Result<Loaded<SinkPre<GuestState>>, GuestError> {
-        let pre = SinkPre::new(self.instance_pre(cfg, "sink")?).map_err(|e| GuestError::WrongWorld {
-            name: cfg.name.clone(),
-            path: cfg.component.clone(),
-            world: "sink",
-            reason: format!("{e:#}"),
-        })?;
+    pub fn load_sink(
+        &self,
+        cfg: &ComponentConfig,
+    ) -> Result<Loaded<SinkPre<GuestState>>, GuestError> {
+        let pre =
+            SinkPre::new(self.instance_pre(cfg, "sink")?).map_err(|e| GuestError::WrongWorld {
+                name: cfg.name.clone(),
+                path: cfg.component.clone(),
+                world: "sink",
+                reason: format!("{e:#}"),
+            })?;
         Ok(Loaded::new(self, cfg, pre))
     }
 }
@@ -285,6 +289,8 @@ pub trait GuestKind: Sized {
     /// Instantiates from the pre-checked component.
     fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Self::Bindings>;
     /// Calls the guest's `init`.
+    // The generated `call_init` takes `&Vec` (a WIT list of tuples).
+    #[allow(clippy::ptr_arg)]
     fn init(
         b: &Self::Bindings,
         store: &mut Store<GuestState>,
@@ -361,14 +367,14 @@ impl<P: GuestKind> Guest<P> {
         let name = self.loaded.name().to_owned();
         let mut store = self.loaded.new_store(self.tag.clone())?;
         store.set_epoch_deadline(self.loaded.deadline_ticks());
-        let bindings = self
-            .loaded
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| GuestError::Instantiate {
-                name: name.clone(),
-                reason: format!("{e:#}"),
-            })?;
+        let bindings =
+            self.loaded
+                .pre
+                .instantiate(&mut store)
+                .map_err(|e| GuestError::Instantiate {
+                    name: name.clone(),
+                    reason: format!("{e:#}"),
+                })?;
         store.set_epoch_deadline(self.loaded.deadline_ticks());
         match P::init(&bindings, &mut store, &self.loaded.guest_config) {
             Ok(Ok(())) => Ok((store, bindings)),
@@ -395,7 +401,11 @@ impl<P: GuestKind> Guest<P> {
         }
     }
 
-    fn checked<V>(&self, result: Result<Vec<V>, String>, expected: usize) -> Result<Vec<V>, GuestError> {
+    fn checked<V>(
+        &self,
+        result: Result<Vec<V>, String>,
+        expected: usize,
+    ) -> Result<Vec<V>, GuestError> {
         let name = self.name().to_owned();
         let verdicts = result.map_err(|message| GuestError::Failed {
             name: name.clone(),
@@ -404,7 +414,10 @@ impl<P: GuestKind> Guest<P> {
         if verdicts.len() != expected {
             return Err(GuestError::Contract {
                 name,
-                message: format!("returned {} verdicts for a batch of {expected}", verdicts.len()),
+                message: format!(
+                    "returned {} verdicts for a batch of {expected}",
+                    verdicts.len()
+                ),
             });
         }
         Ok(verdicts)

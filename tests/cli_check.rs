@@ -152,3 +152,23 @@ fn managed_kafka_option_and_empty_sinks_are_refused() {
     assert_fails(&text, &["enable.auto.commit", "managed by flumen"]);
     assert_fails(&config_with(""), &["missing field `sink`"]);
 }
+
+#[test]
+fn file_sink_refuses_a_path_shared_by_partitions_and_an_ungranted_dir() {
+    assert_fails(
+        &config_with(&sink(
+            "file",
+            &guest("file_sink"),
+            "path = \"/out/all.jsonl\"",
+        )),
+        &["`file` refused its config", "%{partition}"],
+    );
+    assert_fails(
+        &config_with(&sink(
+            "file",
+            &guest("file_sink"),
+            "path = \"/out/e-%{partition}.jsonl\"",
+        )),
+        &["`file` refused its config", "not visible", "dirs"],
+    );
+}

@@ -30,6 +30,7 @@ fn demo_accounts_for_every_event() {
         stdout.contains("produced   4000") && stdout.contains("dropped    1000"),
         "{stdout}"
     );
-    let lines = std::fs::read_to_string(out.path().join("events.jsonl")).expect("output");
-    assert_eq!(lines.lines().count(), 3000);
+    let lines = support::read_sink(out.path(), "events");
+    assert_eq!(lines.len(), 3000);
+    support::assert_in_order(&lines, "events");
 }

@@ -30,8 +30,8 @@ fn run_100k(broker: Broker, label: &str) {
         components: format!(
             "{}{}{}",
             drop_debug(),
-            file_sink("a", "file_sink", "a.jsonl", ", sync = false"),
-            file_sink("b", "file_sink", "b.jsonl", ", sync = false"),
+            file_sink("a", "file_sink", ", sync = false"),
+            file_sink("b", "file_sink", ", sync = false"),
         ),
     }
     .write(&config);
@@ -54,7 +54,7 @@ fn run_100k(broker: Broker, label: &str) {
     let kept = produced.kept();
     let expected: BTreeSet<(i32, i64)> = kept.iter().copied().collect();
     for sink in ["a", "b"] {
-        let lines = read_sink(&out.join(format!("{sink}.jsonl")));
+        let lines = read_sink(&out, sink);
         let distinct: BTreeSet<(i32, i64)> = lines.iter().copied().collect();
         assert_eq!(
             lines.len(),

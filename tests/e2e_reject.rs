@@ -21,8 +21,7 @@ fn reject_blocks_then_restart_redelivers(broker: Broker, label: &str) {
     broker.create_topic(topic, PARTITIONS);
     let bootstrap = broker.bootstrap();
     let produced = produce(&bootstrap, topic, PARTITIONS, EVENTS, |i| i == POISON);
-    let poison_partition = (POISON % PARTITIONS as usize) as i32;
-    let poison_offset = (POISON / PARTITIONS as usize) as i64;
+    let (poison_partition, poison_offset) = produced.index[&POISON];
 
     let write_config = |reject: &str| {
         let config = dir.path().join("flumen.toml");
@@ -33,8 +32,8 @@ fn reject_blocks_then_restart_redelivers(broker: Broker, label: &str) {
             out: out.clone(),
             components: format!(
                 "{}{}",
-                file_sink("all", "file_sink", "all.jsonl", ", sync = false"),
-                file_sink("picky", "reject_sink", "picky.jsonl", reject),
+                file_sink("all", "file_sink", ", sync = false"),
+                file_sink("picky", "reject_sink", reject),
             ),
         }
         .write(&config);
@@ -64,12 +63,12 @@ fn reject_blocks_then_restart_redelivers(broker: Broker, label: &str) {
         after_run1, expected_blocked,
         "{label}: committed past the rejected event"
     );
-    let picky1 = read_sink(&out.join("picky.jsonl"));
+    let picky1 = read_sink(&out, "picky");
     assert!(
         !picky1.contains(&(poison_partition, poison_offset)),
         "the rejected event was written"
     );
-    let all1 = read_sink(&out.join("all.jsonl")).len();
+    let all1 = read_sink(&out, "all").len();
 
     // Run 2: the sink is fixed; the host resumes from the blocked offset.
     let config = write_config("");
@@ -89,7 +88,7 @@ fn reject_blocks_then_restart_redelivers(broker: Broker, label: &str) {
     // Count: every event reached both sinks at least once; only the blocked
     // partition's events from the rejected offset on may appear twice.
     for sink in ["all", "picky"] {
-        let lines = read_sink(&out.join(format!("{sink}.jsonl")));
+        let lines = read_sink(&out, sink);
         let mut counts: BTreeMap<(i32, i64), usize> = BTreeMap::new();
         for l in &lines {
             *counts.entry(*l).or_default() += 1;

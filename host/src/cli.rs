@@ -49,7 +49,7 @@ enum Command {
         /// How many sample events to produce.
         #[arg(long, default_value_t = 10_000)]
         events: usize,
-        /// Where the file sink writes `events.jsonl`.
+        /// Where the file sink writes `events-<partition>.jsonl`.
         #[arg(long, default_value = "target/demo-out")]
         out: PathBuf,
     },
@@ -173,7 +173,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 fn demo_cmd(config: PathBuf, events: usize, out: PathBuf) -> anyhow::Result<ExitCode> {
     let summary = demo::run(&config, events, &out)?;
     println!("{summary}");
-    println!("  output     {}", out.join("events.jsonl").display());
+    println!("  output     {}", out.join("events-*.jsonl").display());
     Ok(if summary.accounted() {
         ExitCode::SUCCESS
     } else {

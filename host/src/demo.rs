@@ -29,7 +29,7 @@ pub struct Summary {
     pub dropped: u64,
     /// Events delivered, per sink.
     pub delivered: BTreeMap<String, u64>,
-    /// Lines in the file sink's output file.
+    /// Lines in the file sink's output files.
     pub lines_written: u64,
     /// Committed offset per partition.
     pub committed: BTreeMap<i32, i64>,
@@ -134,8 +134,25 @@ fn produce(bootstrap: &str, count: usize) -> anyhow::Result<BTreeMap<i32, i64>> 
     Ok(produced)
 }
 
+/// The file sink's output files in `dir`: `events-<partition>.jsonl`.
+pub fn output_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("events-") && name.ends_with(".jsonl") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Runs the demo with the pipeline in `config_path`, writing the file sink's
-/// output under `out_dir`.
+/// output (one file per partition) under `out_dir`.
 pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<Summary> {
     let mut config = Config::load(config_path)?;
     let cluster = MockCluster::new(1).context("starting the embedded Kafka broker")?;
@@ -147,10 +164,9 @@ pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<
 
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("creating output directory {}", out_dir.display()))?;
-    let out_file = out_dir.join("events.jsonl");
-    if out_file.exists() {
-        std::fs::remove_file(&out_file)
-            .with_context(|| format!("removing the previous {}", out_file.display()))?;
+    for p in output_files(out_dir)? {
+        std::fs::remove_file(&p)
+            .with_context(|| format!("removing the previous {}", p.display()))?;
     }
     config.kafka.bootstrap_servers = bootstrap.clone();
     for c in config.pipelines.iter_mut().flat_map(|p| p.sinks.iter_mut()) {
@@ -183,10 +199,12 @@ pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<
     }
     running.stop();
 
-    let lines_written = match std::fs::read_to_string(&out_file) {
-        Ok(text) => text.lines().count() as u64,
-        Err(_) => 0,
-    };
+    let mut lines_written = 0;
+    for p in output_files(out_dir)? {
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        lines_written += text.lines().count() as u64;
+    }
     Ok(Summary {
         produced,
         consumed: stats.consumed.load(std::sync::atomic::Ordering::Relaxed),

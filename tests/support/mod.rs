@@ -6,15 +6,18 @@
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -137,6 +140,8 @@ pub struct Produced {
     pub events: BTreeMap<(i32, i64), bool>,
     /// End offset per partition.
     pub end: BTreeMap<i32, i64>,
+    /// Event index -> `(partition, offset)`.
+    pub index: BTreeMap<usize, (i32, i64)>,
 }
 
 impl Produced {
@@ -147,6 +152,38 @@ impl Produced {
             .filter(|(_, &debug)| !debug)
             .map(|(&k, _)| k)
             .collect()
+    }
+}
+
+/// Records what the broker acknowledged: the ground truth of what a test
+/// produced. (tansu 0.6's ListOffsets high watermark is wrong — seen here as
+/// 21,853 for a partition holding offsets 0..=24,999 — so watermarks are not
+/// used.)
+#[derive(Default, Clone)]
+struct AckContext {
+    /// `(event index, partition, offset)` per acknowledged event.
+    acked: Arc<Mutex<Vec<(usize, i32, i64)>>>,
+    /// First delivery error, if any.
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Box<usize>;
+    fn delivery(&self, result: &DeliveryResult<'_>, index: Box<usize>) {
+        match result {
+            Ok(m) => {
+                if let Ok(mut acked) = self.acked.lock() {
+                    acked.push((*index, m.partition(), m.offset()));
+                }
+            }
+            Err((e, _)) => {
+                if let Ok(mut failed) = self.failed.lock() {
+                    failed.get_or_insert_with(|| format!("event {index}: {e}"));
+                }
+            }
+        }
     }
 }
 
@@ -161,18 +198,16 @@ pub fn produce(
     n: usize,
     poison: impl Fn(usize) -> bool,
 ) -> Produced {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+    let context = AckContext::default();
+    let producer: ThreadedProducer<AckContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "10")
         .set("queue.buffering.max.messages", "200000")
-        .create()
+        .create_with_context(context.clone())
         .expect("producer");
-    let mut partition_counts = vec![0i64; partitions as usize];
-    let mut produced = Produced::default();
     for i in 0..n {
         let p = (i % partitions as usize) as i32;
-        let debug = i % 4 == 1;
-        let level = if debug { "debug" } else { "info" };
+        let level = if is_debug(i) { "debug" } else { "info" };
         let mut value = format!("seq={i}").into_bytes();
         if poison(i) {
             value.extend_from_slice(b" POISON");
@@ -185,7 +220,7 @@ pub fn produce(
             key: "level",
             value: Some(level),
         });
-        let mut record = BaseRecord::to(topic)
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(i))
             .partition(p)
             .payload(&value)
             .headers(headers);
@@ -201,37 +236,34 @@ pub fn produce(
                 }
             }
         }
-        // Each partition has one producer writing in order from offset 0.
-        let offset = partition_counts[p as usize];
-        partition_counts[p as usize] += 1;
-        produced.events.insert((p, offset), debug);
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
-    for (p, c) in partition_counts.iter().enumerate() {
-        produced.end.insert(p as i32, *c);
+    if let Some(e) = context.failed.lock().expect("lock").clone() {
+        panic!("test producer: delivery failed: {e}");
     }
-    assert_eq!(
-        produced.end,
-        end_offsets(bootstrap, topic, partitions),
-        "broker end offsets differ from what was produced"
-    );
+    let acked = context.acked.lock().expect("lock").clone();
+    assert_eq!(acked.len(), n, "not every produced event was acknowledged");
+    let mut produced = Produced::default();
+    for (i, p, o) in acked {
+        assert!(
+            produced.events.insert((p, o), is_debug(i)).is_none(),
+            "offset {o} acked twice"
+        );
+        produced.index.insert(i, (p, o));
+        let end = produced.end.entry(p).or_insert(0);
+        *end = (*end).max(o + 1);
+    }
+    // The topic is fresh, so each partition holds offsets 0..end exactly.
+    for (p, end) in &produced.end {
+        let count = produced.events.range((*p, 0)..(*p + 1, 0)).count() as i64;
+        assert_eq!(count, *end, "partition {p}: acked offsets are not 0..{end}");
+    }
     produced
 }
 
-/// The broker's end (high-watermark) offsets.
-pub fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("consumer");
-    (0..partitions)
-        .map(|p| {
-            let (_, high) = c
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks");
-            (p, high)
-        })
-        .collect()
+/// Whether the test producer's event `i` is a `debug` event.
+pub fn is_debug(i: usize) -> bool {
+    i % 4 == 1
 }
 
 /// Offsets committed by `group`, per partition (absent = none committed).
@@ -361,22 +393,33 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `(partition, offset)` of every line a file sink wrote, in file order.
-pub fn read_sink(path: &Path) -> Vec<(i32, i64)> {
-    let Ok(file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    std::io::BufReader::new(file)
-        .lines()
-        .map(|l| {
+/// `(partition, offset)` of every line sink `name` wrote (its files
+/// `<name>-<partition>.jsonl` in `dir`), each file in order.
+pub fn read_sink(dir: &Path, name: &str) -> Vec<(i32, i64)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read output dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.starts_with(&format!("{name}-")) && f.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    let mut lines = Vec::new();
+    for path in files {
+        let file = std::fs::File::open(&path).expect("open sink output");
+        for l in std::io::BufReader::new(file).lines() {
             let l = l.expect("read line");
-            let v: serde_json::Value = serde_json::from_str(&l).expect("sink line is JSON");
-            (
+            let v: serde_json::Value = serde_json::from_str(&l)
+                .unwrap_or_else(|e| panic!("{}: line is not JSON ({e}): {l}", path.display()));
+            lines.push((
                 v["partition"].as_i64().expect("partition") as i32,
                 v["offset"].as_i64().expect("offset"),
-            )
-        })
-        .collect()
+            ));
+        }
+    }
+    lines
 }
 
 /// Asserts per-partition offset order in a sink's output (a redelivery after
@@ -435,14 +478,15 @@ drain_timeout_ms = 5000
     }
 }
 
-/// A sink table writing JSON lines to `/out/<file>` with the given guest.
-pub fn file_sink(name: &str, guest_name: &str, file: &str, extra: &str) -> String {
+/// A sink table writing JSON lines to `/out/<name>-<partition>.jsonl` with
+/// the given guest.
+pub fn file_sink(name: &str, guest_name: &str, extra: &str) -> String {
     format!(
         r#"
 [[pipeline.sink]]
 name = "{name}"
 component = "{}"
-config = {{ path = "/out/{file}"{extra} }}
+config = {{ path = "/out/{name}-%{{partition}}.jsonl"{extra} }}
 dirs = [{{ host = "$OUT", guest = "/out" }}]
 "#,
         guest(guest_name).display()

@@ -1,9 +1,12 @@
-//! The file sink: appends each event as one JSON line to a file.
+//! The file sink: appends each event as one JSON line to a file per
+//! partition.
 //!
 //! Config keys:
-//! - `path` (required): the file, as the guest sees it. The operator must
-//!   grant its directory read-write to this component (`dirs` in the host's
-//!   TOML); without the grant the sink refuses to start.
+//! - `path` (required): the file, as the guest sees it, with `%{partition}`
+//!   and optionally `%{topic}` filled in per partition, e.g.
+//!   `/out/events-%{topic}-%{partition}.jsonl`. The operator must grant its
+//!   directory read-write to this component (`dirs` in the host's TOML);
+//!   without the grant the sink refuses to start.
 //! - `sync` (default `true`): `fsync` the file before reporting a batch
 //!   delivered. With `false` the data is only flushed to the OS, which
 //!   survives a crash of flumen but not of the machine.
@@ -16,15 +19,13 @@
 wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
 use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
-use flumen_guest_common::{event_fields, json_line, Config};
 use flumen::pipeline::log::{log, Level};
+use flumen_guest_common::{event_fields, json_line, Config, PartitionFile};
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 
 struct State {
-    file: File,
-    path: String,
+    file: PartitionFile,
     sync: bool,
 }
 
@@ -38,21 +39,18 @@ struct FileSink;
 impl Guest for FileSink {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
         let config = Config::new(config, &["path", "sync"])?;
-        let path = config.required("path")?.to_owned();
+        let path = config.required("path")?;
+        let file = PartitionFile::new(path)?;
         let sync = config.bool_or("sync", true)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| {
-                format!("cannot open `{path}` for appending: {e} (is its directory granted read-write?)")
-            })?;
-        log(Level::Info, &format!("appending to {path} (sync={sync})"));
-        STATE.with(|s| *s.borrow_mut() = Some(State { file, path, sync }));
+        log(Level::Debug, &format!("appending to {path} (sync={sync})"));
+        STATE.with(|s| *s.borrow_mut() = Some(State { file, sync }));
         Ok(())
     }
 
     fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        let Some(first) = batch.first() else {
+            return Ok(Vec::new());
+        };
         STATE.with(|s| {
             let mut state = s.borrow_mut();
             let state = state.as_mut().ok_or("deliver called before init")?;
@@ -60,16 +58,17 @@ impl Guest for FileSink {
             for e in &batch {
                 buf.push_str(&json_line(event_fields!(e)));
             }
-            let write = |f: &mut File| -> std::io::Result<()> {
+            let sync = state.sync;
+            let (path, file) = state.file.get(&first.topic, first.partition)?;
+            let write = |f: &mut std::fs::File| -> std::io::Result<()> {
                 f.write_all(buf.as_bytes())?;
                 f.flush()?;
-                if state.sync {
+                if sync {
                     f.sync_data()?;
                 }
                 Ok(())
             };
-            write(&mut state.file)
-                .map_err(|e| format!("writing {} events to {}: {e}", batch.len(), state.path))?;
+            write(file).map_err(|e| format!("writing {} events to {path}: {e}", batch.len()))?;
             Ok(vec![Verdict::Delivered; batch.len()])
         })
     }

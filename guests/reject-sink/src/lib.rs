@@ -3,19 +3,18 @@
 //! `reject` and asks for a retry of every event whose value contains `retry`.
 //! Rejected and retried events are not written.
 //!
-//! Config keys: `path` (required), `reject` and `retry` (substrings; unset
-//! means never).
+//! Config keys: `path` (required, with `%{partition}` as for the file sink),
+//! `reject` and `retry` (substrings; unset means never).
 
 wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
 use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
-use flumen_guest_common::{event_fields, json_line, Config};
+use flumen_guest_common::{event_fields, json_line, Config, PartitionFile};
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 
 struct State {
-    file: File,
+    file: PartitionFile,
     reject: Option<Vec<u8>>,
     retry: Option<Vec<u8>>,
 }
@@ -36,12 +35,7 @@ struct RejectSink;
 impl Guest for RejectSink {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
         let config = Config::new(config, &["path", "reject", "retry"])?;
-        let path = config.required("path")?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot open `{path}`: {e}"))?;
+        let file = PartitionFile::new(config.required("path")?)?;
         let reject = config.get("reject").map(|s| s.as_bytes().to_vec());
         let retry = config.get("retry").map(|s| s.as_bytes().to_vec());
         STATE.with(|s| *s.borrow_mut() = Some(State { file, reject, retry }));
@@ -49,6 +43,9 @@ impl Guest for RejectSink {
     }
 
     fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        let Some(first) = batch.first() else {
+            return Ok(Vec::new());
+        };
         STATE.with(|s| {
             let mut state = s.borrow_mut();
             let state = state.as_mut().ok_or("deliver called before init")?;
@@ -65,8 +62,9 @@ impl Guest for RejectSink {
                     verdicts.push(Verdict::Delivered);
                 }
             }
-            state.file.write_all(buf.as_bytes()).map_err(|e| e.to_string())?;
-            state.file.flush().map_err(|e| e.to_string())?;
+            let (_, file) = state.file.get(&first.topic, first.partition)?;
+            file.write_all(buf.as_bytes()).map_err(|e| e.to_string())?;
+            file.flush().map_err(|e| e.to_string())?;
             Ok(verdicts)
         })
     }

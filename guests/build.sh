@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
-  cargo build --release --target wasm32-wasip2 "$@"
+  cargo build --locked --release --target wasm32-wasip2 "$@"
 else
   for f in /usr/bin/rustc /usr/bin/cargo /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a; do
     [ -e "$f" ] || { echo "guests/build.sh: $f missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
@@ -19,6 +19,6 @@ else
   # Debian ships no rust-lld, so the linker is named explicitly.
   RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
   RUSTFLAGS="-L native=/usr/lib/wasm32-wasi -C link-arg=--wasm-ld-path=/usr/bin/wasm-ld-22" \
-    /usr/bin/cargo build --release -Zbuild-std=std,panic_abort --target wasm32-wasip2 "$@"
+    /usr/bin/cargo build --locked --release -Zbuild-std=std,panic_abort --target wasm32-wasip2 "$@"
 fi
 ls -l target/wasm32-wasip2/release/*.wasm

@@ -33,6 +33,7 @@ fn run_100k(broker: Broker, label: &str) {
             file_sink("a", "file_sink", ", sync = false"),
             file_sink("b", "file_sink", ", sync = false"),
         ),
+        commit_interval_ms: 200,
     }
     .write(&config);
 

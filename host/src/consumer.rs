@@ -26,6 +26,9 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// How often refused commits of revoked partitions are tried again.
+const REVOKED_RETRY: Duration = Duration::from_millis(500);
+
 /// A partition this member is working on.
 struct PartitionHandle {
     tx: Sender<Event>,
@@ -42,6 +45,9 @@ type Partitions = HashMap<(String, i32), PartitionHandle>;
 /// land. Both run inside `poll`, on the consumer thread.
 struct PipelineContext {
     partitions: Arc<Mutex<Partitions>>,
+    /// Offsets of revoked partitions whose commit the broker refused during
+    /// the rebalance; committed once it settles (see `retry_revoked`).
+    revoked_uncommitted: Mutex<Vec<(String, i32, i64)>>,
     stats: Arc<PipelineStats>,
     drain_timeout: Duration,
     pipeline: String,
@@ -67,9 +73,14 @@ impl ConsumerContext for PipelineContext {
                         .collect()
                 };
                 // The commit must happen before the partitions are released,
-                // or the next owner starts from an older offset.
+                // or the next owner starts from an older offset. Apache Kafka
+                // accepts it here; brokers that refuse commits while the group
+                // is rebalancing (librdkafka's mock cluster) get it again
+                // once the rebalance is over.
                 let offsets = drain(handles, self.drain_timeout);
-                commit(consumer, &offsets, &self.stats);
+                if !commit(consumer, &offsets, &self.stats) {
+                    lock_vec(&self.revoked_uncommitted).extend(offsets);
+                }
             }
             Rebalance::Assign(tpl) => {
                 tracing::info!(pipeline = %self.pipeline, count = tpl.count(), "partitions assigned");
@@ -94,6 +105,10 @@ impl ConsumerContext for PipelineContext {
 fn lock(m: &Mutex<Partitions>) -> MutexGuard<'_, Partitions> {
     // A worker never holds this lock, so poisoning can only come from a
     // panic on the consumer thread itself; the map is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock_vec<T>(m: &Mutex<Vec<T>>) -> MutexGuard<'_, Vec<T>> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -135,7 +150,7 @@ fn drain(
 }
 
 /// Commits `(topic, partition, offset)` triples and records what the broker
-/// acknowledged.
+/// acknowledged. Returns whether it did; a failure is logged.
 fn commit(
     consumer: &BaseConsumer<PipelineContext>,
     offsets: &[(String, i32, i64)],
@@ -158,7 +173,7 @@ fn commit(
             true
         }
         Err(e) => {
-            tracing::warn!(error = %e, "offset commit failed; retried on the next commit");
+            tracing::warn!(error = %e, "offset commit failed; it is retried");
             false
         }
     }
@@ -196,6 +211,7 @@ impl PipelineConsumer {
         let partitions = Arc::new(Mutex::new(Partitions::new()));
         let context = PipelineContext {
             partitions: partitions.clone(),
+            revoked_uncommitted: Mutex::new(Vec::new()),
             stats: stats.clone(),
             drain_timeout: pipeline.drain_timeout(),
             pipeline: pipeline.name.clone(),
@@ -216,6 +232,7 @@ impl PipelineConsumer {
     pub fn run(self, shutdown: &AtomicBool) {
         let commit_every = Duration::from_millis(self.pipeline.commit.interval_ms);
         let mut last_commit = Instant::now();
+        let mut last_revoked_retry = Instant::now();
         while !shutdown.load(Ordering::Acquire) {
             match self.consumer.poll(Duration::from_millis(100)) {
                 None => {}
@@ -226,6 +243,10 @@ impl PipelineConsumer {
                 }
             }
             self.resume_drained();
+            if last_revoked_retry.elapsed() >= REVOKED_RETRY {
+                self.retry_revoked();
+                last_revoked_retry = Instant::now();
+            }
             if last_commit.elapsed() >= commit_every {
                 self.commit_published();
                 last_commit = Instant::now();
@@ -289,6 +310,46 @@ impl PipelineConsumer {
             && self.set_paused(&key, true)
         {
             h.paused = true;
+        }
+    }
+
+    /// Commits the final offsets of revoked partitions that the broker refused
+    /// during the rebalance. Kafka lets any group member commit for any
+    /// partition, and each of these offsets is a watermark this member
+    /// finalized, so committing it late never skips an undelivered event. It
+    /// is only sent where it still advances the group's committed offset, so
+    /// it does not move back what the new owner has committed since.
+    fn retry_revoked(&self) {
+        let pending = std::mem::take(&mut *lock_vec(&self.consumer.context().revoked_uncommitted));
+        if pending.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, _) in &pending {
+            tpl.add_partition(topic, *partition);
+        }
+        let current = match self.consumer.committed_offsets(tpl, Duration::from_secs(5)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read committed offsets yet");
+                lock_vec(&self.consumer.context().revoked_uncommitted).extend(pending);
+                return;
+            }
+        };
+        let advancing: Vec<_> = pending
+            .into_iter()
+            .filter(
+                |(t, p, o)| match current.find_partition(t, *p).map(|e| e.offset()) {
+                    Some(Offset::Offset(c)) => *o > c,
+                    _ => true,
+                },
+            )
+            .collect();
+        if commit(&self.consumer, &advancing, &self.stats) {
+            tracing::info!(pipeline = %self.pipeline.name, offsets = ?advancing,
+                "committed the final offsets of revoked partitions after the rebalance");
+        } else {
+            lock_vec(&self.consumer.context().revoked_uncommitted).extend(advancing);
         }
     }
 

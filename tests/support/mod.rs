@@ -446,6 +446,8 @@ pub struct PipelineToml {
     pub out: PathBuf,
     /// `[[pipeline.interceptor]]` and `[[pipeline.sink]]` tables.
     pub components: String,
+    /// Periodic commit interval.
+    pub commit_interval_ms: u64,
 }
 
 impl PipelineToml {
@@ -455,14 +457,14 @@ impl PipelineToml {
             r#"
 [kafka]
 bootstrap_servers = "{bootstrap}"
-options = {{ "session.timeout.ms" = 3000, "heartbeat.interval.ms" = 500 }}
+options = {{ "session.timeout.ms" = 3000, "heartbeat.interval.ms" = 500, "max.poll.interval.ms" = 10000 }}
 
 [[pipeline]]
 name = "e2e"
 topics = ["{topic}"]
 group_id = "{group}"
 batch = {{ max_events = 500, max_wait_ms = 20 }}
-commit = {{ interval_ms = 200 }}
+commit = {{ interval_ms = {commit_interval_ms} }}
 retry = {{ initial_backoff_ms = 20, max_backoff_ms = 200 }}
 drain_timeout_ms = 5000
 {components}
@@ -473,6 +475,7 @@ drain_timeout_ms = 5000
             components = self
                 .components
                 .replace("$OUT", &self.out.display().to_string()),
+            commit_interval_ms = self.commit_interval_ms,
         );
         std::fs::write(path, text).expect("write config");
     }

@@ -11,7 +11,7 @@ if [ -x /usr/bin/rustc ] && [ -x /usr/bin/wasm-ld-22 ] && [ -f /usr/lib/wasm32-w
    && [ -d /usr/lib/rustlib/src/rust/library ]; then
   exit 0
 fi
-if command -v rustup >/dev/null 2>&1 && timeout 120 rustup target add wasm32-wasip2 >/dev/null 2>&1; then
+if command -v rustup >/dev/null 2>&1 && timeout 60 rustup target add wasm32-wasip2 >/dev/null 2>&1; then
   exit 0
 fi
 echo "installing the Debian guest toolchain (rustc-web, rust-web-src, lld-22, wasi-libc)" >&2

@@ -35,15 +35,14 @@ pub fn run_chain(
     stats: &PipelineStats,
     mut dropped: impl FnMut(i64),
 ) -> Option<RoutedBatch> {
-    let mut routes = vec![None; batch.len()];
     let mut routed = RoutedBatch {
+        routes: vec![None; batch.len()],
         events: batch,
-        routes: Vec::new(),
     };
     for guest in chain.iter_mut() {
-        if routed.events.is_empty() {
+        let Some(first) = routed.events.first() else {
             break;
-        }
+        };
         let mut backoff = Backoff::new(retry);
         let verdicts = loop {
             let result = guest
@@ -53,7 +52,6 @@ pub fn run_chain(
                 Ok(v) => break v,
                 Err(e) => {
                     stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let first = &routed.events[0];
                     tracing::warn!(error = %e, topic = %first.topic, partition = first.partition,
                         offset = first.offset, attempt = backoff.attempts() + 1,
                         "interceptor failed; retrying the batch (partition blocked)");
@@ -65,7 +63,7 @@ pub fn run_chain(
         };
         let mut next = RoutedBatch::default();
         for ((mut event, route), (verdict, new_route)) in
-            routed.events.into_iter().zip(routes).zip(verdicts)
+            routed.events.into_iter().zip(routed.routes).zip(verdicts)
         {
             let route = new_route.or(route);
             let drop_it = match verdict.action {
@@ -87,10 +85,8 @@ pub fn run_chain(
                 next.routes.push(route);
             }
         }
-        routes = std::mem::take(&mut next.routes);
         routed = next;
     }
-    routed.routes = routes;
     Some(routed)
 }
 

@@ -187,17 +187,21 @@ impl ProducerContext for AckContext {
     }
 }
 
-/// Produces `n` events round-robin over `partitions`. Every 4th is level
-/// `debug` (header `level`); `poison(i)` marks values that test sinks reject.
-/// Some events have no key, and some values are not UTF-8, to show they
-/// flow untouched.
-pub fn produce(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    n: usize,
-    poison: impl Fn(usize) -> bool,
-) -> Produced {
+/// One record for [`produce_records`].
+pub struct Record {
+    /// Partition to write to.
+    pub partition: i32,
+    /// Key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Value; `None` is a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Produces `records` and returns, per record (in input order), the
+/// `(partition, offset)` the broker acknowledged.
+pub fn produce_records(bootstrap: &str, topic: &str, records: &[Record]) -> Vec<(i32, i64)> {
     let context = AckContext::default();
     let producer: ThreadedProducer<AckContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -205,27 +209,23 @@ pub fn produce(
         .set("queue.buffering.max.messages", "200000")
         .create_with_context(context.clone())
         .expect("producer");
-    for i in 0..n {
-        let p = (i % partitions as usize) as i32;
-        let level = if is_debug(i) { "debug" } else { "info" };
-        let mut value = format!("seq={i}").into_bytes();
-        if poison(i) {
-            value.extend_from_slice(b" POISON");
+    for (i, r) in records.iter().enumerate() {
+        let mut headers = OwnedHeaders::new();
+        for (name, value) in &r.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value),
+            });
         }
-        if i % 1000 == 7 {
-            value.extend_from_slice(&[0xff, 0xfe, 0x00]);
+        let mut record: BaseRecord<'_, Vec<u8>, Vec<u8>, Box<usize>> =
+            BaseRecord::with_opaque_to(topic, Box::new(i))
+                .partition(r.partition)
+                .headers(headers);
+        if let Some(v) = &r.value {
+            record = record.payload(v);
         }
-        let key = format!("k{}", i % 13);
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "level",
-            value: Some(level),
-        });
-        let mut record = BaseRecord::with_opaque_to(topic, Box::new(i))
-            .partition(p)
-            .payload(&value)
-            .headers(headers);
-        if i % 10 != 3 {
-            record = record.key(&key);
+        if let Some(k) = &r.key {
+            record = record.key(k);
         }
         loop {
             match producer.send(record) {
@@ -241,10 +241,48 @@ pub fn produce(
     if let Some(e) = context.failed.lock().expect("lock").clone() {
         panic!("test producer: delivery failed: {e}");
     }
-    let acked = context.acked.lock().expect("lock").clone();
-    assert_eq!(acked.len(), n, "not every produced event was acknowledged");
+    let mut acked = context.acked.lock().expect("lock").clone();
+    assert_eq!(
+        acked.len(),
+        records.len(),
+        "not every produced event was acknowledged"
+    );
+    acked.sort();
+    acked.into_iter().map(|(_, p, o)| (p, o)).collect()
+}
+
+/// Produces `n` events round-robin over `partitions`. Every 4th is level
+/// `debug` (header `level`); `poison(i)` marks values that test sinks reject.
+/// Some events have no key, and some values are not UTF-8, to show they
+/// flow untouched.
+pub fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    n: usize,
+    poison: impl Fn(usize) -> bool,
+) -> Produced {
+    let records: Vec<Record> = (0..n)
+        .map(|i| {
+            let mut value = format!("seq={i}").into_bytes();
+            if poison(i) {
+                value.extend_from_slice(b" POISON");
+            }
+            if i % 1000 == 7 {
+                value.extend_from_slice(&[0xff, 0xfe, 0x00]);
+            }
+            let level = if is_debug(i) { "debug" } else { "info" };
+            Record {
+                partition: (i % partitions as usize) as i32,
+                key: (i % 10 != 3).then(|| format!("k{}", i % 13).into_bytes()),
+                value: Some(value),
+                headers: vec![("level".into(), level.as_bytes().to_vec())],
+            }
+        })
+        .collect();
+    let acked = produce_records(bootstrap, topic, &records);
     let mut produced = Produced::default();
-    for (i, p, o) in acked {
+    for (i, (p, o)) in acked.into_iter().enumerate() {
         assert!(
             produced.events.insert((p, o), is_debug(i)).is_none(),
             "offset {o} acked twice"
@@ -393,9 +431,9 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `(partition, offset)` of every line sink `name` wrote (its files
-/// `<name>-<partition>.jsonl` in `dir`), each file in order.
-pub fn read_sink(dir: &Path, name: &str) -> Vec<(i32, i64)> {
+/// Every line sink `name` wrote (its files `<name>-<partition>.jsonl` in
+/// `dir`), parsed, each file in order.
+pub fn read_sink_json(dir: &Path, name: &str) -> Vec<serde_json::Value> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("read output dir")
         .map(|e| e.expect("dir entry").path())
@@ -411,15 +449,26 @@ pub fn read_sink(dir: &Path, name: &str) -> Vec<(i32, i64)> {
         let file = std::fs::File::open(&path).expect("open sink output");
         for l in std::io::BufReader::new(file).lines() {
             let l = l.expect("read line");
-            let v: serde_json::Value = serde_json::from_str(&l)
-                .unwrap_or_else(|e| panic!("{}: line is not JSON ({e}): {l}", path.display()));
-            lines.push((
-                v["partition"].as_i64().expect("partition") as i32,
-                v["offset"].as_i64().expect("offset"),
-            ));
+            lines.push(
+                serde_json::from_str(&l)
+                    .unwrap_or_else(|e| panic!("{}: line is not JSON ({e}): {l}", path.display())),
+            );
         }
     }
     lines
+}
+
+/// `(partition, offset)` of every line sink `name` wrote, each file in order.
+pub fn read_sink(dir: &Path, name: &str) -> Vec<(i32, i64)> {
+    read_sink_json(dir, name)
+        .iter()
+        .map(|v| {
+            (
+                v["partition"].as_i64().expect("partition") as i32,
+                v["offset"].as_i64().expect("offset"),
+            )
+        })
+        .collect()
 }
 
 /// Asserts per-partition offset order in a sink's output (a redelivery after

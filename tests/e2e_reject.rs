@@ -220,7 +220,7 @@ fn revoke_and_leave_commit_what_is_finalized_and_hand_over(
     let mut a = Flumen::run(&s.config_with("a", true, HOUR), &s.log("a"));
     // A has delivered everything it can once sink `all` holds every event.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while read_sink(&s.out("a"), "all").len() < EVENTS {
+    while read_sink_live(&s.out("a"), "all").len() < EVENTS {
         assert!(a.alive(), "member A exited; log:\n{}", a.log_text());
         assert!(
             std::time::Instant::now() < deadline,
@@ -271,7 +271,7 @@ fn revoke_and_leave_commit_what_is_finalized_and_hand_over(
     assert_clean_exit(a, "member A");
     // B takes every partition over and blocks at the poison again.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !read_sink(&s.out("b"), "all").contains(&s.poison) {
+    while !read_sink_live(&s.out("b"), "all").contains(&s.poison) {
         assert!(
             std::time::Instant::now() < deadline,
             "B never got the poisoned partition; A log:\n{}\nB log:\n{}",

@@ -13,7 +13,6 @@ use rdkafka::producer::{
 };
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -432,8 +431,35 @@ fn tail(text: &str, n: usize) -> String {
 }
 
 /// Every line sink `name` wrote (its files `<name>-<partition>.jsonl` in
-/// `dir`), parsed, each file in order.
+/// `dir`), parsed, each file in order. Every line must be complete JSON.
 pub fn read_sink_json(dir: &Path, name: &str) -> Vec<serde_json::Value> {
+    read_lines(dir, name, false)
+}
+
+/// Like [`read_sink_json`] for output still being written: a last line
+/// without its newline is being appended right now and is skipped.
+pub fn read_sink_live(dir: &Path, name: &str) -> Vec<(i32, i64)> {
+    positions(&read_lines(dir, name, true))
+}
+
+/// `(partition, offset)` of every line sink `name` wrote, each file in order.
+pub fn read_sink(dir: &Path, name: &str) -> Vec<(i32, i64)> {
+    positions(&read_sink_json(dir, name))
+}
+
+fn positions(lines: &[serde_json::Value]) -> Vec<(i32, i64)> {
+    lines
+        .iter()
+        .map(|v| {
+            (
+                v["partition"].as_i64().expect("partition") as i32,
+                v["offset"].as_i64().expect("offset"),
+            )
+        })
+        .collect()
+}
+
+fn read_lines(dir: &Path, name: &str, live: bool) -> Vec<serde_json::Value> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("read output dir")
         .map(|e| e.expect("dir entry").path())
@@ -446,29 +472,22 @@ pub fn read_sink_json(dir: &Path, name: &str) -> Vec<serde_json::Value> {
     files.sort();
     let mut lines = Vec::new();
     for path in files {
-        let file = std::fs::File::open(&path).expect("open sink output");
-        for l in std::io::BufReader::new(file).lines() {
-            let l = l.expect("read line");
+        let text = std::fs::read_to_string(&path).expect("read sink output");
+        let mut parts: Vec<&str> = text.split('\n').collect();
+        let unterminated = parts.pop().unwrap_or_default();
+        assert!(
+            live || unterminated.is_empty(),
+            "{}: last line has no newline: {unterminated}",
+            path.display()
+        );
+        for l in parts {
             lines.push(
-                serde_json::from_str(&l)
+                serde_json::from_str(l)
                     .unwrap_or_else(|e| panic!("{}: line is not JSON ({e}): {l}", path.display())),
             );
         }
     }
     lines
-}
-
-/// `(partition, offset)` of every line sink `name` wrote, each file in order.
-pub fn read_sink(dir: &Path, name: &str) -> Vec<(i32, i64)> {
-    read_sink_json(dir, name)
-        .iter()
-        .map(|v| {
-            (
-                v["partition"].as_i64().expect("partition") as i32,
-                v["offset"].as_i64().expect("offset"),
-            )
-        })
-        .collect()
 }
 
 /// Asserts per-partition offset order in a sink's output (a redelivery after

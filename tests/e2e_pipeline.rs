@@ -49,6 +49,15 @@ fn run_100k(broker: Broker, label: &str) {
         |c| c == &produced.end,
     );
     let elapsed = started.elapsed();
+    // Read-ahead is capped at 1,000 events per partition: the consumer must
+    // have paused partitions (and resumed them) to get through 25,000 each.
+    let log = flumen.log_text();
+    let pauses = log.matches("partition paused").count();
+    let resumes = log.matches("partition resumed").count();
+    assert!(
+        pauses > 0 && resumes > 0,
+        "{label}: no pause/resume: {pauses}/{resumes}"
+    );
     let status = flumen.terminate();
     assert!(status.success(), "flumen exit status {status}");
 
@@ -70,7 +79,8 @@ fn run_100k(broker: Broker, label: &str) {
     }
     eprintln!(
         "{label}: produced {EVENTS}, kept {} (dropped {}), each sink wrote {} exactly once, \
-         committed {committed:?} = end offsets, in {elapsed:.1?} (incl. group join)",
+         committed {committed:?} = end offsets, in {elapsed:.1?} (incl. group join); \
+         partitions paused {pauses} times",
         kept.len(),
         EVENTS - kept.len(),
         kept.len()

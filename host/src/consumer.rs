@@ -375,7 +375,12 @@ impl PipelineConsumer {
         };
         match r {
             Ok(()) => {
-                tracing::debug!(%topic, partition, pause, "partition flow control");
+                let what = if pause {
+                    "partition paused"
+                } else {
+                    "partition resumed"
+                };
+                tracing::debug!(%topic, partition, "{what}");
                 true
             }
             Err(e) => {

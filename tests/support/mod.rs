@@ -339,7 +339,8 @@ impl Flumen {
         let file = std::fs::File::create(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_flumen"))
             .args(args)
-            .env("RUST_LOG", "info")
+            // Consumer debug lines show pauses and commits.
+            .env("RUST_LOG", "info,flumen::consumer=debug")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -535,6 +536,8 @@ batch = {{ max_events = 500, max_wait_ms = 20 }}
 commit = {{ interval_ms = {commit_interval_ms} }}
 retry = {{ initial_backoff_ms = 20, max_backoff_ms = 200 }}
 drain_timeout_ms = 5000
+# Small, so that partitions pause and resume often under the tests' load.
+max_queued_events = 1000
 {components}
 "#,
             bootstrap = self.bootstrap,

@@ -36,14 +36,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Whether every event is accounted for: each was delivered or dropped,
-    /// and every partition is committed up to its end.
+    /// Whether every event is accounted for: every sink delivered each event
+    /// the interceptors kept, the output holds exactly those lines, and every
+    /// partition is committed up to its end.
     pub fn accounted(&self) -> bool {
         let produced: i64 = self.produced.values().sum();
-        let file = self.delivered.get("file").copied().unwrap_or(0);
+        let kept = self.consumed.saturating_sub(self.dropped);
         produced as u64 == self.consumed
-            && file + self.dropped == self.consumed
-            && self.lines_written == file
+            && !self.delivered.is_empty()
+            && self.delivered.values().all(|&n| n == kept)
+            && self.lines_written == kept
             && self
                 .produced
                 .iter()

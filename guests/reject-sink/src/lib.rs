@@ -3,8 +3,14 @@
 //! `reject` and asks for a retry of every event whose value contains `retry`.
 //! Rejected and retried events are not written.
 //!
+//! With `trap` set, the first batch of a partition holding a value with that
+//! substring makes the guest panic (a trap) before it writes anything; it
+//! leaves a marker file `.trapped-<partition>` beside `path` so that the
+//! fresh instance the host retries on does not trap again. Each instance
+//! logs `instance started` from its `init`.
+//!
 //! Config keys: `path` (required, with `%{partition}` as for the file sink),
-//! `reject` and `retry` (substrings; unset means never).
+//! `reject`, `retry` and `trap` (substrings; unset means never).
 
 wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
@@ -15,8 +21,10 @@ use std::io::Write;
 
 struct State {
     file: PartitionFile,
+    dir: String,
     reject: Option<Vec<u8>>,
     retry: Option<Vec<u8>>,
+    trap: Option<Vec<u8>>,
 }
 
 thread_local! {
@@ -34,11 +42,22 @@ struct RejectSink;
 
 impl Guest for RejectSink {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(config, &["path", "reject", "retry"])?;
-        let file = PartitionFile::new(config.required("path")?)?;
-        let reject = config.get("reject").map(|s| s.as_bytes().to_vec());
-        let retry = config.get("retry").map(|s| s.as_bytes().to_vec());
-        STATE.with(|s| *s.borrow_mut() = Some(State { file, reject, retry }));
+        let config = Config::new(config, &["path", "reject", "retry", "trap"])?;
+        let path = config.required("path")?;
+        let file = PartitionFile::new(path)?;
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
+        let bytes = |k: &str| config.get(k).map(|s| s.as_bytes().to_vec());
+        let (reject, retry, trap) = (bytes("reject"), bytes("retry"), bytes("trap"));
+        flumen::pipeline::log::log(flumen::pipeline::log::Level::Info, "instance started");
+        STATE.with(|s| {
+            *s.borrow_mut() = Some(State {
+                file,
+                dir,
+                reject,
+                retry,
+                trap,
+            })
+        });
         Ok(())
     }
 
@@ -49,6 +68,13 @@ impl Guest for RejectSink {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
             let state = state.as_mut().ok_or("deliver called before init")?;
+            if batch.iter().any(|e| contains(e.value.as_deref(), state.trap.as_deref())) {
+                let marker = format!("{}/.trapped-{}", state.dir, first.partition);
+                if std::fs::metadata(&marker).is_err() {
+                    std::fs::write(&marker, b"").map_err(|e| format!("{marker}: {e}"))?;
+                    panic!("trap requested by the batch at offset {}", first.offset);
+                }
+            }
             let mut buf = String::new();
             let mut verdicts = Vec::with_capacity(batch.len());
             for e in &batch {

@@ -157,51 +157,35 @@ impl Runtime {
         Component::new(&self.engine, &bytes).map_err(|e| load_err(format!("{e:#}")))
     }
 
-    fn instance_pre(
-        &self,
-        cfg: &ComponentConfig,
-        world: &'static str,
-    ) -> Result<wasmtime::component::InstancePre<GuestState>, GuestError> {
+    /// Compiles a component and checks it against its world's contract:
+    /// its imports must be satisfied by the host and its exports must be
+    /// the world's.
+    pub fn load<P: GuestKind>(&self, cfg: &ComponentConfig) -> Result<Loaded<P>, GuestError> {
         let component = self.compile(cfg)?;
-        self.linker
+        let pre = self
+            .linker
             .instantiate_pre(&component)
+            .and_then(P::new)
             .map_err(|e| GuestError::WrongWorld {
                 name: cfg.name.clone(),
                 path: cfg.component.clone(),
-                world,
+                world: P::WORLD,
                 reason: format!("{e:#}"),
-            })
+            })?;
+        Ok(Loaded::new(self, cfg, pre))
     }
 
     /// Compiles an interceptor and checks it against the contract.
     pub fn load_interceptor(
         &self,
         cfg: &ComponentConfig,
-    ) -> Result<Loaded<InterceptorPre<GuestState>>, GuestError> {
-        let pre = InterceptorPre::new(self.instance_pre(cfg, "interceptor")?).map_err(|e| {
-            GuestError::WrongWorld {
-                name: cfg.name.clone(),
-                path: cfg.component.clone(),
-                world: "interceptor",
-                reason: format!("{e:#}"),
-            }
-        })?;
-        Ok(Loaded::new(self, cfg, pre))
+    ) -> Result<InterceptorComponent, GuestError> {
+        self.load(cfg)
     }
 
     /// Compiles a sink and checks it against the contract.
-    pub fn load_sink(
-        &self,
-        cfg: &ComponentConfig,
-    ) -> Result<Loaded<SinkPre<GuestState>>, GuestError> {
-        let pre =
-            SinkPre::new(self.instance_pre(cfg, "sink")?).map_err(|e| GuestError::WrongWorld {
-                name: cfg.name.clone(),
-                path: cfg.component.clone(),
-                world: "sink",
-                reason: format!("{e:#}"),
-            })?;
-        Ok(Loaded::new(self, cfg, pre))
+    pub fn load_sink(&self, cfg: &ComponentConfig) -> Result<SinkComponent, GuestError> {
+        self.load(cfg)
     }
 }
 
@@ -282,10 +266,15 @@ fn trap(name: &str, e: wasmtime::Error) -> GuestError {
     }
 }
 
-/// What differs between the two kinds of guest: their bindings and `init`.
+/// What differs between the two kinds of guest: their world, bindings and
+/// `init`. Implemented by each world's typed `InstancePre`.
 pub trait GuestKind: Sized {
+    /// The world's name in `flumen:pipeline`.
+    const WORLD: &'static str;
     /// The typed bindings of a live instance.
     type Bindings;
+    /// Checks a component's exports against the world.
+    fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self>;
     /// Instantiates from the pre-checked component.
     fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Self::Bindings>;
     /// Calls the guest's `init`.
@@ -299,7 +288,11 @@ pub trait GuestKind: Sized {
 }
 
 impl GuestKind for InterceptorPre<GuestState> {
+    const WORLD: &'static str = "interceptor";
     type Bindings = Interceptor;
+    fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
+        InterceptorPre::new(pre)
+    }
     fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Interceptor> {
         InterceptorPre::instantiate(self, store)
     }
@@ -313,7 +306,11 @@ impl GuestKind for InterceptorPre<GuestState> {
 }
 
 impl GuestKind for SinkPre<GuestState> {
+    const WORLD: &'static str = "sink";
     type Bindings = Sink;
+    fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
+        SinkPre::new(pre)
+    }
     fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Sink> {
         SinkPre::instantiate(self, store)
     }

@@ -55,14 +55,14 @@ fn probe<P: GuestKind + Clone>(loaded: &Loaded<P>, pipeline: &str) -> Result<(),
 }
 
 fn load_all<P: GuestKind + Clone>(
+    runtime: &Runtime,
     configs: &[ComponentConfig],
     pipeline: &str,
-    load: impl Fn(&ComponentConfig) -> Result<Loaded<P>, GuestError>,
 ) -> Result<Vec<Loaded<P>>, StartError> {
     configs
         .iter()
         .map(|c| {
-            let loaded = load(c)?;
+            let loaded = runtime.load(c)?;
             probe(&loaded, pipeline)?;
             Ok(loaded)
         })
@@ -83,10 +83,8 @@ pub fn check(config: &Config, runtime: &Runtime) -> Result<Vec<CheckedPipeline>,
             Ok(CheckedPipeline {
                 config: p.clone(),
                 components: Components {
-                    interceptors: load_all(&p.interceptors, &p.name, |c| {
-                        runtime.load_interceptor(c)
-                    })?,
-                    sinks: load_all(&p.sinks, &p.name, |c| runtime.load_sink(c))?,
+                    interceptors: load_all(runtime, &p.interceptors, &p.name)?,
+                    sinks: load_all(runtime, &p.sinks, &p.name)?,
                 },
             })
         })

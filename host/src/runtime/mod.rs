@@ -174,19 +174,6 @@ impl Runtime {
             })?;
         Ok(Loaded::new(self, cfg, pre))
     }
-
-    /// Compiles an interceptor and checks it against the contract.
-    pub fn load_interceptor(
-        &self,
-        cfg: &ComponentConfig,
-    ) -> Result<InterceptorComponent, GuestError> {
-        self.load(cfg)
-    }
-
-    /// Compiles a sink and checks it against the contract.
-    pub fn load_sink(&self, cfg: &ComponentConfig) -> Result<SinkComponent, GuestError> {
-        self.load(cfg)
-    }
 }
 
 /// A compiled, type-checked component, ready to be instantiated any number of

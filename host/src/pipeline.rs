@@ -133,19 +133,31 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
         stats: Vec::new(),
     };
     for p in checked {
+        let name = p.config.name.clone();
         let stats = Arc::new(PipelineStats::default());
-        let consumer = PipelineConsumer::new(config, &p.config, p.components, stats.clone())
+        let started = PipelineConsumer::new(config, &p.config, p.components, stats.clone())
             .map_err(|source| StartError::Kafka {
-                pipeline: p.config.name.clone(),
+                pipeline: name.clone(),
                 source,
-            })?;
-        let flag = shutdown.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("flumen-consumer-{}", p.config.name))
-            .spawn(move || consumer.run(&flag))
-            .map_err(|e| StartError::Other(e.to_string()))?;
-        running.threads.push(thread);
-        running.stats.push((p.config.name.clone(), stats));
+            })
+            .and_then(|consumer| {
+                let flag = shutdown.clone();
+                std::thread::Builder::new()
+                    .name(format!("flumen-consumer-{name}"))
+                    .spawn(move || consumer.run(&flag))
+                    .map_err(|e| StartError::Other(e.to_string()))
+            });
+        match started {
+            Ok(thread) => {
+                running.threads.push(thread);
+                running.stats.push((name, stats));
+            }
+            Err(e) => {
+                // Pipelines already started must not keep running headless.
+                running.stop();
+                return Err(e);
+            }
+        }
     }
     Ok(running)
 }

@@ -13,12 +13,15 @@ const GROUP: &str = "routing-group";
 const PARTITIONS: i32 = 2;
 const EVENTS: usize = 1_000;
 
-/// What the test's event `i` is: routed to `a`, to `b`, to no sink,
+/// What the test's event `i` is: routed to `a` (half of those naming it
+/// twice), to `b`, to no sink,
 /// replaced (to both sinks), or plain (to both sinks; every 50th a tombstone
 /// without key).
 fn record(i: usize) -> Record {
     let (route, value): (Option<&str>, Option<String>) = match i % 5 {
-        0 => (Some("a"), Some(format!("seq={i}"))),
+        0 if i % 10 == 0 => (Some("a"), Some(format!("seq={i}"))),
+        // The same sink named twice: still delivered (and finalized) once.
+        0 => (Some("a,a"), Some(format!("seq={i}"))),
         1 => (Some("b"), Some(format!("seq={i}"))),
         2 => (Some(""), Some(format!("seq={i}"))),
         3 => (None, Some(format!("upper:seq={i}"))),

@@ -117,7 +117,14 @@ fn resolve_routes(
                                 }
                             })
                         })
-                        .collect::<Result<Vec<_>, _>>()?,
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(|mut sinks| {
+                            // A sink named twice still delivers once; counting
+                            // it twice would leave the event owed forever.
+                            sinks.sort_unstable();
+                            sinks.dedup();
+                            sinks
+                        })?,
                 ),
             };
             Ok((v, route))

@@ -19,7 +19,7 @@ const EVENTS: usize = 1_000;
 /// without key).
 fn record(i: usize) -> Record {
     let (route, value): (Option<&str>, Option<String>) = match i % 5 {
-        0 if i % 10 == 0 => (Some("a"), Some(format!("seq={i}"))),
+        0 if i.is_multiple_of(10) => (Some("a"), Some(format!("seq={i}"))),
         // The same sink named twice: still delivered (and finalized) once.
         0 => (Some("a,a"), Some(format!("seq={i}"))),
         1 => (Some("b"), Some(format!("seq={i}"))),

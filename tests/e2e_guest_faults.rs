@@ -21,20 +21,14 @@ fn trapping_sink_is_replaced_and_loses_nothing() {
     let produced = produce(&bootstrap, TOPIC, PARTITIONS, EVENTS, |i| i == 1001);
     let (trap_partition, trap_offset) = produced.index[&1001];
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).expect("out dir");
-    let config = dir.path().join("flumen.toml");
-    PipelineToml {
-        bootstrap: bootstrap.clone(),
-        topic: TOPIC.into(),
-        group: GROUP.into(),
-        out: out.clone(),
-        components: file_sink("s", "reject_sink", ", trap = \"POISON\""),
-        commit_interval_ms: 200,
-    }
-    .write(&config);
-    let mut flumen = Flumen::run(&config, &dir.path().join("flumen.log"));
+    let work = Workdir::new();
+    let config = work.config(
+        &bootstrap,
+        TOPIC,
+        GROUP,
+        file_sink("s", "reject_sink", ", trap = \"POISON\""),
+    );
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
     wait_committed(
         &mut flumen,
         &bootstrap,
@@ -65,9 +59,9 @@ fn trapping_sink_is_replaced_and_loses_nothing() {
         PARTITIONS as usize + 1,
         "instances started:\n{log}"
     );
-    assert!(out.join(format!(".trapped-{trap_partition}")).exists());
+    assert!(work.out.join(format!(".trapped-{trap_partition}")).exists());
 
-    let lines = read_sink(&out, "s");
+    let lines = read_sink(&work.out, "s");
     let distinct: BTreeSet<(i32, i64)> = lines.iter().copied().collect();
     assert_eq!(lines.len(), distinct.len(), "duplicates after the trap");
     let all: BTreeSet<(i32, i64)> = produced.events.keys().copied().collect();

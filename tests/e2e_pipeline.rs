@@ -13,32 +13,26 @@ const EVENTS: usize = 100_000;
 const PARTITIONS: i32 = 4;
 
 fn run_100k(broker: Broker, label: &str) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).expect("out dir");
+    let work = Workdir::new();
     let topic = "e2e-events";
     broker.create_topic(topic, PARTITIONS);
     let bootstrap = broker.bootstrap();
     let produced = produce(&bootstrap, topic, PARTITIONS, EVENTS, |_| false);
 
-    let config = dir.path().join("flumen.toml");
-    PipelineToml {
-        bootstrap: bootstrap.clone(),
-        topic: topic.into(),
-        group: "e2e-group".into(),
-        out: out.clone(),
-        components: format!(
+    let config = work.config(
+        &bootstrap,
+        topic,
+        "e2e-group",
+        format!(
             "{}{}{}",
             drop_debug(),
             file_sink("a", "file_sink", ", sync = false"),
             file_sink("b", "file_sink", ", sync = false"),
         ),
-        commit_interval_ms: 200,
-    }
-    .write(&config);
+    );
 
     let started = Instant::now();
-    let mut flumen = Flumen::run(&config, &dir.path().join("flumen.log"));
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
     let committed = wait_committed(
         &mut flumen,
         &bootstrap,
@@ -64,7 +58,7 @@ fn run_100k(broker: Broker, label: &str) {
     let kept = produced.kept();
     let expected: BTreeSet<(i32, i64)> = kept.iter().copied().collect();
     for sink in ["a", "b"] {
-        let lines = read_sink(&out, sink);
+        let lines = read_sink(&work.out, sink);
         let distinct: BTreeSet<(i32, i64)> = lines.iter().copied().collect();
         assert_eq!(
             lines.len(),

@@ -46,31 +46,25 @@ fn routes_replacements_and_unknown_sinks() {
     let records: Vec<Record> = (0..EVENTS).map(record).collect();
     let acked = produce_records(&bootstrap, TOPIC, &records);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).expect("out dir");
-    let config = dir.path().join("flumen.toml");
-    PipelineToml {
-        bootstrap: bootstrap.clone(),
-        topic: TOPIC.into(),
-        group: GROUP.into(),
-        out: out.clone(),
-        components: format!(
+    let work = Workdir::new();
+    let config = work.config(
+        &bootstrap,
+        TOPIC,
+        GROUP,
+        format!(
             "\n[[pipeline.interceptor]]\nname = \"router\"\ncomponent = \"{}\"\n{}{}",
             guest("router").display(),
             file_sink("a", "file_sink", ", sync = false"),
             file_sink("b", "file_sink", ", sync = false"),
         ),
-        commit_interval_ms: 200,
-    }
-    .write(&config);
+    );
 
     let mut end = std::collections::BTreeMap::new();
     for &(p, o) in &acked {
         let e = end.entry(p).or_insert(0);
         *e = (*e).max(o + 1);
     }
-    let mut flumen = Flumen::run(&config, &dir.path().join("flumen.log"));
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
     wait_committed(
         &mut flumen,
         &bootstrap,
@@ -90,7 +84,7 @@ fn routes_replacements_and_unknown_sinks() {
     let to_a = expect(&|i| matches!(i % 5, 0 | 3 | 4));
     let to_b = expect(&|i| matches!(i % 5, 1 | 3 | 4));
     for (sink, expected) in [("a", &to_a), ("b", &to_b)] {
-        let lines = read_sink_json(&out, sink);
+        let lines = read_sink_json(&work.out, sink);
         let got: Vec<(i32, i64)> = lines
             .iter()
             .map(|v| {

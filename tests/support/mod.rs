@@ -503,6 +503,45 @@ pub fn assert_in_order(lines: &[(i32, i64)], sink: &str) {
     }
 }
 
+/// A scratch directory for one test run, holding `out/` (the directory the
+/// sinks are granted as `/out`), the config and the log.
+pub struct Workdir {
+    dir: tempfile::TempDir,
+    /// The sinks' output directory.
+    pub out: PathBuf,
+}
+
+impl Workdir {
+    /// Creates the directory and its `out/`.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).expect("out dir");
+        Self { dir, out }
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `flumen.toml` for one pipeline (commits every 200 ms) and
+    /// returns its path.
+    pub fn config(&self, bootstrap: &str, topic: &str, group: &str, components: String) -> PathBuf {
+        let path = self.path("flumen.toml");
+        PipelineToml {
+            bootstrap: bootstrap.into(),
+            topic: topic.into(),
+            group: group.into(),
+            out: self.out.clone(),
+            components,
+            commit_interval_ms: 200,
+        }
+        .write(&path);
+        path
+    }
+}
+
 /// Writes a pipeline config for the tests.
 pub struct PipelineToml {
     /// Broker.

@@ -79,7 +79,7 @@ impl ConsumerContext for PipelineContext {
                 // once the rebalance is over.
                 let offsets = drain(handles, self.drain_timeout);
                 if !commit(consumer, &offsets, &self.stats) {
-                    lock_vec(&self.revoked_uncommitted).extend(offsets);
+                    lock(&self.revoked_uncommitted).extend(offsets);
                 }
             }
             Rebalance::Assign(tpl) => {
@@ -102,13 +102,9 @@ impl ConsumerContext for PipelineContext {
     }
 }
 
-fn lock(m: &Mutex<Partitions>) -> MutexGuard<'_, Partitions> {
-    // A worker never holds this lock, so poisoning can only come from a
-    // panic on the consumer thread itself; the map is still consistent.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn lock_vec<T>(m: &Mutex<Vec<T>>) -> MutexGuard<'_, Vec<T>> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A worker never holds these locks, so poisoning can only come from a
+    // panic on the consumer thread itself; the data is still consistent.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -320,7 +316,7 @@ impl PipelineConsumer {
     /// is only sent where it still advances the group's committed offset, so
     /// it does not move back what the new owner has committed since.
     fn retry_revoked(&self) {
-        let pending = std::mem::take(&mut *lock_vec(&self.consumer.context().revoked_uncommitted));
+        let pending = std::mem::take(&mut *lock(&self.consumer.context().revoked_uncommitted));
         if pending.is_empty() {
             return;
         }
@@ -332,7 +328,7 @@ impl PipelineConsumer {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot read committed offsets yet");
-                lock_vec(&self.consumer.context().revoked_uncommitted).extend(pending);
+                lock(&self.consumer.context().revoked_uncommitted).extend(pending);
                 return;
             }
         };
@@ -349,7 +345,7 @@ impl PipelineConsumer {
             tracing::info!(pipeline = %self.pipeline.name, offsets = ?advancing,
                 "committed the final offsets of revoked partitions after the rebalance");
         } else {
-            lock_vec(&self.consumer.context().revoked_uncommitted).extend(advancing);
+            lock(&self.consumer.context().revoked_uncommitted).extend(advancing);
         }
     }
 

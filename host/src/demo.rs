@@ -69,7 +69,7 @@ impl std::fmt::Display for Summary {
         }
         writeln!(
             f,
-            "  written    {} lines in the output file",
+            "  written    {} lines in the output files",
             self.lines_written
         )?;
         writeln!(f, "  partition  produced  committed")?;
@@ -136,16 +136,18 @@ fn produce(bootstrap: &str, count: usize) -> anyhow::Result<BTreeMap<i32, i64>> 
     Ok(produced)
 }
 
-/// The file sink's output files in `dir`: `events-<partition>.jsonl`.
-pub fn output_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The files a file sink named `name` wrote in `dir` (its `path` being
+/// `<dir>/<name>-%{partition}.jsonl`), sorted.
+pub fn output_files(dir: &Path, name: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let prefix = format!("{name}-");
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
-        let name = path
+        let file = path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if name.starts_with("events-") && name.ends_with(".jsonl") {
+        if file.starts_with(&prefix) && file.ends_with(".jsonl") {
             files.push(path);
         }
     }
@@ -166,7 +168,7 @@ pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<
 
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("creating output directory {}", out_dir.display()))?;
-    for p in output_files(out_dir)? {
+    for p in output_files(out_dir, "events")? {
         std::fs::remove_file(&p)
             .with_context(|| format!("removing the previous {}", p.display()))?;
     }
@@ -202,7 +204,7 @@ pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<
     running.stop();
 
     let mut lines_written = 0;
-    for p in output_files(out_dir)? {
+    for p in output_files(out_dir, "events")? {
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         lines_written += text.lines().count() as u64;

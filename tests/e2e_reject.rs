@@ -17,6 +17,9 @@ const POISON: usize = 2_001;
 const GROUP: &str = "reject-group";
 const TOPIC: &str = "e2e-reject";
 
+/// `(partition, offset)` of an event.
+type Pos = (i32, i64);
+
 /// A topic with one poisoned event, and configs for flumen members that
 /// reject it (or not).
 struct Scenario {
@@ -102,17 +105,36 @@ impl Scenario {
         committed(&self.broker.bootstrap(), GROUP, TOPIC, PARTITIONS)
     }
 
+    /// How often each event appears in `sink`'s output over `members`, and
+    /// the events that appear more than once.
+    fn counts(&self, members: &[&str], sink: &str) -> (BTreeMap<Pos, usize>, Vec<Pos>) {
+        let mut counts: BTreeMap<Pos, usize> = BTreeMap::new();
+        for m in members {
+            for l in read_sink(&self.out(m), sink) {
+                *counts.entry(l).or_default() += 1;
+            }
+        }
+        let dups = counts
+            .iter()
+            .filter(|(_, &n)| n > 1)
+            .map(|(k, _)| *k)
+            .collect();
+        (counts, dups)
+    }
+
+    /// Whether every duplicate lies in the poisoned partition, from the
+    /// poison on (where a blocked partition is legitimately redelivered).
+    fn after_poison(&self, dups: &[Pos]) -> bool {
+        let (pp, po) = self.poison;
+        dups.iter().all(|&(p, o)| p == pp && o >= po)
+    }
+
     /// Counts every event over the outputs of `members`: each sink holds
     /// every event at least once; duplicates only in the poisoned partition
     /// from the poison on.
     fn assert_all_delivered(&self, members: &[&str], label: &str) {
         for sink in ["all", "picky"] {
-            let mut counts: BTreeMap<(i32, i64), usize> = BTreeMap::new();
-            for m in members {
-                for l in read_sink(&self.out(m), sink) {
-                    *counts.entry(l).or_default() += 1;
-                }
-            }
+            let (counts, dups) = self.counts(members, sink);
             let lost: Vec<_> = self
                 .produced
                 .events
@@ -125,14 +147,8 @@ impl Scenario {
                 lost.len(),
                 lost.first()
             );
-            let dups: Vec<_> = counts
-                .iter()
-                .filter(|(_, &n)| n > 1)
-                .map(|(k, _)| *k)
-                .collect();
-            let (pp, po) = self.poison;
             assert!(
-                dups.iter().all(|&(p, o)| p == pp && o >= po),
+                self.after_poison(&dups),
                 "{label}: {sink} has unexpected duplicates {dups:?}"
             );
             eprintln!(
@@ -290,24 +306,13 @@ fn revoke_and_leave_commit_what_is_finalized_and_hand_over(
     // Count: `all` has every event; `picky` every event but the poison;
     // duplicates only from the poison on, in its partition.
     for sink in ["all", "picky"] {
-        let mut counts: BTreeMap<(i32, i64), usize> = BTreeMap::new();
-        for m in ["a", "b"] {
-            for l in read_sink(&s.out(m), sink) {
-                *counts.entry(l).or_default() += 1;
-            }
-        }
+        let (counts, dups) = s.counts(&["a", "b"], sink);
         for key in s.produced.events.keys() {
             let expected = !(sink == "picky" && *key == s.poison);
             assert_eq!(counts.contains_key(key), expected, "{sink}: event {key:?}");
         }
-        let (pp, po) = s.poison;
-        let dups: Vec<_> = counts
-            .iter()
-            .filter(|(_, &n)| n > 1)
-            .map(|(k, _)| *k)
-            .collect();
         assert!(
-            !strict || dups.iter().all(|&(p, o)| p == pp && o >= po),
+            !strict || s.after_poison(&dups),
             "{sink}: duplicates {dups:?}"
         );
         eprintln!(

@@ -461,16 +461,7 @@ fn positions(lines: &[serde_json::Value]) -> Vec<(i32, i64)> {
 }
 
 fn read_lines(dir: &Path, name: &str, live: bool) -> Vec<serde_json::Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read output dir")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|f| f.to_str())
-                .is_some_and(|f| f.starts_with(&format!("{name}-")) && f.ends_with(".jsonl"))
-        })
-        .collect();
-    files.sort();
+    let files = flumen::demo::output_files(dir, name).expect("read output dir");
     let mut lines = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).expect("read sink output");

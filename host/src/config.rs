@@ -87,9 +87,14 @@ pub struct PipelineConfig {
     /// Offset commits.
     #[serde(default)]
     pub commit: CommitConfig,
-    /// Retries of failed guest calls and events.
+    /// Retries of failed guest calls and events: the default for every
+    /// component of the pipeline that has no `retry` table of its own.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Where components with `on_failure = "dead-letter"` send the events
+    /// they gave up on.
+    #[serde(default)]
+    pub dead_letter: Option<DeadLetterConfig>,
     /// Events read from Kafka but not yet handed to the guests, per partition,
     /// before the partition is paused. Bounds memory when sinks are slow.
     #[serde(default = "default_max_queued")]
@@ -153,10 +158,15 @@ impl Default for CommitConfig {
     }
 }
 
-/// Exponential backoff with jitter between retries.
+/// How often and how patiently a failed call or event is tried again, with
+/// exponential backoff and jitter, before the component's `on_failure`
+/// policy applies.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
+    /// Tries in all (the first one included) before `on_failure` applies.
+    /// Under `block` the tries go on after that, at the longest backoff.
+    pub attempts: u32,
     /// Wait before the first retry.
     pub initial_backoff_ms: u64,
     /// Upper bound of the wait.
@@ -166,10 +176,51 @@ pub struct RetryConfig {
 impl Default for RetryConfig {
     fn default() -> Self {
         Self {
+            attempts: 5,
             initial_backoff_ms: 100,
             max_backoff_ms: 10_000,
         }
     }
+}
+
+/// What a component does with an event once its retries are used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Stop the partition at the event: commit nothing past it and keep
+    /// retrying until it succeeds (or flumen is stopped). Loses nothing.
+    #[default]
+    Block,
+    /// Write the event to the pipeline's dead-letter topic, with headers
+    /// saying why, and finalize it once the broker acknowledged the write.
+    DeadLetter,
+    /// Finalize the event without delivering it; it is counted and logged.
+    /// Opt-in: the event is gone from the pipeline.
+    Skip,
+    /// Interceptors only: pass the event on unchanged, as if the
+    /// interceptor had kept it.
+    FailOpen,
+}
+
+impl FailurePolicy {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::Block => "block",
+            FailurePolicy::DeadLetter => "dead-letter",
+            FailurePolicy::Skip => "skip",
+            FailurePolicy::FailOpen => "fail-open",
+        }
+    }
+}
+
+/// The dead-letter topic of a pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// Topic the events are written to, on the `[kafka]` cluster. It must
+    /// exist and must not be one of the pipeline's own topics.
+    pub topic: String,
 }
 
 /// One guest component (interceptor or sink).
@@ -190,6 +241,12 @@ pub struct ComponentConfig {
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Retries for this component; without it, the pipeline's `retry`.
+    #[serde(default)]
+    pub retry: Option<RetryConfig>,
+    /// What happens to an event once the retries are used up.
+    #[serde(default)]
+    pub on_failure: FailurePolicy,
 }
 
 /// A host directory made visible to a guest.
@@ -213,6 +270,9 @@ pub struct Limits {
     pub memory_mb: u64,
     /// Wall time one call may take before it is interrupted, in ms.
     pub call_timeout_ms: u64,
+    /// Calls an instance serves before it is replaced by a fresh one, which
+    /// bounds what a slowly leaking guest can accumulate; 0 means never.
+    pub max_calls_per_instance: u64,
 }
 
 impl Default for Limits {
@@ -220,11 +280,22 @@ impl Default for Limits {
         Self {
             memory_mb: 256,
             call_timeout_ms: 30_000,
+            max_calls_per_instance: 0,
         }
     }
 }
 
+/// Largest `memory_mb`: a wasm32 memory cannot exceed 4 GiB.
+const MAX_MEMORY_MB: u64 = 4096;
+/// Largest `call_timeout_ms` and `max_backoff_ms`: one hour.
+const MAX_WAIT_MS: u64 = 3_600_000;
+
 impl ComponentConfig {
+    /// This component's retry settings: its own, else the pipeline's.
+    pub fn retry_or<'a>(&'a self, pipeline: &'a RetryConfig) -> &'a RetryConfig {
+        self.retry.as_ref().unwrap_or(pipeline)
+    }
+
     /// The guest configuration as the `(key, value)` list of the WIT
     /// `config` type: strings as they are, other scalars as TOML text,
     /// arrays and tables as JSON.
@@ -348,13 +419,21 @@ impl Config {
             if p.commit.interval_ms == 0 {
                 return Err(invalid(at("commit.interval_ms"), "must be at least 1"));
             }
-            if p.retry.initial_backoff_ms == 0
-                || p.retry.max_backoff_ms < p.retry.initial_backoff_ms
-            {
-                return Err(invalid(
-                    at("retry"),
-                    "initial_backoff_ms must be at least 1 and at most max_backoff_ms",
-                ));
+            validate_retry(at("retry"), &p.retry)?;
+            if let Some(dl) = &p.dead_letter {
+                if dl.topic.trim().is_empty() {
+                    return Err(invalid(at("dead_letter.topic"), "must not be empty"));
+                }
+                if p.topics.contains(&dl.topic) {
+                    return Err(invalid(
+                        at("dead_letter.topic"),
+                        format!(
+                            "`{}` is also consumed by this pipeline; dead letters would come \
+                             back through it",
+                            dl.topic
+                        ),
+                    ));
+                }
             }
             if p.max_queued_events < p.batch.max_events {
                 return Err(invalid(
@@ -382,6 +461,26 @@ impl Config {
                 );
             for (kind, c) in components {
                 let at = |k: &str| format!("pipeline[{i}].{kind}.{k}");
+                if let Some(r) = &c.retry {
+                    validate_retry(at("retry"), r)?;
+                }
+                match c.on_failure {
+                    FailurePolicy::FailOpen if kind.starts_with("sink") => {
+                        return Err(invalid(
+                            at("on_failure"),
+                            "`fail-open` is for interceptors (a sink cannot pass an event on); \
+                             use block, dead-letter or skip",
+                        ));
+                    }
+                    FailurePolicy::DeadLetter if p.dead_letter.is_none() => {
+                        return Err(invalid(
+                            at("on_failure"),
+                            "`dead-letter` needs a dead-letter topic: add \
+                             [pipeline.dead_letter] with topic = \"...\"",
+                        ));
+                    }
+                    _ => {}
+                }
                 if c.name.trim().is_empty() {
                     return Err(invalid(at("name"), "must not be empty"));
                 }
@@ -391,10 +490,16 @@ impl Config {
                         format!("`{}` is used twice in pipeline `{}`", c.name, p.name),
                     ));
                 }
-                if c.limits.memory_mb == 0 || c.limits.call_timeout_ms == 0 {
+                if !(1..=MAX_MEMORY_MB).contains(&c.limits.memory_mb) {
                     return Err(invalid(
-                        at("limits"),
-                        "memory_mb and call_timeout_ms must be at least 1",
+                        at("limits.memory_mb"),
+                        format!("must be 1 to {MAX_MEMORY_MB} (a wasm32 memory is at most 4 GiB)"),
+                    ));
+                }
+                if !(1..=MAX_WAIT_MS).contains(&c.limits.call_timeout_ms) {
+                    return Err(invalid(
+                        at("limits.call_timeout_ms"),
+                        format!("must be 1 to {MAX_WAIT_MS} (one hour)"),
                     ));
                 }
                 for (d, grant) in c.dirs.iter().enumerate() {
@@ -420,6 +525,28 @@ impl Config {
             .iter()
             .map(|(k, v)| (k.as_str(), scalar_or_json(v)))
     }
+}
+
+fn validate_retry(at: String, r: &RetryConfig) -> Result<(), ConfigError> {
+    if r.attempts == 0 {
+        return Err(invalid(
+            format!("{at}.attempts"),
+            "must be at least 1 (the first try counts)",
+        ));
+    }
+    if r.initial_backoff_ms == 0
+        || r.max_backoff_ms < r.initial_backoff_ms
+        || r.max_backoff_ms > MAX_WAIT_MS
+    {
+        return Err(invalid(
+            at,
+            format!(
+                "need 1 <= initial_backoff_ms <= max_backoff_ms <= {MAX_WAIT_MS}, got {} and {}",
+                r.initial_backoff_ms, r.max_backoff_ms
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

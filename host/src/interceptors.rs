@@ -2,12 +2,12 @@
 //! left, once per batch, and answers keep / drop / replace and optionally a
 //! route per event.
 
-use crate::config::RetryConfig;
+use crate::config::FailurePolicy;
+use crate::failure::{Blocked, Failure, FailureContext, Guarded};
 use crate::retry::Backoff;
 use crate::runtime::bindings::{Action, Event, InterceptorVerdict};
 use crate::runtime::{GuestError, InterceptorGuest};
-use crate::stats::PipelineStats;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Which sinks an event goes to: `None` means all of them, `Some` lists sink
 /// indices in configuration order.
@@ -23,48 +23,69 @@ pub struct RoutedBatch {
 }
 
 /// Runs `batch` through `chain`. Events an interceptor drops (or routes to
-/// no sink) are passed to `dropped`, which finalizes them. A failing
-/// interceptor is retried with backoff until it succeeds (the `block`
-/// policy); returns `None` if `stop` is set first.
+/// no sink), and events it gave up on under `dead-letter` or `skip`, are
+/// passed to `finalized`. Returns `None` if the worker was stopped first.
+///
+/// A failing call is retried with the interceptor's backoff. Once its
+/// attempts are spent, `block` keeps retrying; any other policy first narrows
+/// the failure down by calling the interceptor one event at a time, so that
+/// only the events it fails on by themselves are dead-lettered, skipped or
+/// (`fail-open`) passed on unchanged.
 pub fn run_chain(
-    chain: &mut [InterceptorGuest],
+    chain: &mut [Guarded<InterceptorGuest>],
     sink_names: &[String],
     batch: Vec<Event>,
-    retry: &RetryConfig,
-    stop: &AtomicBool,
-    stats: &PipelineStats,
-    mut dropped: impl FnMut(i64),
+    cx: &FailureContext<'_>,
+    mut finalized: impl FnMut(i64),
 ) -> Option<RoutedBatch> {
     let mut routed = RoutedBatch {
         routes: vec![None; batch.len()],
         events: batch,
     };
     for guest in chain.iter_mut() {
-        let Some(first) = routed.events.first() else {
+        if routed.events.is_empty() {
             break;
-        };
-        let mut backoff = Backoff::new(retry);
-        let verdicts = loop {
-            let result = guest
-                .process(&routed.events)
-                .and_then(|v| resolve_routes(guest.name(), v, sink_names));
-            match result {
-                Ok(v) => break v,
-                Err(e) => {
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, topic = %first.topic, partition = first.partition,
-                        offset = first.offset, attempt = backoff.attempts() + 1,
-                        "interceptor failed; retrying the batch (partition blocked)");
-                    if !backoff.wait(stop) {
-                        return None;
-                    }
+        }
+        let verdicts = match call_retrying(guest, &routed.events, sink_names, cx)? {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(failure) if routed.events.len() == 1 => vec![Err(failure)],
+            Err(_) => {
+                tracing::warn!(interceptor = guest.guest.name(), events = routed.events.len(),
+                    "the whole call keeps failing; processing one event at a time to find the \
+                     events it fails on");
+                let mut one_by_one = Vec::with_capacity(routed.events.len());
+                for e in routed.events.chunks(1) {
+                    // `process` checked that one event got one verdict.
+                    let r = call_retrying(guest, e, sink_names, cx)?;
+                    one_by_one.push(r.map(|v| v.into_iter().next()).transpose()?);
                 }
+                one_by_one
             }
         };
+        let mut given_up: Vec<(usize, Failure)> = Vec::new();
         let mut next = RoutedBatch::default();
-        for ((mut event, route), (verdict, new_route)) in
-            routed.events.into_iter().zip(routed.routes).zip(verdicts)
+        for ((mut event, route), verdict) in routed.events.into_iter().zip(routed.routes).zip(verdicts)
         {
+            let (verdict, new_route) = match verdict {
+                Ok(v) => v,
+                Err(failure) if guest.policy == FailurePolicy::FailOpen => {
+                    tracing::warn!(interceptor = %failure.component, topic = %event.topic,
+                        partition = event.partition, offset = event.offset,
+                        reason = %failure.reason, "interceptor failed; event passed on unchanged \
+                        (on_failure = fail-open)");
+                    cx.stats.failed_open.fetch_add(1, Ordering::Relaxed);
+                    next.events.push(event);
+                    next.routes.push(route);
+                    continue;
+                }
+                Err(failure) => {
+                    // Kept in place until the give-up is acknowledged.
+                    given_up.push((next.events.len(), failure));
+                    next.events.push(event);
+                    next.routes.push(route);
+                    continue;
+                }
+            };
             let route = new_route.or(route);
             let drop_it = match verdict.action {
                 Action::Drop => true,
@@ -78,16 +99,80 @@ pub fn run_chain(
                 }
             };
             if drop_it || route.as_ref().is_some_and(Vec::is_empty) {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
-                dropped(event.offset);
+                cx.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                finalized(event.offset);
             } else {
                 next.events.push(event);
                 next.routes.push(route);
             }
         }
+        if !given_up.is_empty() {
+            let letters: Vec<_> = given_up
+                .iter()
+                .map(|(k, f)| (&next.events[*k], f))
+                .collect();
+            if !cx.give_up(guest.policy, &letters) {
+                return None;
+            }
+            let mut gone = vec![false; next.events.len()];
+            for (k, _) in &given_up {
+                gone[*k] = true;
+                finalized(next.events[*k].offset);
+            }
+            let (events, routes) = next
+                .events
+                .into_iter()
+                .zip(next.routes)
+                .zip(gone)
+                .filter_map(|(kept, gone)| (!gone).then_some(kept))
+                .unzip();
+            next = RoutedBatch { events, routes };
+        }
         routed = next;
     }
     Some(routed)
+}
+
+/// Calls `guest` on `events` until it succeeds or, under a policy that gives
+/// up, its attempts are spent (`Err`). `None` if stopped first.
+fn call_retrying(
+    guest: &mut Guarded<InterceptorGuest>,
+    events: &[Event],
+    sink_names: &[String],
+    cx: &FailureContext<'_>,
+) -> Option<Result<Vec<(InterceptorVerdict, Route)>, Failure>> {
+    let mut backoff = Backoff::new(&guest.retry);
+    let mut blocked = Blocked::new(cx.stats);
+    let first = events.first()?;
+    for tries in 1.. {
+        let result = guest
+            .guest
+            .process(events)
+            .and_then(|v| resolve_routes(guest.guest.name(), v, sink_names));
+        let e = match result {
+            Ok(v) => return Some(Ok(v)),
+            Err(e) => e,
+        };
+        let failure = Failure {
+            component: guest.guest.name().to_owned(),
+            reason: e.to_string(),
+            attempts: tries,
+        };
+        if guest.gives_up(tries) {
+            return Some(Err(failure));
+        }
+        cx.stats.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, topic = %first.topic, partition = first.partition,
+            offset = first.offset, events = events.len(), attempt = tries,
+            "interceptor failed; retrying the batch");
+        if tries >= guest.retry.attempts {
+            blocked.block(first, &failure);
+        }
+        if !backoff.wait(cx.stop) {
+            return None;
+        }
+    }
+    None
 }
 
 /// Maps each verdict's sink names to indices; an unknown name breaks the

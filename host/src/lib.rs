@@ -11,12 +11,16 @@
 //!
 //! [`partition`] runs one worker per assigned partition that moves batches
 //! along that path; [`runtime`] hosts the guests; [`pipeline`] starts and
-//! stops it all from a [`config::Config`].
+//! stops it all from a [`config::Config`]. When a guest fails, [`failure`]
+//! applies the component's retry budget and `on_failure` policy, and
+//! [`dead_letter`] writes the events it gives up on to a Kafka topic.
 
 pub mod batcher;
 pub mod config;
 pub mod consumer;
+pub mod dead_letter;
 pub mod demo;
+pub mod failure;
 pub mod interceptors;
 pub mod offsets;
 pub mod partition;

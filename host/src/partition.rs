@@ -7,11 +7,16 @@
 
 use crate::batcher::Batcher;
 use crate::config::{PipelineConfig, RetryConfig};
+use crate::dead_letter::DeadLetterQueue;
+use crate::failure::{FailureContext, Guarded};
 use crate::interceptors::run_chain;
 use crate::offsets::OffsetTracker;
 use crate::retry::Backoff;
 use crate::runtime::bindings::Event;
-use crate::runtime::{GuestTag, InterceptorComponent, InterceptorGuest, SinkComponent, SinkGuest};
+use crate::runtime::{
+    Guest, GuestKind, GuestTag, InterceptorComponent, InterceptorGuest, Loaded, SinkComponent,
+    SinkGuest,
+};
 use crate::sinks::deliver_all;
 use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -26,6 +31,8 @@ pub struct Components {
     pub interceptors: Vec<InterceptorComponent>,
     /// Sinks in configuration order.
     pub sinks: Vec<SinkComponent>,
+    /// The pipeline's dead-letter topic, if it has one.
+    pub dead_letter: Option<Arc<DeadLetterQueue>>,
 }
 
 /// State a partition worker shares with the consumer thread.
@@ -63,9 +70,10 @@ struct Worker {
     topic: String,
     partition: i32,
     batcher: Batcher,
-    interceptors: Vec<InterceptorGuest>,
-    sinks: Vec<SinkGuest>,
+    interceptors: Vec<Guarded<InterceptorGuest>>,
+    sinks: Vec<Guarded<SinkGuest>>,
     sink_names: Vec<String>,
+    dead_letter: Option<Arc<DeadLetterQueue>>,
     retry: RetryConfig,
     tracker: OffsetTracker,
     shared: Arc<PartitionShared>,
@@ -82,11 +90,6 @@ pub fn spawn(
     rx: Receiver<Event>,
 ) -> std::io::Result<(Arc<PartitionShared>, std::thread::JoinHandle<()>)> {
     let shared = Arc::new(PartitionShared::new());
-    let tag = |name: &str| GuestTag {
-        component: name.into(),
-        pipeline: pipeline.name.as_str().into(),
-        partition: Some((topic.into(), partition)),
-    };
     let worker = Worker {
         topic: topic.to_owned(),
         partition,
@@ -98,18 +101,19 @@ pub fn spawn(
         interceptors: components
             .interceptors
             .iter()
-            .map(|c| InterceptorGuest::new(c.clone(), tag(c.name())))
+            .map(|c| guarded(c, pipeline, topic, partition))
             .collect(),
         sinks: components
             .sinks
             .iter()
-            .map(|c| SinkGuest::new(c.clone(), tag(c.name())))
+            .map(|c| guarded(c, pipeline, topic, partition))
             .collect(),
         sink_names: components
             .sinks
             .iter()
             .map(|c| c.name().to_owned())
             .collect(),
+        dead_letter: components.dead_letter.clone(),
         retry: pipeline.retry.clone(),
         tracker: OffsetTracker::new(),
         shared: shared.clone(),
@@ -119,6 +123,29 @@ pub fn spawn(
         .name(format!("flumen-{topic}-{partition}"))
         .spawn(move || worker.run())?;
     Ok((shared, handle))
+}
+
+/// A partition's own instance of a component, with the component's failure
+/// handling.
+fn guarded<P: GuestKind + Clone>(
+    loaded: &Loaded<P>,
+    pipeline: &PipelineConfig,
+    topic: &str,
+    partition: i32,
+) -> Guarded<Guest<P>> {
+    let cfg = loaded.config();
+    Guarded {
+        guest: Guest::new(
+            loaded.clone(),
+            GuestTag {
+                component: loaded.name().into(),
+                pipeline: pipeline.name.as_str().into(),
+                partition: Some((topic.into(), partition)),
+            },
+        ),
+        retry: cfg.retry_or(&pipeline.retry).clone(),
+        policy: cfg.on_failure,
+    }
 }
 
 impl Worker {
@@ -150,8 +177,12 @@ impl Worker {
             let result = self
                 .interceptors
                 .iter_mut()
-                .try_for_each(|g| g.ensure_live())
-                .and_then(|()| self.sinks.iter_mut().try_for_each(|g| g.ensure_live()));
+                .try_for_each(|g| g.guest.ensure_live())
+                .and_then(|()| {
+                    self.sinks
+                        .iter_mut()
+                        .try_for_each(|g| g.guest.ensure_live())
+                });
             match result {
                 Ok(()) => return true,
                 Err(e) => {
@@ -190,24 +221,20 @@ impl Worker {
             }
             Err(e) => tracing::error!(error = %e, "finalize of an unknown offset ignored"),
         };
+        let cx = FailureContext {
+            stop: &shared.stop,
+            stats,
+            dead_letter: self.dead_letter.as_deref(),
+        };
         let Some(routed) = run_chain(
             &mut self.interceptors,
             &self.sink_names,
             batch,
-            &self.retry,
-            &shared.stop,
-            stats,
+            &cx,
             &mut finalize,
         ) else {
             return false;
         };
-        deliver_all(
-            &mut self.sinks,
-            &routed,
-            &self.retry,
-            &shared.stop,
-            stats,
-            &mut finalize,
-        )
+        deliver_all(&mut self.sinks, &routed, &cx, &mut finalize)
     }
 }

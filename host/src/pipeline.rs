@@ -4,6 +4,7 @@
 
 use crate::config::{ComponentConfig, Config, PipelineConfig};
 use crate::consumer::PipelineConsumer;
+use crate::dead_letter::DeadLetterQueue;
 use crate::partition::Components;
 use crate::runtime::{Guest, GuestError, GuestKind, GuestTag, Loaded, Runtime};
 use crate::stats::PipelineStats;
@@ -29,6 +30,14 @@ pub enum StartError {
         pipeline: String,
         /// librdkafka's error.
         source: rdkafka::error::KafkaError,
+    },
+    /// The dead-letter producer could not be set up.
+    #[error("pipeline `{pipeline}`: {source}")]
+    DeadLetter {
+        /// The pipeline.
+        pipeline: String,
+        /// What went wrong.
+        source: crate::dead_letter::DeadLetterError,
     },
     /// Anything else (thread spawn, engine creation).
     #[error("{0}")]
@@ -85,6 +94,8 @@ pub fn check(config: &Config, runtime: &Runtime) -> Result<Vec<CheckedPipeline>,
                 components: Components {
                     interceptors: load_all(runtime, &p.interceptors, &p.name)?,
                     sinks: load_all(runtime, &p.sinks, &p.name)?,
+                    // Connecting to Kafka is `start`'s business, not `check`'s.
+                    dead_letter: None,
                 },
             })
         })
@@ -132,9 +143,21 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
         threads: Vec::new(),
         stats: Vec::new(),
     };
-    for p in checked {
+    for mut p in checked {
         let name = p.config.name.clone();
         let stats = Arc::new(PipelineStats::default());
+        if let Some(dl) = &p.config.dead_letter {
+            match DeadLetterQueue::new(config, &name, dl, &p.config.retry) {
+                Ok(q) => p.components.dead_letter = Some(Arc::new(q)),
+                Err(source) => {
+                    running.stop();
+                    return Err(StartError::DeadLetter {
+                        pipeline: name,
+                        source,
+                    });
+                }
+            }
+        }
         let started = PipelineConsumer::new(config, &p.config, p.components, stats.clone())
             .map_err(|source| StartError::Kafka {
                 pipeline: name.clone(),

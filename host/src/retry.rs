@@ -4,7 +4,7 @@
 
 use crate::config::RetryConfig;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Backoff state for one sequence of retries.
 pub struct Backoff {
@@ -40,20 +40,32 @@ impl Backoff {
         half + half.mul_f64(fastrand::f64())
     }
 
+    /// Starts over after a success.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
     /// Sleeps for the next delay, waking early if `stop` is set. Returns
     /// `false` if stopped.
     pub fn wait(&mut self, stop: &AtomicBool) -> bool {
-        let mut left = self.next_delay();
-        let step = Duration::from_millis(20);
-        while !left.is_zero() {
-            if stop.load(Ordering::Acquire) {
-                return false;
-            }
-            let d = left.min(step);
-            std::thread::sleep(d);
-            left -= d;
+        let delay = self.next_delay();
+        sleep_until(Instant::now() + delay, stop)
+    }
+}
+
+/// Sleeps until `deadline`, checking `stop` every few milliseconds. Returns
+/// `false` if stopped.
+pub fn sleep_until(deadline: Instant, stop: &AtomicBool) -> bool {
+    let step = Duration::from_millis(20);
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return false;
         }
-        !stop.load(Ordering::Acquire)
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        std::thread::sleep((deadline - now).min(step));
     }
 }
 
@@ -64,6 +76,7 @@ mod tests {
     #[test]
     fn delays_grow_and_stay_bounded() {
         let mut b = Backoff::new(&RetryConfig {
+            attempts: 3,
             initial_backoff_ms: 100,
             max_backoff_ms: 1000,
         });

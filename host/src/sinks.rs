@@ -1,113 +1,228 @@
 //! Fan-out to the sinks: each sink gets, once per batch, the events routed to
-//! it. Failed events are retried in offset order until delivered; events a
-//! sink already delivered are never sent to it again.
+//! it. Failed events are retried in offset order; events a sink already
+//! delivered are never sent to it again.
+//!
+//! Each sink keeps its own retry clock, so a sink backing off does not hold
+//! back the others. Once an event has used up its sink's `retry.attempts`,
+//! the sink's `on_failure` policy decides: `block` keeps retrying, while
+//! `dead-letter` and `skip` give the event up.
+//!
+//! A whole call can fail (a trap, a deadline, an error for the batch). Giving
+//! up the whole batch for it would punish the good events with the bad one,
+//! so a sink that would give up on a failed call first narrows it down:
+//! it delivers its pending events one at a time until the one that fails on
+//! its own has spent its retries, then goes back to whole batches.
 
-use crate::config::RetryConfig;
+use crate::failure::{Blocked, Failure, FailureContext, Guarded};
 use crate::interceptors::RoutedBatch;
-use crate::retry::Backoff;
+use crate::retry::{sleep_until, Backoff};
 use crate::runtime::bindings::{Event, SinkVerdict};
 use crate::runtime::SinkGuest;
 use crate::stats::PipelineStats;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// One sink's progress through the current batch.
+struct SinkState {
+    /// Indices of the events it still owes, in offset order.
+    pending: Vec<usize>,
+    /// Tries per event index.
+    tries: Vec<u32>,
+    /// Delivering one event per call to find the one that fails the call.
+    isolate: bool,
+    backoff: Backoff,
+    /// When it may be called again.
+    due: Instant,
+}
+
+/// What one call settled.
+#[derive(Default)]
+struct Round {
+    delivered: Vec<usize>,
+    given_up: Vec<(usize, Failure)>,
+    /// Events that failed and stay pending (for the log and the backoff).
+    failed: Vec<(usize, Failure)>,
+}
 
 /// Delivers `batch` to every sink it is routed to. `finalized` is called with
-/// each event's offset once every sink routed to has delivered it. Returns
-/// `false` if `stop` was set before everything was delivered; undelivered
-/// events are then simply not finalized, so their offsets are not committed.
+/// each event's offset once every sink routed to has delivered it or given
+/// it up. Returns `false` if the worker was stopped first; events not
+/// finalized are then simply not committed.
 pub fn deliver_all(
-    sinks: &mut [SinkGuest],
+    sinks: &mut [Guarded<SinkGuest>],
     batch: &RoutedBatch,
-    retry: &RetryConfig,
-    stop: &AtomicBool,
-    stats: &PipelineStats,
+    cx: &FailureContext<'_>,
     mut finalized: impl FnMut(i64),
 ) -> bool {
     let events = &batch.events;
-    // How many sinks still owe each event a delivery.
+    // How many sinks still owe each event a delivery (or a give-up).
     let mut owed: Vec<usize> = batch
         .routes
         .iter()
         .map(|r| r.as_ref().map_or(sinks.len(), Vec::len))
         .collect();
-    // Each round offers every sink the events it still owes, so one sink
-    // stuck on an event does not hold back the others' progress.
-    let mut pending: Vec<Vec<usize>> = (0..sinks.len())
-        .map(|s| {
-            (0..events.len())
+    let now = Instant::now();
+    let mut states: Vec<SinkState> = sinks
+        .iter()
+        .enumerate()
+        .map(|(s, sink)| SinkState {
+            pending: (0..events.len())
                 .filter(|&i| batch.routes[i].as_ref().is_none_or(|r| r.contains(&s)))
-                .collect()
+                .collect(),
+            tries: vec![0; events.len()],
+            isolate: false,
+            backoff: Backoff::new(&sink.retry),
+            due: now,
         })
         .collect();
-    let mut backoff = Backoff::new(retry);
+    let mut blocked = Blocked::new(cx.stats);
     loop {
-        let mut first_failure: Option<(usize, usize, String)> = None;
-        for (s, sink) in sinks.iter_mut().enumerate() {
-            if pending[s].is_empty() {
+        let now = Instant::now();
+        for (sink, state) in sinks.iter_mut().zip(states.iter_mut()) {
+            if state.pending.is_empty() || state.due > now {
                 continue;
             }
-            let failed = deliver_once(sink, events, &pending[s], stats, &mut |i| {
-                owed[i] -= 1;
-                if owed[i] == 0 {
-                    finalized(events[i].offset);
+            let round = deliver_round(sink, state, events, cx.stats);
+            let settled = round.delivered.len() + round.given_up.len();
+            if !round.given_up.is_empty() {
+                let letters: Vec<_> = round
+                    .given_up
+                    .iter()
+                    .map(|(i, f)| (&events[*i], f))
+                    .collect();
+                if !cx.give_up(sink.policy, &letters) {
+                    return false;
                 }
-            });
-            if let Some((&i, reason)) = failed.0.first().zip(failed.1) {
-                first_failure.get_or_insert((s, i, reason));
+                // The event that fails on its own is found.
+                state.isolate = false;
             }
-            pending[s] = failed.0;
+            for i in round
+                .delivered
+                .iter()
+                .chain(round.given_up.iter().map(|(i, _)| i))
+            {
+                owed[*i] -= 1;
+                if owed[*i] == 0 {
+                    finalized(events[*i].offset);
+                }
+            }
+            let Some((i, failure)) = round.failed.first() else {
+                state.backoff.reset();
+                continue;
+            };
+            cx.stats.retries.fetch_add(1, Ordering::Relaxed);
+            let e = &events[*i];
+            tracing::warn!(sink = sink.guest.name(), topic = %e.topic, partition = e.partition,
+                offset = e.offset, failed = round.failed.len(), attempt = failure.attempts,
+                reason = %failure.reason, "sink did not deliver; retrying");
+            if failure.attempts >= sink.retry.attempts && !sink.gives_up(failure.attempts) {
+                blocked.block(e, failure);
+            }
+            // Progress (something settled) earns an immediate next call;
+            // only a round that achieved nothing backs off.
+            if settled == 0 {
+                state.due = Instant::now() + state.backoff.next_delay();
+            }
         }
-        let Some((s, i, reason)) = first_failure else {
+        let Some(next) = states
+            .iter()
+            .filter(|s| !s.pending.is_empty())
+            .map(|s| s.due)
+            .min()
+        else {
             return true;
         };
-        stats.retries.fetch_add(1, Ordering::Relaxed);
-        let e = &events[i];
-        tracing::warn!(sink = sinks[s].name(), topic = %e.topic, partition = e.partition,
-            offset = e.offset, failed = pending[s].len(), attempt = backoff.attempts() + 1,
-            reason = %reason, "sink did not deliver; retrying (partition blocked at this offset)");
-        if !backoff.wait(stop) {
+        if !sleep_until(next, cx.stop) {
             return false;
         }
     }
 }
 
-/// One call of `sink` with the events at `pending` (indices into `events`,
-/// in order). Calls `delivered` per delivered index; returns the indices that
-/// failed, in order, and the first failure's reason.
-fn deliver_once(
-    sink: &mut SinkGuest,
+/// One call of `sink` with the events it owes (or only the first of them,
+/// when narrowing down a failing call), and the bookkeeping of its result.
+fn deliver_round(
+    sink: &mut Guarded<SinkGuest>,
+    state: &mut SinkState,
     events: &[Event],
-    pending: &[usize],
     stats: &PipelineStats,
-    delivered: &mut dyn FnMut(usize),
-) -> (Vec<usize>, Option<String>) {
-    // The common case, the whole batch, is passed without copying.
-    let subset: Vec<Event>;
-    let slice: &[Event] = if pending.len() == events.len() {
-        events
-    } else {
-        subset = pending.iter().map(|&i| events[i].clone()).collect();
-        &subset
+) -> Round {
+    let offered = if state.isolate { 1 } else { state.pending.len() };
+    let offer = &state.pending[..offered];
+    let mut round = Round::default();
+    let name = sink.guest.name().to_owned();
+    let failure = |reason: String, tries: u32| Failure {
+        component: name.clone(),
+        reason,
+        attempts: tries,
     };
-    match sink.deliver(slice) {
-        Err(e) => (pending.to_vec(), Some(e.to_string())),
-        Ok(verdicts) => {
-            let mut failed = Vec::new();
-            let mut reason = None;
-            let mut count = 0u64;
-            for (&i, verdict) in pending.iter().zip(verdicts) {
-                match verdict {
-                    SinkVerdict::Delivered => {
-                        count += 1;
-                        delivered(i);
-                    }
-                    SinkVerdict::Retry(why) | SinkVerdict::Reject(why) => {
-                        reason.get_or_insert(why);
-                        failed.push(i);
-                    }
+    let mut still = Vec::with_capacity(state.pending.len());
+    match call(&mut sink.guest, events, offer) {
+        Err(e) => {
+            let reason = e.to_string();
+            for &i in offer {
+                state.tries[i] += 1;
+            }
+            if offer.len() > 1 && offer.iter().any(|&i| sink.gives_up(state.tries[i])) {
+                tracing::warn!(sink = %name, events = offer.len(),
+                    "the whole call keeps failing; delivering one event at a time to find \
+                     the one that fails it");
+                state.isolate = true;
+                for &i in offer {
+                    state.tries[i] = 0;
                 }
             }
-            stats.add_delivered(sink.name(), count);
-            (failed, reason)
+            for &i in offer {
+                let f = failure(reason.clone(), state.tries[i]);
+                if sink.gives_up(state.tries[i]) {
+                    round.given_up.push((i, f));
+                } else {
+                    still.push(i);
+                    round.failed.push((i, f));
+                }
+            }
+        }
+        Ok(verdicts) => {
+            for (&i, verdict) in offer.iter().zip(verdicts) {
+                let (why, permanent) = match verdict {
+                    SinkVerdict::Delivered => {
+                        round.delivered.push(i);
+                        continue;
+                    }
+                    SinkVerdict::Retry(why) => (why, false),
+                    SinkVerdict::Reject(why) => (why, true),
+                };
+                state.tries[i] += 1;
+                // A rejection is final: retrying it is pointless unless the
+                // policy is to block (an operator may fix the sink).
+                let gives_up = sink.gives_up(state.tries[i])
+                    || (permanent && sink.gives_up(sink.retry.attempts));
+                let f = failure(why, state.tries[i]);
+                if gives_up {
+                    round.given_up.push((i, f));
+                } else {
+                    still.push(i);
+                    round.failed.push((i, f));
+                }
+            }
+            stats.add_delivered(&name, round.delivered.len() as u64);
         }
     }
+    still.extend_from_slice(&state.pending[offered..]);
+    state.pending = still;
+    round
+}
+
+/// One call of `sink` with the events at `offer` (indices into `events`, in
+/// order).
+fn call(
+    sink: &mut SinkGuest,
+    events: &[Event],
+    offer: &[usize],
+) -> Result<Vec<SinkVerdict>, crate::runtime::GuestError> {
+    // The common case, the whole batch, is passed without copying.
+    if offer.len() == events.len() {
+        return sink.deliver(events);
+    }
+    let subset: Vec<Event> = offer.iter().map(|&i| events[i].clone()).collect();
+    sink.deliver(&subset)
 }

@@ -16,6 +16,15 @@ pub struct PipelineStats {
     pub finalized: AtomicU64,
     /// Failed guest calls and rejected/retried events that were retried.
     pub retries: AtomicU64,
+    /// Events written to the dead-letter topic (and acknowledged).
+    pub dead_lettered: AtomicU64,
+    /// Events given up on under `on_failure = "skip"`.
+    pub skipped: AtomicU64,
+    /// Events an interceptor failed on and passed on unchanged (`fail-open`).
+    pub failed_open: AtomicU64,
+    /// Partitions currently blocked by a `block` component that spent its
+    /// retries (a gauge).
+    pub blocked: AtomicU64,
     /// Per sink name: events it reported delivered.
     delivered: Mutex<BTreeMap<String, u64>>,
     /// Per (topic, partition): last offset the broker acknowledged as

@@ -40,6 +40,16 @@ impl Config {
             .ok_or_else(|| format!("missing required config key `{key}`"))
     }
 
+    /// The unsigned integer value of `key`, or `default` when unset.
+    pub fn u64_or(&self, key: &str, default: u64) -> Result<u64, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                format!("config key `{key}` must be a non-negative integer, got `{v}`")
+            }),
+        }
+    }
+
     /// The boolean value of `key`, or `default` when unset.
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, String> {
         match self.get(key) {

@@ -1,16 +1,22 @@
-//! A sink for tests of the failure path: it appends events as JSON lines like
-//! the file sink, but rejects (permanently) every event whose value contains
-//! `reject` and asks for a retry of every event whose value contains `retry`.
-//! Rejected and retried events are not written.
+//! A sink for tests of the failure path. It appends events as JSON lines like
+//! the file sink, and misbehaves on request:
 //!
-//! With `trap` set, the first batch of a partition holding a value with that
-//! substring makes the guest panic (a trap) before it writes anything; it
-//! leaves a marker file `.trapped-<partition>` beside `path` so that the
-//! fresh instance the host retries on does not trap again. Each instance
-//! logs `instance started` from its `init`.
+//! - `reject` / `retry` (substrings): an event whose value contains it gets a
+//!   `reject` (permanent) or `retry` verdict and is not written;
+//! - `trap` (substring): the first batch of a partition holding such a value
+//!   makes the guest panic (a trap) before it writes anything; a marker file
+//!   `.trapped-<partition>` beside `path` keeps the fresh instance the host
+//!   retries on from trapping again;
+//! - `trap_percent`, `fail_percent` (0–100): that share of calls trap, or
+//!   fail the whole batch with an error, before writing anything;
+//! - `retry_percent` (0–100): that share of events get a `retry` verdict;
+//! - `spin` (substring): a batch holding such a value loops forever;
+//! - `grow` (substring): a batch holding such a value allocates memory
+//!   without bound;
+//! - `delay_ms`: every call sleeps this long first (a slow destination).
 //!
-//! Config keys: `path` (required, with `%{partition}` as for the file sink),
-//! `reject`, `retry` and `trap` (substrings; unset means never).
+//! Each instance logs `instance started` from its `init`. Config keys:
+//! `path` (required, with `%{partition}` as for the file sink) and the above.
 
 wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
@@ -25,6 +31,27 @@ struct State {
     reject: Option<Vec<u8>>,
     retry: Option<Vec<u8>>,
     trap: Option<Vec<u8>>,
+    spin: Option<Vec<u8>>,
+    grow: Option<Vec<u8>>,
+    trap_percent: u64,
+    fail_percent: u64,
+    retry_percent: u64,
+    delay_ms: u64,
+    rng: u64,
+}
+
+impl State {
+    /// xorshift64*: the guest has no rand crate, and tests need only a
+    /// different sequence per instance.
+    fn roll(&mut self, percent: u64) -> bool {
+        if percent == 0 {
+            return false;
+        }
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % 100 < percent
+    }
 }
 
 thread_local! {
@@ -33,31 +60,58 @@ thread_local! {
 
 fn contains(value: Option<&[u8]>, needle: Option<&[u8]>) -> bool {
     match (value, needle) {
-        (Some(v), Some(n)) => v.windows(n.len()).any(|w| w == n),
+        (Some(v), Some(n)) if !n.is_empty() => v.windows(n.len()).any(|w| w == n),
         _ => false,
     }
+}
+
+fn any_contains(batch: &[Event], needle: Option<&[u8]>) -> bool {
+    batch.iter().any(|e| contains(e.value.as_deref(), needle))
 }
 
 struct RejectSink;
 
 impl Guest for RejectSink {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(config, &["path", "reject", "retry", "trap"])?;
+        let config = Config::new(
+            config,
+            &[
+                "path",
+                "reject",
+                "retry",
+                "trap",
+                "spin",
+                "grow",
+                "trap_percent",
+                "fail_percent",
+                "retry_percent",
+                "delay_ms",
+            ],
+        )?;
         let path = config.required("path")?;
         let file = PartitionFile::new(path)?;
         let dir = path.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
         let bytes = |k: &str| config.get(k).map(|s| s.as_bytes().to_vec());
-        let (reject, retry, trap) = (bytes("reject"), bytes("retry"), bytes("trap"));
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        let state = State {
+            file,
+            dir,
+            reject: bytes("reject"),
+            retry: bytes("retry"),
+            trap: bytes("trap"),
+            spin: bytes("spin"),
+            grow: bytes("grow"),
+            trap_percent: config.u64_or("trap_percent", 0)?,
+            fail_percent: config.u64_or("fail_percent", 0)?,
+            retry_percent: config.u64_or("retry_percent", 0)?,
+            delay_ms: config.u64_or("delay_ms", 0)?,
+            rng: seed,
+        };
         flumen::pipeline::log::log(flumen::pipeline::log::Level::Info, "instance started");
-        STATE.with(|s| {
-            *s.borrow_mut() = Some(State {
-                file,
-                dir,
-                reject,
-                retry,
-                trap,
-            })
-        });
+        STATE.with(|s| *s.borrow_mut() = Some(state));
         Ok(())
     }
 
@@ -68,12 +122,34 @@ impl Guest for RejectSink {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
             let state = state.as_mut().ok_or("deliver called before init")?;
-            if batch.iter().any(|e| contains(e.value.as_deref(), state.trap.as_deref())) {
+            if state.delay_ms > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(state.delay_ms));
+            }
+            if any_contains(&batch, state.trap.as_deref()) {
                 let marker = format!("{}/.trapped-{}", state.dir, first.partition);
                 if std::fs::metadata(&marker).is_err() {
                     std::fs::write(&marker, b"").map_err(|e| format!("{marker}: {e}"))?;
                     panic!("trap requested by the batch at offset {}", first.offset);
                 }
+            }
+            if any_contains(&batch, state.spin.as_deref()) {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            if any_contains(&batch, state.grow.as_deref()) {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            if state.roll(state.trap_percent) {
+                panic!("random trap (trap_percent) at offset {}", first.offset);
+            }
+            if state.roll(state.fail_percent) {
+                return Err(format!("random failure (fail_percent) at offset {}", first.offset));
             }
             let mut buf = String::new();
             let mut verdicts = Vec::with_capacity(batch.len());
@@ -83,6 +159,8 @@ impl Guest for RejectSink {
                     verdicts.push(Verdict::Reject(format!("offset {} matches `reject`", e.offset)));
                 } else if contains(value, state.retry.as_deref()) {
                     verdicts.push(Verdict::Retry(format!("offset {} matches `retry`", e.offset)));
+                } else if state.roll(state.retry_percent) {
+                    verdicts.push(Verdict::Retry(format!("random retry at offset {}", e.offset)));
                 } else {
                     buf.push_str(&json_line(event_fields!(e)));
                     verdicts.push(Verdict::Delivered);

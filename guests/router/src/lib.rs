@@ -4,15 +4,21 @@
 //! - an event whose value starts with `upper:` is replaced by one with the
 //!   value upper-cased and a header `replaced: yes` added.
 //!
-//! No config keys.
+//! Config key `fail` (a substring, optional): a batch holding an event whose
+//! value contains it fails as a whole, as a broken interceptor would.
 
 wit_bindgen::generate!({ world: "interceptor", path: "../../wit" });
 
 use exports::flumen::pipeline::interception::{Action, Event, Guest, Replacement, Verdict};
 use flumen::pipeline::types::Header;
 use flumen_guest_common::Config;
+use std::cell::RefCell;
 
 struct Router;
+
+thread_local! {
+    static FAIL: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
 
 fn verdict(e: &Event) -> Verdict {
     let route = e.headers.iter().find(|h| h.name == "route").map(|h| {
@@ -43,10 +49,24 @@ fn verdict(e: &Event) -> Verdict {
 
 impl Guest for Router {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        Config::new(config, &[]).map(|_| ())
+        let config = Config::new(config, &["fail"])?;
+        FAIL.with(|f| *f.borrow_mut() = config.get("fail").map(|s| s.as_bytes().to_vec()));
+        Ok(())
     }
 
     fn process(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        let failing = FAIL.with(|f| {
+            let f = f.borrow();
+            let needle = f.as_deref().filter(|n| !n.is_empty())?;
+            batch.iter().find(|e| {
+                e.value
+                    .as_deref()
+                    .is_some_and(|v| v.windows(needle.len()).any(|w| w == needle))
+            })
+        });
+        if let Some(e) = failing {
+            return Err(format!("offset {} matches `fail`", e.offset));
+        }
         Ok(batch.iter().map(verdict).collect())
     }
 }

@@ -203,6 +203,11 @@ impl<P> Loaded<P> {
         &self.name
     }
 
+    /// The component's configuration.
+    pub fn config(&self) -> &ComponentConfig {
+        &self.cfg
+    }
+
     /// A store holding a fresh sandbox with this component's grants and limits.
     fn new_store(&self, tag: GuestTag) -> Result<Store<GuestState>, GuestError> {
         let mut wasi = WasiCtxBuilder::new();
@@ -224,6 +229,9 @@ impl<P> Loaded<P> {
         }
         let limits = StoreLimitsBuilder::new()
             .memory_size(usize::try_from(self.cfg.limits.memory_mb << 20).unwrap_or(usize::MAX))
+            // A guest that outgrows its cap traps with a message saying so,
+            // instead of seeing `memory.grow` fail and aborting obscurely.
+            .trap_on_grow_failure(true)
             .instances(16)
             .build();
         let mut store = Store::new(
@@ -316,6 +324,8 @@ pub struct Guest<P: GuestKind> {
     loaded: Loaded<P>,
     tag: GuestTag,
     live: Option<(Store<GuestState>, P::Bindings)>,
+    /// Calls served by the live instance.
+    calls: u64,
 }
 
 impl<P: GuestKind> Guest<P> {
@@ -325,6 +335,7 @@ impl<P: GuestKind> Guest<P> {
             loaded,
             tag,
             live: None,
+            calls: 0,
         }
     }
 
@@ -368,7 +379,8 @@ impl<P: GuestKind> Guest<P> {
     }
 
     /// Runs `f` on the live instance under a fresh deadline. A trap drops
-    /// the instance so that the next call gets a new one.
+    /// the instance so that the next call gets a new one; so does reaching
+    /// `limits.max_calls_per_instance`.
     fn call<R>(
         &mut self,
         f: impl FnOnce(&P::Bindings, &mut Store<GuestState>) -> wasmtime::Result<R>,
@@ -376,13 +388,17 @@ impl<P: GuestKind> Guest<P> {
         let deadline = self.loaded.deadline_ticks();
         let (store, bindings) = self.live()?;
         store.set_epoch_deadline(deadline);
-        match f(bindings, store) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                self.live = None;
-                Err(trap(self.loaded.name(), e))
+        let result = f(bindings, store);
+        self.calls += 1;
+        let recycle = self.loaded.cfg.limits.max_calls_per_instance;
+        if result.is_err() || (recycle > 0 && self.calls >= recycle) {
+            if result.is_ok() {
+                tracing::debug!(component = self.name(), calls = self.calls, "instance recycled");
             }
+            self.live = None;
+            self.calls = 0;
         }
+        result.map_err(|e| trap(self.loaded.name(), e))
     }
 
     fn checked<V>(

@@ -41,6 +41,8 @@ pub enum Broker {
     Mock(MockCluster<'static, DefaultProducerContext>),
     /// A tansu broker process on a loopback port.
     Tansu { child: Child, bootstrap: String },
+    /// A broker the test manages itself, at this address.
+    External(String),
 }
 
 impl Broker {
@@ -89,11 +91,19 @@ impl Broker {
         Broker::Tansu { child, bootstrap }
     }
 
+    /// The mock cluster, for fault injection; panics on tansu.
+    pub fn mock_cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        match self {
+            Broker::Mock(m) => m,
+            _ => panic!("fault injection needs the mock cluster"),
+        }
+    }
+
     /// `host:port` to bootstrap from.
     pub fn bootstrap(&self) -> String {
         match self {
             Broker::Mock(m) => m.bootstrap_servers(),
-            Broker::Tansu { bootstrap, .. } => bootstrap.clone(),
+            Broker::Tansu { bootstrap, .. } | Broker::External(bootstrap) => bootstrap.clone(),
         }
     }
 
@@ -101,7 +111,7 @@ impl Broker {
     pub fn create_topic(&self, topic: &str, partitions: i32) {
         match self {
             Broker::Mock(m) => m.create_topic(topic, partitions, 1).expect("create topic"),
-            Broker::Tansu { bootstrap, .. } => {
+            Broker::Tansu { bootstrap, .. } | Broker::External(bootstrap) => {
                 let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
                     .set("bootstrap.servers", bootstrap)
                     .create()
@@ -261,11 +271,26 @@ pub fn produce(
     n: usize,
     poison: impl Fn(usize) -> bool,
 ) -> Produced {
+    produce_marked(bootstrap, topic, partitions, n, |i| {
+        poison(i).then_some("POISON")
+    })
+}
+
+/// Like [`produce`], with `mark(i)` appended to event `i`'s value (after a
+/// space) where it returns a marker.
+pub fn produce_marked(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    n: usize,
+    mark: impl Fn(usize) -> Option<&'static str>,
+) -> Produced {
     let records: Vec<Record> = (0..n)
         .map(|i| {
             let mut value = format!("seq={i}").into_bytes();
-            if poison(i) {
-                value.extend_from_slice(b" POISON");
+            if let Some(m) = mark(i) {
+                value.push(b' ');
+                value.extend_from_slice(m.as_bytes());
             }
             if i % 1000 == 7 {
                 value.extend_from_slice(&[0xff, 0xfe, 0x00]);
@@ -290,10 +315,13 @@ pub fn produce(
         let end = produced.end.entry(p).or_insert(0);
         *end = (*end).max(o + 1);
     }
-    // The topic is fresh, so each partition holds offsets 0..end exactly.
+    // Each partition got a contiguous run of offsets ending at `end` (from
+    // 0 on a fresh topic).
     for (p, end) in &produced.end {
+        let mut offsets = produced.events.range((*p, 0)..(*p + 1, 0)).map(|(k, _)| k.1);
+        let first = offsets.next().unwrap_or(*end);
         let count = produced.events.range((*p, 0)..(*p + 1, 0)).count() as i64;
-        assert_eq!(count, *end, "partition {p}: acked offsets are not 0..{end}");
+        assert_eq!(count, *end - first, "partition {p}: acked offsets are not {first}..{end}");
     }
     produced
 }
@@ -324,6 +352,44 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
             _ => None,
         })
         .collect()
+}
+
+/// Every record of `topic` (all `partitions`, from the beginning), read until
+/// `expected` records arrived or `timeout` passed.
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "flumen-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    c.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    while got.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            got.push(m.detach());
+        }
+    }
+    // Anything beyond `expected` would be a bug too: look a little longer.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            got.push(m.detach());
+        }
+    }
+    got
 }
 
 /// A `flumen run` child process.
@@ -364,6 +430,26 @@ impl Flumen {
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident set size in KiB, from /proc.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// SIGKILL: no drain, no commit, no goodbye to the group.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the exit.

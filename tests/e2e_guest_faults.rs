@@ -1,5 +1,7 @@
-//! A sink that traps (panics) mid-stream: the call fails, the host retries
-//! the batch on a fresh instance, and nothing is lost or written twice.
+//! A sink that traps mid-stream — by panicking, by reading outside its
+//! memory, by executing `unreachable` — fails the call; the host retries the
+//! batch on a fresh instance, and nothing is lost or written twice. And
+//! instances are recycled after `limits.max_calls_per_instance` calls.
 
 mod support;
 
@@ -13,7 +15,21 @@ const PARTITIONS: i32 = 2;
 const EVENTS: usize = 2_000;
 
 #[test]
-fn trapping_sink_is_replaced_and_loses_nothing() {
+fn panicking_sink_is_replaced_and_loses_nothing() {
+    trapping_sink_is_replaced("panic", "unreachable");
+}
+
+#[test]
+fn out_of_bounds_sink_is_replaced_and_loses_nothing() {
+    trapping_sink_is_replaced("oob", "out of bounds memory access");
+}
+
+#[test]
+fn unreachable_sink_is_replaced_and_loses_nothing() {
+    trapping_sink_is_replaced("unreachable", "unreachable");
+}
+
+fn trapping_sink_is_replaced(kind: &str, trap_message: &str) {
     let broker = Broker::mock();
     broker.create_topic(TOPIC, PARTITIONS);
     let bootstrap = broker.bootstrap();
@@ -26,7 +42,11 @@ fn trapping_sink_is_replaced_and_loses_nothing() {
         &bootstrap,
         TOPIC,
         GROUP,
-        file_sink("s", "reject_sink", ", trap = \"POISON\""),
+        file_sink(
+            "s",
+            "reject_sink",
+            &format!(", trap = \"POISON\", trap_kind = \"{kind}\""),
+        ),
     );
     let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
     wait_committed(
@@ -45,7 +65,7 @@ fn trapping_sink_is_replaced_and_loses_nothing() {
     // The panic's message goes to the guest's stderr, which the sandbox does
     // not forward yet; the host reports the trap itself.
     assert!(
-        log.contains("trapped") && log.contains("unreachable"),
+        log.contains("trapped") && log.contains(trap_message),
         "{log}"
     );
     // One instance per partition at start, plus the one replacing the
@@ -68,8 +88,48 @@ fn trapping_sink_is_replaced_and_loses_nothing() {
     assert_eq!(distinct, all, "events lost after the trap");
     assert_in_order(&lines, "s");
     eprintln!(
-        "trap: sink trapped at partition {trap_partition} offset {trap_offset}; {started} instances \
+        "trap ({kind}): sink trapped at partition {trap_partition} offset {trap_offset}; {started} instances \
          started; {} of {EVENTS} events written exactly once; committed = end offsets",
         lines.len()
     );
+}
+
+#[test]
+fn instances_are_recycled_after_max_calls() {
+    let broker = Broker::mock();
+    broker.create_topic(TOPIC, 1);
+    let bootstrap = broker.bootstrap();
+    let produced = produce(&bootstrap, TOPIC, 1, EVENTS, |_| false);
+    let work = Workdir::new();
+    let sink = format!(
+        "{}limits = {{ max_calls_per_instance = 2 }}\n",
+        file_sink("s", "reject_sink", "")
+    );
+    let config = work.config(&bootstrap, TOPIC, GROUP, sink);
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        GROUP,
+        TOPIC,
+        1,
+        Duration::from_secs(60),
+        |c| c == &produced.end,
+    );
+    let log = flumen.log_text();
+    assert!(flumen.terminate().success());
+    let started = log
+        .lines()
+        .filter(|l| l.contains("instance started") && !l.contains("partition=-1"))
+        .count();
+    let lines = read_sink(&work.out, "s");
+    assert_eq!(lines.len(), EVENTS, "every event exactly once");
+    // EVENTS in batches of at most 500: at least EVENTS/500 calls, so at
+    // least half as many instances (the last may not have been replaced).
+    let calls_min = EVENTS / 500;
+    assert!(
+        started >= calls_min / 2,
+        "{started} instances for at least {calls_min} calls:\n{log}"
+    );
+    eprintln!("recycling: {started} instances served {EVENTS} events (2 calls each)");
 }

@@ -622,4 +622,107 @@ mod tests {
         assert!(cfg.contains(&("n".into(), "3".into())));
         assert!(cfg.contains(&("list".into(), "[1,2]".into())));
     }
+
+    #[test]
+    fn failure_policies_are_checked_per_component() {
+        let dl = format!("{MINIMAL}\non_failure = \"dead-letter\"");
+        let e = err(&dl);
+        assert!(
+            e.contains("pipeline[0].sink[0].on_failure") && e.contains("dead-letter topic"),
+            "{e}"
+        );
+        let with_topic = dl.replace(
+            "group_id = \"g\"",
+            "group_id = \"g\"\ndead_letter = { topic = \"dlq\" }",
+        );
+        let c = Config::parse(&with_topic, Path::new("/")).unwrap();
+        assert_eq!(c.pipelines[0].sinks[0].on_failure, FailurePolicy::DeadLetter);
+        let e = err(&format!("{MINIMAL}\non_failure = \"fail-open\""));
+        assert!(e.contains("for interceptors"), "{e}");
+        let e = err(&format!("{MINIMAL}\non_failure = \"retry-forever\""));
+        assert!(e.contains("unknown variant `retry-forever`"), "{e}");
+        let e = err(&with_topic.replace("\"dlq\"", "\"t\""));
+        assert!(e.contains("also consumed by this pipeline"), "{e}");
+    }
+
+    #[test]
+    fn component_retry_overrides_the_pipeline_default() {
+        let text = format!("{MINIMAL}\nretry = {{ attempts = 2 }}");
+        let c = Config::parse(&text, Path::new("/")).unwrap();
+        let p = &c.pipelines[0];
+        let r = p.sinks[0].retry_or(&p.retry);
+        assert_eq!((r.attempts, r.initial_backoff_ms), (2, 100));
+        let e = err(&format!("{MINIMAL}\nretry = {{ attempts = 0 }}"));
+        assert!(e.contains("pipeline[0].sink[0].retry.attempts"), "{e}");
+        let e = err(&format!("{MINIMAL}\nlimits = {{ memory_mb = 5000 }}"));
+        assert!(e.contains("limits.memory_mb"), "{e}");
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Keys the loader knows, so that mutations reach validation and
+        /// not only the parser.
+        const KEYS: &[&str] = &[
+            "name", "topics", "group_id", "component", "on_failure", "max_queued_events",
+            "drain_timeout_ms", "batch", "commit", "retry", "limits", "dirs", "config",
+            "dead_letter", "options", "bootstrap_servers", "attempts", "memory_mb",
+            "call_timeout_ms", "max_calls_per_instance", "read_only", "guest", "host",
+        ];
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<i64>().prop_map(|i| i.to_string()),
+                any::<u64>().prop_map(|i| i.to_string()),
+                "[a-z\\-\\.%{}/ ]{0,12}".prop_map(|s| format!("{s:?}")),
+                Just("true".to_owned()),
+                Just("[]".to_owned()),
+                Just("{}".to_owned()),
+                Just("[\"\"]".to_owned()),
+                Just("{ max_events = 0, max_wait_ms = -1 }".to_owned()),
+                Just("{ attempts = 4294967295, initial_backoff_ms = 1 }".to_owned()),
+                Just("{ memory_mb = 18446744073709551615 }".to_owned()),
+                Just("[{ host = \"..\", guest = \"\" }]".to_owned()),
+                Just("\"dead-letter\"".to_owned()),
+                Just("\"fail-open\"".to_owned()),
+                Just("{ topic = \"t\" }".to_owned()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Arbitrary text: an error or a config, never a panic.
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+                let _ = Config::parse(&text, Path::new("/"));
+            }
+
+            /// A valid config with lines inserted, replaced or cut: an
+            /// error that names a problem, or a config, never a panic.
+            #[test]
+            fn mutated_configs_never_panic(
+                edits in prop::collection::vec(
+                    (0usize..20, prop::sample::select(KEYS), value(), 0u8..3),
+                    1..6,
+                ),
+            ) {
+                let mut lines: Vec<String> = MINIMAL.lines().map(str::to_owned).collect();
+                for (at, key, value, op) in edits {
+                    let at = at % (lines.len() + 1);
+                    let line = format!("{key} = {value}");
+                    match op {
+                        0 => lines.insert(at, line),
+                        1 if at < lines.len() => lines[at] = line,
+                        _ => lines.truncate(at.max(1)),
+                    }
+                }
+                match Config::parse(&lines.join("\n"), Path::new("/")) {
+                    Ok(c) => prop_assert!(!c.pipelines.is_empty()),
+                    Err(e) => prop_assert!(!e.to_string().trim().is_empty()),
+                }
+            }
+        }
+    }
 }

@@ -154,6 +154,20 @@ pub struct Produced {
 }
 
 impl Produced {
+    /// Adds a later wave of events to the same topic (its event indices
+    /// continue after this one's).
+    pub fn merge(&mut self, wave: Produced) {
+        let base = self.index.len();
+        for (i, pos) in wave.index {
+            self.index.insert(base + i, pos);
+        }
+        self.events.extend(wave.events);
+        for (p, e) in wave.end {
+            let end = self.end.entry(p).or_insert(0);
+            *end = (*end).max(e);
+        }
+    }
+
     /// Events the filter keeps.
     pub fn kept(&self) -> Vec<(i32, i64)> {
         self.events

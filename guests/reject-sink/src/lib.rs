@@ -4,7 +4,9 @@
 //! - `reject` / `retry` (substrings): an event whose value contains it gets a
 //!   `reject` (permanent) or `retry` verdict and is not written;
 //! - `trap` (substring): the first batch of a partition holding such a value
-//!   makes the guest panic (a trap) before it writes anything; a marker file
+//!   makes the guest trap before it writes anything — by panicking, or with
+//!   `trap_kind = "oob"` by reading outside its memory, or with
+//!   `trap_kind = "unreachable"` by executing `unreachable`; a marker file
 //!   `.trapped-<partition>` beside `path` keeps the fresh instance the host
 //!   retries on from trapping again;
 //! - `trap_percent`, `fail_percent` (0–100): that share of calls trap, or
@@ -31,6 +33,7 @@ struct State {
     reject: Option<Vec<u8>>,
     retry: Option<Vec<u8>>,
     trap: Option<Vec<u8>>,
+    trap_kind: String,
     spin: Option<Vec<u8>>,
     grow: Option<Vec<u8>>,
     trap_percent: u64,
@@ -71,6 +74,24 @@ fn any_contains(batch: &[Event], needle: Option<&[u8]>) -> bool {
 
 struct RejectSink;
 
+/// Traps the way `kind` says.
+fn trap(kind: &str, offset: i64) -> Result<(), String> {
+    match kind {
+        "panic" => panic!("trap requested by the batch at offset {offset}"),
+        // Linear memory is far smaller than 4 GiB, so this address is out
+        // of bounds: the load itself traps.
+        "oob" => {
+            let far = usize::MAX - 15;
+            // SAFETY: none; trapping is the point, and wasm makes it a clean
+            // trap rather than undefined behaviour in the host.
+            let byte = unsafe { std::ptr::read_volatile(far as *const u8) };
+            Err(format!("read {byte} out of bounds without a trap"))
+        }
+        "unreachable" => std::process::abort(),
+        other => Err(format!("unknown trap_kind `{other}`")),
+    }
+}
+
 impl Guest for RejectSink {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
         let config = Config::new(
@@ -80,6 +101,7 @@ impl Guest for RejectSink {
                 "reject",
                 "retry",
                 "trap",
+                "trap_kind",
                 "spin",
                 "grow",
                 "trap_percent",
@@ -102,6 +124,7 @@ impl Guest for RejectSink {
             reject: bytes("reject"),
             retry: bytes("retry"),
             trap: bytes("trap"),
+            trap_kind: config.get("trap_kind").unwrap_or("panic").to_owned(),
             spin: bytes("spin"),
             grow: bytes("grow"),
             trap_percent: config.u64_or("trap_percent", 0)?,
@@ -129,7 +152,7 @@ impl Guest for RejectSink {
                 let marker = format!("{}/.trapped-{}", state.dir, first.partition);
                 if std::fs::metadata(&marker).is_err() {
                     std::fs::write(&marker, b"").map_err(|e| format!("{marker}: {e}"))?;
-                    panic!("trap requested by the batch at offset {}", first.offset);
+                    trap(&state.trap_kind, first.offset)?;
                 }
             }
             if any_contains(&batch, state.spin.as_deref()) {

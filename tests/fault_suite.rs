@@ -79,11 +79,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(
-        broker: Broker,
-        events: usize,
-        mark: impl Fn(usize) -> Option<&'static str>,
-    ) -> Self {
+    fn new(broker: Broker, events: usize, mark: impl Fn(usize) -> Option<&'static str>) -> Self {
         broker.create_topic(TOPIC, PARTITIONS);
         broker.create_topic(DLQ, 2);
         let produced = produce_marked(&broker.bootstrap(), TOPIC, PARTITIONS, events, mark);
@@ -143,17 +139,13 @@ impl Setup {
     /// `(partition, offset)` of every dead letter, from its headers, and the
     /// records themselves.
     fn dead_letters(&self, expected: usize) -> (Vec<Pos>, Vec<OwnedMessage>) {
-        let msgs = read_topic(
-            &self.bootstrap(),
-            DLQ,
-            2,
-            expected,
-            Duration::from_secs(20),
-        );
+        let msgs = read_topic(&self.bootstrap(), DLQ, 2, expected, Duration::from_secs(20));
         let pos = msgs
             .iter()
             .map(|m| {
-                let p = header(m, "flumen.original.partition").parse().expect("partition");
+                let p = header(m, "flumen.original.partition")
+                    .parse()
+                    .expect("partition");
                 let o = header(m, "flumen.original.offset").parse().expect("offset");
                 (p, o)
             })
@@ -350,9 +342,7 @@ fn poisoned(i: usize) -> bool {
 /// A sink rejecting ~1 % of events permanently, under `dead-letter`.
 fn reject_dead_letter() -> Row {
     const EVENTS: usize = 20_000;
-    let s = Setup::new(Broker::mock(), EVENTS, |i| {
-        poisoned(i).then_some("POISON")
-    });
+    let s = Setup::new(Broker::mock(), EVENTS, |i| poisoned(i).then_some("POISON"));
     let config = s.config(
         "dlq",
         format!(
@@ -366,14 +356,19 @@ fn reject_dead_letter() -> Row {
     let poison = s.positions_marked(EVENTS, poisoned);
     let (dead, msgs) = s.dead_letters(poison.len());
     let dead_set: BTreeSet<Pos> = dead.iter().copied().collect();
-    assert_eq!(dead_set, poison, "the dead-letter topic must hold exactly the rejected events");
+    assert_eq!(
+        dead_set, poison,
+        "the dead-letter topic must hold exactly the rejected events"
+    );
     for m in &msgs {
         assert_eq!(header(m, "flumen.component"), "s");
         assert_eq!(header(m, "flumen.pipeline"), "e2e");
         assert_eq!(header(m, "flumen.original.topic"), TOPIC);
         assert_eq!(header(m, "flumen.attempts"), "1", "a rejection is final");
         assert!(header(m, "flumen.error").contains("matches `reject`"));
-        let ts: i64 = header(m, "flumen.original.timestamp").parse().expect("timestamp");
+        let ts: i64 = header(m, "flumen.original.timestamp")
+            .parse()
+            .expect("timestamp");
         assert_eq!(m.timestamp().to_millis(), Some(ts), "timestamp kept");
         let value = String::from_utf8_lossy(m.payload().expect("value"));
         assert!(value.ends_with(" POISON"), "value kept: {value}");
@@ -405,9 +400,7 @@ fn reject_dead_letter() -> Row {
 /// rejected event; a restart with a fixed sink delivers the rest.
 fn reject_block() -> Row {
     const EVENTS: usize = 20_000;
-    let s = Setup::new(Broker::mock(), EVENTS, |i| {
-        poisoned(i).then_some("POISON")
-    });
+    let s = Setup::new(Broker::mock(), EVENTS, |i| poisoned(i).then_some("POISON"));
     let blocking = s.config(
         "block",
         chaos_sink(
@@ -475,13 +468,7 @@ fn grow() -> Row {
     )
 }
 
-fn guest_runaway(
-    marker: &'static str,
-    key: &str,
-    limits: &str,
-    reason: &str,
-    title: &str,
-) -> Row {
+fn guest_runaway(marker: &'static str, key: &str, limits: &str, reason: &str, title: &str) -> Row {
     const EVENTS: usize = 20_000;
     // Three markers, all in partition 0 (event i goes to partition i % 4).
     let marked = |i: usize| matches!(i, 4_000 | 4_404 | 12_000);
@@ -521,7 +508,10 @@ fn guest_runaway(
     let poison = s.positions_marked(EVENTS, marked);
     let (dead, msgs) = s.dead_letters(poison.len());
     let dead_set: BTreeSet<Pos> = dead.iter().copied().collect();
-    assert_eq!(dead_set, poison, "dead letters must be exactly the runaway events");
+    assert_eq!(
+        dead_set, poison,
+        "dead letters must be exactly the runaway events"
+    );
     for m in &msgs {
         let error = header(m, "flumen.error");
         assert!(error.contains(reason), "unexpected error: {error}");
@@ -570,7 +560,10 @@ retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 50 }}
     assert!(f.terminate().success());
     let passed = count(&log, "passed on unchanged");
     let expected = (0..EVENTS).filter(|&i| marked(i)).count();
-    assert_eq!(passed, expected, "exactly the failing events pass unchanged");
+    assert_eq!(
+        passed, expected,
+        "exactly the failing events pass unchanged"
+    );
     tally(
         "interceptor fails on 0.5 % of events (fail-open)",
         "mock",
@@ -586,10 +579,7 @@ retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 50 }}
 fn broker_down_and_commit_errors() -> Row {
     const EVENTS: usize = 60_000;
     let s = Setup::new(Broker::mock(), EVENTS, |_| None);
-    let config = s.config(
-        "brokerdown",
-        chaos_sink(", delay_ms = 20", ""),
-    );
+    let config = s.config("brokerdown", chaos_sink(", delay_ms = 20", ""));
     let mut f = s.start(&config, "brokerdown.log");
     let mock = s.broker.mock_cluster();
     let mut outages = 0;
@@ -822,41 +812,71 @@ fn backpressure() -> Row {
     row
 }
 
-/// A real broker restart: tansu with sqlite storage, killed and started
-/// again on the same port and database while flumen runs.
+/// A real broker restart: tansu with sqlite storage, SIGKILLed and started
+/// again on the same port and database while events flow. A wave of events
+/// is produced before each restart, and the sink is slow, so that each kill
+/// lands mid-stream.
 fn broker_restart() -> Option<Row> {
     let bin = tansu_sqlite()?;
-    const EVENTS: usize = 40_000;
+    // This build stores every record in sqlite and, under a large burst of
+    // produce requests, stops answering group heartbeats (seen with 40,000
+    // events); waves of 2,000 keep it responsive.
+    const WAVE: usize = 2_000;
+    const RESTARTS: usize = 3;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut tansu = TansuSqlite::start(&bin, dir.path());
     let bootstrap = tansu.bootstrap.clone();
-    let broker = Broker::External(bootstrap.clone());
-    let s = Setup::new(broker, EVENTS, |_| None);
-    let config = s.config("restart", chaos_sink(", delay_ms = 10", ""));
+    let mut s = Setup::new(Broker::External(bootstrap.clone()), WAVE, |_| None);
+    let config = s.config("restart", chaos_sink(", delay_ms = 300", ""));
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text
+        // Small batches of a slow sink: a few seconds of flow per wave.
+        .replace("max_events = 500", "max_events = 50")
+        // The group coordinator answers slowly while it writes to sqlite.
+        .replace(
+            "\"session.timeout.ms\" = 3000, \"heartbeat.interval.ms\" = 500, \"max.poll.interval.ms\" = 10000",
+            "\"session.timeout.ms\" = 10000, \"heartbeat.interval.ms\" = 1000, \"max.poll.interval.ms\" = 60000",
+        );
+    std::fs::write(&config, text).expect("config");
     let mut f = s.start(&config, "restart.log");
-    let mut restarts = 0;
-    for _ in 0..2 {
+    let mut mid_stream = 0;
+    for _ in 0..RESTARTS {
         let before = out_bytes(&s.work.out);
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(90);
         while out_bytes(&s.work.out) <= before && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(fastrand::u64(300..1200)));
+        if !s.committed_end() {
+            mid_stream += 1;
+        }
         tansu.kill();
         std::thread::sleep(Duration::from_secs(2));
         tansu = TansuSqlite::start_at(&bin, dir.path(), &bootstrap);
-        restarts += 1;
+        let wave = produce(&bootstrap, TOPIC, PARTITIONS, WAVE, |_| false);
+        s.produced.merge(wave);
     }
-    s.wait_end(&mut f, Duration::from_secs(240));
+    let waited = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        s.wait_end(&mut f, Duration::from_secs(240))
+    }));
+    if let Err(e) = waited {
+        let log = std::fs::read_to_string(dir.path().join("tansu.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        eprintln!("tansu log, last lines first:\n{}", tail.join("\n"));
+        std::panic::resume_unwind(e);
+    }
     assert!(f.terminate().success());
     Some(tally(
-        "broker SIGKILLed and restarted ×2",
+        &format!("broker SIGKILLed and restarted ×{RESTARTS}"),
         "tansu sqlite",
         &s.produced,
         &read_sink(&s.work.out, "s"),
         &[],
         s.committed_end(),
-        format!("{restarts} restarts on the same database"),
+        format!(
+            "{mid_stream} of {RESTARTS} broker kills with events in flight; a wave of {WAVE} \
+             events produced after each restart"
+        ),
     ))
 }
 
@@ -895,8 +915,15 @@ impl TansuSqlite {
             .expect("tansu log");
         let child = std::process::Command::new(bin)
             .current_dir(dir)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "sqlite://tansu.db"])
+            .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
@@ -931,7 +958,8 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     type Scenario = (&'static str, fn() -> Option<Row>);
     let scenarios: Vec<Scenario> = vec![
         ("sigkill", || Some(sigkill())),

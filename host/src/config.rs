@@ -636,7 +636,10 @@ mod tests {
             "group_id = \"g\"\ndead_letter = { topic = \"dlq\" }",
         );
         let c = Config::parse(&with_topic, Path::new("/")).unwrap();
-        assert_eq!(c.pipelines[0].sinks[0].on_failure, FailurePolicy::DeadLetter);
+        assert_eq!(
+            c.pipelines[0].sinks[0].on_failure,
+            FailurePolicy::DeadLetter
+        );
         let e = err(&format!("{MINIMAL}\non_failure = \"fail-open\""));
         assert!(e.contains("for interceptors"), "{e}");
         let e = err(&format!("{MINIMAL}\non_failure = \"retry-forever\""));
@@ -665,10 +668,29 @@ mod tests {
         /// Keys the loader knows, so that mutations reach validation and
         /// not only the parser.
         const KEYS: &[&str] = &[
-            "name", "topics", "group_id", "component", "on_failure", "max_queued_events",
-            "drain_timeout_ms", "batch", "commit", "retry", "limits", "dirs", "config",
-            "dead_letter", "options", "bootstrap_servers", "attempts", "memory_mb",
-            "call_timeout_ms", "max_calls_per_instance", "read_only", "guest", "host",
+            "name",
+            "topics",
+            "group_id",
+            "component",
+            "on_failure",
+            "max_queued_events",
+            "drain_timeout_ms",
+            "batch",
+            "commit",
+            "retry",
+            "limits",
+            "dirs",
+            "config",
+            "dead_letter",
+            "options",
+            "bootstrap_servers",
+            "attempts",
+            "memory_mb",
+            "call_timeout_ms",
+            "max_calls_per_instance",
+            "read_only",
+            "guest",
+            "host",
         ];
 
         fn value() -> impl Strategy<Value = String> {

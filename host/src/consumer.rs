@@ -456,7 +456,9 @@ fn headers_of(msg: &BorrowedMessage<'_>) -> Vec<Header> {
             // non-null value points at `size` bytes, both owned by `hdrs`.
             let (name, value) = unsafe {
                 (
-                    std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned(),
+                    std::ffi::CStr::from_ptr(name)
+                        .to_string_lossy()
+                        .into_owned(),
                     if value.is_null() {
                         Vec::new()
                     } else {

@@ -50,6 +50,9 @@ pub enum DeadLetterError {
     NoTopic(String),
 }
 
+/// Where a delivery result arrives for the thread waiting for it.
+type Ack = Receiver<Result<(), String>>;
+
 /// The producer's context: hands each delivery result back to the thread
 /// waiting for it.
 struct AckContext;
@@ -101,11 +104,9 @@ impl DeadLetterQueue {
         {
             Ok(md) => {
                 let missing = md.topics().iter().any(|t| {
-                    t.name() == dl.topic
-                        && t.error().is_some_and(|e| {
-                            rdkafka::types::RDKafkaRespErr::from(e)
-                                == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
-                        })
+                    t.name() == dl.topic && t.error().is_some_and(|e| {
+                        e == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                    })
                 });
                 if missing {
                     return Err(DeadLetterError::NoTopic(dl.topic.clone()));
@@ -136,7 +137,7 @@ impl DeadLetterQueue {
         let mut pending: Vec<usize> = (0..letters.len()).collect();
         let mut backoff = Backoff::new(&self.retry);
         loop {
-            let waits: Vec<(usize, Option<Receiver<Result<(), String>>>)> = pending
+            let waits: Vec<(usize, Option<Ack>)> = pending
                 .iter()
                 .map(|&i| (i, self.send(letters[i].0, letters[i].1)))
                 .collect();
@@ -176,7 +177,7 @@ impl DeadLetterQueue {
 
     /// Queues one dead letter; `None` if librdkafka refused it at once (its
     /// queue is full, the message is too large, …), which is logged.
-    fn send(&self, event: &Event, failure: &Failure) -> Option<Receiver<Result<(), String>>> {
+    fn send(&self, event: &Event, failure: &Failure) -> Option<Ack> {
         let (tx, rx) = sync_channel(1);
         let mut hs = OwnedHeaders::new_with_capacity(event.headers.len() + 8);
         for h in &event.headers {

@@ -50,9 +50,12 @@ pub fn run_chain(
             Ok(v) => v.into_iter().map(Ok).collect(),
             Err(failure) if routed.events.len() == 1 => vec![Err(failure)],
             Err(_) => {
-                tracing::warn!(interceptor = guest.guest.name(), events = routed.events.len(),
+                tracing::warn!(
+                    interceptor = guest.guest.name(),
+                    events = routed.events.len(),
                     "the whole call keeps failing; processing one event at a time to find the \
-                     events it fails on");
+                     events it fails on"
+                );
                 let mut one_by_one = Vec::with_capacity(routed.events.len());
                 for e in routed.events.chunks(1) {
                     // `process` checked that one event got one verdict.
@@ -64,7 +67,8 @@ pub fn run_chain(
         };
         let mut given_up: Vec<(usize, Failure)> = Vec::new();
         let mut next = RoutedBatch::default();
-        for ((mut event, route), verdict) in routed.events.into_iter().zip(routed.routes).zip(verdicts)
+        for ((mut event, route), verdict) in
+            routed.events.into_iter().zip(routed.routes).zip(verdicts)
         {
             let (verdict, new_route) = match verdict {
                 Ok(v) => v,

@@ -146,7 +146,11 @@ fn deliver_round(
     events: &[Event],
     stats: &PipelineStats,
 ) -> Round {
-    let offered = if state.isolate { 1 } else { state.pending.len() };
+    let offered = if state.isolate {
+        1
+    } else {
+        state.pending.len()
+    };
     let offer = &state.pending[..offered];
     let mut round = Round::default();
     let name = sink.guest.name().to_owned();

@@ -332,10 +332,17 @@ pub fn produce_marked(
     // Each partition got a contiguous run of offsets ending at `end` (from
     // 0 on a fresh topic).
     for (p, end) in &produced.end {
-        let mut offsets = produced.events.range((*p, 0)..(*p + 1, 0)).map(|(k, _)| k.1);
+        let mut offsets = produced
+            .events
+            .range((*p, 0)..(*p + 1, 0))
+            .map(|(k, _)| k.1);
         let first = offsets.next().unwrap_or(*end);
         let count = produced.events.range((*p, 0)..(*p + 1, 0)).count() as i64;
-        assert_eq!(count, *end - first, "partition {p}: acked offsets are not {first}..{end}");
+        assert_eq!(
+            count,
+            *end - first,
+            "partition {p}: acked offsets are not {first}..{end}"
+        );
     }
     produced
 }

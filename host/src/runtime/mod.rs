@@ -393,7 +393,11 @@ impl<P: GuestKind> Guest<P> {
         let recycle = self.loaded.cfg.limits.max_calls_per_instance;
         if result.is_err() || (recycle > 0 && self.calls >= recycle) {
             if result.is_ok() {
-                tracing::debug!(component = self.name(), calls = self.calls, "instance recycled");
+                tracing::debug!(
+                    component = self.name(),
+                    calls = self.calls,
+                    "instance recycled"
+                );
             }
             self.live = None;
             self.calls = 0;

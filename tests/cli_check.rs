@@ -172,3 +172,32 @@ fn file_sink_refuses_a_path_shared_by_partitions_and_an_ungranted_dir() {
         &["`file` refused its config", "not visible", "dirs"],
     );
 }
+
+/// `flumen run` with a dead-letter topic the broker does not have stops at
+/// start-up with a message naming the topic, before consuming anything.
+#[test]
+fn run_refuses_a_missing_dead_letter_topic() {
+    let broker = Broker::mock();
+    broker.create_topic("t", 1);
+    let work = Workdir::new();
+    let components = format!(
+        "[pipeline.dead_letter]\ntopic = \"no-such-dlq\"\n{}on_failure = \"dead-letter\"\n",
+        file_sink("s", "file_sink", "")
+    );
+    let config = work.config(&broker.bootstrap(), "t", "g", components);
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while flumen.alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let text = flumen.log_text();
+    assert!(
+        !flumen.alive(),
+        "flumen runs without its dead-letter topic:\n{text}"
+    );
+    assert!(
+        text.contains("dead-letter topic `no-such-dlq` does not exist"),
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+}

@@ -110,6 +110,19 @@ impl Setup {
         path
     }
 
+    /// Like [`Setup::config`], with text replacements applied to the
+    /// written file (smaller batches, other librdkafka options).
+    fn config_edited(&self, name: &str, components: String, edits: &[(&str, &str)]) -> PathBuf {
+        let path = self.config(name, components);
+        let mut text = std::fs::read_to_string(&path).expect("config");
+        for (from, to) in edits {
+            assert!(text.contains(from), "config has no `{from}`");
+            text = text.replace(from, to);
+        }
+        std::fs::write(&path, text).expect("config");
+        path
+    }
+
     fn start(&self, config: &Path, log: &str) -> Flumen {
         Flumen::run(config, &self.work.path(log))
     }
@@ -187,6 +200,9 @@ dirs = [{{ host = "$OUT", guest = "/out" }}]
         guest("reject_sink").display()
     )
 }
+
+/// Config edit: batches of 50 instead of 500.
+const SMALL_BATCHES: (&str, &str) = ("max_events = 500", "max_events = 50");
 
 const DEAD_LETTER: &str = "[pipeline.dead_letter]\ntopic = \"faults-dlq\"\n";
 
@@ -287,7 +303,12 @@ fn out_bytes(dir: &Path) -> u64 {
 /// A sink whose calls trap 10 % of the time.
 fn trap_ten_percent() -> Row {
     let s = Setup::new(Broker::mock(), 20_000, |_| None);
-    let config = s.config("trap", chaos_sink(", trap_percent = 10", ""));
+    // Small batches: many calls, so 10 % of them is many traps.
+    let config = s.config_edited(
+        "trap",
+        chaos_sink(", trap_percent = 10", ""),
+        &[SMALL_BATCHES],
+    );
     let mut f = s.start(&config, "trap.log");
     s.wait_end(&mut f, Duration::from_secs(120));
     let log = f.log_text();
@@ -310,9 +331,10 @@ fn trap_ten_percent() -> Row {
 /// A sink that fails whole calls and asks for retries of single events.
 fn transient() -> Row {
     let s = Setup::new(Broker::mock(), 20_000, |_| None);
-    let config = s.config(
+    let config = s.config_edited(
         "transient",
         chaos_sink(", fail_percent = 10, retry_percent = 5", ""),
+        &[SMALL_BATCHES],
     );
     let mut f = s.start(&config, "transient.log");
     s.wait_end(&mut f, Duration::from_secs(120));
@@ -625,18 +647,19 @@ fn group_churn(cooperative: bool) -> Row {
     const STEP_EVENTS: usize = 10_000;
     const WAVE: usize = 4_000;
     let mut s = Setup::new(Broker::mock(), STEP_EVENTS, |_| None);
-    let config = s.config(
-        if cooperative { "churn-coop" } else { "churn" },
-        chaos_sink(", delay_ms = 10", ""),
-    );
-    if cooperative {
-        let text = std::fs::read_to_string(&config).expect("config");
-        let text = text.replace(
+    let edits: &[(&str, &str)] = if cooperative {
+        &[(
             "\"max.poll.interval.ms\" = 10000",
             "\"max.poll.interval.ms\" = 10000, \"partition.assignment.strategy\" = \"cooperative-sticky\"",
-        );
-        std::fs::write(&config, text).expect("config");
-    }
+        )]
+    } else {
+        &[]
+    };
+    let config = s.config_edited(
+        if cooperative { "churn-coop" } else { "churn" },
+        chaos_sink(", delay_ms = 10", ""),
+        edits,
+    );
     let name = |m: &str, k: usize| format!("churn-{cooperative}-{m}-{k}.log");
     let mut members: Vec<Option<Flumen>> = (0..3)
         .map(|m| Some(s.start(&config, &name(&m.to_string(), 0))))
@@ -827,17 +850,19 @@ fn broker_restart() -> Option<Row> {
     let mut tansu = TansuSqlite::start(&bin, dir.path());
     let bootstrap = tansu.bootstrap.clone();
     let mut s = Setup::new(Broker::External(bootstrap.clone()), WAVE, |_| None);
-    let config = s.config("restart", chaos_sink(", delay_ms = 300", ""));
-    let text = std::fs::read_to_string(&config).expect("config");
-    let text = text
-        // Small batches of a slow sink: a few seconds of flow per wave.
-        .replace("max_events = 500", "max_events = 50")
-        // The group coordinator answers slowly while it writes to sqlite.
-        .replace(
-            "\"session.timeout.ms\" = 3000, \"heartbeat.interval.ms\" = 500, \"max.poll.interval.ms\" = 10000",
-            "\"session.timeout.ms\" = 10000, \"heartbeat.interval.ms\" = 1000, \"max.poll.interval.ms\" = 60000",
-        );
-    std::fs::write(&config, text).expect("config");
+    let config = s.config_edited(
+        "restart",
+        chaos_sink(", delay_ms = 300", ""),
+        &[
+            // Small batches of a slow sink: a few seconds of flow per wave.
+            SMALL_BATCHES,
+            // The group coordinator answers slowly while it writes to sqlite.
+            (
+                "\"session.timeout.ms\" = 3000, \"heartbeat.interval.ms\" = 500, \"max.poll.interval.ms\" = 10000",
+                "\"session.timeout.ms\" = 10000, \"heartbeat.interval.ms\" = 1000, \"max.poll.interval.ms\" = 60000",
+            ),
+        ],
+    );
     let mut f = s.start(&config, "restart.log");
     let mut mid_stream = 0;
     for _ in 0..RESTARTS {

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use flumen::config::Config;
+use flumen::stats::PipelineStats;
 use flumen::{demo, pipeline, runtime::Runtime};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -120,13 +121,17 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
                     )
                 })
                 .collect();
+            let retry = c.retry_or(&p.config.retry);
             println!(
-                "  ok  {kind:<11} `{}` {} (memory {} MiB, call timeout {} ms, dirs [{}])",
+                "  ok  {kind:<11} `{}` {} (memory {} MiB, call timeout {} ms, dirs [{}]; \
+                 {} attempts, then {})",
                 c.name,
                 c.component.display(),
                 c.limits.memory_mb,
                 c.limits.call_timeout_ms,
-                dirs.join(", ")
+                dirs.join(", "),
+                retry.attempts,
+                c.on_failure.as_str()
             );
         }
     }
@@ -157,7 +162,15 @@ fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
             std::process::exit(130);
         }
     });
+    let stats = running.stats().to_vec();
     running.stop();
+    for (name, s) in &stats {
+        let n = |c: &std::sync::atomic::AtomicU64| PipelineStats::get(c);
+        tracing::info!(pipeline = %name, consumed = n(&s.consumed), dropped = n(&s.dropped),
+            finalized = n(&s.finalized), retries = n(&s.retries),
+            dead_lettered = n(&s.dead_lettered), skipped = n(&s.skipped),
+            failed_open = n(&s.failed_open), delivered = ?s.delivered(), "pipeline totals");
+    }
     tracing::info!("flumen stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

@@ -96,7 +96,10 @@ impl DeadLetterQueue {
             // offset may be committed.
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
+            .set("message.timeout.ms", "30000")
+            // A missing dead-letter topic is a configuration error to report,
+            // not something to create with the broker's defaults.
+            .set("allow.auto.create.topics", "false");
         let producer: ThreadedProducer<AckContext> = cc.create_with_context(AckContext)?;
         match producer
             .client()

@@ -164,7 +164,7 @@ fn deliver_round(
         Err(e) => {
             let reason = e.to_string();
             for &i in offer {
-                state.tries[i] += 1;
+                state.tries[i] = state.tries[i].saturating_add(1);
             }
             if offer.len() > 1 && offer.iter().any(|&i| sink.gives_up(state.tries[i])) {
                 tracing::warn!(sink = %name, events = offer.len(),
@@ -195,7 +195,7 @@ fn deliver_round(
                     SinkVerdict::Retry(why) => (why, false),
                     SinkVerdict::Reject(why) => (why, true),
                 };
-                state.tries[i] += 1;
+                state.tries[i] = state.tries[i].saturating_add(1);
                 // A rejection is final: retrying it is pointless unless the
                 // policy is to block (an operator may fix the sink).
                 let gives_up = sink.gives_up(state.tries[i])

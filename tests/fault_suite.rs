@@ -123,6 +123,16 @@ impl Setup {
         path
     }
 
+    /// Runs flumen until the end offsets are committed, stops it, and
+    /// returns its log.
+    fn run_to_end(&self, config: &Path, log: &str) -> String {
+        let mut f = self.start(config, log);
+        self.wait_end(&mut f, Duration::from_secs(180));
+        let text = f.log_text();
+        assert!(f.terminate().success(), "flumen did not stop cleanly");
+        text
+    }
+
     fn start(&self, config: &Path, log: &str) -> Flumen {
         Flumen::run(config, &self.work.path(log))
     }
@@ -143,6 +153,20 @@ impl Setup {
             timeout,
             |c| c == &end,
         );
+    }
+
+    /// The table row of a mock-cluster scenario whose sink `s` holds
+    /// everything (no dead letters).
+    fn row(&self, scenario: &str, note: String) -> Row {
+        tally(
+            scenario,
+            "mock",
+            &self.produced,
+            &read_sink(&self.work.out, "s"),
+            &[],
+            self.committed_end(),
+            note,
+        )
     }
 
     fn committed_end(&self) -> bool {
@@ -188,17 +212,7 @@ fn header(m: &OwnedMessage, name: &str) -> String {
 /// A `reject_sink` table named `s`, with guest config `guest_cfg` (starting
 /// with a comma) and component settings `settings`.
 fn chaos_sink(guest_cfg: &str, settings: &str) -> String {
-    format!(
-        r#"
-[[pipeline.sink]]
-name = "s"
-component = "{}"
-config = {{ path = "/out/s-%{{partition}}.jsonl"{guest_cfg} }}
-dirs = [{{ host = "$OUT", guest = "/out" }}]
-{settings}
-"#,
-        guest("reject_sink").display()
-    )
+    format!("{}{settings}\n", file_sink("s", "reject_sink", guest_cfg))
 }
 
 /// Config edit: batches of 50 instead of 500.
@@ -263,9 +277,7 @@ fn sigkill() -> Row {
         }
         f.kill();
     }
-    let mut f = s.start(&config, "sigkill-final.log");
-    s.wait_end(&mut f, Duration::from_secs(180));
-    assert!(f.terminate().success());
+    s.run_to_end(&config, "sigkill-final.log");
     let (lines, torn) = read_lenient(&s.work.out);
     // What one kill can redeliver: per partition, the events read past the
     // last commit (queue + batch).
@@ -309,21 +321,13 @@ fn trap_ten_percent() -> Row {
         chaos_sink(", trap_percent = 10", ""),
         &[SMALL_BATCHES],
     );
-    let mut f = s.start(&config, "trap.log");
-    s.wait_end(&mut f, Duration::from_secs(120));
-    let log = f.log_text();
-    assert!(f.terminate().success());
+    let log = s.run_to_end(&config, "trap.log");
     // The panic message goes to the guest's stderr, which is not forwarded
     // yet; the host logs every trap itself.
     let traps = count(&log, "component `s` trapped");
     assert!(traps > 0, "no trap happened");
-    tally(
+    s.row(
         "sink traps on 10 % of calls (block)",
-        "mock",
-        &s.produced,
-        &read_sink(&s.work.out, "s"),
-        &[],
-        s.committed_end(),
         format!("{traps} traps, each retried on a fresh instance"),
     )
 }
@@ -336,10 +340,7 @@ fn transient() -> Row {
         chaos_sink(", fail_percent = 10, retry_percent = 5", ""),
         &[SMALL_BATCHES],
     );
-    let mut f = s.start(&config, "transient.log");
-    s.wait_end(&mut f, Duration::from_secs(120));
-    let log = f.log_text();
-    assert!(f.terminate().success());
+    let log = s.run_to_end(&config, "transient.log");
     let lines = read_sink(&s.work.out, "s");
     tally(
         "sink: 10 % of calls fail, 5 % of events `retry` (block)",
@@ -372,9 +373,7 @@ fn reject_dead_letter() -> Row {
             chaos_sink(", reject = \"POISON\"", "on_failure = \"dead-letter\"")
         ),
     );
-    let mut f = s.start(&config, "dlq.log");
-    s.wait_end(&mut f, Duration::from_secs(120));
-    assert!(f.terminate().success());
+    s.run_to_end(&config, "dlq.log");
     let poison = s.positions_marked(EVENTS, poisoned);
     let (dead, msgs) = s.dead_letters(poison.len());
     let dead_set: BTreeSet<Pos> = dead.iter().copied().collect();
@@ -456,13 +455,8 @@ fn reject_block() -> Row {
     let mut f = s.start(&fixed, "block-2.log");
     s.wait_end(&mut f, Duration::from_secs(120));
     assert!(f.terminate().success());
-    tally(
+    s.row(
         "sink rejects 1 % permanently (block), then fixed",
-        "mock",
-        &s.produced,
-        &read_sink(&s.work.out, "s"),
-        &[],
-        s.committed_end(),
         format!("run 1 committed exactly the first rejected offsets {first:?} and held them"),
     )
 }
@@ -576,23 +570,15 @@ retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 50 }}
             file_sink("s", "file_sink", ", sync = false")
         ),
     );
-    let mut f = s.start(&config, "failopen.log");
-    s.wait_end(&mut f, Duration::from_secs(120));
-    let log = f.log_text();
-    assert!(f.terminate().success());
+    let log = s.run_to_end(&config, "failopen.log");
     let passed = count(&log, "passed on unchanged");
     let expected = (0..EVENTS).filter(|&i| marked(i)).count();
     assert_eq!(
         passed, expected,
         "exactly the failing events pass unchanged"
     );
-    tally(
+    s.row(
         "interceptor fails on 0.5 % of events (fail-open)",
-        "mock",
-        &s.produced,
-        &read_sink(&s.work.out, "s"),
-        &[],
-        s.committed_end(),
         format!("{passed} events passed on unchanged after the batch was narrowed down"),
     )
 }
@@ -626,13 +612,8 @@ fn broker_down_and_commit_errors() -> Row {
     s.wait_end(&mut f, Duration::from_secs(180));
     let log = f.log_text();
     assert!(f.terminate().success());
-    tally(
+    s.row(
         "broker down 2 s ×3, 8 commit errors (mock)",
-        "mock",
-        &s.produced,
-        &read_sink(&s.work.out, "s"),
-        &[],
-        s.committed_end(),
         format!(
             "{outages} outages; {} failed commits logged and retried",
             count(&log, "offset commit failed")

@@ -540,10 +540,11 @@ fn guest_runaway(marker: &'static str, key: &str, limits: &str, reason: &str, ti
         &dead,
         s.committed_end(),
         format!(
-            "partitions 1–3 done after {:.1} s (partition 0 at {:?}), all after {:.1} s; \
+            "partitions 1–3 done after {:.1} s (partition 0 then committed to {}), all after \
+             {:.1} s; \
              {} traps naming `{reason}`",
             others_done.as_secs_f64(),
-            others.get(&0),
+            others.get(&0).copied().unwrap_or(0),
             all_done.as_secs_f64(),
             count(&log, reason)
         ),

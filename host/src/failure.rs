@@ -36,10 +36,20 @@ pub struct Guarded<G> {
 }
 
 impl<G> Guarded<G> {
+    /// Whether an event tried `tries` times has spent the retry budget.
+    pub fn spent(&self, tries: u32) -> bool {
+        tries >= self.retry.attempts
+    }
+
+    /// Whether the policy gives events up at all (everything but `block`).
+    pub fn gives_up_events(&self) -> bool {
+        self.policy != FailurePolicy::Block
+    }
+
     /// Whether an event tried `tries` times is given up on now: its budget
     /// is spent and the policy is one that gives up.
     pub fn gives_up(&self, tries: u32) -> bool {
-        self.policy != FailurePolicy::Block && tries >= self.retry.attempts
+        self.gives_up_events() && self.spent(tries)
     }
 }
 

@@ -65,7 +65,7 @@ pub fn run_chain(
                 one_by_one
             }
         };
-        let mut given_up: Vec<(usize, Failure)> = Vec::new();
+        let mut given_up: Vec<(Event, Failure)> = Vec::new();
         let mut next = RoutedBatch::default();
         for ((mut event, route), verdict) in
             routed.events.into_iter().zip(routed.routes).zip(verdicts)
@@ -83,10 +83,7 @@ pub fn run_chain(
                     continue;
                 }
                 Err(failure) => {
-                    // Kept in place until the give-up is acknowledged.
-                    given_up.push((next.events.len(), failure));
-                    next.events.push(event);
-                    next.routes.push(route);
+                    given_up.push((event, failure));
                     continue;
                 }
             };
@@ -111,26 +108,13 @@ pub fn run_chain(
             }
         }
         if !given_up.is_empty() {
-            let letters: Vec<_> = given_up
-                .iter()
-                .map(|(k, f)| (&next.events[*k], f))
-                .collect();
+            let letters: Vec<_> = given_up.iter().map(|(e, f)| (e, f)).collect();
             if !cx.give_up(guest.policy, &letters) {
                 return None;
             }
-            let mut gone = vec![false; next.events.len()];
-            for (k, _) in &given_up {
-                gone[*k] = true;
-                finalized(next.events[*k].offset);
+            for (e, _) in &given_up {
+                finalized(e.offset);
             }
-            let (events, routes) = next
-                .events
-                .into_iter()
-                .zip(next.routes)
-                .zip(gone)
-                .filter_map(|(kept, gone)| (!gone).then_some(kept))
-                .unzip();
-            next = RoutedBatch { events, routes };
         }
         routed = next;
     }
@@ -169,7 +153,7 @@ fn call_retrying(
         tracing::warn!(error = %e, topic = %first.topic, partition = first.partition,
             offset = first.offset, events = events.len(), attempt = tries,
             "interceptor failed; retrying the batch");
-        if tries >= guest.retry.attempts {
+        if guest.spent(tries) {
             blocked.block(first, &failure);
         }
         if !backoff.wait(cx.stop) {

@@ -40,8 +40,26 @@ struct SinkState {
 struct Round {
     delivered: Vec<usize>,
     given_up: Vec<(usize, Failure)>,
-    /// Events that failed and stay pending (for the log and the backoff).
-    failed: Vec<(usize, Failure)>,
+    /// How many events failed and stay pending, and the first of them
+    /// (for the log and the backoff).
+    failed: usize,
+    first_failed: Option<(usize, Failure)>,
+}
+
+impl Round {
+    /// Records that event `i` failed: given up on, or still owed (then
+    /// returns `true`). The failure is only built where it is kept.
+    fn fail(&mut self, i: usize, give_up: bool, failure: impl FnOnce() -> Failure) -> bool {
+        if give_up {
+            self.given_up.push((i, failure()));
+            return false;
+        }
+        self.failed += 1;
+        if self.first_failed.is_none() {
+            self.first_failed = Some((i, failure()));
+        }
+        true
+    }
 }
 
 /// Delivers `batch` to every sink it is routed to. `finalized` is called with
@@ -106,16 +124,16 @@ pub fn deliver_all(
                     finalized(events[*i].offset);
                 }
             }
-            let Some((i, failure)) = round.failed.first() else {
+            let Some((i, failure)) = &round.first_failed else {
                 state.backoff.reset();
                 continue;
             };
             cx.stats.retries.fetch_add(1, Ordering::Relaxed);
             let e = &events[*i];
             tracing::warn!(sink = sink.guest.name(), topic = %e.topic, partition = e.partition,
-                offset = e.offset, failed = round.failed.len(), attempt = failure.attempts,
+                offset = e.offset, failed = round.failed, attempt = failure.attempts,
                 reason = %failure.reason, "sink did not deliver; retrying");
-            if failure.attempts >= sink.retry.attempts && !sink.gives_up(failure.attempts) {
+            if !sink.gives_up_events() && sink.spent(failure.attempts) {
                 blocked.block(e, failure);
             }
             // Progress (something settled) earns an immediate next call;
@@ -176,12 +194,9 @@ fn deliver_round(
                 }
             }
             for &i in offer {
-                let f = failure(reason.clone(), state.tries[i]);
-                if sink.gives_up(state.tries[i]) {
-                    round.given_up.push((i, f));
-                } else {
+                let tries = state.tries[i];
+                if round.fail(i, sink.gives_up(tries), || failure(reason.clone(), tries)) {
                     still.push(i);
-                    round.failed.push((i, f));
                 }
             }
         }
@@ -195,17 +210,13 @@ fn deliver_round(
                     SinkVerdict::Retry(why) => (why, false),
                     SinkVerdict::Reject(why) => (why, true),
                 };
-                state.tries[i] = state.tries[i].saturating_add(1);
+                let tries = state.tries[i].saturating_add(1);
+                state.tries[i] = tries;
                 // A rejection is final: retrying it is pointless unless the
                 // policy is to block (an operator may fix the sink).
-                let gives_up = sink.gives_up(state.tries[i])
-                    || (permanent && sink.gives_up(sink.retry.attempts));
-                let f = failure(why, state.tries[i]);
-                if gives_up {
-                    round.given_up.push((i, f));
-                } else {
+                let gives_up = sink.gives_up(tries) || (permanent && sink.gives_up_events());
+                if round.fail(i, gives_up, || failure(why, tries)) {
                     still.push(i);
-                    round.failed.push((i, f));
                 }
             }
             stats.add_delivered(&name, round.delivered.len() as u64);

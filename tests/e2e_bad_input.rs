@@ -154,18 +154,16 @@ fn odd_events_flow_untouched(broker: Broker) {
         GROUP,
         format!("{router}{}", file_sink("s", "file_sink", "")),
     );
-    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
     let end = BTreeMap::from([(0, records.len() as i64), (1, 1)]);
-    wait_committed(
-        &mut flumen,
+    run_until_committed(
+        &config,
+        &work.path("flumen.log"),
         &bootstrap,
         GROUP,
         TOPIC,
-        2,
+        &end,
         Duration::from_secs(60),
-        |c| c == &end,
     );
-    assert!(flumen.terminate().success());
 
     let lines = read_sink_json(&work.out, "s");
     assert_eq!(lines.len(), records.len() + 1, "one line per event");

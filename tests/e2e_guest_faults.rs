@@ -48,19 +48,15 @@ fn trapping_sink_is_replaced(kind: &str, trap_message: &str) {
             &format!(", trap = \"POISON\", trap_kind = \"{kind}\""),
         ),
     );
-    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
-    wait_committed(
-        &mut flumen,
+    let log = run_until_committed(
+        &config,
+        &work.path("flumen.log"),
         &bootstrap,
         GROUP,
         TOPIC,
-        PARTITIONS,
+        &produced.end,
         Duration::from_secs(60),
-        |c| c == &produced.end,
     );
-    let log = flumen.log_text();
-    let status = flumen.terminate();
-    assert!(status.success(), "exit status {status}");
 
     // The panic's message goes to the guest's stderr, which the sandbox does
     // not forward yet; the host reports the trap itself.
@@ -106,18 +102,15 @@ fn instances_are_recycled_after_max_calls() {
         file_sink("s", "reject_sink", "")
     );
     let config = work.config(&bootstrap, TOPIC, GROUP, sink);
-    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
-    wait_committed(
-        &mut flumen,
+    let log = run_until_committed(
+        &config,
+        &work.path("flumen.log"),
         &bootstrap,
         GROUP,
         TOPIC,
-        1,
+        &produced.end,
         Duration::from_secs(60),
-        |c| c == &produced.end,
     );
-    let log = flumen.log_text();
-    assert!(flumen.terminate().success());
     let started = log
         .lines()
         .filter(|l| l.contains("instance started") && !l.contains("partition=-1"))

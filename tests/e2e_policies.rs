@@ -58,18 +58,15 @@ retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 50 }}
         file_sink("s", "reject_sink", ", reject = \"POISON\"")
     );
     let config = work.config(&bootstrap, TOPIC, GROUP, components);
-    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
-    wait_committed(
-        &mut flumen,
+    let log = run_until_committed(
+        &config,
+        &work.path("flumen.log"),
         &bootstrap,
         GROUP,
         TOPIC,
-        PARTITIONS,
+        &produced.end,
         Duration::from_secs(90),
-        |c| c == &produced.end,
     );
-    let log = flumen.log_text();
-    assert!(flumen.terminate().success());
 
     // The sink wrote everything but the two marked sets, each once.
     let lines = read_sink(&work.out, "s");

@@ -126,11 +126,15 @@ impl Setup {
     /// Runs flumen until the end offsets are committed, stops it, and
     /// returns its log.
     fn run_to_end(&self, config: &Path, log: &str) -> String {
-        let mut f = self.start(config, log);
-        self.wait_end(&mut f, Duration::from_secs(180));
-        let text = f.log_text();
-        assert!(f.terminate().success(), "flumen did not stop cleanly");
-        text
+        run_until_committed(
+            config,
+            &self.work.path(log),
+            &self.bootstrap(),
+            GROUP,
+            TOPIC,
+            &self.produced.end,
+            Duration::from_secs(180),
+        )
     }
 
     fn start(&self, config: &Path, log: &str) -> Flumen {

@@ -533,6 +533,35 @@ pub fn wait_committed(
     }
 }
 
+/// Runs `flumen run --config <config>` (logging to `log`) until `group` has
+/// committed `end` on `topic`, stops it with SIGTERM, asserts a clean exit
+/// and returns its log.
+pub fn run_until_committed(
+    config: &Path,
+    log: &Path,
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    end: &BTreeMap<i32, i64>,
+    timeout: Duration,
+) -> String {
+    let mut flumen = Flumen::run(config, log);
+    let partitions = end.keys().max().map_or(0, |p| p + 1);
+    wait_committed(
+        &mut flumen,
+        bootstrap,
+        group,
+        topic,
+        partitions,
+        timeout,
+        |c| c == end,
+    );
+    let text = flumen.log_text();
+    let status = flumen.terminate();
+    assert!(status.success(), "flumen exit status {status}");
+    text
+}
+
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

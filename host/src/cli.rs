@@ -4,10 +4,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use flumen::config::Config;
 use flumen::stats::PipelineStats;
-use flumen::{demo, pipeline, runtime::Runtime};
+use flumen::{admin, demo, pipeline, reload, runtime::Runtime};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
 #[command(
@@ -95,7 +97,7 @@ pub fn main() -> ExitCode {
 
 fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = Config::load(&path)?;
-    let runtime = Runtime::new().context("starting the WebAssembly runtime")?;
+    let runtime = Runtime::for_config(&config).context("starting the WebAssembly runtime")?;
     let checked = pipeline::check(&config, &runtime)?;
     for p in &checked {
         println!(
@@ -109,27 +111,12 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
             .map(|c| ("interceptor", c))
             .chain(p.config.sinks.iter().map(|c| ("sink", c)));
         for (kind, c) in kinds {
-            let dirs: Vec<String> = c
-                .dirs
-                .iter()
-                .map(|d| {
-                    format!(
-                        "{}→{}{}",
-                        d.host.display(),
-                        d.guest,
-                        if d.read_only { " (ro)" } else { "" }
-                    )
-                })
-                .collect();
             let retry = c.retry_or(&p.config.retry);
+            println!("  ok  {kind:<11} `{}` {}", c.name, c.component.display());
+            println!("        limits  {}", describe_limits(&c.limits));
+            println!("        grants  {}", describe_grants(c));
             println!(
-                "  ok  {kind:<11} `{}` {} (memory {} MiB, call timeout {} ms, dirs [{}]; \
-                 {} attempts, then {})",
-                c.name,
-                c.component.display(),
-                c.limits.memory_mb,
-                c.limits.call_timeout_ms,
-                dirs.join(", "),
+                "        failure {} attempts, then {}",
                 retry.attempts,
                 c.on_failure.as_str()
             );
@@ -139,12 +126,75 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn describe_limits(l: &flumen::config::Limits) -> String {
+    format!(
+        "memory {} MiB, call timeout {} ms, fuel {}, instances {}, tables {} of {} elements, \
+         recycle {}",
+        l.memory_mb,
+        l.call_timeout_ms,
+        l.fuel.map_or("unlimited".into(), |f| f.to_string()),
+        l.max_instances,
+        l.max_tables,
+        l.max_table_elements,
+        match l.max_calls_per_instance {
+            0 => "never".to_string(),
+            n => format!("after {n} calls"),
+        }
+    )
+}
+
+/// What the guest may reach; variables by name only, since their values
+/// may be secrets.
+fn describe_grants(c: &flumen::config::ComponentConfig) -> String {
+    let mut grants: Vec<String> = c
+        .dirs
+        .iter()
+        .map(|d| {
+            format!(
+                "dir {}→{} ({})",
+                d.host.display(),
+                d.guest,
+                if d.read_only { "ro" } else { "rw" }
+            )
+        })
+        .collect();
+    let vars: Vec<&str> = c
+        .env
+        .keys()
+        .chain(&c.env_from_host)
+        .map(String::as_str)
+        .collect();
+    if !vars.is_empty() {
+        grants.push(format!("env {}", vars.join(", ")));
+    }
+    if !c.http_allow.is_empty() {
+        grants.push(format!("http {}", c.http_allow.join(", ")));
+    }
+    if grants.is_empty() {
+        "none (no files, network or environment)".into()
+    } else {
+        grants.join("; ")
+    }
+}
+
 fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = Config::load(&path)?;
     let running = pipeline::start(&config)?;
+    let reloader = running.reloader(&path);
+    if config.reload.watch {
+        reload::watch(
+            reloader.clone(),
+            Duration::from_millis(config.reload.debounce_ms),
+        )
+        .context("watching the component files for hot reload")?;
+    }
+    if let Some(admin) = &config.admin {
+        admin::serve(&admin.listen, reloader.clone())
+            .with_context(|| format!("starting the admin endpoint on {}", admin.listen))?;
+    }
     tracing::info!(
         pipelines = config.pipelines.len(),
-        "flumen running; SIGINT or SIGTERM stops it"
+        "flumen running; SIGINT or SIGTERM stops it, SIGHUP reloads the components"
     );
     // One worker thread: it keeps listening for a second signal while the
     // main thread drains.
@@ -153,6 +203,17 @@ fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the signal handler")?;
+    let mut hup = rt
+        .block_on(async { signal(SignalKind::hangup()) })
+        .context("installing the SIGHUP handler")?;
+    let on_hup = reloader.clone();
+    rt.spawn(async move {
+        while hup.recv().await.is_some() {
+            let r = on_hup.clone();
+            // The reload compiles; keep it off the signal task.
+            let _ = tokio::task::spawn_blocking(move || r.reload("SIGHUP")).await;
+        }
+    });
     rt.block_on(wait_for_signal())?;
     tracing::info!("signal received: stopping fetch, finishing in-flight batches, committing");
     // A second signal means "now": exit without waiting for the drain.
@@ -171,12 +232,18 @@ fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
             dead_lettered = n(&s.dead_lettered), skipped = n(&s.skipped),
             failed_open = n(&s.failed_open), delivered = ?s.delivered(), "pipeline totals");
     }
+    let r = reloader.stats();
+    tracing::info!(
+        applied = PipelineStats::get(&r.applied),
+        rejected = PipelineStats::get(&r.rejected),
+        swaps = PipelineStats::get(&r.swaps),
+        "reload totals"
+    );
     tracing::info!("flumen stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::select! {

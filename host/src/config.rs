@@ -48,7 +48,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Connection settings shared by every pipeline.
@@ -56,10 +56,46 @@ pub struct Config {
     /// The pipelines; each is its own consumer group member.
     #[serde(rename = "pipeline")]
     pub pipelines: Vec<PipelineConfig>,
+    /// The admin HTTP endpoint (`POST /reload`); off unless configured.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// Hot reload of components and their settings.
+    #[serde(default)]
+    pub reload: ReloadConfig,
+}
+
+/// The admin HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `address:port` to listen on, e.g. `"127.0.0.1:9464"`. It has no
+    /// authentication: keep it on loopback or a private interface.
+    pub listen: String,
+}
+
+/// When flumen reloads components and the config file while running.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Reload when a component file or the config file changes on disk.
+    /// SIGHUP and `POST /reload` work either way.
+    pub watch: bool,
+    /// How long the files must stay quiet after a change before the
+    /// reload starts, so that a file still being written is not loaded.
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            debounce_ms: 300,
+        }
+    }
 }
 
 /// How to reach Kafka.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// `host:port[,host:port…]` of the brokers to bootstrap from.
@@ -71,7 +107,7 @@ pub struct KafkaConfig {
 }
 
 /// One pipeline: topics → interceptors → sinks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Name used in logs and metrics.
@@ -126,7 +162,7 @@ impl PipelineConfig {
 }
 
 /// How events are grouped into batches, per partition.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
     /// A batch is handed on when it holds this many events…
@@ -145,7 +181,7 @@ impl Default for BatchConfig {
 }
 
 /// When finalized offsets are committed (also always on revoke and shutdown).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CommitConfig {
     /// Interval between periodic commits.
@@ -161,7 +197,7 @@ impl Default for CommitConfig {
 /// How often and how patiently a failed call or event is tried again, with
 /// exponential backoff and jitter, before the component's `on_failure`
 /// policy applies.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Tries in all (the first one included) before `on_failure` applies.
@@ -215,7 +251,7 @@ impl FailurePolicy {
 }
 
 /// The dead-letter topic of a pipeline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterConfig {
     /// Topic the events are written to, on the `[kafka]` cluster. It must
@@ -224,7 +260,7 @@ pub struct DeadLetterConfig {
 }
 
 /// One guest component (interceptor or sink).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentConfig {
     /// Name, unique within its pipeline; interceptors route to sinks by it.
@@ -238,6 +274,21 @@ pub struct ComponentConfig {
     /// visible to it.
     #[serde(default)]
     pub dirs: Vec<DirGrant>,
+    /// Environment variables the guest sees, with their values. It sees no
+    /// others.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Names of flumen's own environment variables passed on to the guest
+    /// (for secrets kept out of the config file). A name that is not set
+    /// in flumen's environment is an error at start.
+    #[serde(default)]
+    pub env_from_host: Vec<String>,
+    /// Hosts the guest may send HTTP requests to through `wasi:http`:
+    /// `"api.example.com"` (any port), `"127.0.0.1:8080"` (that port only)
+    /// or `"*.example.com"` (its subdomains). Every request is checked;
+    /// anything else fails in the guest with `HTTP-request-denied`.
+    #[serde(default)]
+    pub http_allow: Vec<String>,
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
@@ -250,7 +301,7 @@ pub struct ComponentConfig {
 }
 
 /// A host directory made visible to a guest.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirGrant {
     /// Directory on the host, relative to the config file.
@@ -263,7 +314,7 @@ pub struct DirGrant {
 }
 
 /// Per-component resource limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Linear memory a guest instance may grow to, in MiB.
@@ -273,6 +324,17 @@ pub struct Limits {
     /// Calls an instance serves before it is replaced by a fresh one, which
     /// bounds what a slowly leaking guest can accumulate; 0 means never.
     pub max_calls_per_instance: u64,
+    /// Fuel (roughly, wasm instructions) one call may burn before it traps.
+    /// A deterministic bound, unlike the wall-clock `call_timeout_ms`; off
+    /// unless set, because counting fuel slows every guest of the process.
+    pub fuel: Option<u64>,
+    /// Core instances one guest instance may create (a component is made
+    /// of several).
+    pub max_instances: usize,
+    /// Tables one guest instance may create.
+    pub max_tables: usize,
+    /// Elements any one of its tables may grow to.
+    pub max_table_elements: usize,
 }
 
 impl Default for Limits {
@@ -281,6 +343,10 @@ impl Default for Limits {
             memory_mb: 256,
             call_timeout_ms: 30_000,
             max_calls_per_instance: 0,
+            fuel: None,
+            max_instances: 32,
+            max_tables: 32,
+            max_table_elements: 100_000,
         }
     }
 }
@@ -502,6 +568,31 @@ impl Config {
                         format!("must be 1 to {MAX_WAIT_MS} (one hour)"),
                     ));
                 }
+                if c.limits.fuel == Some(0) {
+                    return Err(invalid(
+                        at("limits.fuel"),
+                        "must be at least 1 (or left out)",
+                    ));
+                }
+                if c.limits.max_instances == 0 || c.limits.max_tables == 0 {
+                    return Err(invalid(
+                        at("limits"),
+                        "max_instances and max_tables must be at least 1",
+                    ));
+                }
+                for name in c.env.keys().chain(&c.env_from_host) {
+                    if name.is_empty() || name.contains(['=', '\0']) {
+                        return Err(invalid(
+                            at("env"),
+                            format!("{name:?} is not a valid environment variable name"),
+                        ));
+                    }
+                }
+                for (h, host) in c.http_allow.iter().enumerate() {
+                    if let Err(message) = crate::runtime::HostPattern::parse(host) {
+                        return Err(invalid(at(&format!("http_allow[{h}]")), message));
+                    }
+                }
                 for (d, grant) in c.dirs.iter().enumerate() {
                     if !grant.guest.starts_with('/') {
                         return Err(invalid(
@@ -516,6 +607,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Whether any component sets `limits.fuel` (the engine must then count
+    /// fuel for every guest).
+    pub fn uses_fuel(&self) -> bool {
+        self.pipelines
+            .iter()
+            .flat_map(|p| p.interceptors.iter().chain(&p.sinks))
+            .any(|c| c.limits.fuel.is_some())
     }
 
     /// The librdkafka options from `[kafka.options]`, as strings.

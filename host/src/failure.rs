@@ -10,8 +10,10 @@
 use crate::config::{FailurePolicy, RetryConfig};
 use crate::dead_letter::DeadLetterQueue;
 use crate::runtime::bindings::Event;
+use crate::runtime::{Guest, GuestKind, GuestTag, Slot};
 use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Why a component gave up on an event: what goes into the dead letter's
 /// headers and into the log.
@@ -33,6 +35,33 @@ pub struct Guarded<G> {
     pub retry: RetryConfig,
     /// What happens once the budget is spent.
     pub policy: FailurePolicy,
+    /// The pipeline's retry settings, for a version without its own.
+    pub pipeline_retry: RetryConfig,
+}
+
+impl<P: GuestKind + Clone> Guarded<Guest<P>> {
+    /// A partition's own instance of the component in `slot`, with the
+    /// component's failure handling.
+    pub fn new(slot: Arc<Slot<P>>, tag: GuestTag, pipeline_retry: &RetryConfig) -> Self {
+        let guest = Guest::new(slot, tag);
+        let cfg = guest.config();
+        Self {
+            retry: cfg.retry_or(pipeline_retry).clone(),
+            policy: cfg.on_failure,
+            guest,
+            pipeline_retry: pipeline_retry.clone(),
+        }
+    }
+
+    /// Switches to a version a reload published, if there is one, with that
+    /// version's retry settings and policy. See [`Guest::refresh`].
+    pub fn refresh(&mut self) -> Option<u64> {
+        let version = self.guest.refresh()?;
+        let cfg = self.guest.config();
+        self.retry = cfg.retry_or(&self.pipeline_retry).clone();
+        self.policy = cfg.on_failure;
+        Some(version)
+    }
 }
 
 impl<G> Guarded<G> {

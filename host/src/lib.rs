@@ -14,7 +14,10 @@
 //! stops it all from a [`config::Config`]. When a guest fails, [`failure`]
 //! applies the component's retry budget and `on_failure` policy, and
 //! [`dead_letter`] writes the events it gives up on to a Kafka topic.
+//! [`reload`] swaps in new versions of components while events flow,
+//! triggered by file changes, SIGHUP or the [`admin`] endpoint.
 
+pub mod admin;
 pub mod batcher;
 pub mod config;
 pub mod consumer;
@@ -25,6 +28,7 @@ pub mod interceptors;
 pub mod offsets;
 pub mod partition;
 pub mod pipeline;
+pub mod reload;
 pub mod retry;
 pub mod runtime;
 pub mod sinks;

@@ -14,8 +14,7 @@ use crate::offsets::OffsetTracker;
 use crate::retry::Backoff;
 use crate::runtime::bindings::Event;
 use crate::runtime::{
-    Guest, GuestKind, GuestTag, InterceptorComponent, InterceptorGuest, Loaded, SinkComponent,
-    SinkGuest,
+    GuestKind, GuestTag, InterceptorGuest, InterceptorSlot, SinkGuest, SinkSlot, Slot,
 };
 use crate::sinks::deliver_all;
 use crate::stats::PipelineStats;
@@ -24,13 +23,14 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The components of a pipeline, compiled once and shared by all partitions.
+/// The components of a pipeline, compiled once and shared by all partitions
+/// (through slots, so that a reload reaches every partition).
 #[derive(Clone)]
 pub struct Components {
     /// Interceptors in chain order.
-    pub interceptors: Vec<InterceptorComponent>,
+    pub interceptors: Vec<Arc<InterceptorSlot>>,
     /// Sinks in configuration order.
-    pub sinks: Vec<SinkComponent>,
+    pub sinks: Vec<Arc<SinkSlot>>,
     /// The pipeline's dead-letter topic, if it has one.
     pub dead_letter: Option<Arc<DeadLetterQueue>>,
 }
@@ -111,7 +111,7 @@ pub fn spawn(
         sink_names: components
             .sinks
             .iter()
-            .map(|c| c.name().to_owned())
+            .map(|c| c.current().1.name().to_owned())
             .collect(),
         dead_letter: components.dead_letter.clone(),
         retry: pipeline.retry.clone(),
@@ -125,26 +125,34 @@ pub fn spawn(
     Ok((shared, handle))
 }
 
-/// A partition's own instance of a component, with the component's failure
-/// handling.
+/// A partition's own instance of a component.
 fn guarded<P: GuestKind + Clone>(
-    loaded: &Loaded<P>,
+    slot: &Arc<Slot<P>>,
     pipeline: &PipelineConfig,
     topic: &str,
     partition: i32,
-) -> Guarded<Guest<P>> {
-    let cfg = loaded.config();
-    Guarded {
-        guest: Guest::new(
-            loaded.clone(),
-            GuestTag {
-                component: loaded.name().into(),
-                pipeline: pipeline.name.as_str().into(),
-                partition: Some((topic.into(), partition)),
-            },
-        ),
-        retry: cfg.retry_or(&pipeline.retry).clone(),
-        policy: cfg.on_failure,
+) -> Guarded<crate::runtime::Guest<P>> {
+    let tag = GuestTag {
+        component: slot.current().1.name().into(),
+        pipeline: pipeline.name.as_str().into(),
+        partition: Some((topic.into(), partition)),
+    };
+    Guarded::new(slot.clone(), tag, &pipeline.retry)
+}
+
+/// Switches a guest to a newly published version, at a batch boundary, and
+/// says so: `next_offset` is the first offset the new version sees.
+fn switch_version<P: GuestKind + Clone>(
+    g: &mut Guarded<crate::runtime::Guest<P>>,
+    next_offset: i64,
+) {
+    if let Some(version) = g.refresh() {
+        tracing::info!(
+            component = g.guest.name(),
+            version,
+            next_offset,
+            "component switched to a new version at a batch boundary"
+        );
     }
 }
 
@@ -198,6 +206,14 @@ impl Worker {
     /// Takes one batch all the way through. Returns `false` if the worker must
     /// stop (asked to, or the batch broke the tracker's ordering invariant).
     fn process(&mut self, batch: Vec<Event>) -> bool {
+        if let Some(first) = batch.first() {
+            for g in &mut self.interceptors {
+                switch_version(g, first.offset);
+            }
+            for g in &mut self.sinks {
+                switch_version(g, first.offset);
+            }
+        }
         for e in &batch {
             if let Err(err) = self.tracker.track(e.offset) {
                 // The consumer guarantees increasing offsets; if that ever

@@ -6,7 +6,8 @@ use crate::config::{ComponentConfig, Config, PipelineConfig};
 use crate::consumer::PipelineConsumer;
 use crate::dead_letter::DeadLetterQueue;
 use crate::partition::Components;
-use crate::runtime::{Guest, GuestError, GuestKind, GuestTag, Loaded, Runtime};
+use crate::reload::ReloadHandle;
+use crate::runtime::{Guest, GuestError, GuestKind, GuestTag, Loaded, Runtime, Slot};
 use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,27 +54,28 @@ pub struct CheckedPipeline {
 }
 
 /// Instantiates a component once and calls its `init`, so that a refused
-/// config or a trapping start-up is reported before any event is read.
-fn probe<P: GuestKind + Clone>(loaded: &Loaded<P>, pipeline: &str) -> Result<(), GuestError> {
+/// config or a trapping start-up is reported before any event is read (or,
+/// on a reload, before the new version replaces the old one).
+pub fn probe<P: GuestKind + Clone>(loaded: &Loaded<P>, pipeline: &str) -> Result<(), GuestError> {
     let tag = GuestTag {
         component: loaded.name().into(),
         pipeline: pipeline.into(),
         partition: None,
     };
-    Guest::new(loaded.clone(), tag).ensure_live()
+    Guest::new(Slot::new(loaded.clone()), tag).ensure_live()
 }
 
 fn load_all<P: GuestKind + Clone>(
     runtime: &Runtime,
     configs: &[ComponentConfig],
     pipeline: &str,
-) -> Result<Vec<Loaded<P>>, StartError> {
+) -> Result<Vec<Arc<Slot<P>>>, StartError> {
     configs
         .iter()
         .map(|c| {
             let loaded = runtime.load(c)?;
             probe(&loaded, pipeline)?;
-            Ok(loaded)
+            Ok(Slot::new(loaded))
         })
         .collect::<Result<_, GuestError>>()
         .map_err(|source| StartError::Guest {
@@ -107,9 +109,23 @@ pub struct Running {
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     stats: Vec<(String, Arc<PipelineStats>)>,
+    runtime: Runtime,
+    config: Config,
+    components: Vec<Components>,
 }
 
 impl Running {
+    /// What reloads the running pipelines' components from `config_path`
+    /// (the file the running config came from).
+    pub fn reloader(&self, config_path: &std::path::Path) -> ReloadHandle {
+        ReloadHandle::new(
+            config_path,
+            self.runtime.clone(),
+            self.config.clone(),
+            self.components.clone(),
+        )
+    }
+
     /// Counters per pipeline name.
     pub fn stats(&self) -> &[(String, Arc<PipelineStats>)] {
         &self.stats
@@ -135,13 +151,16 @@ impl Running {
 
 /// Checks every component, then starts one consumer per pipeline.
 pub fn start(config: &Config) -> Result<Running, StartError> {
-    let runtime = Runtime::new().map_err(|e| StartError::Other(format!("{e:#}")))?;
+    let runtime = Runtime::for_config(config).map_err(|e| StartError::Other(format!("{e:#}")))?;
     let checked = check(config, &runtime)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut running = Running {
         shutdown: shutdown.clone(),
         threads: Vec::new(),
         stats: Vec::new(),
+        runtime,
+        config: config.clone(),
+        components: Vec::new(),
     };
     for mut p in checked {
         let name = p.config.name.clone();
@@ -158,6 +177,7 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
                 }
             }
         }
+        running.components.push(p.components.clone());
         let started = PipelineConsumer::new(config, &p.config, p.components, stats.clone())
             .map_err(|source| StartError::Kafka {
                 pipeline: name.clone(),

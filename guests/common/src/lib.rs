@@ -106,7 +106,18 @@ pub fn json_line<'a, H>(event: EventFields<'a, H>) -> String
 where
     H: Iterator<Item = (&'a str, &'a [u8])>,
 {
+    json_line_labeled(event, None)
+}
+
+/// [`json_line`] with a `label` field first, when one is given.
+pub fn json_line_labeled<'a, H>(event: EventFields<'a, H>, label: Option<&str>) -> String
+where
+    H: Iterator<Item = (&'a str, &'a [u8])>,
+{
     let mut obj = Map::new();
+    if let Some(label) = label {
+        obj.insert("label".into(), Value::String(label.to_owned()));
+    }
     obj.insert("topic".into(), Value::String(event.topic.to_owned()));
     obj.insert("partition".into(), Value::from(event.partition));
     obj.insert("offset".into(), Value::from(event.offset));
@@ -187,7 +198,11 @@ impl PartitionFile {
     }
 
     /// The file for `topic`/`partition`, opened for appending on first use.
-    pub fn get(&mut self, topic: &str, partition: i32) -> Result<(&str, &mut std::fs::File), String> {
+    pub fn get(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(&str, &mut std::fs::File), String> {
         let path = self
             .template
             .replace("%{topic}", topic)

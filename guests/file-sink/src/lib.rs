@@ -10,6 +10,8 @@
 //! - `sync` (default `true`): `fsync` the file before reporting a batch
 //!   delivered. With `false` the data is only flushed to the OS, which
 //!   survives a crash of flumen but not of the machine.
+//! - `label` (optional): added to every line as `"label"`, to tell apart the
+//!   output of several sinks, or of a sink's versions across reloads.
 //!
 //! A batch is reported delivered only after its lines are written and
 //! flushed (and synced), so a committed offset never points past data that
@@ -20,13 +22,14 @@ wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
 use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
 use flumen::pipeline::log::{log, Level};
-use flumen_guest_common::{event_fields, json_line, Config, PartitionFile};
+use flumen_guest_common::{event_fields, json_line_labeled, Config, PartitionFile};
 use std::cell::RefCell;
 use std::io::Write;
 
 struct State {
     file: PartitionFile,
     sync: bool,
+    label: Option<String>,
 }
 
 thread_local! {
@@ -38,12 +41,13 @@ struct FileSink;
 
 impl Guest for FileSink {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(config, &["path", "sync"])?;
+        let config = Config::new(config, &["path", "sync", "label"])?;
+        let label = config.get("label").map(str::to_owned);
         let path = config.required("path")?;
         let file = PartitionFile::new(path)?;
         let sync = config.bool_or("sync", true)?;
         log(Level::Debug, &format!("appending to {path} (sync={sync})"));
-        STATE.with(|s| *s.borrow_mut() = Some(State { file, sync }));
+        STATE.with(|s| *s.borrow_mut() = Some(State { file, sync, label }));
         Ok(())
     }
 
@@ -56,7 +60,7 @@ impl Guest for FileSink {
             let state = state.as_mut().ok_or("deliver called before init")?;
             let mut buf = String::with_capacity(batch.len() * 128);
             for e in &batch {
-                buf.push_str(&json_line(event_fields!(e)));
+                buf.push_str(&json_line_labeled(event_fields!(e), state.label.as_deref()));
             }
             let sync = state.sync;
             let (path, file) = state.file.get(&first.topic, first.partition)?;

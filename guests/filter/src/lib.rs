@@ -55,30 +55,41 @@ impl Guest for FilterInterceptor {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
         let config = Config::new(config, &["pattern", "field", "mode"])?;
         let source = config.required("pattern")?;
-        let pattern =
-            Regex::new(source).map_err(|e| format!("config key `pattern` is not a valid regex: {e}"))?;
+        let pattern = Regex::new(source)
+            .map_err(|e| format!("config key `pattern` is not a valid regex: {e}"))?;
         let field = match config.get("field").unwrap_or("value") {
             "value" => Field::Value,
             "key" => Field::Key,
             other => match other.strip_prefix("header:") {
                 Some(name) if !name.is_empty() => Field::Header(name.to_owned()),
-                _ => {
-                    return Err(format!(
-                        "config key `field` must be `value`, `key` or `header:<name>`, got `{other}`"
-                    ))
-                }
+                _ => return Err(format!(
+                    "config key `field` must be `value`, `key` or `header:<name>`, got `{other}`"
+                )),
             },
         };
         let keep_matching = match config.get("mode").unwrap_or("drop") {
             "drop" => false,
             "keep" => true,
-            other => return Err(format!("config key `mode` must be `drop` or `keep`, got `{other}`")),
+            other => {
+                return Err(format!(
+                    "config key `mode` must be `drop` or `keep`, got `{other}`"
+                ))
+            }
         };
         log(
             Level::Info,
-            &format!("{} events matching /{source}/", if keep_matching { "keeping" } else { "dropping" }),
+            &format!(
+                "{} events matching /{source}/",
+                if keep_matching { "keeping" } else { "dropping" }
+            ),
         );
-        FILTER.with(|f| *f.borrow_mut() = Some(Filter { pattern, field, keep_matching }));
+        FILTER.with(|f| {
+            *f.borrow_mut() = Some(Filter {
+                pattern,
+                field,
+                keep_matching,
+            })
+        });
         Ok(())
     }
 

@@ -172,18 +172,30 @@ impl Guest for RejectSink {
                 panic!("random trap (trap_percent) at offset {}", first.offset);
             }
             if state.roll(state.fail_percent) {
-                return Err(format!("random failure (fail_percent) at offset {}", first.offset));
+                return Err(format!(
+                    "random failure (fail_percent) at offset {}",
+                    first.offset
+                ));
             }
             let mut buf = String::new();
             let mut verdicts = Vec::with_capacity(batch.len());
             for e in &batch {
                 let value = e.value.as_deref();
                 if contains(value, state.reject.as_deref()) {
-                    verdicts.push(Verdict::Reject(format!("offset {} matches `reject`", e.offset)));
+                    verdicts.push(Verdict::Reject(format!(
+                        "offset {} matches `reject`",
+                        e.offset
+                    )));
                 } else if contains(value, state.retry.as_deref()) {
-                    verdicts.push(Verdict::Retry(format!("offset {} matches `retry`", e.offset)));
+                    verdicts.push(Verdict::Retry(format!(
+                        "offset {} matches `retry`",
+                        e.offset
+                    )));
                 } else if state.roll(state.retry_percent) {
-                    verdicts.push(Verdict::Retry(format!("random retry at offset {}", e.offset)));
+                    verdicts.push(Verdict::Retry(format!(
+                        "random retry at offset {}",
+                        e.offset
+                    )));
                 } else {
                     buf.push_str(&json_line(event_fields!(e)));
                     verdicts.push(Verdict::Delivered);

@@ -2,15 +2,21 @@
 //! compiled and type-checked once at start-up, and cheap per-partition
 //! instances created from their `InstancePre`.
 //!
-//! Every instance gets its own sandbox (a WASI context with only the
-//! directories granted to it), a memory cap, and a wall-clock deadline per
-//! call enforced by epoch interruption. A call that traps poisons the instance:
-//! it is dropped and the next call runs on a fresh one, because a trapped
-//! component's memory is in an unknown state.
+//! Every instance gets its own sandbox ([`sandbox`]: only the directories,
+//! variables and HTTP hosts granted to it), a memory cap, and a wall-clock
+//! deadline per call enforced by epoch interruption (plus fuel, if set). A
+//! call that traps poisons the instance: it is dropped and the next call
+//! runs on a fresh one, because a trapped component's memory is in an
+//! unknown state.
+//!
+//! A component lives in a [`Slot`], which a hot reload can point at a new
+//! version; each partition's [`Guest`] notices at its next batch boundary.
 
 pub mod bindings;
+mod sandbox;
 mod state;
 
+pub use sandbox::HostPattern;
 pub use state::{GuestState, GuestTag};
 
 use crate::config::ComponentConfig;
@@ -18,11 +24,11 @@ use bindings::interceptor::{Interceptor, InterceptorPre};
 use bindings::sink::{Sink, SinkPre};
 use bindings::{Event, InterceptorVerdict, SinkVerdict};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config as EngineConfig, Engine, Store, StoreLimitsBuilder};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// How often the epoch ticks; call deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -52,14 +58,13 @@ pub enum GuestError {
         /// wasmtime's explanation.
         reason: String,
     },
-    /// A directory grant could not be opened.
-    #[error("component `{name}`: cannot grant directory {host}: {reason}")]
+    /// A grant could not be given (a directory that cannot be opened, a
+    /// variable that is not set).
+    #[error("component `{name}`: {reason}")]
     Grant {
         /// Component name.
         name: String,
-        /// The host directory.
-        host: PathBuf,
-        /// Why.
+        /// What and why.
         reason: String,
     },
     /// Instantiation failed (for example a start function trapped).
@@ -105,23 +110,29 @@ pub enum GuestError {
 }
 
 /// The process-wide wasmtime engine and the linker that provides the host's
-/// imports (WASI preview 2 and `flumen:pipeline/log`) to every guest.
+/// imports (WASI preview 2, `wasi:http` and `flumen:pipeline/log`) to every
+/// guest.
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<GuestState>>,
+    fuel: bool,
 }
 
 impl Runtime {
     /// Creates the engine and starts the epoch ticker that enforces call
-    /// deadlines.
-    pub fn new() -> anyhow::Result<Self> {
+    /// deadlines. With `fuel`, the engine counts fuel, which components'
+    /// `limits.fuel` need; it slows every guest, so it is on only when some
+    /// component sets it.
+    pub fn new(fuel: bool) -> anyhow::Result<Self> {
         let mut config = EngineConfig::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        config.consume_fuel(fuel);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
         bindings::interceptor::flumen::pipeline::log::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
             |s| s,
@@ -144,24 +155,48 @@ impl Runtime {
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            fuel,
         })
     }
 
-    fn compile(&self, cfg: &ComponentConfig) -> Result<Component, GuestError> {
-        let load_err = |reason: String| GuestError::Load {
-            name: cfg.name.clone(),
-            path: cfg.component.clone(),
-            reason,
-        };
-        let bytes = std::fs::read(&cfg.component).map_err(|e| load_err(e.to_string()))?;
-        Component::new(&self.engine, &bytes).map_err(|e| load_err(format!("{e:#}")))
+    /// The runtime a config needs: with fuel counting if any component
+    /// sets `limits.fuel`.
+    pub fn for_config(config: &crate::config::Config) -> anyhow::Result<Self> {
+        Self::new(config.uses_fuel())
     }
 
     /// Compiles a component and checks it against its world's contract:
     /// its imports must be satisfied by the host and its exports must be
     /// the world's.
     pub fn load<P: GuestKind>(&self, cfg: &ComponentConfig) -> Result<Loaded<P>, GuestError> {
-        let component = self.compile(cfg)?;
+        let bytes = std::fs::read(&cfg.component).map_err(|e| GuestError::Load {
+            name: cfg.name.clone(),
+            path: cfg.component.clone(),
+            reason: e.to_string(),
+        })?;
+        self.load_bytes(cfg, &bytes)
+    }
+
+    /// [`Runtime::load`] with the component file's contents already read.
+    pub fn load_bytes<P: GuestKind>(
+        &self,
+        cfg: &ComponentConfig,
+        bytes: &[u8],
+    ) -> Result<Loaded<P>, GuestError> {
+        if cfg.limits.fuel.is_some() && !self.fuel {
+            return Err(GuestError::Load {
+                name: cfg.name.clone(),
+                path: cfg.component.clone(),
+                reason: "limits.fuel needs a restart: fuel counting is switched on for the whole \
+                         process when it starts"
+                    .into(),
+            });
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| GuestError::Load {
+            name: cfg.name.clone(),
+            path: cfg.component.clone(),
+            reason: format!("{e:#}"),
+        })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -181,9 +216,11 @@ impl Runtime {
 #[derive(Clone)]
 pub struct Loaded<P> {
     engine: Engine,
+    fuel: bool,
     pre: P,
     cfg: Arc<ComponentConfig>,
     guest_config: Arc<Vec<(String, String)>>,
+    http_allow: Arc<[HostPattern]>,
     name: Arc<str>,
 }
 
@@ -191,8 +228,15 @@ impl<P> Loaded<P> {
     fn new(rt: &Runtime, cfg: &ComponentConfig, pre: P) -> Self {
         Self {
             engine: rt.engine.clone(),
+            fuel: rt.fuel,
             pre,
             guest_config: Arc::new(cfg.guest_config()),
+            // The config was validated, so every pattern parses.
+            http_allow: cfg
+                .http_allow
+                .iter()
+                .filter_map(|h| HostPattern::parse(h).ok())
+                .collect(),
             name: cfg.name.as_str().into(),
             cfg: Arc::new(cfg.clone()),
         }
@@ -210,34 +254,26 @@ impl<P> Loaded<P> {
 
     /// A store holding a fresh sandbox with this component's grants and limits.
     fn new_store(&self, tag: GuestTag) -> Result<Store<GuestState>, GuestError> {
-        let mut wasi = WasiCtxBuilder::new();
-        // Nothing is inherited: no env, no args, no stdio, no network. The
-        // guest sees only the directories granted to it.
-        wasi.allow_blocking_current_thread(true);
-        for d in &self.cfg.dirs {
-            let perms = if d.read_only {
-                FsPerms::ReadOnly
-            } else {
-                FsPerms::ReadWrite
-            };
-            wasi.preopened_dir(&d.host, &d.guest, perms)
-                .map_err(|e| GuestError::Grant {
-                    name: self.name.to_string(),
-                    host: d.host.clone(),
-                    reason: format!("{e:#}"),
-                })?;
-        }
+        let wasi = sandbox::wasi_context(&self.cfg, &tag).map_err(|reason| GuestError::Grant {
+            name: self.name.to_string(),
+            reason,
+        })?;
+        let l = &self.cfg.limits;
         let limits = StoreLimitsBuilder::new()
-            .memory_size(usize::try_from(self.cfg.limits.memory_mb << 20).unwrap_or(usize::MAX))
+            .memory_size(usize::try_from(l.memory_mb << 20).unwrap_or(usize::MAX))
+            .table_elements(l.max_table_elements)
+            .instances(l.max_instances)
+            .tables(l.max_tables)
             // A guest that outgrows its cap traps with a message saying so,
             // instead of seeing `memory.grow` fail and aborting obscurely.
             .trap_on_grow_failure(true)
-            .instances(16)
             .build();
         let mut store = Store::new(
             &self.engine,
             GuestState {
-                wasi: wasi.build(),
+                wasi,
+                http: Default::default(),
+                http_grant: sandbox::HttpGrant::new(self.http_allow.clone(), tag.clone()),
                 table: ResourceTable::new(),
                 limits,
                 tag,
@@ -247,8 +283,55 @@ impl<P> Loaded<P> {
         Ok(store)
     }
 
-    fn deadline_ticks(&self) -> u64 {
-        (self.cfg.limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1)
+    /// Arms the per-call bounds: the epoch deadline and, if counted, fuel.
+    fn arm(&self, store: &mut Store<GuestState>) -> Result<(), GuestError> {
+        store.set_epoch_deadline(
+            (self.cfg.limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1),
+        );
+        if self.fuel {
+            store
+                .set_fuel(self.cfg.limits.fuel.unwrap_or(u64::MAX))
+                .map_err(|e| trap(&self.name, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the current version of a component lives. The partitions' guests
+/// share it; a hot reload publishes a new version into it and each guest
+/// switches at its next batch boundary (see [`Guest::refresh`]).
+pub struct Slot<P> {
+    version: AtomicU64,
+    current: Mutex<Loaded<P>>,
+}
+
+impl<P: Clone> Slot<P> {
+    /// A slot holding version 1.
+    pub fn new(loaded: Loaded<P>) -> Arc<Self> {
+        Arc::new(Self {
+            version: AtomicU64::new(1),
+            current: Mutex::new(loaded),
+        })
+    }
+
+    /// The current version number; cheap enough to read for every batch.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The current version and its component.
+    pub fn current(&self) -> (u64, Loaded<P>) {
+        // The lock is held only to clone or swap, so poisoning cannot leave
+        // a half-written value behind.
+        let loaded = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        (self.version(), loaded.clone())
+    }
+
+    /// Makes `loaded` the current version; returns its number.
+    pub fn publish(&self, loaded: Loaded<P>) -> u64 {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        *current = loaded;
+        self.version.fetch_add(1, Ordering::AcqRel) + 1
     }
 }
 
@@ -321,6 +404,8 @@ impl GuestKind for SinkPre<GuestState> {
 /// A live guest for one partition. It is instantiated lazily and replaced
 /// after a trap.
 pub struct Guest<P: GuestKind> {
+    slot: Arc<Slot<P>>,
+    version: u64,
     loaded: Loaded<P>,
     tag: GuestTag,
     live: Option<(Store<GuestState>, P::Bindings)>,
@@ -328,10 +413,13 @@ pub struct Guest<P: GuestKind> {
     calls: u64,
 }
 
-impl<P: GuestKind> Guest<P> {
-    /// A guest that instantiates `loaded` on first use.
-    pub fn new(loaded: Loaded<P>, tag: GuestTag) -> Self {
+impl<P: GuestKind + Clone> Guest<P> {
+    /// A guest that instantiates the slot's current version on first use.
+    pub fn new(slot: Arc<Slot<P>>, tag: GuestTag) -> Self {
+        let (version, loaded) = slot.current();
         Self {
+            slot,
+            version,
             loaded,
             tag,
             live: None,
@@ -339,6 +427,34 @@ impl<P: GuestKind> Guest<P> {
         }
     }
 
+    /// Switches to the slot's current version if a reload published a new
+    /// one; the next call then runs on a fresh instance of it. Returns the
+    /// new version number if it switched. Callers call this only between
+    /// batches, so a batch never sees two versions.
+    pub fn refresh(&mut self) -> Option<u64> {
+        if self.slot.version() == self.version {
+            return None;
+        }
+        let (version, loaded) = self.slot.current();
+        self.version = version;
+        self.loaded = loaded;
+        self.live = None;
+        self.calls = 0;
+        Some(version)
+    }
+
+    /// The version this guest runs (1 until the first reload).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The configuration of the version this guest runs.
+    pub fn config(&self) -> &ComponentConfig {
+        self.loaded.config()
+    }
+}
+
+impl<P: GuestKind> Guest<P> {
     /// The component's name.
     pub fn name(&self) -> &str {
         self.loaded.name()
@@ -346,22 +462,16 @@ impl<P: GuestKind> Guest<P> {
 
     /// Makes sure a live, initialized instance exists.
     pub fn ensure_live(&mut self) -> Result<(), GuestError> {
-        self.live().map(|_| ())
-    }
-
-    /// The live instance, instantiated and initialized if there is none.
-    fn live(&mut self) -> Result<&mut (Store<GuestState>, P::Bindings), GuestError> {
-        let live = match self.live.take() {
-            Some(live) => live,
-            None => self.instantiate()?,
-        };
-        Ok(self.live.insert(live))
+        if self.live.is_none() {
+            self.live = Some(self.instantiate()?);
+        }
+        Ok(())
     }
 
     fn instantiate(&self) -> Result<(Store<GuestState>, P::Bindings), GuestError> {
         let name = self.loaded.name().to_owned();
         let mut store = self.loaded.new_store(self.tag.clone())?;
-        store.set_epoch_deadline(self.loaded.deadline_ticks());
+        self.loaded.arm(&mut store)?;
         let bindings =
             self.loaded
                 .pre
@@ -370,7 +480,7 @@ impl<P: GuestKind> Guest<P> {
                     name: name.clone(),
                     reason: format!("{e:#}"),
                 })?;
-        store.set_epoch_deadline(self.loaded.deadline_ticks());
+        self.loaded.arm(&mut store)?;
         match P::init(&bindings, &mut store, &self.loaded.guest_config) {
             Ok(Ok(())) => Ok((store, bindings)),
             Ok(Err(message)) => Err(GuestError::InitRefused { name, message }),
@@ -385,13 +495,17 @@ impl<P: GuestKind> Guest<P> {
         &mut self,
         f: impl FnOnce(&P::Bindings, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, GuestError> {
-        let deadline = self.loaded.deadline_ticks();
-        let (store, bindings) = self.live()?;
-        store.set_epoch_deadline(deadline);
-        let result = f(bindings, store);
+        let (mut store, bindings) = match self.live.take() {
+            Some(live) => live,
+            None => self.instantiate()?,
+        };
+        self.loaded.arm(&mut store)?;
+        let result = f(&bindings, &mut store);
         self.calls += 1;
         let recycle = self.loaded.cfg.limits.max_calls_per_instance;
-        if result.is_err() || (recycle > 0 && self.calls >= recycle) {
+        if result.is_ok() && (recycle == 0 || self.calls < recycle) {
+            self.live = Some((store, bindings));
+        } else {
             if result.is_ok() {
                 tracing::debug!(
                     component = self.name(),
@@ -399,7 +513,6 @@ impl<P: GuestKind> Guest<P> {
                     "instance recycled"
                 );
             }
-            self.live = None;
             self.calls = 0;
         }
         result.map_err(|e| trap(self.loaded.name(), e))
@@ -448,6 +561,10 @@ impl Guest<SinkPre<GuestState>> {
 pub type InterceptorComponent = Loaded<InterceptorPre<GuestState>>;
 /// A sink component, compiled and checked.
 pub type SinkComponent = Loaded<SinkPre<GuestState>>;
+/// Where an interceptor's current version lives.
+pub type InterceptorSlot = Slot<InterceptorPre<GuestState>>;
+/// Where a sink's current version lives.
+pub type SinkSlot = Slot<SinkPre<GuestState>>;
 /// A live interceptor instance.
 pub type InterceptorGuest = Guest<InterceptorPre<GuestState>>;
 /// A live sink instance.

@@ -3,10 +3,12 @@
 
 use super::bindings::interceptor::flumen::pipeline::{log, types};
 use super::bindings::Level;
+use super::sandbox::HttpGrant;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Who a guest instance is, for log lines: component, pipeline, partition.
 #[derive(Debug, Clone)]
@@ -19,9 +21,21 @@ pub struct GuestTag {
     pub partition: Option<(Arc<str>, i32)>,
 }
 
+impl GuestTag {
+    /// The topic and partition for log fields (`""` and -1 for none).
+    pub fn topic_partition(&self) -> (&str, i32) {
+        match &self.partition {
+            Some((topic, p)) => (topic, *p),
+            None => ("", -1),
+        }
+    }
+}
+
 /// Data held by every guest's `Store`.
 pub struct GuestState {
     pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) http_grant: HttpGrant,
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) tag: GuestTag,
@@ -36,15 +50,22 @@ impl WasiView for GuestState {
     }
 }
 
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_grant,
+        }
+    }
+}
+
 impl types::Host for GuestState {}
 
 impl log::Host for GuestState {
     fn log(&mut self, level: Level, message: String) {
         let t = &self.tag;
-        let (topic, partition) = match &t.partition {
-            Some((topic, p)) => (topic.as_ref(), *p),
-            None => ("", -1),
-        };
+        let (topic, partition) = t.topic_partition();
         // tracing needs the level at compile time, hence one arm per level.
         macro_rules! emit {
             ($lvl:ident) => {

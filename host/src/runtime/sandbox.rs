@@ -1,0 +1,345 @@
+//! What a guest may reach outside its own memory: the WASI context built
+//! from its grants, the `wasi:http` allow-list checked on every request, and
+//! its stdout/stderr turned into log lines.
+//!
+//! Everything is denied unless the component's config grants it. WASI
+//! already denies what is not in the context (no preopened directory, no
+//! network, no variables), so the guest sees an ordinary error such as
+//! "not found" or "access denied" and can handle it. HTTP is the exception:
+//! `wasi:http` is linked for every guest, so that a component that imports it
+//! can still be loaded, and the allow-list below is what stands between a
+//! guest and the network.
+
+use super::GuestTag;
+use crate::config::ComponentConfig;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
+
+/// One entry of a component's `http_allow` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    /// Lower-case host name or IP; for `*.example.com`, `.example.com`.
+    host: String,
+    /// `*.` patterns match subdomains only.
+    wildcard: bool,
+    /// A port, or any port if `None`.
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    /// Parses `host`, `host:port` or `*.domain`; the error says why not.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            Err(format!(
+                "{text:?} {why}; expected a host like \"api.example.com\", \"127.0.0.1:8080\" \
+                 or \"*.example.com\""
+            ))
+        };
+        // `[::1]:8080` and `[::1]` are IPv6 literals; otherwise the last
+        // colon separates the port.
+        let (host, port) = match text.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && (!h.contains(':') || h.ends_with(']')) => {
+                match p.parse::<u16>() {
+                    Ok(p) => (h, Some(p)),
+                    Err(_) => return bad("has a port that is not a number"),
+                }
+            }
+            _ => (text, None),
+        };
+        let (host, wildcard) = match host.strip_prefix("*.") {
+            Some(rest) => (rest, true),
+            None => (host, false),
+        };
+        if host.is_empty()
+            || host.contains(['/', '*', '@', ' ', '?', '#'])
+            || text.contains("://")
+            || (host.contains(':') && !(host.starts_with('[') && host.ends_with(']')))
+        {
+            return bad("is not a host name");
+        }
+        let host = host.to_ascii_lowercase();
+        Ok(Self {
+            host: if wildcard { format!(".{host}") } else { host },
+            wildcard,
+            port,
+        })
+    }
+
+    fn matches(&self, host: &str, port: u16) -> bool {
+        let host_ok = if self.wildcard {
+            host.ends_with(&self.host)
+        } else {
+            host == self.host
+        };
+        host_ok && self.port.is_none_or(|p| p == port)
+    }
+}
+
+/// The `wasi:http` hooks of one guest instance: every outgoing request is
+/// checked against the component's allow-list before anything is sent.
+pub struct HttpGrant {
+    allow: Arc<[HostPattern]>,
+    tag: GuestTag,
+}
+
+impl HttpGrant {
+    /// The grant of a component with the given (already validated) list.
+    pub fn new(allow: Arc<[HostPattern]>, tag: GuestTag) -> Self {
+        Self { allow, tag }
+    }
+
+    fn allows(&self, uri: &http::Uri) -> bool {
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        });
+        self.allow.iter().any(|p| p.matches(&host, port))
+    }
+}
+
+/// The boxed futures `send_request` returns (the trait's own signature).
+type ResponseFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HttpGrant {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> ResponseFuture {
+        if !self.allows(request.uri()) {
+            let t = &self.tag;
+            tracing::warn!(target: "flumen::guest", component = %t.component,
+                pipeline = %t.pipeline, uri = %request.uri(),
+                "guest HTTP request DENIED: host not in the component's http_allow");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        // The default client; only the check above is flumen's own.
+        struct DefaultClient;
+        impl WasiHttpHooks for DefaultClient {}
+        DefaultClient.send_request(request, options, fut)
+    }
+}
+
+/// Builds a guest's WASI context: only what `cfg` grants.
+pub fn wasi_context(cfg: &ComponentConfig, tag: &GuestTag) -> Result<WasiCtx, String> {
+    let mut wasi = WasiCtxBuilder::new();
+    // Nothing is inherited: no args, no stdin, no network, no variables
+    // but those granted, no directories but those granted.
+    wasi.allow_blocking_current_thread(true);
+    wasi.stdout(GuestOutput::new(tag.clone(), Stream::Stdout));
+    wasi.stderr(GuestOutput::new(tag.clone(), Stream::Stderr));
+    for (k, v) in &cfg.env {
+        wasi.env(k, v);
+    }
+    for k in &cfg.env_from_host {
+        let v = std::env::var(k).map_err(|_| {
+            format!("env_from_host names {k:?}, which is not set in flumen's environment")
+        })?;
+        wasi.env(k, v);
+    }
+    for d in &cfg.dirs {
+        let perms = if d.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        wasi.preopened_dir(&d.host, &d.guest, perms)
+            .map_err(|e| format!("cannot grant directory {}: {e:#}", d.host.display()))?;
+    }
+    Ok(wasi.build())
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A guest's stdout or stderr: each line becomes a log line tagged with the
+/// component, at `info` for stdout and `warn` for stderr (where a Rust
+/// guest's panic message goes).
+#[derive(Clone)]
+pub struct GuestOutput {
+    tag: GuestTag,
+    stream: Stream,
+    line: Vec<u8>,
+}
+
+/// A line longer than this is logged in pieces, so a guest cannot make the
+/// host buffer without bound by never writing a newline.
+const MAX_LINE: usize = 16 * 1024;
+
+impl GuestOutput {
+    fn new(tag: GuestTag, stream: Stream) -> Self {
+        Self {
+            tag,
+            stream,
+            line: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        let t = &self.tag;
+        let (topic, partition) = t.topic_partition();
+        match self.stream {
+            Stream::Stdout => tracing::info!(target: "flumen::guest", component = %t.component,
+                pipeline = %t.pipeline, topic, partition, stream = "stdout", "{text}"),
+            Stream::Stderr => tracing::warn!(target: "flumen::guest", component = %t.component,
+                pipeline = %t.pipeline, topic, partition, stream = "stderr", "{text}"),
+        }
+        self.line.clear();
+    }
+
+    fn push(&mut self, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            let room = MAX_LINE - self.line.len();
+            let take = match buf.iter().position(|&b| b == b'\n') {
+                Some(nl) if nl < room => nl + 1,
+                _ => buf.len().min(room),
+            };
+            self.line.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.line.ends_with(b"\n") || self.line.len() >= MAX_LINE {
+                self.emit();
+            }
+        }
+    }
+}
+
+impl Drop for GuestOutput {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(Self::new(self.tag.clone(), self.stream))
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestOutput {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(list: &[&str]) -> HttpGrant {
+        let allow: Vec<_> = list
+            .iter()
+            .map(|p| HostPattern::parse(p).unwrap())
+            .collect();
+        HttpGrant::new(
+            allow.into(),
+            GuestTag {
+                component: "c".into(),
+                pipeline: "p".into(),
+                partition: None,
+            },
+        )
+    }
+
+    fn allows(g: &HttpGrant, uri: &str) -> bool {
+        g.allows(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn allow_list_matches_host_port_and_subdomains() {
+        let g = grant(&[
+            "127.0.0.1:8080",
+            "API.example.com",
+            "*.corp.test",
+            "[::1]:9000",
+        ]);
+        assert!(allows(&g, "http://127.0.0.1:8080/x"));
+        assert!(!allows(&g, "http://127.0.0.1:8081/x"));
+        assert!(!allows(&g, "http://127.0.0.2:8080/x"));
+        assert!(allows(&g, "https://api.example.com/v1"));
+        assert!(allows(&g, "http://api.example.com:1234/"));
+        assert!(!allows(&g, "http://api.example.com.evil.test/"));
+        assert!(!allows(&g, "http://evilapi.example.com/"));
+        assert!(allows(&g, "http://a.corp.test/"));
+        assert!(allows(&g, "http://a.b.corp.test/"));
+        assert!(!allows(&g, "http://corp.test/"));
+        assert!(!allows(&g, "http://xcorp.test/"));
+        assert!(allows(&g, "http://[::1]:9000/"));
+        assert!(!allows(&g, "http://[::1]:9001/"));
+        assert!(!allows(&grant(&[]), "http://127.0.0.1/"));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for p in [
+            "",
+            "http://x.test",
+            "x.test:port",
+            "*",
+            "a/b",
+            "user@x.test",
+            ":80",
+        ] {
+            assert!(HostPattern::parse(p).is_err(), "{p:?} accepted");
+        }
+    }
+
+    #[test]
+    fn output_is_split_into_bounded_lines() {
+        let tag = GuestTag {
+            component: "c".into(),
+            pipeline: "p".into(),
+            partition: None,
+        };
+        let mut out = GuestOutput::new(tag, Stream::Stderr);
+        out.push(b"one\ntw");
+        assert_eq!(out.line, b"tw");
+        out.push(b"o\n");
+        assert!(out.line.is_empty());
+        out.push(&vec![b'x'; MAX_LINE * 2 + 3]);
+        assert_eq!(out.line.len(), 3);
+    }
+}

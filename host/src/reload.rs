@@ -22,8 +22,9 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why a reload was refused. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -369,8 +370,18 @@ pub fn watch(handle: ReloadHandle, debounce: Duration) -> notify::Result<()> {
                 if !relevant(&files, &ev) {
                     continue;
                 }
-                // Wait for the writes to settle.
-                while rx.recv_timeout(debounce).is_ok() {}
+                // Wait until the watched files have been quiet for
+                // `debounce`; other files in the same directories (a log
+                // file, say) may change all the time and do not count.
+                let mut quiet_at = Instant::now() + debounce;
+                loop {
+                    match rx.recv_timeout(quiet_at.saturating_duration_since(Instant::now())) {
+                        Ok(ev) if relevant(&files, &ev) => quiet_at = Instant::now() + debounce,
+                        Ok(_) => {}
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
                 let _ = handle.reload("file changed");
                 match watch_set(&handle, &mut watcher, &mut watching) {
                     Ok(f) => files = f,

@@ -54,13 +54,34 @@ impl<P: GuestKind + Clone> Guarded<Guest<P>> {
     }
 
     /// Switches to a version a reload published, if there is one, with that
-    /// version's retry settings and policy. See [`Guest::refresh`].
-    pub fn refresh(&mut self) -> Option<u64> {
-        let version = self.guest.refresh()?;
+    /// version's retry settings and policy, and logs it: `next_offset` is
+    /// the first event the new version sees. Called between batches, and
+    /// between the retries of a failing batch (a partition blocked on a
+    /// broken version must be able to pick up the fix). See
+    /// [`Guest::refresh`].
+    pub fn switch_version(&mut self, next_offset: i64, retrying: bool) {
+        let Some(version) = self.guest.refresh() else {
+            return;
+        };
         let cfg = self.guest.config();
         self.retry = cfg.retry_or(&self.pipeline_retry).clone();
         self.policy = cfg.on_failure;
-        Some(version)
+        let component = self.guest.name();
+        if retrying {
+            tracing::info!(
+                component,
+                version,
+                next_offset,
+                "component switched to a new version while retrying a failed batch"
+            );
+        } else {
+            tracing::info!(
+                component,
+                version,
+                next_offset,
+                "component switched to a new version at a batch boundary"
+            );
+        }
     }
 }
 

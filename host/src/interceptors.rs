@@ -159,6 +159,7 @@ fn call_retrying(
         if !backoff.wait(cx.stop) {
             return None;
         }
+        guest.switch_version(first.offset, true);
     }
     None
 }

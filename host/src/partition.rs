@@ -140,22 +140,6 @@ fn guarded<P: GuestKind + Clone>(
     Guarded::new(slot.clone(), tag, &pipeline.retry)
 }
 
-/// Switches a guest to a newly published version, at a batch boundary, and
-/// says so: `next_offset` is the first offset the new version sees.
-fn switch_version<P: GuestKind + Clone>(
-    g: &mut Guarded<crate::runtime::Guest<P>>,
-    next_offset: i64,
-) {
-    if let Some(version) = g.refresh() {
-        tracing::info!(
-            component = g.guest.name(),
-            version,
-            next_offset,
-            "component switched to a new version at a batch boundary"
-        );
-    }
-}
-
 impl Worker {
     fn run(mut self) {
         let _span =
@@ -208,10 +192,10 @@ impl Worker {
     fn process(&mut self, batch: Vec<Event>) -> bool {
         if let Some(first) = batch.first() {
             for g in &mut self.interceptors {
-                switch_version(g, first.offset);
+                g.switch_version(first.offset, false);
             }
             for g in &mut self.sinks {
-                switch_version(g, first.offset);
+                g.switch_version(first.offset, false);
             }
         }
         for e in &batch {

@@ -100,6 +100,9 @@ pub fn deliver_all(
             if state.pending.is_empty() || state.due > now {
                 continue;
             }
+            if state.pending.iter().any(|&i| state.tries[i] > 0) {
+                sink.switch_version(events[state.pending[0]].offset, true);
+            }
             let round = deliver_round(sink, state, events, cx.stats);
             let settled = round.delivered.len() + round.given_up.len();
             if !round.given_up.is_empty() {

@@ -389,7 +389,7 @@ pub fn watch(handle: ReloadHandle, debounce: Duration) -> notify::Result<()> {
                 }
             }
         })
-        .map_err(|e| notify::Error::io(e))?;
+        .map_err(notify::Error::io)?;
     Ok(())
 }
 

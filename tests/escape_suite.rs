@@ -243,25 +243,26 @@ fn main() {
     }
 
     // Nothing of the host changed, and nothing reached the raw listener.
-    let mut host = Vec::new();
-    host.push((
-        "host secret unchanged",
-        std::fs::read_to_string(&secret).ok().as_deref() == Some("host secret"),
-    ));
-    host.push((
-        "no file created in the read-only grant",
-        !ro.join("new.txt").exists(),
-    ));
-    host.push((
-        "no file created outside the grants",
-        !Path::new("/new.txt").exists(),
-    ));
-    host.push((
-        "no connection reached the TCP listener",
-        tcp.accept().is_err(),
-    ));
+    let mut host = vec![
+        (
+            "host secret unchanged",
+            std::fs::read_to_string(&secret).ok().as_deref() == Some("host secret"),
+        ),
+        (
+            "no file created in the read-only grant",
+            !ro.join("new.txt").exists(),
+        ),
+        (
+            "no file created outside the grants",
+            !Path::new("/new.txt").exists(),
+        ),
+        (
+            "no connection reached the TCP listener",
+            tcp.accept().is_err(),
+        ),
+    ];
     // The host keeps working: the same runtime runs a guest afterwards.
-    let after = run_attempt(&plain, root, "noop", "", String::new().as_str());
+    let after = run_attempt(&plain, root, "noop", "", "");
     host.push((
         "the runtime still runs guests afterwards",
         after == "denied: did nothing",

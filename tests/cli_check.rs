@@ -75,12 +75,28 @@ fn good_config_passes_without_a_broker() {
 #[test]
 fn shipped_configs_pass() {
     // Their granted output directories must exist: check opens every grant.
-    for out in ["target/demo-out", "target/example-out"] {
+    for out in ["target/demo-out", "target/example-out", "target/edge-spool"] {
         std::fs::create_dir_all(repo().join(out)).expect("create output dir");
     }
-    for name in ["demo.toml", "example.toml"] {
+    for name in ["demo.toml", "example.toml", "edge.toml"] {
         let (ok, text) = check_path(&repo().join("config").join(name));
         assert!(ok, "config/{name}: {text}");
+    }
+}
+
+#[test]
+fn check_shows_limits_and_grants() {
+    std::fs::create_dir_all(repo().join("target/edge-spool")).expect("create output dir");
+    let (ok, text) = check_path(&repo().join("config/edge.toml"));
+    assert!(ok, "{text}");
+    for want in [
+        "memory 32 MiB, call timeout 1000 ms, fuel 2000000000",
+        "grants  none (no files, network or environment)",
+        "grants  http 127.0.0.1:8080",
+        "/spool (rw); env SITE",
+        "recycle after 100000 calls",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 }
 

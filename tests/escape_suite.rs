@@ -141,6 +141,8 @@ fn cell(outcome: &str) -> String {
         // Drop the frame (`3: 0x6aa8 - <unknown>!<wasm function 140>: `).
         let cause = cause.rsplit_once(">: ").map_or(cause, |(_, c)| c);
         format!("stopped: {}", cause.trim())
+    } else if let Some(got) = outcome.strip_prefix("ESCAPED: ") {
+        format!("allowed: {got}")
     } else {
         outcome.lines().next().unwrap_or("").to_owned()
     };

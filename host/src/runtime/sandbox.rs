@@ -144,6 +144,9 @@ pub fn wasi_context(cfg: &ComponentConfig, tag: &GuestTag) -> Result<WasiCtx, St
     // Nothing is inherited: no args, no stdin, no network, no variables
     // but those granted, no directories but those granted.
     wasi.allow_blocking_current_thread(true);
+    // Raw sockets stay switched off (`allow_tcp`/`allow_udp` default to
+    // false), so a guest cannot even create one: HTTP through the
+    // allow-list is the only way out.
     wasi.stdout(GuestOutput::new(tag.clone(), Stream::Stdout));
     wasi.stderr(GuestOutput::new(tag.clone(), Stream::Stderr));
     for (k, v) in &cfg.env {

@@ -217,3 +217,49 @@ fn run_refuses_a_missing_dead_letter_topic() {
     );
     assert!(!text.contains("panicked"), "{text}");
 }
+
+#[test]
+fn run_refuses_an_admin_address_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let work = Workdir::new();
+    let text = config_with(&sink("null", &guest("null_sink"), "")).replace(
+        "[[pipeline]]",
+        &format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n[[pipeline]]"),
+    );
+    let config = work.path("flumen.toml");
+    std::fs::write(&config, text).expect("write config");
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while flumen.alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = flumen.log_text();
+    assert!(
+        !flumen.alive(),
+        "flumen runs without its admin endpoint:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("starting the admin endpoint on 127.0.0.1:{port}")),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn bad_http_allow_and_env_are_named() {
+    assert_fails(
+        &config_with(&format!(
+            "{}http_allow = [\"http://api.example.com\"]\n",
+            sink("h", &guest("http_sink"), "url = \"http://x/\"")
+        )),
+        &["http_allow[0]", "is a URL, not a host"],
+    );
+    assert_fails(
+        &config_with(&format!(
+            "{}env = {{ \"A=B\" = \"1\" }}\n",
+            sink("n", &guest("null_sink"), "")
+        )),
+        &["sink[0].env", "not a valid environment variable name"],
+    );
+}

@@ -179,23 +179,6 @@ fn describe_grants(c: &flumen::config::ComponentConfig) -> String {
 
 fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = Config::load(&path)?;
-    let running = pipeline::start(&config)?;
-    let reloader = running.reloader(&path);
-    if config.reload.watch {
-        reload::watch(
-            reloader.clone(),
-            Duration::from_millis(config.reload.debounce_ms),
-        )
-        .context("watching the component files for hot reload")?;
-    }
-    if let Some(admin) = &config.admin {
-        admin::serve(&admin.listen, reloader.clone())
-            .with_context(|| format!("starting the admin endpoint on {}", admin.listen))?;
-    }
-    tracing::info!(
-        pipelines = config.pipelines.len(),
-        "flumen running; SIGINT or SIGTERM stops it, SIGHUP reloads the components"
-    );
     // One worker thread: it keeps listening for a second signal while the
     // main thread drains.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -203,9 +186,21 @@ fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the signal handler")?;
+    // Installed before the start (compiling components can take a while),
+    // so that an early SIGHUP is held for later instead of killing flumen.
     let mut hup = rt
         .block_on(async { signal(SignalKind::hangup()) })
         .context("installing the SIGHUP handler")?;
+    let running = pipeline::start(&config)?;
+    let reloader = running.reloader(&path);
+    if let Err(e) = start_reload_triggers(&config, &reloader) {
+        running.stop();
+        return Err(e);
+    }
+    tracing::info!(
+        pipelines = config.pipelines.len(),
+        "flumen running; SIGINT or SIGTERM stops it, SIGHUP reloads the components"
+    );
     let on_hup = reloader.clone();
     rt.spawn(async move {
         while hup.recv().await.is_some() {
@@ -241,6 +236,22 @@ fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
     );
     tracing::info!("flumen stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The file watcher and the admin endpoint, as configured.
+fn start_reload_triggers(config: &Config, reloader: &reload::ReloadHandle) -> anyhow::Result<()> {
+    if config.reload.watch {
+        reload::watch(
+            reloader.clone(),
+            Duration::from_millis(config.reload.debounce_ms),
+        )
+        .context("watching the component files for hot reload")?;
+    }
+    if let Some(admin) = &config.admin {
+        admin::serve(&admin.listen, reloader.clone())
+            .with_context(|| format!("starting the admin endpoint on {}", admin.listen))?;
+    }
+    Ok(())
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -41,6 +41,9 @@ impl HostPattern {
                  or \"*.example.com\""
             ))
         };
+        if text.contains("://") {
+            return bad("is a URL, not a host (leave out the scheme and path)");
+        }
         // `[::1]:8080` and `[::1]` are IPv6 literals; otherwise the last
         // colon separates the port.
         let (host, port) = match text.rsplit_once(':') {
@@ -58,7 +61,6 @@ impl HostPattern {
         };
         if host.is_empty()
             || host.contains(['/', '*', '@', ' ', '?', '#'])
-            || text.contains("://")
             || (host.contains(':') && !(host.starts_with('[') && host.ends_with(']')))
         {
             return bad("is not a host name");

@@ -1,0 +1,68 @@
+"""What a user would write instead of flumen: a confluent-kafka consumer that
+drops events matching a regex (like the filter interceptor) and appends the
+rest to a file as JSON lines (like the file sink), committing at the end.
+
+Usage: python_consumer.py BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS PATTERN OUT_FILE
+Prints one JSON line: events, bytes, seconds from the first event to the
+final commit.
+"""
+
+import json
+import re
+import sys
+import time
+
+from confluent_kafka import Consumer
+
+
+def main() -> None:
+    bootstrap, topic, group, expected, pattern, out_path = sys.argv[1:7]
+    expected = int(expected)
+    regex = re.compile(pattern.encode())
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([topic])
+    events = 0
+    size = 0
+    first = None
+    with open(out_path, "w", encoding="utf-8") as out:
+        while events < expected:
+            # Batches, as a careful user would; one poll per message is slower.
+            for m in consumer.consume(num_messages=500, timeout=0.1):
+                if m.error():
+                    print(f"consumer error: {m.error()}", file=sys.stderr)
+                    continue
+                if first is None:
+                    first = time.monotonic()
+                value = m.value() or b""
+                events += 1
+                size += len(value)
+                if regex.search(value):
+                    continue
+                line = {
+                    "topic": m.topic(),
+                    "partition": m.partition(),
+                    "offset": m.offset(),
+                    "timestamp": m.timestamp()[1],
+                    "key": (m.key() or b"").decode("utf-8", "replace"),
+                    "value": value.decode("utf-8", "replace"),
+                    "headers": [],
+                }
+                out.write(json.dumps(line))
+                out.write("\n")
+        out.flush()
+    consumer.commit(asynchronous=False)
+    seconds = time.monotonic() - first if first is not None else 0.0
+    consumer.close()
+    print(json.dumps({"events": events, "bytes": size, "seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""flumen's throughput benchmark, all scenarios in one run against one broker.
+
+Starts tansu (memory storage) on loopback, loads each event size into its own
+4-partition topic once, then reads the same data in every scenario (a fresh
+consumer group each time):
+
+  1. raw librdkafka: a Rust consumer loop that only touches each payload
+  2. flumen, Rust null sink
+  2c. flumen, null sink, committing after every batch instead of every 100 ms
+  3. flumen, filter interceptor + null sink
+  4. flumen, two null sinks (fan-out)
+  5. flumen, filter interceptor + file sink
+  6. Python confluent-kafka: the same filter + file write as (5)
+
+Each is timed from the first event to the last commit (the group join is
+excluded) and repeated; the table gives the median and the spread, the ratio
+to (1), CPU seconds of the consumer and of the broker, and peak RSS.
+
+Writes bench/results.md and bench/throughput.png. Run it through
+scripts/bench.sh, which builds everything first.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parent.parent
+FLUMEN = ROOT / "target/release/flumen"
+RAW = ROOT / "target/release/examples/raw_consumer"
+GUESTS = ROOT / "guests/target/wasm32-wasip2/release"
+TANSU = Path(os.environ.get("FLUMEN_TANSU", ROOT / ".tools/tansu/tansu"))
+PARTITIONS = 4
+# One event in ten matches the filter, which drops it.
+PATTERN = "level=debug"
+TICK = os.sysconf("SC_CLK_TCK")
+
+SCENARIOS = [
+    ("1", "raw librdkafka (Rust loop, touches each payload)"),
+    ("2", "flumen: null sink"),
+    ("2c", "flumen: null sink, commit after every batch"),
+    ("3", "flumen: filter + null sink"),
+    ("4", "flumen: two null sinks (fan-out)"),
+    ("5", "flumen: filter + file sink"),
+    ("6", "Python confluent-kafka: filter + file write"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def start_tansu() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(TANSU), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise SystemExit("tansu did not start")
+            time.sleep(0.05)
+    return proc, f"127.0.0.1:{port}"
+
+
+def load(bootstrap: str, topic: str, events: int, size: int) -> dict[int, int]:
+    """Produces `events` values of `size` bytes round-robin over the
+    partitions; returns the end offset of each partition."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
+        f.result()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                         "batch.size": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
+                         "compression.type": "none", "acks": "all"})
+    filler = ("x" * size).encode()
+    counts = {p: 0 for p in range(PARTITIONS)}
+    for i in range(events):
+        head = f"level={'debug' if i % 10 == 0 else 'info'} id={i} ".encode()
+        value = (head + filler)[:size] if size > len(head) else head[:size]
+        p = i % PARTITIONS
+        while True:
+            try:
+                producer.produce(topic, value=value, partition=p)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        counts[p] += 1
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(120) != 0:
+        raise SystemExit("producer did not finish")
+    return counts
+
+
+def flumen_config(bootstrap: str, topic: str, group: str, scenario: str, out: Path) -> str:
+    null = GUESTS / "null_sink.wasm"
+    filt = f"""
+[[pipeline.interceptor]]
+name = "filter"
+component = "{GUESTS / 'filter.wasm'}"
+config = {{ pattern = "{PATTERN}" }}
+"""
+    sink = lambda name, wasm=null, extra="": f"""
+[[pipeline.sink]]
+name = "{name}"
+component = "{wasm}"
+{extra}
+"""
+    file_sink = sink("file", GUESTS / "file_sink.wasm",
+                     f'config = {{ path = "/out/out-%{{partition}}.jsonl", sync = false }}\n'
+                     f'dirs = [{{ host = "{out}", guest = "/out" }}]')
+    components = {
+        "2": sink("null"),
+        "2c": sink("null"),
+        "3": filt + sink("null"),
+        "4": sink("a") + sink("b"),
+        "5": filt + file_sink,
+    }[scenario]
+    interval = 1 if scenario == "2c" else 100
+    return f"""
+[kafka]
+bootstrap_servers = "{bootstrap}"
+options = {{ "session.timeout.ms" = 6000 }}
+[reload]
+watch = false
+[[pipeline]]
+name = "bench"
+topics = ["{topic}"]
+group_id = "{group}"
+commit = {{ interval_ms = {interval} }}
+{components}
+"""
+
+
+STAMP = re.compile(r"^(\S+Z)\s")
+
+
+def stamp(line: str) -> float:
+    m = STAMP.match(line)
+    return datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
+
+
+def run_flumen(bootstrap, topic, group, scenario, end, workdir) -> dict:
+    out = workdir / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "flumen.toml"
+    cfg.write_text(flumen_config(bootstrap, topic, group, scenario, out))
+    log = workdir / "flumen.log"
+    env = dict(os.environ, RUST_LOG="info,flumen::consumer=debug")
+    with open(log, "w") as logf:
+        proc = subprocess.Popen([str(FLUMEN), "run", "--config", str(cfg)],
+                                stdout=subprocess.DEVNULL, stderr=logf, env=env)
+    want = {p: o for p, o in end.items()}
+    assigned = done = None
+    committed = {}
+    deadline = time.time() + 600
+    pos = 0
+    while done is None:
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise SystemExit(f"flumen scenario {scenario} did not finish; see {log}")
+        time.sleep(0.05)
+        with open(log) as f:
+            f.seek(pos)
+            chunk = f.read()
+        # Only whole lines.
+        cut = chunk.rfind("\n") + 1
+        pos += len(chunk[:cut].encode())
+        for line in chunk[:cut].splitlines():
+            if assigned is None and "partitions assigned" in line:
+                assigned = stamp(line)
+            if "committing offsets=" in line:
+                for p, o in re.findall(r'\("[^"]*", (\d+), (\d+)\)', line):
+                    committed[int(p)] = int(o)
+                if all(committed.get(p) == o for p, o in want.items()):
+                    done = stamp(line)
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    rss_kib = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+    cpu = cpu_seconds(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    return {"seconds": done - assigned, "cpu": cpu, "rss_mib": rss_kib / 1024}
+
+
+def run_child(cmd) -> dict:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    result = json.loads(proc.stdout.read().strip().splitlines()[-1])
+    if status != 0:
+        raise SystemExit(f"{cmd[0]} failed")
+    return {"seconds": result["seconds"], "cpu": usage.ru_utime + usage.ru_stime,
+            "rss_mib": usage.ru_maxrss / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000,
+                    help="events of 1000 and 100 bytes (10 KB: a tenth of it)")
+    ap.add_argument("--sizes", default="1000,100,10000")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--scenarios", default=",".join(s for s, _ in SCENARIOS))
+    ap.add_argument("--out", default=str(ROOT / "bench"))
+    args = ap.parse_args()
+    wanted = args.scenarios.split(",")
+    tansu, bootstrap = start_tansu()
+    results = {}  # (size, scenario) -> list of runs
+    meta = {}
+    try:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            events = args.events if size <= 1000 else max(args.events // 10, 1)
+            topic = f"bench-{size}"
+            print(f"loading {events} events of {size} bytes …", flush=True)
+            end = load(bootstrap, topic, events, size)
+            meta[size] = events
+            for rep in range(args.reps):
+                for scenario, _ in SCENARIOS:
+                    if scenario not in wanted:
+                        continue
+                    group = f"bench-{size}-{scenario}-{rep}"
+                    broker_before = cpu_seconds(tansu.pid)
+                    with tempfile.TemporaryDirectory() as tmp:
+                        tmp = Path(tmp)
+                        if scenario == "1":
+                            r = run_child([str(RAW), bootstrap, topic, group, str(events)])
+                        elif scenario == "6":
+                            r = run_child([sys.executable, str(ROOT / "bench/python_consumer.py"),
+                                           bootstrap, topic, group, str(events), PATTERN,
+                                           str(tmp / "out.jsonl")])
+                        else:
+                            r = run_flumen(bootstrap, topic, group, scenario, end, tmp)
+                    r["broker_cpu"] = cpu_seconds(tansu.pid) - broker_before
+                    r["events_per_s"] = events / r["seconds"]
+                    r["mb_per_s"] = events * size / r["seconds"] / 1e6
+                    results.setdefault((size, scenario), []).append(r)
+                    print(f"  {size} B rep {rep + 1} ({scenario}): {r['events_per_s']:,.0f} ev/s, "
+                          f"{r['mb_per_s']:.1f} MB/s, cpu {r['cpu']:.1f} s, "
+                          f"rss {r['rss_mib']:.0f} MiB", flush=True)
+    finally:
+        tansu.kill()
+    write_report(Path(args.out), results, meta, args)
+
+
+def write_report(out: Path, results, meta, args) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# flumen throughput",
+        "",
+        f"Command: `scripts/bench.sh` (`bench/run.py --events {args.events} --reps {args.reps}`), "
+        f"{datetime.now().strftime('%Y-%m-%d')}, tansu 0.6 (memory storage) on loopback, "
+        f"4 partitions, {os.cpu_count()} cores. Median of {args.reps} runs, spread = min–max; "
+        "ratio = median events/s ÷ median of (1). CPU = user + system seconds of the "
+        "consumer process; broker = tansu's CPU seconds during the run.",
+        "",
+    ]
+    for size, events in meta.items():
+        lines += [f"## {events:,} events of {size} bytes", "",
+                  "| scenario | events/s (median) | spread | MB/s | ratio to (1) | CPU s | broker CPU s | peak RSS MiB |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        raw = results.get((size, "1"))
+        base = statistics.median(r["events_per_s"] for r in raw) if raw else None
+        for scenario, label in SCENARIOS:
+            runs = results.get((size, scenario))
+            if not runs:
+                continue
+            eps = [r["events_per_s"] for r in runs]
+            med = statistics.median(eps)
+            ratio = f"{med / base:.0%}" if base else "—"
+            lines.append(
+                f"| ({scenario}) {label} | {med:,.0f} | {min(eps):,.0f}–{max(eps):,.0f} | "
+                f"{statistics.median(r['mb_per_s'] for r in runs):.1f} | {ratio} | "
+                f"{statistics.median(r['cpu'] for r in runs):.1f} | "
+                f"{statistics.median(r['broker_cpu'] for r in runs):.1f} | "
+                f"{max(r['rss_mib'] for r in runs):.0f} |")
+        lines.append("")
+    (out / "results.md").write_text("\n".join(lines))
+    (out / "results.json").write_text(json.dumps(
+        {f"{s}/{sc}": runs for (s, sc), runs in results.items()}, indent=1))
+    try:
+        plot(out / "throughput.png", results, meta)
+    except ImportError:
+        print("matplotlib missing: no chart", file=sys.stderr)
+    print((out / "results.md").read_text())
+
+
+def plot(path: Path, results, meta) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sizes = list(meta)
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4.5), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        names, meds, lo, hi = [], [], [], []
+        for scenario, _ in SCENARIOS:
+            runs = results.get((size, scenario))
+            if not runs:
+                continue
+            mbs = [r["mb_per_s"] for r in runs]
+            m = statistics.median(mbs)
+            names.append(f"({scenario})")
+            meds.append(m)
+            lo.append(m - min(mbs))
+            hi.append(max(mbs) - m)
+        colors = {"(1)": "#555", "(6)": "#c63"}
+        ax.bar(names, meds, yerr=[lo, hi], capsize=3,
+               color=[colors.get(n, "#2a7") for n in names])
+        ax.set_title(f"{meta[size]:,} × {size} B")
+        ax.set_ylabel("MB/s (median, min–max)")
+    fig.suptitle("flumen vs raw librdkafka (1) and Python confluent-kafka (6)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+//! The benchmark's ceiling: a plain librdkafka consumer loop, in the same
+//! group set-up as flumen, that only touches each payload (sums its bytes)
+//! and commits once at the end. What flumen adds on top of this — batching,
+//! the Wasm guests, the offset tracker — is what the benchmark measures.
+//!
+//! Usage: raw_consumer BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS
+//! Prints one JSON line: events, bytes, seconds from the first event to the
+//! final commit.
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::ClientConfig;
+use std::time::{Duration, Instant};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, bootstrap, topic, group, expected] = args.as_slice() else {
+        anyhow::bail!("usage: raw_consumer BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS");
+    };
+    let expected: u64 = expected.parse()?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let (mut events, mut bytes, mut checksum) = (0u64, 0u64, 0u64);
+    let mut first: Option<Instant> = None;
+    while events < expected {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                first.get_or_insert_with(Instant::now);
+                let payload = m.payload().unwrap_or_default();
+                // Touch every byte, so the payload is really read.
+                checksum = checksum.wrapping_add(payload.iter().map(|&b| u64::from(b)).sum());
+                bytes += payload.len() as u64;
+                events += 1;
+            }
+            Some(Err(e)) => eprintln!("consumer error: {e}"),
+            None => {}
+        }
+    }
+    consumer.commit_consumer_state(CommitMode::Sync)?;
+    let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    println!(
+        "{{\"events\": {events}, \"bytes\": {bytes}, \"seconds\": {seconds}, \"checksum\": {checksum}}}"
+    );
+    Ok(())
+}

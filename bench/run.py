@@ -214,8 +214,10 @@ def run_child(cmd) -> dict:
     result = json.loads(proc.stdout.read().strip().splitlines()[-1])
     if status != 0:
         raise SystemExit(f"{cmd[0]} failed")
+    # RSS from the child itself: after fork, ru_maxrss starts at this
+    # (larger) process's high-water mark.
     return {"seconds": result["seconds"], "cpu": usage.ru_utime + usage.ru_stime,
-            "rss_mib": usage.ru_maxrss / 1024}
+            "rss_mib": result["rss_kib"] / 1024}
 
 
 def main() -> None:

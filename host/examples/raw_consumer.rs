@@ -5,7 +5,8 @@
 //!
 //! Usage: raw_consumer BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS
 //! Prints one JSON line: events, bytes, seconds from the first event to the
-//! final commit.
+//! final commit, and its own peak RSS (read here: a parent's `wait4` would
+//! report the forking parent's high-water mark when that is higher).
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
@@ -44,8 +45,13 @@ fn main() -> anyhow::Result<()> {
     }
     consumer.commit_consumer_state(CommitMode::Sync)?;
     let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let rss_kib = std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
     println!(
-        "{{\"events\": {events}, \"bytes\": {bytes}, \"seconds\": {seconds}, \"checksum\": {checksum}}}"
+        "{{\"events\": {events}, \"bytes\": {bytes}, \"seconds\": {seconds}, \"checksum\": {checksum}, \"rss_kib\": {rss_kib}}}"
     );
     Ok(())
 }

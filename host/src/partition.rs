@@ -87,7 +87,7 @@ pub fn spawn(
     stats: Arc<PipelineStats>,
     topic: &str,
     partition: i32,
-    rx: Receiver<Event>,
+    rx: Receiver<Vec<Event>>,
 ) -> std::io::Result<(Arc<PartitionShared>, std::thread::JoinHandle<()>)> {
     let shared = Arc::new(PartitionShared::new());
     let worker = Worker {

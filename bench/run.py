@@ -142,7 +142,7 @@ component = "{wasm}"
         "4": sink("a") + sink("b"),
         "5": filt + file_sink,
     }[scenario]
-    interval = 1 if scenario == "2c" else 100
+    interval = 1 if scenario == "2c" else int(os.environ.get("FLUMEN_BENCH_COMMIT_MS", "100"))
     return f"""
 [kafka]
 bootstrap_servers = "{bootstrap}"
@@ -205,6 +205,8 @@ def run_flumen(bootstrap, topic, group, scenario, end, workdir) -> dict:
     cpu = cpu_seconds(proc.pid)
     proc.send_signal(signal.SIGTERM)
     proc.wait(60)
+    if os.environ.get("FLUMEN_BENCH_KEEP_LOG"):
+        shutil.copy(log, Path(os.environ["FLUMEN_BENCH_KEEP_LOG"]) / f"flumen-{group}.log")
     return {"seconds": done - assigned, "cpu": cpu, "rss_mib": rss_kib / 1024}
 
 

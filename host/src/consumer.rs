@@ -223,6 +223,11 @@ impl PipelineConsumer {
         cc.set("auto.offset.reset", "earliest");
         // Bound librdkafka's own prefetch; flumen queues per partition too.
         cc.set("queued.max.messages.kbytes", "65536");
+        // Once that prefetch queue is full, librdkafka waits this long
+        // before fetching again (default 1000 ms). flumen drains it in bursts,
+        // so with small events the default left the pipeline idle most of
+        // every second: 137k → 458k events/s of 100 bytes in the benchmark.
+        cc.set("fetch.queue.backoff.ms", "10");
         for (k, v) in config.kafka_options() {
             cc.set(k, v);
         }

@@ -146,7 +146,7 @@ component = "{wasm}"
     return f"""
 [kafka]
 bootstrap_servers = "{bootstrap}"
-options = {{ "session.timeout.ms" = 6000 }}
+options = {{ "session.timeout.ms" = 6000{os.environ.get("FLUMEN_BENCH_OPTIONS", "")} }}
 [reload]
 watch = false
 [[pipeline]]

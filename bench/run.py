@@ -270,6 +270,12 @@ def main() -> None:
     write_report(Path(args.out), results, meta, args)
 
 
+def spread(runs, key: str) -> tuple[float, float, float]:
+    """Median, min and max of one measure over a scenario's runs."""
+    values = [r[key] for r in runs]
+    return statistics.median(values), min(values), max(values)
+
+
 def write_report(out: Path, results, meta, args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -292,11 +298,10 @@ def write_report(out: Path, results, meta, args) -> None:
             runs = results.get((size, scenario))
             if not runs:
                 continue
-            eps = [r["events_per_s"] for r in runs]
-            med = statistics.median(eps)
+            med, low, high = spread(runs, "events_per_s")
             ratio = f"{med / base:.0%}" if base else "—"
             lines.append(
-                f"| ({scenario}) {label} | {med:,.0f} | {min(eps):,.0f}–{max(eps):,.0f} | "
+                f"| ({scenario}) {label} | {med:,.0f} | {low:,.0f}–{high:,.0f} | "
                 f"{statistics.median(r['mb_per_s'] for r in runs):.1f} | {ratio} | "
                 f"{statistics.median(r['cpu'] for r in runs):.1f} | "
                 f"{statistics.median(r['broker_cpu'] for r in runs):.1f} | "
@@ -324,12 +329,11 @@ def plot(path: Path, results, meta) -> None:
             runs = results.get((size, scenario))
             if not runs:
                 continue
-            mbs = [r["mb_per_s"] for r in runs]
-            m = statistics.median(mbs)
+            m, low, high = spread(runs, "mb_per_s")
             names.append(f"({scenario})")
             meds.append(m)
-            lo.append(m - min(mbs))
-            hi.append(max(mbs) - m)
+            lo.append(m - low)
+            hi.append(high - m)
         colors = {"(1)": "#555", "(6)": "#c63"}
         ax.bar(names, meds, yerr=[lo, hi], capsize=3,
                color=[colors.get(n, "#2a7") for n in names])

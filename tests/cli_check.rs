@@ -201,21 +201,25 @@ fn run_refuses_a_missing_dead_letter_topic() {
         file_sink("s", "file_sink", "")
     );
     let config = work.config(&broker.bootstrap(), "t", "g", components);
-    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let text = run_refused(&config, &work, "its dead-letter topic");
+    assert!(
+        text.contains("dead-letter topic `no-such-dlq` does not exist"),
+        "{text}"
+    );
+}
+
+/// Runs `flumen run` on `config`, which must make it exit on its own
+/// within 30 s, without a panic; returns its log.
+fn run_refused(config: &Path, work: &Workdir, missing: &str) -> String {
+    let mut flumen = Flumen::run(config, &work.path("flumen.log"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while flumen.alive() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let text = flumen.log_text();
-    assert!(
-        !flumen.alive(),
-        "flumen runs without its dead-letter topic:\n{text}"
-    );
-    assert!(
-        text.contains("dead-letter topic `no-such-dlq` does not exist"),
-        "{text}"
-    );
+    assert!(!flumen.alive(), "flumen runs without {missing}:\n{text}");
     assert!(!text.contains("panicked"), "{text}");
+    text
 }
 
 #[test]
@@ -229,21 +233,11 @@ fn run_refuses_an_admin_address_in_use() {
     );
     let config = work.path("flumen.toml");
     std::fs::write(&config, text).expect("write config");
-    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while flumen.alive() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let log = flumen.log_text();
-    assert!(
-        !flumen.alive(),
-        "flumen runs without its admin endpoint:\n{log}"
-    );
+    let log = run_refused(&config, &work, "its admin endpoint");
     assert!(
         log.contains(&format!("starting the admin endpoint on 127.0.0.1:{port}")),
         "{log}"
     );
-    assert!(!log.contains("panicked"), "{log}");
 }
 
 #[test]

@@ -17,9 +17,7 @@
 use crate::config::{ComponentConfig, Config, ConfigError, PipelineConfig};
 use crate::partition::Components;
 use crate::pipeline::probe;
-use crate::runtime::{GuestError, GuestKind, Runtime, Slot};
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use crate::runtime::{content_digest, GuestError, GuestKind, Loaded, Runtime, Slot};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -95,25 +93,12 @@ impl ReloadHandle {
         config: Config,
         components: Vec<Components>,
     ) -> Self {
-        let digests = components
-            .iter()
-            .zip(&config.pipelines)
-            .map(|(c, p)| {
-                let i = c.interceptors.iter().zip(&p.interceptors);
-                let s = c.sinks.iter().zip(&p.sinks);
-                (
-                    i.map(|(_, cfg)| file_digest(&cfg.component)).collect(),
-                    s.map(|(_, cfg)| file_digest(&cfg.component)).collect(),
-                )
-            })
-            .collect();
         Self {
             inner: Arc::new(Mutex::new(Reloader {
                 path: config_path.to_owned(),
                 runtime,
                 config,
                 components,
-                digests,
             })),
             stats: Arc::default(),
         }
@@ -168,37 +153,20 @@ impl ReloadHandle {
     }
 }
 
-/// Content digests per pipeline: (interceptors, sinks). `None` when the file
-/// could not be read, so that any readable version counts as a change.
-type Digests = Vec<(Vec<Option<u64>>, Vec<Option<u64>>)>;
-
 struct Reloader {
     path: PathBuf,
-    runtime: Runtime,
+    /// The config the running versions came from: what a new one is
+    /// compared with for changes that need a restart.
     config: Config,
+    runtime: Runtime,
     components: Vec<Components>,
-    digests: Digests,
 }
 
 /// A checked new version, waiting for the rest of the reload to pass.
 struct Pending<P> {
+    pipeline: String,
     slot: Arc<Slot<P>>,
-    loaded: crate::runtime::Loaded<P>,
-    digest: u64,
-    pipeline: usize,
-    index: usize,
-}
-
-fn digest(bytes: &[u8]) -> u64 {
-    // Change detection only: a collision would at worst skip a reload of a
-    // file that changed, which the next change or SIGHUP repairs.
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
-}
-
-fn file_digest(path: &Path) -> Option<u64> {
-    std::fs::read(path).ok().map(|b| digest(&b))
+    loaded: Loaded<P>,
 }
 
 impl Reloader {
@@ -209,76 +177,51 @@ impl Reloader {
         }
         let mut interceptors = Vec::new();
         let mut sinks = Vec::new();
-        for (i, (p, components)) in new.pipelines.iter().zip(&self.components).enumerate() {
-            let old = &self.config.pipelines[i];
-            let (idig, sdig) = &self.digests[i];
+        for (p, components) in new.pipelines.iter().zip(&self.components) {
             check_changed(
                 &self.runtime,
                 p,
-                i,
                 &components.interceptors,
-                &old.interceptors,
                 &p.interceptors,
-                idig,
                 &mut interceptors,
             )?;
-            check_changed(
-                &self.runtime,
-                p,
-                i,
-                &components.sinks,
-                &old.sinks,
-                &p.sinks,
-                sdig,
-                &mut sinks,
-            )?;
+            check_changed(&self.runtime, p, &components.sinks, &p.sinks, &mut sinks)?;
         }
         // Everything passed: publish.
-        let mut swaps = Vec::new();
-        for pending in interceptors {
-            self.digests[pending.pipeline].0[pending.index] = Some(pending.digest);
-            swaps.push(publish(&new, pending));
-        }
-        for pending in sinks {
-            self.digests[pending.pipeline].1[pending.index] = Some(pending.digest);
-            swaps.push(publish(&new, pending));
-        }
+        let mut swaps: Vec<Swap> = interceptors.into_iter().map(publish).collect();
+        swaps.extend(sinks.into_iter().map(publish));
         self.config = new;
         Ok(swaps)
     }
 }
 
-fn publish<P: GuestKind + Clone>(config: &Config, p: Pending<P>) -> Swap {
+fn publish<P: GuestKind + Clone>(p: Pending<P>) -> Swap {
     let component = p.loaded.name().to_owned();
     let version = p.slot.publish(p.loaded);
     Swap {
-        pipeline: config.pipelines[p.pipeline].name.clone(),
+        pipeline: p.pipeline,
         component,
         version,
     }
 }
 
 /// Compiles and probes every component of one kind whose file or settings
-/// changed; adds each to `pending`.
-#[allow(clippy::too_many_arguments)]
+/// differ from the version running in its slot; adds each to `pending`.
 fn check_changed<P: GuestKind + Clone>(
     runtime: &Runtime,
     pipeline: &PipelineConfig,
-    pipeline_index: usize,
     slots: &[Arc<Slot<P>>],
-    old: &[ComponentConfig],
     new: &[ComponentConfig],
-    digests: &[Option<u64>],
     pending: &mut Vec<Pending<P>>,
 ) -> Result<(), ReloadError> {
-    for (index, ((slot, old), new)) in slots.iter().zip(old).zip(new).enumerate() {
+    for (slot, new) in slots.iter().zip(new) {
         let bytes = std::fs::read(&new.component).map_err(|e| ReloadError::Read {
             name: new.name.clone(),
             path: new.component.clone(),
             reason: e.to_string(),
         })?;
-        let d = digest(&bytes);
-        if Some(d) == digests[index] && old == new {
+        let (_, running) = slot.current();
+        if content_digest(&bytes) == running.digest() && running.config() == new {
             continue;
         }
         let guest_err = |source| ReloadError::Guest {
@@ -288,11 +231,9 @@ fn check_changed<P: GuestKind + Clone>(
         let loaded = runtime.load_bytes::<P>(new, &bytes).map_err(guest_err)?;
         probe(&loaded, &pipeline.name).map_err(guest_err)?;
         pending.push(Pending {
+            pipeline: pipeline.name.clone(),
             slot: slot.clone(),
             loaded,
-            digest: d,
-            pipeline: pipeline_index,
-            index,
         });
     }
     Ok(())

@@ -197,6 +197,7 @@ impl Runtime {
             path: cfg.component.clone(),
             reason: format!("{e:#}"),
         })?;
+        let digest = content_digest(bytes);
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -207,7 +208,7 @@ impl Runtime {
                 world: P::WORLD,
                 reason: format!("{e:#}"),
             })?;
-        Ok(Loaded::new(self, cfg, pre))
+        Ok(Loaded::new(self, cfg, pre, digest))
     }
 }
 
@@ -222,11 +223,25 @@ pub struct Loaded<P> {
     guest_config: Arc<Vec<(String, String)>>,
     http_allow: Arc<[HostPattern]>,
     name: Arc<str>,
+    /// Digest of the component file it was compiled from.
+    digest: u64,
+}
+
+/// A digest of a component file's bytes, for telling whether a file on disk
+/// is the one a component was compiled from. Change detection only: a
+/// collision would at worst skip a reload of a changed file, which the next
+/// change or SIGHUP repairs.
+pub fn content_digest(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 impl<P> Loaded<P> {
-    fn new(rt: &Runtime, cfg: &ComponentConfig, pre: P) -> Self {
+    fn new(rt: &Runtime, cfg: &ComponentConfig, pre: P, digest: u64) -> Self {
         Self {
+            digest,
             engine: rt.engine.clone(),
             fuel: rt.fuel,
             pre,
@@ -250,6 +265,11 @@ impl<P> Loaded<P> {
     /// The component's configuration.
     pub fn config(&self) -> &ComponentConfig {
         &self.cfg
+    }
+
+    /// The [`content_digest`] of the file it was compiled from.
+    pub fn digest(&self) -> u64 {
+        self.digest
     }
 
     /// A store holding a fresh sandbox with this component's grants and limits.
@@ -441,11 +461,6 @@ impl<P: GuestKind + Clone> Guest<P> {
         self.live = None;
         self.calls = 0;
         Some(version)
-    }
-
-    /// The version this guest runs (1 until the first reload).
-    pub fn version(&self) -> u64 {
-        self.version
     }
 
     /// The configuration of the version this guest runs.

@@ -10,4 +10,6 @@ scripts/fetch-tansu.sh >/dev/null
 guests/build.sh
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets -- --test-threads=2
+# Two test threads: libtest reads this; criterion's bench harness (run once
+# here as a smoke test) would refuse a --test-threads argument.
+RUST_TEST_THREADS=2 cargo test --locked --all-targets

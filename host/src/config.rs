@@ -135,6 +135,10 @@ pub struct PipelineConfig {
     /// before the partition is paused. Bounds memory when sinks are slow.
     #[serde(default = "default_max_queued")]
     pub max_queued_events: usize,
+    /// The same bound in bytes of keys, values and headers: with large
+    /// events the event count alone would let the queue hold gigabytes.
+    #[serde(default = "default_max_queued_bytes")]
+    pub max_queued_bytes: usize,
     /// How long shutdown and partition revocation wait for in-flight batches
     /// before committing what is finalized and giving up on the rest.
     #[serde(default = "default_drain_timeout_ms")]
@@ -149,6 +153,9 @@ pub struct PipelineConfig {
 
 fn default_max_queued() -> usize {
     10_000
+}
+fn default_max_queued_bytes() -> usize {
+    8 << 20
 }
 fn default_drain_timeout_ms() -> u64 {
     10_000
@@ -167,8 +174,13 @@ impl PipelineConfig {
 pub struct BatchConfig {
     /// A batch is handed on when it holds this many events…
     pub max_events: usize,
-    /// …or when its first event has waited this long.
+    /// …or when its first event has waited this long…
     pub max_wait_ms: u64,
+    /// …or when the next event would take its keys, values and headers
+    /// past this many bytes (a batch always takes at least one event). A
+    /// guest's memory grows to hold the largest batch it is handed and never
+    /// shrinks, so this bounds every instance's memory.
+    pub max_bytes: usize,
 }
 
 impl Default for BatchConfig {
@@ -176,6 +188,7 @@ impl Default for BatchConfig {
         Self {
             max_events: 500,
             max_wait_ms: 100,
+            max_bytes: 1 << 20,
         }
     }
 }
@@ -482,6 +495,9 @@ impl Config {
             if p.batch.max_events == 0 {
                 return Err(invalid(at("batch.max_events"), "must be at least 1"));
             }
+            if p.batch.max_bytes == 0 {
+                return Err(invalid(at("batch.max_bytes"), "must be at least 1"));
+            }
             if p.commit.interval_ms == 0 {
                 return Err(invalid(at("commit.interval_ms"), "must be at least 1"));
             }
@@ -505,6 +521,12 @@ impl Config {
                 return Err(invalid(
                     at("max_queued_events"),
                     format!("must be at least batch.max_events ({})", p.batch.max_events),
+                ));
+            }
+            if p.max_queued_bytes < p.batch.max_bytes {
+                return Err(invalid(
+                    at("max_queued_bytes"),
+                    format!("must be at least batch.max_bytes ({})", p.batch.max_bytes),
                 ));
             }
             if p.sinks.is_empty() {
@@ -774,6 +796,7 @@ mod tests {
             "component",
             "on_failure",
             "max_queued_events",
+            "max_queued_bytes",
             "drain_timeout_ms",
             "batch",
             "commit",

@@ -12,6 +12,7 @@
 //! Auto-commit and auto offset store are off: an offset is committed only
 //! when the partition's tracker says everything before it is finalized.
 
+use crate::batcher::event_bytes;
 use crate::config::{Config, PipelineConfig};
 use crate::partition::{self, Components, PartitionShared};
 use crate::runtime::bindings::{Event, Header};
@@ -333,10 +334,14 @@ impl PipelineConsumer {
             return;
         }
         h.last_offset = msg.offset();
-        h.shared.queued.fetch_add(1, Ordering::AcqRel);
-        h.pending.push(to_event(msg));
+        let event = to_event(msg);
+        let queued = h.shared.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        let bytes = event_bytes(&event);
+        let queued_bytes = h.shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        h.pending.push(event);
         if !h.paused
-            && h.shared.queued.load(Ordering::Acquire) >= self.pipeline.max_queued_events
+            && (queued >= self.pipeline.max_queued_events
+                || queued_bytes >= self.pipeline.max_queued_bytes)
             && self.set_paused(&key, true)
         {
             h.paused = true;
@@ -392,11 +397,14 @@ impl PipelineConsumer {
         }
     }
 
-    /// Resumes paused partitions whose queue has drained to half.
+    /// Resumes paused partitions whose queue has drained to half, in events
+    /// and in bytes.
     fn resume_drained(&self) {
         let mut parts = lock(&self.partitions);
         for (key, h) in parts.iter_mut().filter(|(_, h)| h.paused) {
             if h.shared.queued.load(Ordering::Acquire) <= self.pipeline.max_queued_events / 2
+                && h.shared.queued_bytes.load(Ordering::Acquire)
+                    <= self.pipeline.max_queued_bytes / 2
                 && self.set_paused(key, false)
             {
                 h.paused = false;

@@ -5,7 +5,7 @@
 //! offset tracker, and publishes the committable offset for the consumer
 //! thread to commit.
 
-use crate::batcher::Batcher;
+use crate::batcher::{event_bytes, Batcher};
 use crate::config::{PipelineConfig, RetryConfig};
 use crate::dead_letter::DeadLetterQueue;
 use crate::failure::{FailureContext, Guarded};
@@ -21,7 +21,6 @@ use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The components of a pipeline, compiled once and shared by all partitions
 /// (through slots, so that a reload reaches every partition).
@@ -44,6 +43,8 @@ pub struct PartitionShared {
     pub done: AtomicBool,
     /// Events queued for the worker and not yet batched (for pausing).
     pub queued: AtomicUsize,
+    /// Their bytes, as [`event_bytes`] counts them (for pausing).
+    pub queued_bytes: AtomicUsize,
     /// Offset to commit, or -1 if nothing is finalized yet.
     pub committable: AtomicI64,
 }
@@ -54,6 +55,7 @@ impl PartitionShared {
             stop: AtomicBool::new(false),
             done: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
             committable: AtomicI64::new(-1),
         }
     }
@@ -93,11 +95,7 @@ pub fn spawn(
     let worker = Worker {
         topic: topic.to_owned(),
         partition,
-        batcher: Batcher::new(
-            rx,
-            pipeline.batch.max_events,
-            Duration::from_millis(pipeline.batch.max_wait_ms),
-        ),
+        batcher: Batcher::new(rx, &pipeline.batch),
         interceptors: components
             .interceptors
             .iter()
@@ -148,6 +146,8 @@ impl Worker {
         if self.start_guests() {
             while let Some(batch) = self.batcher.next_batch(&self.shared.stop) {
                 self.shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+                let bytes = batch.iter().map(event_bytes).sum();
+                self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
                 if !self.process(batch) {
                     break;
                 }

@@ -282,7 +282,8 @@ fn restart_needed(old: &Config, new: &Config) -> Option<String> {
         if o != n {
             return Some(format!(
                 "pipeline `{}`: a pipeline-level setting changed (topics, group_id, batch, \
-                 commit, retry, dead_letter, max_queued_events or drain_timeout_ms)",
+                 commit, retry, dead_letter, max_queued_events, max_queued_bytes or \
+                 drain_timeout_ms)",
                 o.name
             ));
         }

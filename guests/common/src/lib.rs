@@ -4,7 +4,7 @@
 //! per crate; the helpers here take plain borrowed fields instead.
 
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// A guest's configuration as the host passes it to `init`: `(key, value)`
 /// pairs from the guest's TOML table.
@@ -81,24 +81,92 @@ pub struct EventFields<'a, H> {
     pub headers: H,
 }
 
-/// Renders bytes for JSON: UTF-8 text as a string, anything else as base64
-/// under a `<field>_base64` key, so that no byte of the event is lost or
-/// mangled by the rendering.
-fn put_bytes(obj: &mut Map<String, Value>, field: &str, bytes: Option<&[u8]>) {
+/// Renders bytes for JSON into `map`: UTF-8 text as a string under `field`,
+/// anything else as base64 under `<field>_base64`, so that no byte of the
+/// event is lost or mangled by the rendering.
+fn put_bytes<M: SerializeMap>(
+    map: &mut M,
+    field: &str,
+    bytes: Option<&[u8]>,
+) -> Result<(), M::Error> {
     match bytes {
-        None => {
-            obj.insert(field.to_owned(), Value::Null);
-        }
+        None => map.serialize_entry(field, &()),
         Some(b) => match std::str::from_utf8(b) {
-            Ok(s) => {
-                obj.insert(field.to_owned(), Value::String(s.to_owned()));
-            }
-            Err(_) => {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(b);
-                obj.insert(format!("{field}_base64"), Value::String(encoded));
-            }
+            Ok(s) => map.serialize_entry(field, s),
+            Err(_) => map.serialize_entry(
+                &format!("{field}_base64"),
+                &base64::engine::general_purpose::STANDARD.encode(b),
+            ),
         },
     }
+}
+
+/// One event as a JSON object, serialized straight from the borrowed fields
+/// (no intermediate `serde_json::Value`, whose building copied every value
+/// twice and dominated a file sink's time).
+struct Line<'a> {
+    label: Option<&'a str>,
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &'a [(&'a str, &'a [u8])],
+}
+
+/// One header as `{"name": …, "value": …}`.
+struct HeaderJson<'a>(&'a str, &'a [u8]);
+
+impl Serialize for HeaderJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("name", self.0)?;
+        put_bytes(&mut m, "value", Some(self.1))?;
+        m.end()
+    }
+}
+
+impl Serialize for Line<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(label) = self.label {
+            m.serialize_entry("label", label)?;
+        }
+        m.serialize_entry("topic", self.topic)?;
+        m.serialize_entry("partition", &self.partition)?;
+        m.serialize_entry("offset", &self.offset)?;
+        m.serialize_entry("timestamp", &self.timestamp)?;
+        put_bytes(&mut m, "key", self.key)?;
+        put_bytes(&mut m, "value", self.value)?;
+        let headers: Vec<HeaderJson<'_>> =
+            self.headers.iter().map(|(n, v)| HeaderJson(n, v)).collect();
+        m.serialize_entry("headers", &headers)?;
+        m.end()
+    }
+}
+
+/// Appends one event to `out` as a single JSON line (with the trailing
+/// newline), with a `label` field first when one is given.
+pub fn write_json_line<'a, H>(out: &mut Vec<u8>, event: EventFields<'a, H>, label: Option<&str>)
+where
+    H: Iterator<Item = (&'a str, &'a [u8])>,
+{
+    let headers: Vec<(&str, &[u8])> = event.headers.collect();
+    let line = Line {
+        label,
+        topic: event.topic,
+        partition: event.partition,
+        offset: event.offset,
+        timestamp: event.timestamp,
+        key: event.key,
+        value: event.value,
+        headers: &headers,
+    };
+    // Serializing into a Vec cannot fail: every field is a string, a number
+    // or null, and writes to a Vec do not error.
+    let _ = serde_json::to_writer(&mut *out, &line);
+    out.push(b'\n');
 }
 
 /// Renders one event as a single JSON line (with the trailing newline).
@@ -106,40 +174,10 @@ pub fn json_line<'a, H>(event: EventFields<'a, H>) -> String
 where
     H: Iterator<Item = (&'a str, &'a [u8])>,
 {
-    json_line_labeled(event, None)
-}
-
-/// [`json_line`] with a `label` field first, when one is given.
-pub fn json_line_labeled<'a, H>(event: EventFields<'a, H>, label: Option<&str>) -> String
-where
-    H: Iterator<Item = (&'a str, &'a [u8])>,
-{
-    let mut obj = Map::new();
-    if let Some(label) = label {
-        obj.insert("label".into(), Value::String(label.to_owned()));
-    }
-    obj.insert("topic".into(), Value::String(event.topic.to_owned()));
-    obj.insert("partition".into(), Value::from(event.partition));
-    obj.insert("offset".into(), Value::from(event.offset));
-    obj.insert(
-        "timestamp".into(),
-        event.timestamp.map(Value::from).unwrap_or(Value::Null),
-    );
-    put_bytes(&mut obj, "key", event.key);
-    put_bytes(&mut obj, "value", event.value);
-    let headers = event
-        .headers
-        .map(|(name, value)| {
-            let mut h = Map::new();
-            h.insert("name".into(), Value::String(name.to_owned()));
-            put_bytes(&mut h, "value", Some(value));
-            Value::Object(h)
-        })
-        .collect();
-    obj.insert("headers".into(), Value::Array(headers));
-    let mut line = Value::Object(obj).to_string();
-    line.push('\n');
-    line
+    let mut out = Vec::new();
+    write_json_line(&mut out, event, None);
+    // serde_json writes UTF-8 only.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Borrows an [`EventFields`] from any guest's generated `Event` (the types

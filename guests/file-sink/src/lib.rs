@@ -22,7 +22,7 @@ wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
 use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
 use flumen::pipeline::log::{log, Level};
-use flumen_guest_common::{event_fields, json_line_labeled, Config, PartitionFile};
+use flumen_guest_common::{event_fields, write_json_line, Config, PartitionFile};
 use std::cell::RefCell;
 use std::io::Write;
 
@@ -58,14 +58,14 @@ impl Guest for FileSink {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
             let state = state.as_mut().ok_or("deliver called before init")?;
-            let mut buf = String::with_capacity(batch.len() * 128);
+            let mut buf = Vec::with_capacity(batch.len() * 128);
             for e in &batch {
-                buf.push_str(&json_line_labeled(event_fields!(e), state.label.as_deref()));
+                write_json_line(&mut buf, event_fields!(e), state.label.as_deref());
             }
             let sync = state.sync;
             let (path, file) = state.file.get(&first.topic, first.partition)?;
             let write = |f: &mut std::fs::File| -> std::io::Result<()> {
-                f.write_all(buf.as_bytes())?;
+                f.write_all(&buf)?;
                 f.flush()?;
                 if sync {
                     f.sync_data()?;

@@ -1,0 +1,119 @@
+//! The cost of one guest call, by batch size: how much of a batch's time is
+//! crossing into the sandbox (lowering the events into the guest's memory,
+//! lifting the verdicts back) rather than the guest's own work.
+//!
+//! `cargo bench -p flumen --bench guest_call` (build the guests first with
+//! `guests/build.sh`). Each case is one call of a real component built from
+//! `guests/`, on a live instance, with 1000-byte events:
+//! - `null-sink/deliver`: the sink that does nothing, so its time is the
+//!   crossing alone;
+//! - `filter/process`: the regex filter interceptor of the benchmark, which
+//!   reads every value.
+//!
+//! `host-copy` is the baseline: copying the same batch on the host, the least
+//! any design that hands events to a guest has to do.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use flumen::config::Config;
+use flumen::runtime::bindings::Event;
+use flumen::runtime::{GuestTag, InterceptorGuest, Runtime, SinkGuest, Slot};
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+const BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
+const VALUE_BYTES: usize = 1000;
+
+fn guest(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../guests/target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run guests/build.sh first",
+        p.display()
+    );
+    p
+}
+
+/// A batch like the benchmark's: one event in ten matches the filter.
+fn batch(n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let level = if i % 10 == 0 { "debug" } else { "info" };
+            let mut value = format!("level={level} id={i} ").into_bytes();
+            value.resize(VALUE_BYTES, b'x');
+            Event {
+                topic: "bench-1000".into(),
+                partition: 0,
+                offset: i as i64,
+                timestamp: Some(1_700_000_000_000),
+                key: None,
+                value: Some(value),
+                headers: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+fn config() -> Config {
+    let toml = format!(
+        r#"
+        [kafka]
+        bootstrap_servers = "localhost:9092"
+        [[pipeline]]
+        name = "bench"
+        topics = ["t"]
+        group_id = "g"
+        [[pipeline.interceptor]]
+        name = "filter"
+        component = "{filter}"
+        config = {{ pattern = "level=debug" }}
+        [[pipeline.sink]]
+        name = "null"
+        component = "{null}"
+        "#,
+        filter = guest("filter").display(),
+        null = guest("null_sink").display(),
+    );
+    Config::parse(&toml, Path::new(".")).expect("bench config")
+}
+
+fn tag(name: &str) -> GuestTag {
+    GuestTag {
+        component: name.into(),
+        pipeline: "bench".into(),
+        partition: None,
+    }
+}
+
+fn guest_call(c: &mut Criterion) {
+    let config = config();
+    let runtime = Runtime::for_config(&config).expect("runtime");
+    let pipeline = &config.pipelines[0];
+    let mut sink = SinkGuest::new(
+        Slot::new(runtime.load(&pipeline.sinks[0]).expect("null sink")),
+        tag("null"),
+    );
+    let mut filter = InterceptorGuest::new(
+        Slot::new(runtime.load(&pipeline.interceptors[0]).expect("filter")),
+        tag("filter"),
+    );
+    for n in BATCH_SIZES {
+        let events = batch(n);
+        let mut group = c.benchmark_group(format!("batch-{n}"));
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("host-copy", n), |b| {
+            b.iter(|| black_box(black_box(&events).clone()))
+        });
+        group.bench_function(BenchmarkId::new("null-sink/deliver", n), |b| {
+            b.iter(|| sink.deliver(black_box(&events)).expect("deliver"))
+        });
+        group.bench_function(BenchmarkId::new("filter/process", n), |b| {
+            b.iter(|| filter.process(black_box(&events)).expect("process"))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, guest_call);
+criterion_main!(benches);

@@ -3,11 +3,13 @@
 //!
 //! The thread reads messages, hands each to its partition's worker queue,
 //! pauses a partition whose queue is full (and resumes it when it drains),
-//! and commits the offsets the workers publish — periodically, on revoke and
-//! on shutdown. It uses rdkafka's `BaseConsumer` driven by a plain loop
-//! rather than `StreamConsumer`: every librdkafka callback (rebalances,
-//! commit results) then runs on this one thread at a known point, and there
-//! is no waker to lose after a rebalance (the stall of rust-rdkafka#638).
+//! and commits the offsets the workers publish on revoke and on shutdown; a
+//! committer thread beside it commits them periodically, so that a commit's
+//! round trip to the broker does not stop consumption. It uses rdkafka's
+//! `BaseConsumer` driven by a plain loop rather than `StreamConsumer`: every
+//! librdkafka callback (rebalances, commit results) then runs on this one
+//! thread at a known point, and there is no waker to lose after a rebalance
+//! (the stall of rust-rdkafka#638).
 //!
 //! Auto-commit and auto offset store are off: an offset is committed only
 //! when the partition's tracker says everything before it is finalized.
@@ -75,6 +77,11 @@ struct PipelineContext {
     /// Offsets of revoked partitions whose commit the broker refused during
     /// the rebalance; committed once it settles (see `retry_revoked`).
     revoked_uncommitted: Mutex<Vec<(String, i32, i64)>>,
+    /// Held by the committer thread for each periodic commit and by the
+    /// revoke callback for the whole revocation, so a periodic commit never
+    /// lands after the revoke's own commit of a partition (a stale offset
+    /// there would send the next owner back over finalized events).
+    commit_lock: Mutex<()>,
     stats: Arc<PipelineStats>,
     drain_timeout: Duration,
     pipeline: String,
@@ -92,6 +99,7 @@ impl ConsumerContext for PipelineContext {
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
                 tracing::info!(pipeline = %self.pipeline, partitions = ?revoked, "partitions revoked; draining");
+                let _no_periodic_commit = lock(&self.commit_lock);
                 let handles: Vec<_> = {
                     let mut parts = lock(&self.partitions);
                     revoked
@@ -204,7 +212,7 @@ fn commit(
 
 /// One running consumer-group member for one pipeline.
 pub struct PipelineConsumer {
-    consumer: BaseConsumer<PipelineContext>,
+    consumer: Arc<BaseConsumer<PipelineContext>>,
     partitions: Arc<Mutex<Partitions>>,
     pipeline: PipelineConfig,
     components: Components,
@@ -240,6 +248,7 @@ impl PipelineConsumer {
         let context = PipelineContext {
             partitions: partitions.clone(),
             revoked_uncommitted: Mutex::new(Vec::new()),
+            commit_lock: Mutex::new(()),
             stats: stats.clone(),
             drain_timeout: pipeline.drain_timeout(),
             pipeline: pipeline.name.clone(),
@@ -248,7 +257,7 @@ impl PipelineConsumer {
         let topics: Vec<&str> = pipeline.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Self {
-            consumer,
+            consumer: Arc::new(consumer),
             partitions,
             pipeline: pipeline.clone(),
             components,
@@ -258,8 +267,19 @@ impl PipelineConsumer {
 
     /// Runs until `shutdown` is set, then drains, commits and leaves the group.
     pub fn run(self, shutdown: &AtomicBool) {
-        let commit_every = Duration::from_millis(self.pipeline.commit.interval_ms);
-        let mut last_commit = Instant::now();
+        let committer = match Committer::spawn(
+            &self.pipeline,
+            self.consumer.clone(),
+            self.partitions.clone(),
+            self.stats.clone(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(pipeline = %self.pipeline.name, error = %e,
+                    "cannot start the committer thread; the pipeline does not start");
+                return;
+            }
+        };
         let mut last_revoked_retry = Instant::now();
         while !shutdown.load(Ordering::Acquire) {
             // Wait for one message, then take what is already there.
@@ -281,11 +301,8 @@ impl PipelineConsumer {
                 self.retry_revoked();
                 last_revoked_retry = Instant::now();
             }
-            if last_commit.elapsed() >= commit_every {
-                self.commit_published();
-                last_commit = Instant::now();
-            }
         }
+        committer.stop();
         tracing::info!(pipeline = %self.pipeline.name, "shutting down: finishing in-flight batches");
         let handles: Vec<_> = lock(&self.partitions).drain().collect();
         let offsets = drain(handles, self.pipeline.drain_timeout());
@@ -436,25 +453,72 @@ impl PipelineConsumer {
             }
         }
     }
+}
 
-    /// Commits every partition whose published offset the broker has not
-    /// yet acknowledged; a failed commit is simply sent again next time.
-    ///
-    /// The commit is synchronous: one broker round trip per commit interval
-    /// on this thread. rdkafka 0.39 never reports the result of a manual
-    /// async commit (fede1024/rust-rdkafka#856), and flumen must know what
-    /// the broker acknowledged, not just what it asked for.
-    fn commit_published(&self) {
-        let acknowledged = self.stats.committed();
-        let offsets: Vec<(String, i32, i64)> = lock(&self.partitions)
-            .iter()
-            .filter_map(|((t, p), h)| {
-                let c = h.shared.committable()?;
-                (acknowledged.get(&(t.clone(), *p)) != Some(&c)).then(|| (t.clone(), *p, c))
-            })
-            .collect();
-        commit(&self.consumer, &offsets, &self.stats);
+/// The thread that commits what the partition workers have finalized, every
+/// `commit.interval_ms`.
+///
+/// Commits are synchronous: rdkafka 0.39 never reports the result of a
+/// manual async commit (fede1024/rust-rdkafka#856), and flumen must know what
+/// the broker acknowledged, not just what it asked for. On the polling
+/// thread each commit's broker round trip stopped consumption, which cost
+/// 10–40 % of throughput when committing after every batch; here it runs
+/// beside it.
+struct Committer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Committer {
+    fn spawn(
+        pipeline: &PipelineConfig,
+        consumer: Arc<BaseConsumer<PipelineContext>>,
+        partitions: Arc<Mutex<Partitions>>,
+        stats: Arc<PipelineStats>,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let every = Duration::from_millis(pipeline.commit.interval_ms);
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("flumen-commit-{}", pipeline.name))
+            .spawn(move || {
+                while !stopping.load(Ordering::Acquire) {
+                    // Short sleeps, so that stopping is prompt.
+                    let started = Instant::now();
+                    while started.elapsed() < every && !stopping.load(Ordering::Acquire) {
+                        std::thread::sleep(every.min(Duration::from_millis(50)));
+                    }
+                    let _exclusive = lock(&consumer.context().commit_lock);
+                    commit_published(&consumer, &partitions, &stats);
+                }
+            })?;
+        Ok(Self { stop, thread })
     }
+
+    /// Stops the thread after its current commit; the final commit is the
+    /// caller's.
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.thread.join();
+    }
+}
+
+/// Commits every partition whose published offset the broker has not yet
+/// acknowledged; a failed commit is simply sent again next time.
+fn commit_published(
+    consumer: &BaseConsumer<PipelineContext>,
+    partitions: &Mutex<Partitions>,
+    stats: &PipelineStats,
+) {
+    let acknowledged = stats.committed();
+    let offsets: Vec<(String, i32, i64)> = lock(partitions)
+        .iter()
+        .filter_map(|((t, p), h)| {
+            let c = h.shared.committable()?;
+            (acknowledged.get(&(t.clone(), *p)) != Some(&c)).then(|| (t.clone(), *p, c))
+        })
+        .collect();
+    commit(consumer, &offsets, stats);
 }
 
 /// Copies a message out of librdkafka's buffer into the event the guests see.

@@ -3,16 +3,23 @@ drops events matching a regex (like the filter interceptor) and appends the
 rest to a file as JSON lines (like the file sink), committing at the end.
 
 Usage: python_consumer.py BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS PATTERN OUT_FILE
-Prints one JSON line: events, bytes, seconds from the first event to the
-final commit.
+Prints one JSON line: events, bytes, seconds and CPU seconds from the first
+event to the final commit, and peak RSS.
 """
 
 import json
 import re
+import resource
 import sys
 import time
 
 from confluent_kafka import Consumer
+
+
+def cpu_now() -> float:
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -41,6 +48,7 @@ def main() -> None:
                     continue
                 if first is None:
                     first = time.monotonic()
+                    cpu_first = cpu_now()
                 value = m.value() or b""
                 events += 1
                 size += len(value)
@@ -60,12 +68,14 @@ def main() -> None:
         out.flush()
     consumer.commit(asynchronous=False)
     seconds = time.monotonic() - first if first is not None else 0.0
+    cpu = cpu_now() - cpu_first if first is not None else 0.0
     consumer.close()
     # Read here: the parent's wait4 would report the forking parent's
     # high-water mark when that is higher.
     with open("/proc/self/status", encoding="ascii") as f:
         rss_kib = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
-    print(json.dumps({"events": events, "bytes": size, "seconds": seconds, "rss_kib": rss_kib}))
+    print(json.dumps({"events": events, "bytes": size, "seconds": seconds, "cpu": cpu,
+                      "rss_kib": rss_kib}))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
 //! the Wasm guests, the offset tracker — is what the benchmark measures.
 //!
 //! Usage: raw_consumer BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS
-//! Prints one JSON line: events, bytes, seconds from the first event to the
-//! final commit, and its own peak RSS (read here: a parent's `wait4` would
+//! Prints one JSON line: events, bytes, seconds and CPU seconds from the
+//! first event to the final commit, and its own peak RSS (read here: a parent's `wait4` would
 //! report the forking parent's high-water mark when that is higher).
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -28,11 +28,13 @@ fn main() -> anyhow::Result<()> {
         .create()?;
     consumer.subscribe(&[topic])?;
     let (mut events, mut bytes, mut checksum) = (0u64, 0u64, 0u64);
-    let mut first: Option<Instant> = None;
+    let mut first: Option<(Instant, f64)> = None;
     while events < expected {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                first.get_or_insert_with(Instant::now);
+                if first.is_none() {
+                    first = Some((Instant::now(), cpu_seconds()?));
+                }
                 let payload = m.payload().unwrap_or_default();
                 // Touch every byte, so the payload is really read.
                 checksum = checksum.wrapping_add(payload.iter().map(|&b| u64::from(b)).sum());
@@ -44,14 +46,32 @@ fn main() -> anyhow::Result<()> {
         }
     }
     consumer.commit_consumer_state(CommitMode::Sync)?;
-    let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let (seconds, cpu) = match first {
+        Some((at, cpu)) => (at.elapsed().as_secs_f64(), cpu_seconds()? - cpu),
+        None => (0.0, 0.0),
+    };
     let rss_kib = std::fs::read_to_string("/proc/self/status")?
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .unwrap_or(0);
     println!(
-        "{{\"events\": {events}, \"bytes\": {bytes}, \"seconds\": {seconds}, \"checksum\": {checksum}, \"rss_kib\": {rss_kib}}}"
+        "{{\"events\": {events}, \"bytes\": {bytes}, \"seconds\": {seconds}, \"cpu\": {cpu}, \"checksum\": {checksum}, \"rss_kib\": {rss_kib}}}"
     );
     Ok(())
+}
+
+/// User + system CPU seconds of this process so far, from /proc/self/stat
+/// (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| anyhow::anyhow!("short /proc/self/stat"))?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }

@@ -281,13 +281,14 @@ impl PipelineConsumer {
             }
         };
         let mut last_revoked_retry = Instant::now();
+        let mut key = (String::new(), 0);
         while !shutdown.load(Ordering::Acquire) {
             // Wait for one message, then take what is already there.
             let mut wait = Duration::from_millis(100);
             for _ in 0..BURST {
                 match self.consumer.poll(wait) {
                     None => break,
-                    Some(Ok(msg)) => self.dispatch(&msg),
+                    Some(Ok(msg)) => self.dispatch(&msg, &mut key),
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
                     Some(Err(e)) => {
                         tracing::warn!(pipeline = %self.pipeline.name, error = %e, "consumer error")
@@ -311,10 +312,16 @@ impl PipelineConsumer {
         tracing::info!(pipeline = %self.pipeline.name, "consumer stopped");
     }
 
-    fn dispatch(&self, msg: &BorrowedMessage<'_>) {
-        let key = (msg.topic().to_owned(), msg.partition());
+    /// Queues one message for its partition's worker, starting the worker on
+    /// the partition's first message. `key` is scratch space reused across
+    /// calls, so that finding the partition allocates nothing.
+    fn dispatch(&self, msg: &BorrowedMessage<'_>, key: &mut (String, i32)) {
+        key.0.clear();
+        key.0.push_str(msg.topic());
+        key.1 = msg.partition();
+        let key = &*key;
         let mut parts = lock(&self.partitions);
-        if !parts.contains_key(&key) {
+        if !parts.contains_key(key) {
             let (tx, rx) = channel();
             match partition::spawn(
                 &self.pipeline,
@@ -345,13 +352,13 @@ impl PipelineConsumer {
                 }
             }
         }
-        let Some(h) = parts.get_mut(&key) else { return };
+        let Some(h) = parts.get_mut(key) else { return };
         if msg.offset() <= h.last_offset {
             tracing::debug!(offset = msg.offset(), "offset already queued; skipped");
             return;
         }
         h.last_offset = msg.offset();
-        let event = to_event(msg);
+        let event = to_event(&key.0, msg);
         let queued = h.shared.queued.fetch_add(1, Ordering::AcqRel) + 1;
         let bytes = event_bytes(&event);
         let queued_bytes = h.shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
@@ -359,7 +366,7 @@ impl PipelineConsumer {
         if !h.paused
             && (queued >= self.pipeline.max_queued_events
                 || queued_bytes >= self.pipeline.max_queued_bytes)
-            && self.set_paused(&key, true)
+            && self.set_paused(key, true)
         {
             h.paused = true;
         }
@@ -522,9 +529,9 @@ fn commit_published(
 }
 
 /// Copies a message out of librdkafka's buffer into the event the guests see.
-fn to_event(msg: &BorrowedMessage<'_>) -> Event {
+fn to_event(topic: &str, msg: &BorrowedMessage<'_>) -> Event {
     Event {
-        topic: msg.topic().to_owned(),
+        topic: topic.to_owned(),
         partition: msg.partition(),
         offset: msg.offset(),
         timestamp: msg.timestamp().to_millis(),

@@ -87,8 +87,9 @@ impl Batcher {
     /// Waits for the next batch. Returns `None` once `stop` is set or the
     /// queue is closed and empty; events still queued then are abandoned —
     /// they were never handed to a guest, so they are not committed and will
-    /// be read again by whoever owns the partition next.
-    pub fn next_batch(&mut self, stop: &AtomicBool) -> Option<Vec<Event>> {
+    /// be read again by whoever owns the partition next. With the batch come
+    /// its bytes, as [`event_bytes`] counts them.
+    pub fn next_batch(&mut self, stop: &AtomicBool) -> Option<(Vec<Event>, usize)> {
         let mut batch = Filling {
             events: Vec::with_capacity(self.max_events.min(4096)),
             bytes: 0,
@@ -129,7 +130,7 @@ impl Batcher {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        Some(batch.events)
+        Some((batch.events, batch.bytes))
     }
 }
 
@@ -176,7 +177,7 @@ mod tests {
         let mut b = Batcher::new(rx, &limits(3, 1 << 20));
         let stop = AtomicBool::new(false);
         let batches: Vec<Vec<i64>> = (0..3)
-            .map(|_| offsets(b.next_batch(&stop).unwrap()))
+            .map(|_| offsets(b.next_batch(&stop).unwrap().0))
             .collect();
         assert_eq!(batches, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
         drop(tx);
@@ -201,7 +202,7 @@ mod tests {
         let mut b = Batcher::new(rx, &limits(100, 1000));
         let stop = AtomicBool::new(false);
         let batches: Vec<Vec<i64>> = (0..5)
-            .map(|_| offsets(b.next_batch(&stop).unwrap()))
+            .map(|_| offsets(b.next_batch(&stop).unwrap().0))
             .collect();
         assert_eq!(
             batches,

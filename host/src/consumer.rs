@@ -25,7 +25,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -469,10 +469,11 @@ impl PipelineConsumer {
 /// manual async commit (fede1024/rust-rdkafka#856), and flumen must know what
 /// the broker acknowledged, not just what it asked for. On the polling
 /// thread each commit's broker round trip stopped consumption, which cost
-/// 10–40 % of throughput when committing after every batch; here it runs
+/// 5–20 % of throughput when committing after every batch; here it runs
 /// beside it.
 struct Committer {
-    stop: Arc<AtomicBool>,
+    /// Dropping it wakes the thread and ends it.
+    stop: Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -483,18 +484,12 @@ impl Committer {
         partitions: Arc<Mutex<Partitions>>,
         stats: Arc<PipelineStats>,
     ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = channel::<()>();
         let every = Duration::from_millis(pipeline.commit.interval_ms);
-        let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name(format!("flumen-commit-{}", pipeline.name))
             .spawn(move || {
-                while !stopping.load(Ordering::Acquire) {
-                    // Short sleeps, so that stopping is prompt.
-                    let started = Instant::now();
-                    while started.elapsed() < every && !stopping.load(Ordering::Acquire) {
-                        std::thread::sleep(every.min(Duration::from_millis(50)));
-                    }
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     let _exclusive = lock(&consumer.context().commit_lock);
                     commit_published(&consumer, &partitions, &stats);
                 }
@@ -505,7 +500,7 @@ impl Committer {
     /// Stops the thread after its current commit; the final commit is the
     /// caller's.
     fn stop(self) {
-        self.stop.store(true, Ordering::Release);
+        drop(self.stop);
         let _ = self.thread.join();
     }
 }

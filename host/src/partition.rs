@@ -5,7 +5,7 @@
 //! offset tracker, and publishes the committable offset for the consumer
 //! thread to commit.
 
-use crate::batcher::{event_bytes, Batcher};
+use crate::batcher::Batcher;
 use crate::config::{PipelineConfig, RetryConfig};
 use crate::dead_letter::DeadLetterQueue;
 use crate::failure::{FailureContext, Guarded};
@@ -43,7 +43,8 @@ pub struct PartitionShared {
     pub done: AtomicBool,
     /// Events queued for the worker and not yet batched (for pausing).
     pub queued: AtomicUsize,
-    /// Their bytes, as [`event_bytes`] counts them (for pausing).
+    /// Their bytes, as [`crate::batcher::event_bytes`] counts them (for
+    /// pausing).
     pub queued_bytes: AtomicUsize,
     /// Offset to commit, or -1 if nothing is finalized yet.
     pub committable: AtomicI64,
@@ -144,9 +145,8 @@ impl Worker {
             tracing::info_span!("partition", topic = %self.topic, partition = self.partition)
                 .entered();
         if self.start_guests() {
-            while let Some(batch) = self.batcher.next_batch(&self.shared.stop) {
+            while let Some((batch, bytes)) = self.batcher.next_batch(&self.shared.stop) {
                 self.shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-                let bytes = batch.iter().map(event_bytes).sum();
                 self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
                 if !self.process(batch) {
                     break;

@@ -15,7 +15,7 @@
 mod support;
 
 use flumen::config::Config;
-use flumen::runtime::bindings::{Event, SinkVerdict};
+use flumen::runtime::bindings::{Event, SinkVerdict, Source};
 use flumen::runtime::{GuestTag, Runtime, SinkComponent, SinkGuest, Slot};
 use std::io::Write;
 use std::net::TcpListener;
@@ -64,8 +64,6 @@ impl Captured {
 
 fn event() -> Event {
     Event {
-        topic: "t".into(),
-        partition: 0,
         offset: 0,
         timestamp: None,
         key: None,
@@ -112,7 +110,13 @@ fn run_attempt(runtime: &Runtime, dir: &Path, attempt: &str, target: &str, extra
             partition: None,
         },
     );
-    match guest.deliver(&[event()]) {
+    match guest.deliver(
+        &Source {
+            topic: "t".into(),
+            partition: 0,
+        },
+        &[event()],
+    ) {
         Ok(v) => match v.into_iter().next() {
             Some(SinkVerdict::Reject(why)) => why,
             other => format!("unexpected verdict {other:?}"),

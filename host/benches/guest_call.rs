@@ -15,7 +15,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flumen::config::Config;
-use flumen::runtime::bindings::Event;
+use flumen::runtime::bindings::{Event, Source};
 use flumen::runtime::{GuestTag, InterceptorGuest, Runtime, SinkGuest, Slot};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -43,8 +43,6 @@ fn batch(n: usize) -> Vec<Event> {
             let mut value = format!("level={level} id={i} ").into_bytes();
             value.resize(VALUE_BYTES, b'x');
             Event {
-                topic: "bench-1000".into(),
-                partition: 0,
                 offset: i as i64,
                 timestamp: Some(1_700_000_000_000),
                 key: None,
@@ -98,6 +96,10 @@ fn guest_call(c: &mut Criterion) {
         Slot::new(runtime.load(&pipeline.interceptors[0]).expect("filter")),
         tag("filter"),
     );
+    let source = Source {
+        topic: "bench-1000".into(),
+        partition: 0,
+    };
     for n in BATCH_SIZES {
         let events = batch(n);
         let mut group = c.benchmark_group(format!("batch-{n}"));
@@ -106,10 +108,14 @@ fn guest_call(c: &mut Criterion) {
             b.iter(|| black_box(black_box(&events).clone()))
         });
         group.bench_function(BenchmarkId::new("null-sink/deliver", n), |b| {
-            b.iter(|| sink.deliver(black_box(&events)).expect("deliver"))
+            b.iter(|| sink.deliver(&source, black_box(&events)).expect("deliver"))
         });
         group.bench_function(BenchmarkId::new("filter/process", n), |b| {
-            b.iter(|| filter.process(black_box(&events)).expect("process"))
+            b.iter(|| {
+                filter
+                    .process(&source, black_box(&events))
+                    .expect("process")
+            })
         });
         group.finish();
     }

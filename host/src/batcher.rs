@@ -145,8 +145,6 @@ mod tests {
 
     fn sized(offset: i64, bytes: usize) -> Event {
         Event {
-            topic: "t".into(),
-            partition: 0,
             offset,
             timestamp: None,
             key: None,

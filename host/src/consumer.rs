@@ -358,7 +358,7 @@ impl PipelineConsumer {
             return;
         }
         h.last_offset = msg.offset();
-        let event = to_event(&key.0, msg);
+        let event = to_event(msg);
         let queued = h.shared.queued.fetch_add(1, Ordering::AcqRel) + 1;
         let bytes = event_bytes(&event);
         let queued_bytes = h.shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
@@ -524,10 +524,9 @@ fn commit_published(
 }
 
 /// Copies a message out of librdkafka's buffer into the event the guests see.
-fn to_event(topic: &str, msg: &BorrowedMessage<'_>) -> Event {
+/// Its topic and partition are the worker's, passed once per batch.
+fn to_event(msg: &BorrowedMessage<'_>) -> Event {
     Event {
-        topic: topic.to_owned(),
-        partition: msg.partition(),
         offset: msg.offset(),
         timestamp: msg.timestamp().to_millis(),
         key: msg.key().map(<[u8]>::to_vec),

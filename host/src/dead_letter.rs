@@ -10,7 +10,7 @@
 use crate::config::{Config, DeadLetterConfig, RetryConfig};
 use crate::failure::Failure;
 use crate::retry::Backoff;
-use crate::runtime::bindings::Event;
+use crate::runtime::bindings::{Event, Source};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
@@ -136,13 +136,18 @@ impl DeadLetterQueue {
     /// Returns `false` if `stop` was set first: the caller must then not
     /// finalize any of them (some may be written twice after a restart,
     /// which at-least-once allows).
-    pub fn write(&self, letters: &[(&Event, &Failure)], stop: &AtomicBool) -> bool {
+    pub fn write(
+        &self,
+        source: &Source,
+        letters: &[(&Event, &Failure)],
+        stop: &AtomicBool,
+    ) -> bool {
         let mut pending: Vec<usize> = (0..letters.len()).collect();
         let mut backoff = Backoff::new(&self.retry);
         loop {
             let waits: Vec<(usize, Option<Ack>)> = pending
                 .iter()
-                .map(|&i| (i, self.send(letters[i].0, letters[i].1)))
+                .map(|&i| (i, self.send(source, letters[i].0, letters[i].1)))
                 .collect();
             let mut failed = Vec::new();
             for (i, rx) in waits {
@@ -154,7 +159,7 @@ impl DeadLetterQueue {
                             Ok(Err(e)) => {
                                 let ev = letters[i].0;
                                 tracing::warn!(topic = %self.topic, error = %e,
-                                    original_partition = ev.partition, original_offset = ev.offset,
+                                    original_partition = source.partition, original_offset = ev.offset,
                                     "dead-letter write failed; retrying");
                                 break false;
                             }
@@ -180,7 +185,7 @@ impl DeadLetterQueue {
 
     /// Queues one dead letter; `None` if librdkafka refused it at once (its
     /// queue is full, the message is too large, …), which is logged.
-    fn send(&self, event: &Event, failure: &Failure) -> Option<Ack> {
+    fn send(&self, source: &Source, event: &Event, failure: &Failure) -> Option<Ack> {
         let (tx, rx) = sync_channel(1);
         let mut hs = OwnedHeaders::new_with_capacity(event.headers.len() + 8);
         for h in &event.headers {
@@ -189,7 +194,7 @@ impl DeadLetterQueue {
                 value: Some(&h.value),
             });
         }
-        let partition = event.partition.to_string();
+        let partition = source.partition.to_string();
         let offset = event.offset.to_string();
         let attempts = failure.attempts.to_string();
         let timestamp = event.timestamp.map(|t| t.to_string());
@@ -198,7 +203,7 @@ impl DeadLetterQueue {
             (headers::COMPONENT, failure.component.as_str()),
             (headers::ERROR, failure.reason.as_str()),
             (headers::ATTEMPTS, attempts.as_str()),
-            (headers::TOPIC, event.topic.as_str()),
+            (headers::TOPIC, source.topic.as_str()),
             (headers::PARTITION, partition.as_str()),
             (headers::OFFSET, offset.as_str()),
         ];

@@ -9,7 +9,7 @@
 
 use crate::config::{FailurePolicy, RetryConfig};
 use crate::dead_letter::DeadLetterQueue;
-use crate::runtime::bindings::Event;
+use crate::runtime::bindings::{Event, Source};
 use crate::runtime::{Guest, GuestKind, GuestTag, Slot};
 use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,6 +105,8 @@ impl<G> Guarded<G> {
 
 /// What a partition worker's failure handling needs from the worker.
 pub struct FailureContext<'a> {
+    /// The partition the worker serves.
+    pub source: &'a Source,
     /// Set when the worker must stop; waits end early.
     pub stop: &'a AtomicBool,
     /// The pipeline's counters.
@@ -126,8 +128,7 @@ impl FailureContext<'_> {
         match policy {
             FailurePolicy::Skip => {
                 for (e, f) in letters {
-                    tracing::warn!(component = %f.component, topic = %e.topic,
-                        partition = e.partition, offset = e.offset, attempts = f.attempts,
+                    tracing::warn!(component = %f.component, offset = e.offset, attempts = f.attempts,
                         reason = %f.reason, "event skipped (on_failure = skip): it is not delivered");
                 }
                 self.stats
@@ -142,12 +143,11 @@ impl FailureContext<'_> {
                     tracing::error!("on_failure = dead-letter without a dead-letter topic");
                     return false;
                 };
-                if !dlq.write(letters, self.stop) {
+                if !dlq.write(self.source, letters, self.stop) {
                     return false;
                 }
                 for (e, f) in letters {
-                    tracing::warn!(component = %f.component, topic = %e.topic,
-                        partition = e.partition, offset = e.offset, attempts = f.attempts,
+                    tracing::warn!(component = %f.component, offset = e.offset, attempts = f.attempts,
                         reason = %f.reason, dead_letter_topic = dlq.topic(),
                         "event written to the dead-letter topic");
                 }
@@ -181,8 +181,7 @@ impl<'a> Blocked<'a> {
         }
         self.on = true;
         self.stats.blocked.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(component = %failure.component, topic = %event.topic,
-            partition = event.partition, offset = event.offset, attempts = failure.attempts,
+        tracing::error!(component = %failure.component, offset = event.offset, attempts = failure.attempts,
             reason = %failure.reason,
             "partition BLOCKED (on_failure = block): nothing past this offset is committed; \
              retrying until the component succeeds");

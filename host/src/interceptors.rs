@@ -73,8 +73,7 @@ pub fn run_chain(
             let (verdict, new_route) = match verdict {
                 Ok(v) => v,
                 Err(failure) if guest.policy == FailurePolicy::FailOpen => {
-                    tracing::warn!(interceptor = %failure.component, topic = %event.topic,
-                        partition = event.partition, offset = event.offset,
+                    tracing::warn!(interceptor = %failure.component, offset = event.offset,
                         reason = %failure.reason, "interceptor failed; event passed on unchanged \
                         (on_failure = fail-open)");
                     cx.stats.failed_open.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +134,7 @@ fn call_retrying(
     for tries in 1.. {
         let result = guest
             .guest
-            .process(events)
+            .process(cx.source, events)
             .and_then(|v| resolve_routes(guest.guest.name(), v, sink_names));
         let e = match result {
             Ok(v) => return Some(Ok(v)),
@@ -150,8 +149,7 @@ fn call_retrying(
             return Some(Err(failure));
         }
         cx.stats.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(error = %e, topic = %first.topic, partition = first.partition,
-            offset = first.offset, events = events.len(), attempt = tries,
+        tracing::warn!(error = %e, offset = first.offset, events = events.len(), attempt = tries,
             "interceptor failed; retrying the batch");
         if guest.spent(tries) {
             blocked.block(first, &failure);

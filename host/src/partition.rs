@@ -12,7 +12,7 @@ use crate::failure::{FailureContext, Guarded};
 use crate::interceptors::run_chain;
 use crate::offsets::OffsetTracker;
 use crate::retry::Backoff;
-use crate::runtime::bindings::Event;
+use crate::runtime::bindings::{Event, Source};
 use crate::runtime::{
     GuestKind, GuestTag, InterceptorGuest, InterceptorSlot, SinkGuest, SinkSlot, Slot,
 };
@@ -70,8 +70,8 @@ impl PartitionShared {
 
 /// Everything a worker needs, moved into its thread.
 struct Worker {
-    topic: String,
-    partition: i32,
+    /// The partition, as the guests are told it with each batch.
+    source: Source,
     batcher: Batcher,
     interceptors: Vec<Guarded<InterceptorGuest>>,
     sinks: Vec<Guarded<SinkGuest>>,
@@ -94,8 +94,10 @@ pub fn spawn(
 ) -> std::io::Result<(Arc<PartitionShared>, std::thread::JoinHandle<()>)> {
     let shared = Arc::new(PartitionShared::new());
     let worker = Worker {
-        topic: topic.to_owned(),
-        partition,
+        source: Source {
+            topic: topic.to_owned(),
+            partition,
+        },
         batcher: Batcher::new(rx, &pipeline.batch),
         interceptors: components
             .interceptors
@@ -142,7 +144,7 @@ fn guarded<P: GuestKind + Clone>(
 impl Worker {
     fn run(mut self) {
         let _span =
-            tracing::info_span!("partition", topic = %self.topic, partition = self.partition)
+            tracing::info_span!("partition", topic = %self.source.topic, partition = self.source.partition)
                 .entered();
         if self.start_guests() {
             while let Some((batch, bytes)) = self.batcher.next_batch(&self.shared.stop) {
@@ -222,6 +224,7 @@ impl Worker {
             Err(e) => tracing::error!(error = %e, "finalize of an unknown offset ignored"),
         };
         let cx = FailureContext {
+            source: &self.source,
             stop: &shared.stop,
             stats,
             dead_letter: self.dead_letter.as_deref(),

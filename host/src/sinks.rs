@@ -16,9 +16,8 @@
 use crate::failure::{Blocked, Failure, FailureContext, Guarded};
 use crate::interceptors::RoutedBatch;
 use crate::retry::{sleep_until, Backoff};
-use crate::runtime::bindings::{Event, SinkVerdict};
+use crate::runtime::bindings::{Event, SinkVerdict, Source};
 use crate::runtime::SinkGuest;
-use crate::stats::PipelineStats;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -103,7 +102,7 @@ pub fn deliver_all(
             if state.pending.iter().any(|&i| state.tries[i] > 0) {
                 sink.switch_version(events[state.pending[0]].offset, true);
             }
-            let round = deliver_round(sink, state, events, cx.stats);
+            let round = deliver_round(sink, state, events, cx);
             let settled = round.delivered.len() + round.given_up.len();
             if !round.given_up.is_empty() {
                 let letters: Vec<_> = round
@@ -133,8 +132,7 @@ pub fn deliver_all(
             };
             cx.stats.retries.fetch_add(1, Ordering::Relaxed);
             let e = &events[*i];
-            tracing::warn!(sink = sink.guest.name(), topic = %e.topic, partition = e.partition,
-                offset = e.offset, failed = round.failed, attempt = failure.attempts,
+            tracing::warn!(sink = sink.guest.name(), offset = e.offset, failed = round.failed, attempt = failure.attempts,
                 reason = %failure.reason, "sink did not deliver; retrying");
             if !sink.gives_up_events() && sink.spent(failure.attempts) {
                 blocked.block(e, failure);
@@ -165,7 +163,7 @@ fn deliver_round(
     sink: &mut Guarded<SinkGuest>,
     state: &mut SinkState,
     events: &[Event],
-    stats: &PipelineStats,
+    cx: &FailureContext<'_>,
 ) -> Round {
     let offered = if state.isolate {
         1
@@ -181,7 +179,7 @@ fn deliver_round(
         attempts: tries,
     };
     let mut still = Vec::with_capacity(state.pending.len());
-    match call(&mut sink.guest, events, offer) {
+    match call(&mut sink.guest, cx.source, events, offer) {
         Err(e) => {
             let reason = e.to_string();
             for &i in offer {
@@ -222,7 +220,7 @@ fn deliver_round(
                     still.push(i);
                 }
             }
-            stats.add_delivered(&name, round.delivered.len() as u64);
+            cx.stats.add_delivered(&name, round.delivered.len() as u64);
         }
     }
     still.extend_from_slice(&state.pending[offered..]);
@@ -234,13 +232,14 @@ fn deliver_round(
 /// order).
 fn call(
     sink: &mut SinkGuest,
+    source: &Source,
     events: &[Event],
     offer: &[usize],
 ) -> Result<Vec<SinkVerdict>, crate::runtime::GuestError> {
     // The common case, the whole batch, is passed without copying.
     if offer.len() == events.len() {
-        return sink.deliver(events);
+        return sink.deliver(source, events);
     }
     let subset: Vec<Event> = offer.iter().map(|&i| events[i].clone()).collect();
-    sink.deliver(&subset)
+    sink.deliver(source, &subset)
 }

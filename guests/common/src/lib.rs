@@ -63,7 +63,8 @@ impl Config {
     }
 }
 
-/// The fields of one event, borrowed from a guest's generated event type.
+/// The fields of one event, borrowed from a guest's generated event type and
+/// its batch's source.
 pub struct EventFields<'a, H> {
     /// Source topic.
     pub topic: &'a str,
@@ -180,14 +181,14 @@ where
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Borrows an [`EventFields`] from any guest's generated `Event` (the types
-/// differ per guest crate, the field names do not).
+/// Borrows an [`EventFields`] from any guest's generated `Source` and `Event`
+/// (the types differ per guest crate, the field names do not).
 #[macro_export]
 macro_rules! event_fields {
-    ($e:expr) => {
+    ($source:expr, $e:expr) => {
         $crate::EventFields {
-            topic: &$e.topic,
-            partition: $e.partition,
+            topic: &$source.topic,
+            partition: $source.partition,
             offset: $e.offset,
             timestamp: $e.timestamp,
             key: $e.key.as_deref(),

@@ -12,7 +12,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
+use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
 use flumen_guest_common::Config;
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -146,7 +146,7 @@ impl Guest for Escape {
         Ok(())
     }
 
-    fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(_source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
         let (kind, target) = PLAN.with(|p| p.borrow().clone());
         let verdict = match attempt(&kind, &target) {
             Ok(got) => Verdict::Reject(format!("ESCAPED: {got}")),

@@ -20,7 +20,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
+use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};
 use flumen_guest_common::{event_fields, write_json_line, Config, PartitionFile};
 use std::cell::RefCell;
@@ -51,19 +51,19 @@ impl Guest for FileSink {
         Ok(())
     }
 
-    fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
-        let Some(first) = batch.first() else {
+    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        if batch.is_empty() {
             return Ok(Vec::new());
-        };
+        }
         STATE.with(|s| {
             let mut state = s.borrow_mut();
             let state = state.as_mut().ok_or("deliver called before init")?;
             let mut buf = Vec::with_capacity(batch.len() * 128);
             for e in &batch {
-                write_json_line(&mut buf, event_fields!(e), state.label.as_deref());
+                write_json_line(&mut buf, event_fields!(source, e), state.label.as_deref());
             }
             let sync = state.sync;
-            let (path, file) = state.file.get(&first.topic, first.partition)?;
+            let (path, file) = state.file.get(&source.topic, source.partition)?;
             let write = |f: &mut std::fs::File| -> std::io::Result<()> {
                 f.write_all(&buf)?;
                 f.flush()?;

@@ -14,7 +14,7 @@
 
 wit_bindgen::generate!({ world: "interceptor", path: "../../wit" });
 
-use exports::flumen::pipeline::interception::{Action, Event, Guest, Verdict};
+use exports::flumen::pipeline::interception::{Action, Event, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};
 use flumen_guest_common::Config;
 use regex::bytes::Regex;
@@ -62,9 +62,11 @@ impl Guest for FilterInterceptor {
             "key" => Field::Key,
             other => match other.strip_prefix("header:") {
                 Some(name) if !name.is_empty() => Field::Header(name.to_owned()),
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "config key `field` must be `value`, `key` or `header:<name>`, got `{other}`"
-                )),
+                ))
+                }
             },
         };
         let keep_matching = match config.get("mode").unwrap_or("drop") {
@@ -93,7 +95,7 @@ impl Guest for FilterInterceptor {
         Ok(())
     }
 
-    fn process(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn process(_source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
         FILTER.with(|f| {
             let filter = f.borrow();
             let filter = filter.as_ref().ok_or("process called before init")?;

@@ -17,7 +17,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
+use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
 use flumen_guest_common::{event_fields, json_line, Config};
 use std::cell::RefCell;
 use wasi::http::outgoing_handler;
@@ -151,13 +151,13 @@ impl Guest for HttpSink {
         Ok(())
     }
 
-    fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let mut body = String::with_capacity(batch.len() * 128);
         for e in &batch {
-            body.push_str(&json_line(event_fields!(e)));
+            body.push_str(&json_line(event_fields!(source, e)));
         }
         TARGET.with(|t| {
             let t = t.borrow();

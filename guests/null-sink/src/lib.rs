@@ -3,7 +3,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
+use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
 
 struct NullSink;
 
@@ -15,7 +15,7 @@ impl Guest for NullSink {
         }
     }
 
-    fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(_source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
         Ok(vec![Verdict::Delivered; batch.len()])
     }
 }

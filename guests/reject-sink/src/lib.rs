@@ -22,7 +22,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Verdict};
+use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
 use flumen_guest_common::{event_fields, json_line, Config, PartitionFile};
 use std::cell::RefCell;
 use std::io::Write;
@@ -138,7 +138,7 @@ impl Guest for RejectSink {
         Ok(())
     }
 
-    fn deliver(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
         };
@@ -149,7 +149,7 @@ impl Guest for RejectSink {
                 std::thread::sleep(std::time::Duration::from_millis(state.delay_ms));
             }
             if any_contains(&batch, state.trap.as_deref()) {
-                let marker = format!("{}/.trapped-{}", state.dir, first.partition);
+                let marker = format!("{}/.trapped-{}", state.dir, source.partition);
                 if std::fs::metadata(&marker).is_err() {
                     std::fs::write(&marker, b"").map_err(|e| format!("{marker}: {e}"))?;
                     trap(&state.trap_kind, first.offset)?;
@@ -197,11 +197,11 @@ impl Guest for RejectSink {
                         e.offset
                     )));
                 } else {
-                    buf.push_str(&json_line(event_fields!(e)));
+                    buf.push_str(&json_line(event_fields!(source, e)));
                     verdicts.push(Verdict::Delivered);
                 }
             }
-            let (_, file) = state.file.get(&first.topic, first.partition)?;
+            let (_, file) = state.file.get(&source.topic, source.partition)?;
             file.write_all(buf.as_bytes()).map_err(|e| e.to_string())?;
             file.flush().map_err(|e| e.to_string())?;
             Ok(verdicts)

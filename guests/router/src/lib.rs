@@ -9,7 +9,7 @@
 
 wit_bindgen::generate!({ world: "interceptor", path: "../../wit" });
 
-use exports::flumen::pipeline::interception::{Action, Event, Guest, Replacement, Verdict};
+use exports::flumen::pipeline::interception::{Action, Event, Guest, Replacement, Source, Verdict};
 use flumen::pipeline::types::Header;
 use flumen_guest_common::Config;
 use std::cell::RefCell;
@@ -54,7 +54,7 @@ impl Guest for Router {
         Ok(())
     }
 
-    fn process(batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn process(_source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
         let failing = FAIL.with(|f| {
             let f = f.borrow();
             let needle = f.as_deref().filter(|n| !n.is_empty())?;

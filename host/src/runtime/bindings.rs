@@ -27,5 +27,5 @@ pub use interceptor::exports::flumen::pipeline::interception::{
     Action, Replacement, Verdict as InterceptorVerdict,
 };
 pub use interceptor::flumen::pipeline::log::Level;
-pub use interceptor::flumen::pipeline::types::{Event, Header};
+pub use interceptor::flumen::pipeline::types::{Event, Header, Source};
 pub use sink::exports::flumen::pipeline::delivery::Verdict as SinkVerdict;

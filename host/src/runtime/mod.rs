@@ -22,7 +22,7 @@ pub use state::{GuestState, GuestTag};
 use crate::config::ComponentConfig;
 use bindings::interceptor::{Interceptor, InterceptorPre};
 use bindings::sink::{Sink, SinkPre};
-use bindings::{Event, InterceptorVerdict, SinkVerdict};
+use bindings::{Event, InterceptorVerdict, SinkVerdict, Source};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -557,17 +557,30 @@ impl<P: GuestKind> Guest<P> {
 }
 
 impl Guest<InterceptorPre<GuestState>> {
-    /// Calls the interceptor on a batch; one verdict per event or an error.
-    pub fn process(&mut self, batch: &[Event]) -> Result<Vec<InterceptorVerdict>, GuestError> {
-        let r = self.call(|b, s| b.flumen_pipeline_interception().call_process(s, batch))?;
+    /// Calls the interceptor on a batch of `source`'s events; one verdict
+    /// per event or an error.
+    pub fn process(
+        &mut self,
+        source: &Source,
+        batch: &[Event],
+    ) -> Result<Vec<InterceptorVerdict>, GuestError> {
+        let r = self.call(|b, s| {
+            b.flumen_pipeline_interception()
+                .call_process(s, source, batch)
+        })?;
         self.checked(r, batch.len())
     }
 }
 
 impl Guest<SinkPre<GuestState>> {
-    /// Calls the sink on a batch; one verdict per event or an error.
-    pub fn deliver(&mut self, batch: &[Event]) -> Result<Vec<SinkVerdict>, GuestError> {
-        let r = self.call(|b, s| b.flumen_pipeline_delivery().call_deliver(s, batch))?;
+    /// Calls the sink on a batch of `source`'s events; one verdict per
+    /// event or an error.
+    pub fn deliver(
+        &mut self,
+        source: &Source,
+        batch: &[Event],
+    ) -> Result<Vec<SinkVerdict>, GuestError> {
+        let r = self.call(|b, s| b.flumen_pipeline_delivery().call_deliver(s, source, batch))?;
         self.checked(r, batch.len())
     }
 }

@@ -15,8 +15,13 @@ fn check(config_text: &str) -> (bool, String) {
 }
 
 fn check_path(path: &Path) -> (bool, String) {
+    check_path_env(path, &[])
+}
+
+fn check_path_env(path: &Path, env: &[(&str, &Path)]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
         .args(["check", "--config", &path.display().to_string()])
+        .envs(env.iter().copied())
         .output()
         .expect("run flumen check");
     let text = format!(
@@ -256,4 +261,91 @@ fn bad_http_allow_and_env_are_named() {
         )),
         &["sink[0].env", "not a valid environment variable name"],
     );
+}
+
+/// `check` compiles each component once into the compile cache; the next
+/// `check` (or start, or reload) maps it from there. A damaged entry is
+/// compiled over, and a directory other users can write to is not used.
+#[test]
+fn check_warms_the_compile_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("flumen.toml");
+    let components = format!("{}{}", drop_debug(), sink("null", &guest("null_sink"), ""));
+    std::fs::write(&config, config_with(&components)).expect("write");
+    let cache = dir.path().join("cache");
+    let env = [("FLUMEN_CACHE_DIR", cache.as_path())];
+    let entries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+
+    let (ok, cold) = check_path_env(&config, &env);
+    assert!(ok, "{cold}");
+    assert_eq!(cold.matches("code    compiled in").count(), 2, "{cold}");
+    assert_eq!(
+        entries().len(),
+        2,
+        "one entry per component: {:?}",
+        entries()
+    );
+    let mode = std::fs::metadata(&cache)
+        .expect("cache")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "the cache is created private");
+
+    let (ok, warm) = check_path_env(&config, &env);
+    assert!(ok, "{warm}");
+    assert_eq!(warm.matches("from the compile cache").count(), 2, "{warm}");
+
+    // A truncated entry (a crash mid-write of an older version, a full
+    // disk) is not trusted: it is compiled again and replaced.
+    for e in entries() {
+        std::fs::write(&e, b"not machine code").expect("damage entry");
+    }
+    let (ok, damaged) = check_path_env(&config, &env);
+    assert!(ok, "{damaged}");
+    assert_eq!(
+        damaged.matches("code    compiled in").count(),
+        2,
+        "{damaged}"
+    );
+    assert!(
+        damaged.contains("compile cache entry unusable"),
+        "{damaged}"
+    );
+    let (ok, repaired) = check_path_env(&config, &env);
+    assert!(ok, "{repaired}");
+    assert_eq!(
+        repaired.matches("from the compile cache").count(),
+        2,
+        "{repaired}"
+    );
+
+    // Anyone who can write the cache could run code inside flumen.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let (ok, open) = check_path_env(&config, &env);
+    assert!(ok, "{open}");
+    assert!(
+        open.contains("writable by other users") && open.contains("compile cache off"),
+        "{open}"
+    );
+    assert_eq!(open.matches("code    compiled in").count(), 2, "{open}");
+}
+
+/// `[cache] enabled = false` compiles every time and writes nothing.
+#[test]
+fn compile_cache_can_be_switched_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let text = format!(
+        "{}\n[cache]\nenabled = false\ndir = \"{}\"\n",
+        config_with(&sink("null", &guest("null_sink"), "")),
+        cache.display()
+    );
+    let (ok, out) = check(&text);
+    assert!(ok && out.contains("compile cache off"), "{out}");
+    assert!(!cache.exists(), "nothing written");
 }

@@ -3,8 +3,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use flumen::config::Config;
+use flumen::runtime::{Origin, Runtime};
 use flumen::stats::PipelineStats;
-use flumen::{admin, demo, pipeline, reload, runtime::Runtime};
+use flumen::{admin, demo, pipeline, reload};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -99,20 +100,38 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = Config::load(&path)?;
     let runtime = Runtime::for_config(&config).context("starting the WebAssembly runtime")?;
     let checked = pipeline::check(&config, &runtime)?;
+    match runtime.cache() {
+        Some(c) => println!("compile cache {} (warmed)", c.dir().display()),
+        None => println!("compile cache off: every start compiles every component"),
+    }
     for p in &checked {
         println!(
             "pipeline `{}`: topics {:?}, group `{}`",
             p.config.name, p.config.topics, p.config.group_id
         );
+        let compiled = p
+            .components
+            .interceptors
+            .iter()
+            .map(|s| s.current().1.compiled())
+            .chain(p.components.sinks.iter().map(|s| s.current().1.compiled()));
         let kinds = p
             .config
             .interceptors
             .iter()
             .map(|c| ("interceptor", c))
             .chain(p.config.sinks.iter().map(|c| ("sink", c)));
-        for (kind, c) in kinds {
+        for ((kind, c), compiled) in kinds.zip(compiled) {
             let retry = c.retry_or(&p.config.retry);
             println!("  ok  {kind:<11} `{}` {}", c.name, c.component.display());
+            println!(
+                "        code    {} in {} ms",
+                match compiled.origin {
+                    Origin::Cached => "from the compile cache",
+                    Origin::Compiled => "compiled",
+                },
+                compiled.took.as_millis()
+            );
             println!("        limits  {}", describe_limits(&c.limits));
             println!("        grants  {}", describe_grants(c));
             println!(

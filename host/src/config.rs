@@ -62,6 +62,30 @@ pub struct Config {
     /// Hot reload of components and their settings.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// The compiled-component cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+}
+
+/// Where compiled components are kept between starts and reloads (see
+/// [`crate::runtime::cache`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Whether to use the cache.
+    pub enabled: bool,
+    /// The directory; by default `$FLUMEN_CACHE_DIR`, systemd's
+    /// `$CACHE_DIRECTORY`, `$XDG_CACHE_HOME/flumen` or `~/.cache/flumen`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: None,
+        }
+    }
 }
 
 /// The admin HTTP endpoint.

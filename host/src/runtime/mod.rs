@@ -13,9 +13,11 @@
 //! version; each partition's [`Guest`] notices at its next batch boundary.
 
 pub mod bindings;
+pub mod cache;
 mod sandbox;
 mod state;
 
+pub use cache::{CompileCache, Origin};
 pub use sandbox::HostPattern;
 pub use state::{GuestState, GuestTag};
 
@@ -26,7 +28,7 @@ use bindings::{Event, InterceptorVerdict, SinkVerdict, Source};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config as EngineConfig, Engine, Store, StoreLimitsBuilder};
 
@@ -117,6 +119,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<GuestState>>,
     fuel: bool,
+    cache: Option<CompileCache>,
 }
 
 impl Runtime {
@@ -156,13 +159,41 @@ impl Runtime {
             engine,
             linker: Arc::new(linker),
             fuel,
+            cache: None,
         })
     }
 
     /// The runtime a config needs: with fuel counting if any component
-    /// sets `limits.fuel`.
+    /// sets `limits.fuel`, and the compile cache its `[cache]` asks for.
+    /// A cache that cannot be used is logged and left off: it only saves
+    /// time.
     pub fn for_config(config: &crate::config::Config) -> anyhow::Result<Self> {
-        Self::new(config.uses_fuel())
+        let mut runtime = Self::new(config.uses_fuel())?;
+        if config.cache.enabled {
+            match config.cache.dir.clone().or_else(cache::default_dir) {
+                Some(dir) => runtime = runtime.with_cache(&dir),
+                None => tracing::warn!(
+                    "no compile cache: set `cache.dir` (or $FLUMEN_CACHE_DIR or $HOME); every \
+                     start compiles every component"
+                ),
+            }
+        }
+        Ok(runtime)
+    }
+
+    /// Uses the compile cache in `dir` (see [`cache`]); logs and goes on
+    /// without it if it cannot be used.
+    pub fn with_cache(mut self, dir: &std::path::Path) -> Self {
+        match CompileCache::open(dir, &self.engine) {
+            Ok(c) => self.cache = Some(c),
+            Err(e) => tracing::warn!(error = %e, "compile cache off"),
+        }
+        self
+    }
+
+    /// The compile cache, if on.
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
     }
 
     /// Compiles a component and checks it against its world's contract:
@@ -192,11 +223,22 @@ impl Runtime {
                     .into(),
             });
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| GuestError::Load {
+        let started = Instant::now();
+        let compiled = match &self.cache {
+            Some(cache) => cache.load(&self.engine, bytes),
+            None => Component::new(&self.engine, bytes).map(|c| (c, Origin::Compiled)),
+        };
+        let (component, origin) = compiled.map_err(|e| GuestError::Load {
             name: cfg.name.clone(),
             path: cfg.component.clone(),
             reason: format!("{e:#}"),
         })?;
+        let compiled = Compiled {
+            origin,
+            took: started.elapsed(),
+        };
+        tracing::debug!(component = %cfg.name, ?origin, ms = compiled.took.as_millis() as u64,
+            "component loaded");
         let digest = content_digest(bytes);
         let pre = self
             .linker
@@ -208,8 +250,17 @@ impl Runtime {
                 world: P::WORLD,
                 reason: format!("{e:#}"),
             })?;
-        Ok(Loaded::new(self, cfg, pre, digest))
+        Ok(Loaded::new(self, cfg, pre, digest, compiled))
     }
+}
+
+/// How a component's machine code was obtained, for `check` to report.
+#[derive(Clone, Copy, Debug)]
+pub struct Compiled {
+    /// From the compile cache, or compiled now.
+    pub origin: Origin,
+    /// How long loading took (compiling, or mapping the cache entry).
+    pub took: Duration,
 }
 
 /// A compiled, type-checked component, ready to be instantiated any number of
@@ -225,6 +276,7 @@ pub struct Loaded<P> {
     name: Arc<str>,
     /// Digest of the component file it was compiled from.
     digest: u64,
+    compiled: Compiled,
 }
 
 /// A digest of a component file's bytes, for telling whether a file on disk
@@ -239,9 +291,10 @@ pub fn content_digest(bytes: &[u8]) -> u64 {
 }
 
 impl<P> Loaded<P> {
-    fn new(rt: &Runtime, cfg: &ComponentConfig, pre: P, digest: u64) -> Self {
+    fn new(rt: &Runtime, cfg: &ComponentConfig, pre: P, digest: u64, compiled: Compiled) -> Self {
         Self {
             digest,
+            compiled,
             engine: rt.engine.clone(),
             fuel: rt.fuel,
             pre,
@@ -265,6 +318,11 @@ impl<P> Loaded<P> {
     /// The component's configuration.
     pub fn config(&self) -> &ComponentConfig {
         &self.cfg
+    }
+
+    /// How its machine code was obtained.
+    pub fn compiled(&self) -> Compiled {
+        self.compiled
     }
 
     /// The [`content_digest`] of the file it was compiled from.

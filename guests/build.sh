@@ -1,29 +1,67 @@
 #!/usr/bin/env bash
-# Builds every guest in this workspace into a WebAssembly component:
-#   guests/target/wasm32-wasip2/release/<crate_name>.wasm
+# Builds the guests into WebAssembly components:
+#   Rust    guests/<crate>/          → guests/target/wasm32-wasip2/release/<crate_name>.wasm
+#   Python  guests/python/<name>/    → guests/target/python/<name>.wasm   (componentize-py)
 #
-# With rustup and the wasm32-wasip2 target installed this is a plain
-# `cargo build`. Without it (Debian machines where rustup cannot download
-# targets), it builds std from source with Debian's rustc-web; install that
-# toolchain with scripts/install-guest-toolchain.sh.
+# `guests/build.sh` builds every language; `guests/build.sh rust python`
+# only those. Install the toolchains with scripts/install-guest-toolchain.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
+here=$(pwd)
+wit="$here/../wit"
 
-# simd128: wasmtime compiles Wasm SIMD to the host's vector instructions, and
-# memchr (so regex's literal search) uses it; the filter's scan of each value
-# is then several times faster.
-simd="-C target-feature=+simd128"
+# Rebuilds `out` from the files under `src` only when one of them (or the
+# WIT contract) is newer, since Python and JavaScript builds take seconds
+# each.
+stale() {
+  local out=$1 src=$2
+  [ ! -f "$out" ] || [ -n "$(find "$src" "$wit" -newer "$out" -type f -print -quit)" ]
+}
 
-if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
-  RUSTFLAGS="$simd" cargo build --locked --release --target wasm32-wasip2 "$@"
-else
-  for f in /usr/bin/rustc /usr/bin/cargo /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a; do
-    [ -e "$f" ] || { echo "guests/build.sh: $f missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
+build_rust() {
+  # simd128: wasmtime compiles Wasm SIMD to the host's vector instructions,
+  # and memchr (so regex's literal search) uses it; the filter's scan of
+  # each value is then several times faster.
+  local simd="-C target-feature=+simd128"
+  if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    RUSTFLAGS="$simd" cargo build --locked --release --target wasm32-wasip2
+  else
+    for f in /usr/bin/rustc /usr/bin/cargo /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a; do
+      [ -e "$f" ] || { echo "guests/build.sh: $f missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
+    done
+    # Debian's cargo must match the std source it builds (-Zbuild-std), and
+    # Debian ships no rust-lld, so the linker is named explicitly.
+    RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+    RUSTFLAGS="$simd -L native=/usr/lib/wasm32-wasi -C link-arg=--wasm-ld-path=/usr/bin/wasm-ld-22" \
+      /usr/bin/cargo build --locked --release -Zbuild-std=std,panic_abort --target wasm32-wasip2
+  fi
+  ls -l target/wasm32-wasip2/release/*.wasm
+}
+
+build_python() {
+  local cpy="$here/../target/guest-venv/bin/componentize-py"
+  [ -x "$cpy" ] || { echo "guests/build.sh: $cpy missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
+  mkdir -p target/python
+  for dir in python/*/; do
+    local name world out
+    name=$(basename "$dir")
+    # The world is named in the app's first line of code: `class Delivery`
+    # is a sink, `class Interception` an interceptor.
+    if grep -q '^class Delivery' "$dir/app.py"; then world=sink; else world=interceptor; fi
+    out="$here/target/python/$name.wasm"
+    if stale "$out" "$dir"; then
+      (cd "$dir" && "$cpy" -d "$wit" -w "$world" componentize app -o "$out" >/dev/null)
+    fi
+    ls -l "$out"
   done
-  # Debian's cargo must match the std source it builds (-Zbuild-std), and
-  # Debian ships no rust-lld, so the linker is named explicitly.
-  RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
-  RUSTFLAGS="$simd -L native=/usr/lib/wasm32-wasi -C link-arg=--wasm-ld-path=/usr/bin/wasm-ld-22" \
-    /usr/bin/cargo build --locked --release -Zbuild-std=std,panic_abort --target wasm32-wasip2 "$@"
-fi
-ls -l target/wasm32-wasip2/release/*.wasm
+}
+
+langs=("$@")
+[ ${#langs[@]} -gt 0 ] || langs=(rust python)
+for lang in "${langs[@]}"; do
+  case "$lang" in
+    rust) build_rust ;;
+    python) build_python ;;
+    *) echo "guests/build.sh: unknown language \`$lang\` (rust, python)" >&2; exit 2 ;;
+  esac
+done

@@ -6,9 +6,9 @@
 # runs bench/run.py, which writes bench/results.md and bench/throughput.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-guest-toolchain.sh
+scripts/install-guest-toolchain.sh rust
 scripts/fetch-tansu.sh
-guests/build.sh >/dev/null
+guests/build.sh rust >/dev/null
 cargo build --release --locked -p flumen --bin flumen --example raw_consumer
 venv=target/bench-venv
 if [ ! -x "$venv/bin/python" ]; then

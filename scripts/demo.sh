@@ -3,6 +3,6 @@
 # guests, and runs `flumen demo` on an embedded Kafka broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-guest-toolchain.sh
-guests/build.sh >/dev/null
+scripts/install-guest-toolchain.sh rust
+guests/build.sh rust >/dev/null
 exec cargo run --quiet --bin flumen -- demo "$@"

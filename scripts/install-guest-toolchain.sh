@@ -1,21 +1,54 @@
 #!/usr/bin/env bash
-# Installs what guests/build.sh needs, if it is not there already:
-# - with rustup: the wasm32-wasip2 target (works where rustup can download);
-# - otherwise: Debian's rustc-web (with its std source), lld-22 and wasi-libc.
+# Installs what guests/build.sh needs, if it is not there already.
+#   scripts/install-guest-toolchain.sh [rust] [python]   (default: all)
+# - rust: with rustup, the wasm32-wasip2 target (where rustup can download);
+#   otherwise Debian's rustc-web (with its std source), lld-22 and wasi-libc.
+# - python: componentize-py, pinned, in the venv target/guest-venv.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
-  exit 0
-fi
-if [ -x /usr/bin/rustc ] && [ -x /usr/bin/wasm-ld-22 ] && [ -f /usr/lib/wasm32-wasi/libc.a ] \
-   && [ -d /usr/lib/rustlib/src/rust/library ]; then
-  exit 0
-fi
-if command -v rustup >/dev/null 2>&1 && timeout 60 rustup target add wasm32-wasip2 >/dev/null 2>&1; then
-  exit 0
-fi
-echo "installing the Debian guest toolchain (rustc-web, rust-web-src, lld-22, wasi-libc)" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 wasi-libc >/dev/null
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    $sudo apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+install_rust() {
+  if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    return
+  fi
+  if [ -x /usr/bin/rustc ] && [ -x /usr/bin/wasm-ld-22 ] && [ -f /usr/lib/wasm32-wasi/libc.a ] \
+     && [ -d /usr/lib/rustlib/src/rust/library ]; then
+    return
+  fi
+  if command -v rustup >/dev/null 2>&1 && timeout 60 rustup target add wasm32-wasip2 >/dev/null 2>&1; then
+    return
+  fi
+  echo "installing the Debian guest toolchain (rustc-web, rust-web-src, lld-22, wasi-libc)" >&2
+  apt_install rustc-web cargo-web rust-web-src lld-22 wasi-libc
+}
+
+install_python() {
+  local venv=target/guest-venv
+  if [ -x "$venv/bin/componentize-py" ] && "$venv/bin/componentize-py" --version | grep -q ' 0\.25\.1'; then
+    return
+  fi
+  echo "installing componentize-py 0.25.1 into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet componentize-py==0.25.1
+}
+
+langs=("$@")
+[ ${#langs[@]} -gt 0 ] || langs=(rust python)
+for lang in "${langs[@]}"; do
+  case "$lang" in
+    rust) install_rust ;;
+    python) install_python ;;
+    *) echo "install-guest-toolchain.sh: unknown language \`$lang\`" >&2; exit 2 ;;
+  esac
+done

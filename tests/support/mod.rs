@@ -562,7 +562,8 @@ pub fn run_until_committed(
     text
 }
 
-fn tail(text: &str, n: usize) -> String {
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

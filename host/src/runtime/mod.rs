@@ -237,7 +237,7 @@ impl Runtime {
             origin,
             took: started.elapsed(),
         };
-        tracing::debug!(component = %cfg.name, ?origin, ms = compiled.took.as_millis() as u64,
+        tracing::info!(component = %cfg.name, ?origin, ms = compiled.took.as_millis() as u64,
             "component loaded");
         let digest = content_digest(bytes);
         let pre = self

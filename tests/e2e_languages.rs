@@ -1,0 +1,181 @@
+//! Guests in other languages, built from source by guests/build.sh, in a
+//! real pipeline: each language's header filter drops the debug events and
+//! its file sink writes the rest, beside the Rust file sink. Every kept event
+//! must reach both sinks exactly once, in partition order, as identical JSON
+//! lines (including values that are not UTF-8), and the offsets must be
+//! committed to the end.
+//!
+//! Python components are 18 MB and take half a minute to compile, so the
+//! test also restarts flumen on the same compile cache: the second start must
+//! load every component from it.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::*;
+
+const EVENTS: usize = 8_000;
+const PARTITIONS: i32 = 4;
+
+/// A component built by guests/build.sh for a language other than Rust.
+fn lang_guest(lang: &str, name: &str) -> PathBuf {
+    let p = repo().join(format!("guests/target/{lang}/{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run guests/build.sh first",
+        p.display()
+    );
+    p
+}
+
+fn components(lang: &str) -> String {
+    format!(
+        r#"
+[[pipeline.interceptor]]
+name = "{lang}-drop-debug"
+component = "{filter}"
+config = {{ header = "level", value = "debug" }}
+limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
+
+[[pipeline.sink]]
+name = "{lang}"
+component = "{sink}"
+config = {{ path = "/out/{lang}-%{{partition}}.jsonl", sync = false }}
+dirs = [{{ host = "$OUT", guest = "/out" }}]
+limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
+{rust}"#,
+        filter = lang_guest(lang, "drop_header").display(),
+        sink = lang_guest(lang, "file_sink").display(),
+        rust = file_sink("rust", "file_sink", ", sync = false"),
+    )
+}
+
+/// Runs flumen until `produced` is committed; returns how long its
+/// components took to load and the log.
+fn run_until_done(
+    config: &Path,
+    work: &Workdir,
+    run: &str,
+    produced: &Produced,
+) -> (Duration, String) {
+    let mut flumen = Flumen::run(config, &work.path(&format!("flumen-{run}.log")));
+    wait_committed(
+        &mut flumen,
+        &bootstrap_of(config),
+        "lang-group",
+        "lang-events",
+        PARTITIONS,
+        Duration::from_secs(300),
+        |c| c == &produced.end,
+    );
+    let log = flumen.log_text();
+    let status = flumen.terminate();
+    assert!(status.success(), "{run}: flumen exit status {status}");
+    (load_time(&log), log)
+}
+
+/// The broker address written into the config.
+fn bootstrap_of(config: &Path) -> String {
+    let text = std::fs::read_to_string(config).expect("config");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("bootstrap_servers"))
+        .expect("bootstrap_servers");
+    line.split('"').nth(1).expect("quoted").to_owned()
+}
+
+/// How long the components took to load, summed from the log's
+/// "component loaded" lines.
+fn load_time(log: &str) -> Duration {
+    let ms: u64 = log
+        .lines()
+        .filter(|l| l.contains("component loaded"))
+        .filter_map(|l| {
+            l.split("ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    Duration::from_millis(ms)
+}
+
+fn check_sinks(work: &Workdir, lang: &str, produced: &Produced) {
+    let expected: BTreeSet<(i32, i64)> = produced.kept().into_iter().collect();
+    for sink in [lang, "rust"] {
+        let lines = read_sink(&work.out, sink);
+        let distinct: BTreeSet<(i32, i64)> = lines.iter().copied().collect();
+        assert_eq!(
+            lines.len(),
+            distinct.len(),
+            "{lang}: sink {sink} has duplicates"
+        );
+        assert_eq!(
+            distinct, expected,
+            "{lang}: sink {sink} differs from the kept events"
+        );
+        assert_in_order(&lines, sink);
+    }
+    let ours = read_sink_json(&work.out, lang);
+    let rust = read_sink_json(&work.out, "rust");
+    assert_eq!(ours.len(), rust.len());
+    for (a, b) in ours.iter().zip(&rust) {
+        assert_eq!(
+            a, b,
+            "{lang}: the {lang} file sink's line differs from the Rust one's"
+        );
+    }
+    assert!(
+        ours.iter().any(|l| l.get("value_base64").is_some()),
+        "{lang}: no non-UTF-8 value was exercised"
+    );
+}
+
+fn run_language(lang: &str, broker: Broker, label: &str) {
+    let work = Workdir::new();
+    let topic = "lang-events";
+    broker.create_topic(topic, PARTITIONS);
+    let bootstrap = broker.bootstrap();
+    let mut produced = produce(&bootstrap, topic, PARTITIONS, EVENTS, |_| false);
+    let config = work.config(&bootstrap, topic, "lang-group", components(lang));
+    // A cache of this test's own, so that the first start is cold.
+    let cache = work.path("compile-cache");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!("\n[cache]\ndir = \"{}\"\n", cache.display()));
+    std::fs::write(&config, text).expect("config");
+
+    let (cold, log) = run_until_done(&config, &work, "cold", &produced);
+    assert_eq!(
+        log.matches("origin=Compiled").count(),
+        3,
+        "{label}: cold start:\n{}",
+        tail(&log, 30)
+    );
+    check_sinks(&work, lang, &produced);
+
+    // A restart pays no compilation: every component comes from the cache.
+    produced.merge(produce(&bootstrap, topic, PARTITIONS, EVENTS, |_| false));
+    let (warm, log) = run_until_done(&config, &work, "warm", &produced);
+    assert_eq!(
+        log.matches("origin=Cached").count(),
+        3,
+        "{label}: warm start:\n{}",
+        tail(&log, 30)
+    );
+    check_sinks(&work, lang, &produced);
+    eprintln!(
+        "{label}: {} events, {} kept, identical lines in the {lang} and Rust file sinks; \
+         components loaded in {cold:.1?} cold, {warm:.1?} from the compile cache",
+        produced.events.len(),
+        produced.kept().len()
+    );
+}
+
+#[test]
+fn python_guests_mock_cluster() {
+    run_language("python", Broker::mock(), "python, mock cluster");
+}

@@ -2,6 +2,7 @@
 # Builds the guests into WebAssembly components:
 #   Rust    guests/<crate>/          → guests/target/wasm32-wasip2/release/<crate_name>.wasm
 #   Python  guests/python/<name>/    → guests/target/python/<name>.wasm   (componentize-py)
+#   C       guests/c/<name>/         → guests/target/c/<name>.wasm        (clang, wasi-libc)
 #
 # `guests/build.sh` builds every language; `guests/build.sh rust python`
 # only those. Install the toolchains with scripts/install-guest-toolchain.sh.
@@ -56,12 +57,43 @@ build_python() {
   done
 }
 
+build_c() {
+  for f in /usr/bin/clang /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a; do
+    [ -e "$f" ] || { echo "guests/build.sh: $f missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
+  done
+  # The bindings generator and component wrapper (c/tool), built once.
+  cargo build --quiet --locked --release --manifest-path c/tool/Cargo.toml --target-dir target/tool
+  local tool="$here/target/tool/release/flumen-c-tool"
+  mkdir -p target/c
+  for dir in c/*/; do
+    local name world out gen
+    name=$(basename "$dir")
+    [ "$name" != tool ] || continue
+    # A sink defines the delivery export, an interceptor the interception one.
+    if grep -q 'exports_flumen_pipeline_delivery_deliver' "$dir"/*.c; then world=sink; else world=interceptor; fi
+    out="$here/target/c/$name.wasm"
+    if stale "$out" "$dir"; then
+      gen="$here/target/c/$name-gen"
+      rm -rf "$gen"
+      "$tool" bindings "$wit" "$world" "$gen"
+      # Debian's clang 14 looks for wasm-ld-14, which Debian does not ship
+      # beside rustc-web's LLVM 22; wasm-ld-22 links its output fine.
+      clang --target=wasm32-wasi -fuse-ld=/usr/bin/wasm-ld-22 -Os -Wall -Wextra -Werror \
+        -mexec-model=reactor -Wl,--strip-all -I"$gen" \
+        "$dir"/*.c "$gen/$world.c" "$gen/${world}_component_type.o" -o "$gen/$name.core.wasm"
+      "$tool" component "$gen/$name.core.wasm" "$out"
+    fi
+    ls -l "$out"
+  done
+}
+
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(rust python)
+[ ${#langs[@]} -gt 0 ] || langs=(rust python c)
 for lang in "${langs[@]}"; do
   case "$lang" in
     rust) build_rust ;;
     python) build_python ;;
-    *) echo "guests/build.sh: unknown language \`$lang\` (rust, python)" >&2; exit 2 ;;
+    c) build_c ;;
+    *) echo "guests/build.sh: unknown language \`$lang\` (rust, python, c)" >&2; exit 2 ;;
   esac
 done

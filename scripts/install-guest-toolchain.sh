@@ -4,6 +4,8 @@
 # - rust: with rustup, the wasm32-wasip2 target (where rustup can download);
 #   otherwise Debian's rustc-web (with its std source), lld-22 and wasi-libc.
 # - python: componentize-py, pinned, in the venv target/guest-venv.
+# - c: clang with wasi-libc and lld-22 (Debian packages); the bindings tool
+#   in guests/c/tool is built by guests/build.sh with the host's cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,12 +45,21 @@ install_python() {
   "$venv/bin/pip" install --quiet componentize-py==0.25.1
 }
 
+install_c() {
+  if [ -x /usr/bin/clang ] && [ -x /usr/bin/wasm-ld-22 ] && [ -f /usr/lib/wasm32-wasi/libc.a ]; then
+    return
+  fi
+  echo "installing clang, lld-22 and wasi-libc for the C guests" >&2
+  apt_install clang libclang-rt-14-dev-wasm32 lld-22 wasi-libc
+}
+
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(rust python)
+[ ${#langs[@]} -gt 0 ] || langs=(rust python c)
 for lang in "${langs[@]}"; do
   case "$lang" in
     rust) install_rust ;;
     python) install_python ;;
+    c) install_c ;;
     *) echo "install-guest-toolchain.sh: unknown language \`$lang\`" >&2; exit 2 ;;
   esac
 done

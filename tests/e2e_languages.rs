@@ -5,6 +5,8 @@
 //! lines (including values that are not UTF-8), and the offsets must be
 //! committed to the end.
 //!
+//! Python runs on the embedded mock cluster, C on a tansu broker process.
+//!
 //! Python components are 18 MB and take half a minute to compile, so the
 //! test also restarts flumen on the same compile cache: the second start must
 //! load every component from it.
@@ -178,4 +180,9 @@ fn run_language(lang: &str, broker: Broker, label: &str) {
 #[test]
 fn python_guests_mock_cluster() {
     run_language("python", Broker::mock(), "python, mock cluster");
+}
+
+#[test]
+fn c_guests_tansu() {
+    run_language("c", Broker::tansu(), "c, tansu");
 }

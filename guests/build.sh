@@ -2,6 +2,7 @@
 # Builds the guests into WebAssembly components:
 #   Rust    guests/<crate>/          → guests/target/wasm32-wasip2/release/<crate_name>.wasm
 #   Python  guests/python/<name>/    → guests/target/python/<name>.wasm   (componentize-py)
+#   JS      guests/js/<name>/        → guests/target/js/<name>.wasm       (componentize-js)
 #   C       guests/c/<name>/         → guests/target/c/<name>.wasm        (clang, wasi-libc)
 #
 # `guests/build.sh` builds every language; `guests/build.sh rust python`
@@ -57,6 +58,25 @@ build_python() {
   done
 }
 
+build_js() {
+  local cjs="$here/js/node_modules/.bin/componentize-js"
+  [ -x "$cjs" ] || { echo "guests/build.sh: $cjs missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
+  mkdir -p target/js
+  for dir in js/*/; do
+    local name world out
+    name=$(basename "$dir")
+    [ "$name" != node_modules ] || continue
+    if grep -q '^export const delivery' "$dir"/*.js; then world=sink; else world=interceptor; fi
+    out="$here/target/js/$name.wasm"
+    if stale "$out" "$dir"; then
+      # `-d http fetch-event`: without it the component imports wasi:http's
+      # incoming handler, which a flumen guest neither needs nor gets.
+      "$cjs" "$dir/$name.js" --wit "$wit" -n "$world" -d http fetch-event -o "$out" >/dev/null
+    fi
+    ls -l "$out"
+  done
+}
+
 build_c() {
   for f in /usr/bin/clang /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a; do
     [ -e "$f" ] || { echo "guests/build.sh: $f missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
@@ -88,12 +108,13 @@ build_c() {
 }
 
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(rust python c)
+[ ${#langs[@]} -gt 0 ] || langs=(rust python js c)
 for lang in "${langs[@]}"; do
   case "$lang" in
     rust) build_rust ;;
     python) build_python ;;
+    js) build_js ;;
     c) build_c ;;
-    *) echo "guests/build.sh: unknown language \`$lang\` (rust, python, c)" >&2; exit 2 ;;
+    *) echo "guests/build.sh: unknown language \`$lang\` (rust, python, js, c)" >&2; exit 2 ;;
   esac
 done

@@ -4,6 +4,8 @@
 # - rust: with rustup, the wasm32-wasip2 target (where rustup can download);
 #   otherwise Debian's rustc-web (with its std source), lld-22 and wasi-libc.
 # - python: componentize-py, pinned, in the venv target/guest-venv.
+# - js: componentize-js and jco, pinned by guests/js/package-lock.json, into
+#   guests/js/node_modules (npm ci).
 # - c: clang with wasi-libc and lld-22 (Debian packages); the bindings tool
 #   in guests/c/tool is built by guests/build.sh with the host's cargo.
 set -euo pipefail
@@ -45,6 +47,15 @@ install_python() {
   "$venv/bin/pip" install --quiet componentize-py==0.25.1
 }
 
+install_js() {
+  if [ -x guests/js/node_modules/.bin/componentize-js ] \
+     && [ guests/js/node_modules/.package-lock.json -nt guests/js/package-lock.json ]; then
+    return
+  fi
+  echo "installing componentize-js 0.23.0 and jco 1.35.0 into guests/js/node_modules" >&2
+  (cd guests/js && npm ci --silent --no-audit --no-fund)
+}
+
 install_c() {
   if [ -x /usr/bin/clang ] && [ -x /usr/bin/wasm-ld-22 ] && [ -f /usr/lib/wasm32-wasi/libc.a ]; then
     return
@@ -54,11 +65,12 @@ install_c() {
 }
 
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(rust python c)
+[ ${#langs[@]} -gt 0 ] || langs=(rust python js c)
 for lang in "${langs[@]}"; do
   case "$lang" in
     rust) install_rust ;;
     python) install_python ;;
+    js) install_js ;;
     c) install_c ;;
     *) echo "install-guest-toolchain.sh: unknown language \`$lang\`" >&2; exit 2 ;;
   esac

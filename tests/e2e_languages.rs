@@ -5,7 +5,8 @@
 //! lines (including values that are not UTF-8), and the offsets must be
 //! committed to the end.
 //!
-//! Python runs on the embedded mock cluster, C on a tansu broker process.
+//! Python and JavaScript run on the embedded mock cluster, C on a tansu
+//! broker process.
 //!
 //! Python components are 18 MB and take half a minute to compile, so the
 //! test also restarts flumen on the same compile cache: the second start must
@@ -32,7 +33,24 @@ fn lang_guest(lang: &str, name: &str) -> PathBuf {
     p
 }
 
-fn components(lang: &str) -> String {
+/// The language's filter, its file sink if it has one, and the Rust file
+/// sink.
+fn components(lang: &str, own_sink: bool) -> String {
+    let sink = if !own_sink {
+        String::new()
+    } else {
+        format!(
+            r#"
+[[pipeline.sink]]
+name = "{lang}"
+component = "{}"
+config = {{ path = "/out/{lang}-%{{partition}}.jsonl", sync = false }}
+dirs = [{{ host = "$OUT", guest = "/out" }}]
+limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
+"#,
+            lang_guest(lang, "file_sink").display()
+        )
+    };
     format!(
         r#"
 [[pipeline.interceptor]]
@@ -40,16 +58,8 @@ name = "{lang}-drop-debug"
 component = "{filter}"
 config = {{ header = "level", value = "debug" }}
 limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
-
-[[pipeline.sink]]
-name = "{lang}"
-component = "{sink}"
-config = {{ path = "/out/{lang}-%{{partition}}.jsonl", sync = false }}
-dirs = [{{ host = "$OUT", guest = "/out" }}]
-limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
-{rust}"#,
+{sink}{rust}"#,
         filter = lang_guest(lang, "drop_header").display(),
-        sink = lang_guest(lang, "file_sink").display(),
         rust = file_sink("rust", "file_sink", ", sync = false"),
     )
 }
@@ -106,9 +116,14 @@ fn load_time(log: &str) -> Duration {
     Duration::from_millis(ms)
 }
 
-fn check_sinks(work: &Workdir, lang: &str, produced: &Produced) {
+fn check_sinks(work: &Workdir, lang: &str, own_sink: bool, produced: &Produced) {
     let expected: BTreeSet<(i32, i64)> = produced.kept().into_iter().collect();
-    for sink in [lang, "rust"] {
+    let sinks = if own_sink {
+        vec![lang, "rust"]
+    } else {
+        vec!["rust"]
+    };
+    for sink in sinks {
         let lines = read_sink(&work.out, sink);
         let distinct: BTreeSet<(i32, i64)> = lines.iter().copied().collect();
         assert_eq!(
@@ -121,6 +136,9 @@ fn check_sinks(work: &Workdir, lang: &str, produced: &Produced) {
             "{lang}: sink {sink} differs from the kept events"
         );
         assert_in_order(&lines, sink);
+    }
+    if !own_sink {
+        return;
     }
     let ours = read_sink_json(&work.out, lang);
     let rust = read_sink_json(&work.out, "rust");
@@ -137,13 +155,13 @@ fn check_sinks(work: &Workdir, lang: &str, produced: &Produced) {
     );
 }
 
-fn run_language(lang: &str, broker: Broker, label: &str) {
+fn run_language(lang: &str, own_sink: bool, broker: Broker, label: &str) {
     let work = Workdir::new();
     let topic = "lang-events";
     broker.create_topic(topic, PARTITIONS);
     let bootstrap = broker.bootstrap();
     let mut produced = produce(&bootstrap, topic, PARTITIONS, EVENTS, |_| false);
-    let config = work.config(&bootstrap, topic, "lang-group", components(lang));
+    let config = work.config(&bootstrap, topic, "lang-group", components(lang, own_sink));
     // A cache of this test's own, so that the first start is cold.
     let cache = work.path("compile-cache");
     let mut text = std::fs::read_to_string(&config).expect("config");
@@ -151,38 +169,52 @@ fn run_language(lang: &str, broker: Broker, label: &str) {
     std::fs::write(&config, text).expect("config");
 
     let (cold, log) = run_until_done(&config, &work, "cold", &produced);
+    let loaded = 2 + usize::from(own_sink);
     assert_eq!(
         log.matches("origin=Compiled").count(),
-        3,
+        loaded,
         "{label}: cold start:\n{}",
         tail(&log, 30)
     );
-    check_sinks(&work, lang, &produced);
+    check_sinks(&work, lang, own_sink, &produced);
 
     // A restart pays no compilation: every component comes from the cache.
     produced.merge(produce(&bootstrap, topic, PARTITIONS, EVENTS, |_| false));
     let (warm, log) = run_until_done(&config, &work, "warm", &produced);
     assert_eq!(
         log.matches("origin=Cached").count(),
-        3,
+        loaded,
         "{label}: warm start:\n{}",
         tail(&log, 30)
     );
-    check_sinks(&work, lang, &produced);
+    check_sinks(&work, lang, own_sink, &produced);
     eprintln!(
-        "{label}: {} events, {} kept, identical lines in the {lang} and Rust file sinks; \
-         components loaded in {cold:.1?} cold, {warm:.1?} from the compile cache",
+        "{label}: {} events, {} kept, all in every sink{}; components loaded in {cold:.1?} \
+         cold, {warm:.1?} from the compile cache",
         produced.events.len(),
-        produced.kept().len()
+        produced.kept().len(),
+        if own_sink {
+            format!(", identical lines in the {lang} and Rust file sinks")
+        } else {
+            String::new()
+        }
     );
 }
 
 #[test]
 fn python_guests_mock_cluster() {
-    run_language("python", Broker::mock(), "python, mock cluster");
+    run_language("python", true, Broker::mock(), "python, mock cluster");
 }
 
 #[test]
 fn c_guests_tansu() {
-    run_language("c", Broker::tansu(), "c, tansu");
+    run_language("c", true, Broker::tansu(), "c, tansu");
+}
+
+/// JavaScript has an interceptor only so far: a JS file sink needs
+/// `wasi:filesystem` bindings in its own world (the WASI WIT files beside
+/// flumen's), which is not done yet.
+#[test]
+fn js_interceptor_mock_cluster() {
+    run_language("js", false, Broker::mock(), "js, mock cluster");
 }

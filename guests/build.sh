@@ -28,9 +28,7 @@ build_rust() {
   if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     RUSTFLAGS="$simd" cargo build --locked --release --target wasm32-wasip2
   else
-    for f in /usr/bin/rustc /usr/bin/cargo /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a; do
-      [ -e "$f" ] || { echo "guests/build.sh: $f missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
-    done
+    need /usr/bin/rustc /usr/bin/cargo /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a
     # Debian's cargo must match the std source it builds (-Zbuild-std), and
     # Debian ships no rust-lld, so the linker is named explicitly.
     RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
@@ -40,71 +38,71 @@ build_rust() {
   ls -l target/wasm32-wasip2/release/*.wasm
 }
 
-build_python() {
-  local cpy="$here/../target/guest-venv/bin/componentize-py"
-  [ -x "$cpy" ] || { echo "guests/build.sh: $cpy missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
-  mkdir -p target/python
-  for dir in python/*/; do
+# Builds every guest directory of language $1 whose component is stale, with
+# `$3 DIR WORLD OUT`. A guest is a sink when one of its files matches $2 (it
+# defines the `delivery` export), an interceptor otherwise.
+build_each() {
+  local lang=$1 sink_pattern=$2 builder=$3
+  mkdir -p "target/$lang"
+  for dir in "$lang"/*/; do
     local name world out
     name=$(basename "$dir")
-    # The world is named in the app's first line of code: `class Delivery`
-    # is a sink, `class Interception` an interceptor.
-    if grep -q '^class Delivery' "$dir/app.py"; then world=sink; else world=interceptor; fi
-    out="$here/target/python/$name.wasm"
+    case "$name" in node_modules | tool) continue ;; esac
+    if grep -qs -- "$sink_pattern" "$dir"/*; then world=sink; else world=interceptor; fi
+    out="$here/target/$lang/$name.wasm"
     if stale "$out" "$dir"; then
-      (cd "$dir" && "$cpy" -d "$wit" -w "$world" componentize app -o "$out" >/dev/null)
+      "$builder" "${dir%/}" "$world" "$out"
     fi
     ls -l "$out"
   done
+}
+
+need() {
+  for f in "$@"; do
+    [ -e "$f" ] || { echo "guests/build.sh: $f missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
+  done
+}
+
+componentize_python() {
+  (cd "$1" && "$here/../target/guest-venv/bin/componentize-py" -d "$wit" -w "$2" componentize app -o "$3" >/dev/null)
+}
+
+componentize_js() {
+  # `-d http fetch-event`: without it the component imports wasi:http's
+  # incoming handler, which a flumen guest neither needs nor gets.
+  "$here/js/node_modules/.bin/componentize-js" "$1/$(basename "$1").js" --wit "$wit" -n "$2" \
+    -d http fetch-event -o "$3" >/dev/null
+}
+
+componentize_c() {
+  local name gen tool="$here/target/tool/release/flumen-c-tool"
+  name=$(basename "$1")
+  gen="$here/target/c/$name-gen"
+  rm -rf "$gen"
+  "$tool" bindings "$wit" "$2" "$gen"
+  # Debian's clang 14 looks for wasm-ld-14, which Debian does not ship
+  # beside rustc-web's LLVM 22; wasm-ld-22 links its output fine.
+  clang --target=wasm32-wasi -fuse-ld=/usr/bin/wasm-ld-22 -Os -Wall -Wextra -Werror \
+    -mexec-model=reactor -Wl,--strip-all -I"$gen" \
+    "$1"/*.c "$gen/$2.c" "$gen/${2}_component_type.o" -o "$gen/$name.core.wasm"
+  "$tool" component "$gen/$name.core.wasm" "$3"
+}
+
+build_python() {
+  need "$here/../target/guest-venv/bin/componentize-py"
+  build_each python '^class Delivery' componentize_python
 }
 
 build_js() {
-  local cjs="$here/js/node_modules/.bin/componentize-js"
-  [ -x "$cjs" ] || { echo "guests/build.sh: $cjs missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
-  mkdir -p target/js
-  for dir in js/*/; do
-    local name world out
-    name=$(basename "$dir")
-    [ "$name" != node_modules ] || continue
-    if grep -q '^export const delivery' "$dir"/*.js; then world=sink; else world=interceptor; fi
-    out="$here/target/js/$name.wasm"
-    if stale "$out" "$dir"; then
-      # `-d http fetch-event`: without it the component imports wasi:http's
-      # incoming handler, which a flumen guest neither needs nor gets.
-      "$cjs" "$dir/$name.js" --wit "$wit" -n "$world" -d http fetch-event -o "$out" >/dev/null
-    fi
-    ls -l "$out"
-  done
+  need "$here/js/node_modules/.bin/componentize-js"
+  build_each js '^export const delivery' componentize_js
 }
 
 build_c() {
-  for f in /usr/bin/clang /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a; do
-    [ -e "$f" ] || { echo "guests/build.sh: $f missing; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
-  done
+  need /usr/bin/clang /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a
   # The bindings generator and component wrapper (c/tool), built once.
   cargo build --quiet --locked --release --manifest-path c/tool/Cargo.toml --target-dir target/tool
-  local tool="$here/target/tool/release/flumen-c-tool"
-  mkdir -p target/c
-  for dir in c/*/; do
-    local name world out gen
-    name=$(basename "$dir")
-    [ "$name" != tool ] || continue
-    # A sink defines the delivery export, an interceptor the interception one.
-    if grep -q 'exports_flumen_pipeline_delivery_deliver' "$dir"/*.c; then world=sink; else world=interceptor; fi
-    out="$here/target/c/$name.wasm"
-    if stale "$out" "$dir"; then
-      gen="$here/target/c/$name-gen"
-      rm -rf "$gen"
-      "$tool" bindings "$wit" "$world" "$gen"
-      # Debian's clang 14 looks for wasm-ld-14, which Debian does not ship
-      # beside rustc-web's LLVM 22; wasm-ld-22 links its output fine.
-      clang --target=wasm32-wasi -fuse-ld=/usr/bin/wasm-ld-22 -Os -Wall -Wextra -Werror \
-        -mexec-model=reactor -Wl,--strip-all -I"$gen" \
-        "$dir"/*.c "$gen/$world.c" "$gen/${world}_component_type.o" -o "$gen/$name.core.wasm"
-      "$tool" component "$gen/$name.core.wasm" "$out"
-    fi
-    ls -l "$out"
-  done
+  build_each c 'exports_flumen_pipeline_delivery_deliver' componentize_c
 }
 
 langs=("$@")

@@ -4,8 +4,9 @@
 # - rust: with rustup, the wasm32-wasip2 target (where rustup can download);
 #   otherwise Debian's rustc-web (with its std source), lld-22 and wasi-libc.
 # - python: componentize-py, pinned, in the venv target/guest-venv.
-# - js: componentize-js, pinned by guests/js/package-lock.json, into
-#   guests/js/node_modules.
+# - js: componentize-js and jco (with preview2-shim, which componentize-js
+#   imports but a lockfile install does not bring), pinned by
+#   guests/js/package-lock.json, into guests/js/node_modules.
 # - c: clang with wasi-libc and lld-22 (Debian packages); the bindings tool
 #   in guests/c/tool is built by guests/build.sh with the host's cargo.
 set -euo pipefail
@@ -52,7 +53,7 @@ install_js() {
      && [ guests/js/node_modules/.package-lock.json -nt guests/js/package-lock.json ]; then
     return
   fi
-  echo "installing componentize-js 0.23.0 into guests/js/node_modules" >&2
+  echo "installing componentize-js 0.23.0 and jco 1.35.0 into guests/js/node_modules" >&2
   # Not `npm ci`: npm 11 refuses this lockfile because it does not list the
   # optional native packages of other platforms (arm64, Windows), which npm
   # leaves out when it writes the lockfile here. `install --no-save` installs

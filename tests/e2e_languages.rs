@@ -39,16 +39,10 @@ fn components(lang: &str, own_sink: bool) -> String {
     let sink = if !own_sink {
         String::new()
     } else {
+        // The table file_sink_at ends with stays open for the limits line.
         format!(
-            r#"
-[[pipeline.sink]]
-name = "{lang}"
-component = "{}"
-config = {{ path = "/out/{lang}-%{{partition}}.jsonl", sync = false }}
-dirs = [{{ host = "$OUT", guest = "/out" }}]
-limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
-"#,
-            lang_guest(lang, "file_sink").display()
+            "{}limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}\n",
+            file_sink_at(lang, &lang_guest(lang, "file_sink"), ", sync = false")
         )
     };
     format!(
@@ -68,6 +62,7 @@ limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
 /// components took to load and the log.
 fn run_until_done(
     config: &Path,
+    bootstrap: &str,
     work: &Workdir,
     run: &str,
     produced: &Produced,
@@ -75,7 +70,7 @@ fn run_until_done(
     let mut flumen = Flumen::run(config, &work.path(&format!("flumen-{run}.log")));
     wait_committed(
         &mut flumen,
-        &bootstrap_of(config),
+        bootstrap,
         "lang-group",
         "lang-events",
         PARTITIONS,
@@ -86,16 +81,6 @@ fn run_until_done(
     let status = flumen.terminate();
     assert!(status.success(), "{run}: flumen exit status {status}");
     (load_time(&log), log)
-}
-
-/// The broker address written into the config.
-fn bootstrap_of(config: &Path) -> String {
-    let text = std::fs::read_to_string(config).expect("config");
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("bootstrap_servers"))
-        .expect("bootstrap_servers");
-    line.split('"').nth(1).expect("quoted").to_owned()
 }
 
 /// How long the components took to load, summed from the log's
@@ -168,7 +153,7 @@ fn run_language(lang: &str, own_sink: bool, broker: Broker, label: &str) {
     text.push_str(&format!("\n[cache]\ndir = \"{}\"\n", cache.display()));
     std::fs::write(&config, text).expect("config");
 
-    let (cold, log) = run_until_done(&config, &work, "cold", &produced);
+    let (cold, log) = run_until_done(&config, &bootstrap, &work, "cold", &produced);
     let loaded = 2 + usize::from(own_sink);
     assert_eq!(
         log.matches("origin=Compiled").count(),
@@ -180,7 +165,7 @@ fn run_language(lang: &str, own_sink: bool, broker: Broker, label: &str) {
 
     // A restart pays no compilation: every component comes from the cache.
     produced.merge(produce(&bootstrap, topic, PARTITIONS, EVENTS, |_| false));
-    let (warm, log) = run_until_done(&config, &work, "warm", &produced);
+    let (warm, log) = run_until_done(&config, &bootstrap, &work, "warm", &produced);
     assert_eq!(
         log.matches("origin=Cached").count(),
         loaded,

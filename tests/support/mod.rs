@@ -722,6 +722,12 @@ max_queued_events = 1000
 /// A sink table writing JSON lines to `/out/<name>-<partition>.jsonl` with
 /// the given guest.
 pub fn file_sink(name: &str, guest_name: &str, extra: &str) -> String {
+    file_sink_at(name, &guest(guest_name), extra)
+}
+
+/// [`file_sink`] with the component given by its path (a guest in another
+/// language).
+pub fn file_sink_at(name: &str, component: &Path, extra: &str) -> String {
     format!(
         r#"
 [[pipeline.sink]]
@@ -730,7 +736,7 @@ component = "{}"
 config = {{ path = "/out/{name}-%{{partition}}.jsonl"{extra} }}
 dirs = [{{ host = "$OUT", guest = "/out" }}]
 "#,
-        guest(guest_name).display()
+        component.display()
     )
 }
 

@@ -44,7 +44,12 @@ install_python() {
     return
   fi
   echo "installing componentize-py 0.25.1 into $venv" >&2
-  python3 -m venv "$venv"
+  # Debian's python3 has no venv module without the python3-venv package.
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
   "$venv/bin/pip" install --quiet componentize-py==0.25.1
 }
 

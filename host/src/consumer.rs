@@ -46,6 +46,11 @@ struct PartitionHandle {
     /// never handed over, so never committed, so read again by the next
     /// owner.
     pending: Vec<Event>,
+    /// Their bytes, as [`event_bytes`] counts them. The worker's queue
+    /// counters are raised once per chunk, not once per event: the worker
+    /// lowers them from another core, and an atomic add per event made
+    /// their cache line bounce between the two.
+    pending_bytes: usize,
     shared: Arc<PartitionShared>,
     thread: std::thread::JoinHandle<()>,
     paused: bool,
@@ -60,6 +65,12 @@ impl PartitionHandle {
             return;
         }
         let chunk = std::mem::take(&mut self.pending);
+        // Counted before the send, so the worker never lowers a counter
+        // below zero.
+        self.shared.queued.fetch_add(chunk.len(), Ordering::AcqRel);
+        self.shared
+            .queued_bytes
+            .fetch_add(std::mem::take(&mut self.pending_bytes), Ordering::AcqRel);
         if self.tx.send(chunk).is_err() {
             tracing::error!(%topic, partition,
                 "partition worker has stopped; events of this partition are not processed \
@@ -332,11 +343,15 @@ impl PipelineConsumer {
                 rx,
             ) {
                 Ok((shared, thread)) => {
+                    tracing::info!(pipeline = %self.pipeline.name, topic = %key.0,
+                        partition = key.1, offset = msg.offset(),
+                        "first event of the partition read; its worker started");
                     parts.insert(
                         key.clone(),
                         PartitionHandle {
                             tx,
                             pending: Vec::new(),
+                            pending_bytes: 0,
                             shared,
                             thread,
                             paused: false,
@@ -359,10 +374,10 @@ impl PipelineConsumer {
         }
         h.last_offset = msg.offset();
         let event = to_event(msg);
-        let queued = h.shared.queued.fetch_add(1, Ordering::AcqRel) + 1;
-        let bytes = event_bytes(&event);
-        let queued_bytes = h.shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        h.pending_bytes += event_bytes(&event);
         h.pending.push(event);
+        let queued = h.shared.queued.load(Ordering::Acquire) + h.pending.len();
+        let queued_bytes = h.shared.queued_bytes.load(Ordering::Acquire) + h.pending_bytes;
         if !h.paused
             && (queued >= self.pipeline.max_queued_events
                 || queued_bytes >= self.pipeline.max_queued_bytes)

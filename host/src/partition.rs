@@ -214,9 +214,13 @@ impl Worker {
         let tracker = &mut self.tracker;
         let shared = &*self.shared;
         let stats = &*self.stats;
+        // Counted here and added to the pipeline's counter once per batch:
+        // every partition's worker shares that counter, and an atomic add per
+        // event made its cache line bounce between the cores.
+        let mut finalized = 0u64;
         let mut finalize = |offset: i64| match tracker.finalize(offset) {
             Ok(()) => {
-                stats.finalized.fetch_add(1, Ordering::Relaxed);
+                finalized += 1;
                 if let Some(c) = tracker.committable() {
                     shared.committable.store(c, Ordering::Release);
                 }
@@ -229,15 +233,17 @@ impl Worker {
             stats,
             dead_letter: self.dead_letter.as_deref(),
         };
-        let Some(routed) = run_chain(
+        let go_on = match run_chain(
             &mut self.interceptors,
             &self.sink_names,
             batch,
             &cx,
             &mut finalize,
-        ) else {
-            return false;
+        ) {
+            Some(routed) => deliver_all(&mut self.sinks, &routed, &cx, &mut finalize),
+            None => false,
         };
-        deliver_all(&mut self.sinks, &routed, &cx, &mut finalize)
+        stats.finalized.fetch_add(finalized, Ordering::Relaxed);
+        go_on
     }
 }

@@ -1,4 +1,4 @@
-//! Command-line interface: `run`, `check`, `demo`.
+//! Command-line interface: `run`, `check`, `demo`, `test`, `top`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -39,6 +39,10 @@ enum Command {
         /// The TOML config file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Seconds between progress lines in the log (rates and lag per
+        /// pipeline); 0 turns them off.
+        #[arg(long, default_value_t = 60)]
+        progress: u64,
     },
     /// Validate a config file and its components without consuming anything.
     Check {
@@ -58,6 +62,58 @@ enum Command {
         #[arg(long, default_value = "target/demo-out")]
         out: PathBuf,
     },
+    /// Run one component offline over events from a file and print, as JSON
+    /// lines, its verdict on each event (and, for an interceptor, the event
+    /// it passes on). No broker needed.
+    Test(TestArgs),
+    /// A live view of a running flumen's rates, latency and lag, read from
+    /// its admin endpoint's /metrics.
+    Top {
+        /// The admin endpoint (`[admin] listen` of the running flumen).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+        /// Seconds between frames.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+        /// Print one frame and exit.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    /// The component (`.wasm`), an interceptor or a sink.
+    #[arg(long)]
+    component: PathBuf,
+    /// Events as JSON lines, `-` for standard input. Each line has `value`
+    /// (or `value_base64`) and optionally `key`, `headers`, `timestamp`,
+    /// `offset`, `topic`, `partition`: the shape the file sinks write.
+    #[arg(long)]
+    events: PathBuf,
+    /// A config entry for the component's `init`, `KEY=VALUE`; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// A host directory the component may use, `HOST=GUEST` (e.g.
+    /// `out=/out`); repeatable.
+    #[arg(long = "dir", value_name = "HOST=GUEST")]
+    dirs: Vec<String>,
+    /// An environment variable the component sees, `NAME=VALUE`;
+    /// repeatable. It sees no others.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// A host the component may send HTTP requests to; repeatable.
+    #[arg(long = "http-allow", value_name = "HOST")]
+    http_allow: Vec<String>,
+    /// Events per call.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Topic of events whose line names none.
+    #[arg(long, default_value = "test")]
+    topic: String,
+    /// Partition of events whose line names none.
+    #[arg(long, default_value_t = 0)]
+    partition: i32,
 }
 
 fn init_logging(format: LogFormat) {
@@ -79,13 +135,19 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run { config, progress } => run(config, progress),
         Command::Check { config } => check(config),
         Command::Demo {
             config,
             events,
             out,
         } => demo_cmd(config, events, out),
+        Command::Test(args) => test_cmd(args),
+        Command::Top {
+            admin,
+            interval,
+            once,
+        } => top_cmd(&admin, interval, once),
     };
     match result {
         Ok(code) => code,
@@ -196,7 +258,7 @@ fn describe_grants(c: &flumen::config::ComponentConfig) -> String {
     }
 }
 
-fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
+fn run(path: PathBuf, progress: u64) -> anyhow::Result<ExitCode> {
     let config = Config::load(&path)?;
     // One worker thread: it keeps listening for a second signal while the
     // main thread drains.
@@ -212,7 +274,7 @@ fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
         .context("installing the SIGHUP handler")?;
     let running = pipeline::start(&config)?;
     let reloader = running.reloader(&path);
-    if let Err(e) = start_reload_triggers(&config, &reloader) {
+    if let Err(e) = start_reload_triggers(&config, &reloader, running.stats()) {
         running.stop();
         return Err(e);
     }
@@ -228,6 +290,12 @@ fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
             let _ = tokio::task::spawn_blocking(move || r.reload("SIGHUP")).await;
         }
     });
+    if progress > 0 {
+        rt.spawn(log_progress(
+            running.stats().to_vec(),
+            Duration::from_secs(progress),
+        ));
+    }
     rt.block_on(wait_for_signal())?;
     tracing::info!("signal received: stopping fetch, finishing in-flight batches, committing");
     // A second signal means "now": exit without waiting for the drain.
@@ -258,7 +326,11 @@ fn run(path: PathBuf) -> anyhow::Result<ExitCode> {
 }
 
 /// The file watcher and the admin endpoint, as configured.
-fn start_reload_triggers(config: &Config, reloader: &reload::ReloadHandle) -> anyhow::Result<()> {
+fn start_reload_triggers(
+    config: &Config,
+    reloader: &reload::ReloadHandle,
+    pipelines: &[(String, std::sync::Arc<PipelineStats>)],
+) -> anyhow::Result<()> {
     if config.reload.watch {
         reload::watch(
             reloader.clone(),
@@ -267,7 +339,7 @@ fn start_reload_triggers(config: &Config, reloader: &reload::ReloadHandle) -> an
         .context("watching the component files for hot reload")?;
     }
     if let Some(admin) = &config.admin {
-        admin::serve(&admin.listen, reloader.clone())
+        admin::serve(&admin.listen, reloader.clone(), pipelines.to_vec())
             .with_context(|| format!("starting the admin endpoint on {}", admin.listen))?;
     }
     Ok(())
@@ -292,4 +364,139 @@ fn demo_cmd(config: PathBuf, events: usize, out: PathBuf) -> anyhow::Result<Exit
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Splits `KEY=VALUE`, naming the flag in the error.
+fn key_value<'a>(flag: &str, arg: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
+    arg.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("--{flag} `{arg}`: expected KEY=VALUE"))
+}
+
+fn test_cmd(args: TestArgs) -> anyhow::Result<ExitCode> {
+    use flumen::event_json;
+    use flumen::offline::Component;
+    use flumen::runtime::bindings::Source;
+    use std::io::Read;
+
+    // The component's table, as it would appear in a pipeline, so that the
+    // same validation applies.
+    let mut table = toml::Table::new();
+    let name = args
+        .component
+        .file_stem()
+        .map_or("component".into(), |s| s.to_string_lossy().into_owned());
+    table.insert("name".into(), name.into());
+    table.insert(
+        "component".into(),
+        args.component.to_string_lossy().into_owned().into(),
+    );
+    let mut guest_config = toml::Table::new();
+    for arg in &args.config {
+        let (k, v) = key_value("config", arg)?;
+        guest_config.insert(k.into(), v.into());
+    }
+    table.insert("config".into(), guest_config.into());
+    let mut dirs = Vec::new();
+    for arg in &args.dirs {
+        let (host, guest) = key_value("dir", arg)?;
+        let mut d = toml::Table::new();
+        d.insert("host".into(), host.into());
+        d.insert("guest".into(), guest.into());
+        dirs.push(toml::Value::Table(d));
+    }
+    table.insert("dirs".into(), dirs.into());
+    let mut env = toml::Table::new();
+    for arg in &args.env {
+        let (k, v) = key_value("env", arg)?;
+        env.insert(k.into(), v.into());
+    }
+    table.insert("env".into(), env.into());
+    table.insert(
+        "http_allow".into(),
+        args.http_allow
+            .iter()
+            .map(|h| toml::Value::from(h.as_str()))
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    let cfg: flumen::config::ComponentConfig = toml::Value::Table(table)
+        .try_into()
+        .context("building the component's settings")?;
+
+    let mut text = String::new();
+    if args.events.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading events from standard input")?;
+    } else {
+        text = std::fs::read_to_string(&args.events)
+            .with_context(|| format!("reading events from {}", args.events.display()))?;
+    }
+    let events = event_json::parse_lines(&text)
+        .with_context(|| format!("reading events from {}", args.events.display()))?;
+
+    let mut runtime = Runtime::new(false).context("starting the WebAssembly runtime")?;
+    if let Some(dir) = flumen::runtime::cache::default_dir() {
+        runtime = runtime.with_cache(&dir);
+    }
+    let mut component = Component::load(&runtime, &cfg)?;
+    component.start()?;
+    let source = Source {
+        topic: args.topic,
+        partition: args.partition,
+    };
+    let total = events.len();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let counts = component.run(events, &source, args.batch, &mut out)?;
+    let counts: Vec<String> = counts.iter().map(|(v, n)| format!("{v} {n}")).collect();
+    eprintln!(
+        "{} `{}`: {total} events: {}",
+        component.kind(),
+        cfg.name,
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts.join(", ")
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn top_cmd(admin: &str, interval: f64, once: bool) -> anyhow::Result<ExitCode> {
+    let every = Duration::try_from_secs_f64(interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("--interval must be a positive number of seconds"))?;
+    flumen::top::run(admin, every, once)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs a progress line per pipeline every `every`: totals, the rate since
+/// the last line, and the lag, so that a long run's log shows it moving.
+async fn log_progress(pipelines: Vec<(String, std::sync::Arc<PipelineStats>)>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut last: Vec<u64> = vec![0; pipelines.len()];
+    loop {
+        tick.tick().await;
+        for ((name, s), last) in pipelines.iter().zip(&mut last) {
+            let consumed = PipelineStats::get(&s.consumed);
+            let lag: i64 = s.lag().iter().map(|(_, l)| l).sum();
+            tracing::info!(
+                pipeline = %name,
+                consumed,
+                per_s = (consumed.saturating_sub(*last) as f64 / every.as_secs_f64()).round() as u64,
+                dropped = PipelineStats::get(&s.dropped),
+                finalized = PipelineStats::get(&s.finalized),
+                delivered = ?s.delivered(),
+                retries = PipelineStats::get(&s.retries),
+                blocked = PipelineStats::get(&s.blocked),
+                lag,
+                "progress"
+            );
+            *last = consumed;
+        }
+    }
 }

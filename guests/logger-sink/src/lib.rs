@@ -1,0 +1,100 @@
+//! The logger sink (Flume's `logger`): writes each event into flumen's own
+//! log, through the `log` import, and reports it delivered. For debugging
+//! a pipeline, not for production volumes.
+//!
+//! Config keys:
+//! - `level` (default `info`): `trace`, `debug`, `info`, `warn` or `error`.
+//! - `max_bytes` (default `16`, as Flume's `maxBytesToLog`): how much of the
+//!   value (and key) to show; the rest is counted, not printed. `0` shows
+//!   all of it.
+//!
+//! Each line reads `offset=… timestamp=… key=… value=… headers=[name=value,…]`,
+//! with bytes that are not printable ASCII escaped (`\xNN`). The host adds
+//! the component, pipeline, topic and partition.
+
+wit_bindgen::generate!({ world: "sink", path: "../../wit" });
+
+use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
+use flumen::pipeline::log::{log, Level};
+use flumen_guest_common::Config;
+use std::cell::Cell;
+use std::fmt::Write as _;
+
+thread_local! {
+    static SETTINGS: Cell<Option<(Level, usize)>> = const { Cell::new(None) };
+}
+
+/// At most `max` bytes of `bytes`, escaped, and how many were left out.
+fn shown(bytes: &[u8], max: usize) -> String {
+    let cut = if max == 0 {
+        bytes.len()
+    } else {
+        bytes.len().min(max)
+    };
+    let mut out: String = bytes[..cut].escape_ascii().to_string();
+    if cut < bytes.len() {
+        let _ = write!(out, "…(+{} bytes)", bytes.len() - cut);
+    }
+    out
+}
+
+fn line(e: &Event, max: usize) -> String {
+    let mut out = format!("offset={}", e.offset);
+    if let Some(t) = e.timestamp {
+        let _ = write!(out, " timestamp={t}");
+    }
+    if let Some(k) = &e.key {
+        let _ = write!(out, " key={}", shown(k, max));
+    }
+    match &e.value {
+        Some(v) => {
+            let _ = write!(out, " value={}", shown(v, max));
+        }
+        None => out.push_str(" value=<tombstone>"),
+    }
+    if !e.headers.is_empty() {
+        let headers: Vec<String> = e
+            .headers
+            .iter()
+            .map(|h| format!("{}={}", h.name, shown(&h.value, max)))
+            .collect();
+        let _ = write!(out, " headers=[{}]", headers.join(","));
+    }
+    out
+}
+
+struct LoggerSink;
+
+impl Guest for LoggerSink {
+    fn init(config: Vec<(String, String)>) -> Result<(), String> {
+        let config = Config::new(config, &["level", "max_bytes"])?;
+        let level = match config.get("level").unwrap_or("info") {
+            "trace" => Level::Trace,
+            "debug" => Level::Debug,
+            "info" => Level::Info,
+            "warn" => Level::Warn,
+            "error" => Level::Error,
+            other => {
+                return Err(format!(
+                    "config key `level` must be trace, debug, info, warn or error, got `{other}`"
+                ))
+            }
+        };
+        let max = usize::try_from(config.u64_or("max_bytes", 16)?)
+            .map_err(|_| "config key `max_bytes` is too large".to_owned())?;
+        SETTINGS.with(|s| s.set(Some((level, max))));
+        Ok(())
+    }
+
+    fn deliver(_source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        let (level, max) = SETTINGS
+            .with(Cell::get)
+            .ok_or("deliver called before init")?;
+        for e in &batch {
+            log(level, &line(e, max));
+        }
+        Ok(vec![Verdict::Delivered; batch.len()])
+    }
+}
+
+export!(LoggerSink);

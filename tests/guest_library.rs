@@ -1,0 +1,483 @@
+//! The Flume-parity guest library and `flumen test`, which runs one real
+//! component (built by guests/build.sh) offline over events from a file.
+//! Each library interceptor is checked for what it does to an event, for
+//! its config keys' defaults, and for a clear refusal of a bad config.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use support::*;
+
+/// What one `flumen test` run printed.
+struct Run {
+    ok: bool,
+    /// stdout, one JSON value per line.
+    lines: Vec<Value>,
+    stderr: String,
+}
+
+impl Run {
+    /// The event an interceptor passed on for the `i`-th input.
+    fn event(&self, i: usize) -> &Value {
+        &self.lines[i]["event"]
+    }
+
+    /// Header `name` of the `i`-th output event, as text.
+    fn header(&self, i: usize, name: &str) -> Option<String> {
+        self.event(i)["headers"]
+            .as_array()?
+            .iter()
+            .find(|h| h["name"] == name)
+            .and_then(|h| h["value"].as_str().map(str::to_owned))
+    }
+
+    fn verdicts(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .map(|l| l["verdict"].as_str().unwrap_or("?"))
+            .collect()
+    }
+}
+
+/// Runs `flumen test` on `component` with `args`, feeding `events` (JSON
+/// values, one per line) on standard input.
+fn flumen_test(component: &std::path::Path, args: &[&str], events: &[Value]) -> Run {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        .arg("test")
+        .arg("--component")
+        .arg(component)
+        .args(["--events", "-"])
+        .args(args)
+        .env("FLUMEN_CACHE_DIR", cache.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run flumen test");
+    let input: String = events.iter().map(|e| format!("{e}\n")).collect();
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).expect("write events");
+    }
+    let out = child.wait_with_output().expect("wait for flumen test");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "flumen test panicked:\n{stderr}"
+    );
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    Run {
+        ok: out.status.success(),
+        lines,
+        stderr,
+    }
+}
+
+fn ev(value: &str) -> Value {
+    json!({ "value": value })
+}
+
+#[test]
+fn timestamp_stamps_the_time_of_passage_or_the_events_own() {
+    let events = [
+        json!({ "value": "a", "timestamp": 1234 }),
+        json!({ "value": "b", "headers": [{ "name": "timestamp", "value": "1" }] }),
+    ];
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let now = flumen_test(&guest("timestamp"), &[], &events);
+    assert!(now.ok, "{}", now.stderr);
+    assert_eq!(now.verdicts(), ["replace", "replace"]);
+    for i in 0..2 {
+        let t: i64 = now
+            .header(i, "timestamp")
+            .expect("header")
+            .parse()
+            .expect("millis");
+        assert!(
+            (before..before + 60_000).contains(&t),
+            "{t} is not now ({before})"
+        );
+    }
+
+    let own = flumen_test(
+        &guest("timestamp"),
+        &[
+            "--config",
+            "from=event",
+            "--config",
+            "header=ts",
+            "--config",
+            "preserve_existing=true",
+        ],
+        &events,
+    );
+    assert!(own.ok, "{}", own.stderr);
+    assert_eq!(own.header(0, "ts").as_deref(), Some("1234"));
+    assert_eq!(own.header(1, "timestamp").as_deref(), Some("1"));
+
+    let bad = flumen_test(&guest("timestamp"), &["--config", "from=later"], &events);
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr.contains("`from` must be `now` or `event`"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn host_stamps_the_configured_or_granted_host_name() {
+    let events = [
+        ev("a"),
+        json!({ "value": "b", "headers": [{ "name": "host", "value": "origin" }] }),
+    ];
+    let named = flumen_test(&guest("host"), &["--config", "hostname=edge-7"], &events);
+    assert!(named.ok, "{}", named.stderr);
+    assert_eq!(named.header(0, "host").as_deref(), Some("edge-7"));
+    // Overwritten by default, as in Flume.
+    assert_eq!(named.header(1, "host").as_deref(), Some("edge-7"));
+
+    let granted = flumen_test(
+        &guest("host"),
+        &[
+            "--env",
+            "HOSTNAME=box-3",
+            "--config",
+            "preserve_existing=true",
+        ],
+        &events,
+    );
+    assert!(granted.ok, "{}", granted.stderr);
+    assert_eq!(granted.header(0, "host").as_deref(), Some("box-3"));
+    assert_eq!(granted.header(1, "host").as_deref(), Some("origin"));
+
+    // flumen's own HOSTNAME is not visible unless granted.
+    let ungranted = flumen_test(&guest("host"), &[], &events);
+    assert!(!ungranted.ok);
+    assert!(
+        ungranted.stderr.contains("no host name"),
+        "{}",
+        ungranted.stderr
+    );
+}
+
+#[test]
+fn static_header_adds_a_fixed_header_and_preserves_by_default() {
+    let events = [
+        ev("a"),
+        json!({ "value": "b", "headers": [{ "name": "dc", "value": "us-2" }] }),
+    ];
+    let r = flumen_test(
+        &guest("static_header"),
+        &["--config", "header=dc", "--config", "value=eu-1"],
+        &events,
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.verdicts(), ["replace", "keep"]);
+    assert_eq!(r.header(0, "dc").as_deref(), Some("eu-1"));
+    assert_eq!(r.header(1, "dc").as_deref(), Some("us-2"));
+
+    let over = flumen_test(
+        &guest("static_header"),
+        &[
+            "--config",
+            "header=dc",
+            "--config",
+            "value=eu-1",
+            "--config",
+            "preserve_existing=false",
+        ],
+        &events,
+    );
+    assert_eq!(over.header(1, "dc").as_deref(), Some("eu-1"));
+    let headers = over.event(1)["headers"].as_array().expect("headers").len();
+    assert_eq!(headers, 1, "the old header is replaced, not duplicated");
+
+    let missing = flumen_test(&guest("static_header"), &["--config", "header=dc"], &events);
+    assert!(!missing.ok);
+    assert!(
+        missing
+            .stderr
+            .contains("missing required config key `value`"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn regex_extractor_copies_capture_groups_into_headers() {
+    let events = [
+        ev("level=warn id=42 disk almost full"),
+        ev("no fields here"),
+        json!({ "value": null }),
+    ];
+    let named = flumen_test(
+        &guest("regex_extractor"),
+        &["--config", r"pattern=level=(?P<level>\w+) id=(?P<id>\d+)"],
+        &events,
+    );
+    assert!(named.ok, "{}", named.stderr);
+    assert_eq!(named.verdicts(), ["replace", "keep", "keep"]);
+    assert_eq!(named.header(0, "level").as_deref(), Some("warn"));
+    assert_eq!(named.header(0, "id").as_deref(), Some("42"));
+    assert_eq!(named.event(0)["value"], "level=warn id=42 disk almost full");
+
+    let positional = flumen_test(
+        &guest("regex_extractor"),
+        &[
+            "--config",
+            r"pattern=level=(\w+) id=(\d+)",
+            "--config",
+            "headers=severity, ",
+        ],
+        &events,
+    );
+    assert!(positional.ok, "{}", positional.stderr);
+    assert_eq!(positional.header(0, "severity").as_deref(), Some("warn"));
+    let headers = positional.event(0)["headers"]
+        .as_array()
+        .expect("headers")
+        .len();
+    assert_eq!(headers, 1, "an empty name skips its group");
+
+    let mismatch = flumen_test(
+        &guest("regex_extractor"),
+        &["--config", r"pattern=(\w+)", "--config", "headers=a,b"],
+        &events,
+    );
+    assert!(!mismatch.ok);
+    assert!(
+        mismatch
+            .stderr
+            .contains("names 2 headers but `pattern` has 1 capture groups"),
+        "{}",
+        mismatch.stderr
+    );
+    let nothing = flumen_test(
+        &guest("regex_extractor"),
+        &["--config", "pattern=x"],
+        &events,
+    );
+    assert!(
+        nothing.stderr.contains("nothing to extract"),
+        "{}",
+        nothing.stderr
+    );
+}
+
+#[test]
+fn search_replace_rewrites_every_match_in_the_value() {
+    let events = [
+        ev("card 1234-5678-9012-3456 and 1111-2222-3333-4444"),
+        ev("nothing to hide"),
+        json!({ "value": null, "key": "k" }),
+    ];
+    let r = flumen_test(
+        &guest("search_replace"),
+        &[
+            "--config",
+            r"search_pattern=\d{4}-\d{4}-\d{4}-(\d{4})",
+            "--config",
+            "replace_string=****-$1",
+        ],
+        &events,
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.verdicts(), ["replace", "keep", "keep"]);
+    assert_eq!(r.event(0)["value"], "card ****-3456 and ****-4444");
+    assert_eq!(r.event(2)["value"], Value::Null);
+    assert_eq!(r.event(2)["key"], "k");
+
+    let bad = flumen_test(
+        &guest("search_replace"),
+        &["--config", "search_pattern=("],
+        &events,
+    );
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr.contains("`search_pattern` is not a valid regex"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn uuid_header_gives_each_event_its_own_uuid() {
+    let mut events: Vec<Value> = (0..200).map(|i| ev(&format!("e{i}"))).collect();
+    events.push(json!({ "value": "x", "headers": [{ "name": "id", "value": "keep-me" }] }));
+    let r = flumen_test(
+        &guest("uuid_header"),
+        &["--config", "prefix=flumen-"],
+        &events,
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let ids: Vec<String> = (0..200).map(|i| r.header(i, "id").expect("id")).collect();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 200, "UUIDs repeat");
+    for id in &ids {
+        let uuid = id.strip_prefix("flumen-").expect("prefix");
+        assert_eq!(uuid.len(), 36, "{uuid}");
+        assert_eq!(&uuid[14..15], "4", "not a version 4 UUID: {uuid}");
+    }
+    assert_eq!(r.header(200, "id").as_deref(), Some("keep-me"));
+}
+
+#[test]
+fn flumen_test_runs_a_sink_with_its_grants_and_reports_each_verdict() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let events = [
+        ev("one"),
+        ev("please reject this"),
+        json!({ "value_base64": "/w==", "offset": 9 }),
+    ];
+    let grant = format!("{}=/out", work.path().display());
+    let r = flumen_test(
+        &guest("reject_sink"),
+        &[
+            "--config",
+            "path=/out/o-%{partition}.jsonl",
+            "--config",
+            "reject=reject",
+            "--dir",
+            &grant,
+            "--partition",
+            "3",
+        ],
+        &events,
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.verdicts(), ["delivered", "reject", "delivered"]);
+    assert!(r.lines[1]["reason"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        r.stderr
+            .contains("sink `reject_sink`: 3 events: delivered 2, reject 1"),
+        "{}",
+        r.stderr
+    );
+    let written = std::fs::read_to_string(work.path().join("o-3.jsonl")).expect("sink output");
+    let offsets: Vec<i64> = written
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["offset"]
+                .as_i64()
+                .expect("offset")
+        })
+        .collect();
+    assert_eq!(offsets, [0, 9]);
+}
+
+#[test]
+fn flumen_test_output_pipes_into_the_next_component() {
+    let events = [ev("level=info a"), ev("level=debug b")];
+    let tagged = flumen_test(
+        &guest("static_header"),
+        &["--config", "header=stage", "--config", "value=1"],
+        &events,
+    );
+    let passed: Vec<Value> = tagged.lines.iter().map(|l| l["event"].clone()).collect();
+    let filtered = flumen_test(
+        &guest("filter"),
+        &[
+            "--config",
+            "pattern=^1$",
+            "--config",
+            "field=header:stage",
+            "--config",
+            "mode=keep",
+        ],
+        &passed,
+    );
+    assert!(filtered.ok, "{}", filtered.stderr);
+    assert_eq!(filtered.verdicts(), ["keep", "keep"]);
+    assert_eq!(filtered.event(1)["topic"], "test");
+}
+
+#[test]
+fn flumen_test_names_what_is_wrong() {
+    // A bad events line: the line number and the field.
+    let r = flumen_test(
+        &guest("null_sink"),
+        &[],
+        &[ev("a"), json!({ "valeu": "b" })],
+    );
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("line 2") && r.stderr.contains("valeu"),
+        "{}",
+        r.stderr
+    );
+    // A config the component refuses, before any event is read.
+    let r = flumen_test(&guest("filter"), &["--config", "patern=x"], &[ev("a")]);
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("unknown config key `patern`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.lines.is_empty());
+    // Not a component.
+    let work = tempfile::tempdir().expect("tempdir");
+    let junk = work.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").expect("write");
+    let r = flumen_test(&junk, &[], &[ev("a")]);
+    assert!(!r.ok);
+    assert!(r.stderr.contains("junk"), "{}", r.stderr);
+    // A malformed flag.
+    let r = flumen_test(&guest("filter"), &["--config", "pattern"], &[ev("a")]);
+    assert!(
+        r.stderr.contains("--config `pattern`: expected KEY=VALUE"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn logger_sink_writes_each_event_into_the_host_log() {
+    let events = [
+        json!({ "value": "hello", "key": "k1", "timestamp": 7, "headers": [{ "name": "h", "value": "v" }] }),
+        ev("a value longer than sixteen bytes"),
+        json!({ "value_base64": "AP8K" }),
+        json!({ "value": null }),
+    ];
+    let r = flumen_test(&guest("logger_sink"), &["--config", "level=warn"], &events);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.verdicts(), ["delivered"; 4]);
+    for expected in [
+        "offset=0 timestamp=7 key=k1 value=hello headers=[h=v]",
+        "offset=1 value=a value longer t…(+17 bytes)",
+        r"offset=2 value=\x00\xff\n",
+        "offset=3 value=<tombstone>",
+    ] {
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.contains(expected))
+            .unwrap_or_else(|| panic!("no log line with `{expected}`:\n{}", r.stderr));
+        assert!(line.contains("WARN"), "not at the configured level: {line}");
+    }
+    let all = flumen_test(
+        &guest("logger_sink"),
+        &["--config", "max_bytes=0"],
+        &events[1..2],
+    );
+    assert!(
+        all.stderr
+            .contains("value=a value longer than sixteen bytes"),
+        "{}",
+        all.stderr
+    );
+    let bad = flumen_test(&guest("logger_sink"), &["--config", "level=loud"], &events);
+    assert!(
+        bad.stderr
+            .contains("`level` must be trace, debug, info, warn or error"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -139,6 +139,11 @@ impl ReloadHandle {
         &self.stats
     }
 
+    /// The reload counters, shared (for the metrics endpoint).
+    pub fn shared_stats(&self) -> Arc<ReloadStats> {
+        self.stats.clone()
+    }
+
     /// The files whose change should trigger a reload: the config file and
     /// every component file.
     pub fn watched_files(&self) -> Vec<PathBuf> {

@@ -2,7 +2,7 @@
 //! the demo summary, the tests and (later) the metrics endpoint.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Event counters and committed offsets of one pipeline.
@@ -30,6 +30,13 @@ pub struct PipelineStats {
     /// Per (topic, partition): last offset the broker acknowledged as
     /// committed.
     committed: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Per assigned (topic, partition): the high watermark librdkafka last
+    /// reported in its statistics.
+    high_watermarks: Mutex<BTreeMap<(String, i32), i64>>,
+    /// The consumer has joined its group (had its first assignment).
+    pub joined: AtomicBool,
+    /// The consumer thread is running.
+    pub consumer_alive: AtomicBool,
 }
 
 impl PipelineStats {
@@ -56,6 +63,41 @@ impl PipelineStats {
     /// Committed offsets acknowledged by the broker.
     pub fn committed(&self) -> BTreeMap<(String, i32), i64> {
         self.committed.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the high watermarks with those of the partitions assigned
+    /// now (so a revoked partition stops being reported).
+    pub fn set_high_watermarks(&self, marks: BTreeMap<(String, i32), i64>) {
+        if let Ok(mut m) = self.high_watermarks.lock() {
+            *m = marks;
+        }
+    }
+
+    /// High watermarks of the assigned partitions.
+    pub fn high_watermarks(&self) -> BTreeMap<(String, i32), i64> {
+        self.high_watermarks
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    /// Events not yet committed per assigned partition: high watermark minus
+    /// committed offset (for partitions with a commit).
+    pub fn lag(&self) -> Vec<((String, i32), i64)> {
+        let committed = self.committed();
+        self.high_watermarks()
+            .into_iter()
+            .filter_map(|(k, hi)| {
+                let c = committed.get(&k)?;
+                Some((k, (hi - c).max(0)))
+            })
+            .collect()
+    }
+
+    /// Whether the pipeline is consuming: its consumer thread runs and has
+    /// joined the group.
+    pub fn ready(&self) -> bool {
+        self.joined.load(Ordering::Acquire) && self.consumer_alive.load(Ordering::Acquire)
     }
 
     /// Reads a counter.

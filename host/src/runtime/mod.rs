@@ -489,12 +489,15 @@ pub struct Guest<P: GuestKind> {
     live: Option<(Store<GuestState>, P::Bindings)>,
     /// Calls served by the live instance.
     calls: u64,
+    /// Its counters in `/metrics`.
+    metrics: crate::metrics::GuestMetrics,
 }
 
 impl<P: GuestKind + Clone> Guest<P> {
     /// A guest that instantiates the slot's current version on first use.
     pub fn new(slot: Arc<Slot<P>>, tag: GuestTag) -> Self {
         let (version, loaded) = slot.current();
+        let metrics = crate::metrics::GuestMetrics::new(&tag.pipeline, loaded.name(), P::WORLD);
         Self {
             slot,
             version,
@@ -502,6 +505,7 @@ impl<P: GuestKind + Clone> Guest<P> {
             tag,
             live: None,
             calls: 0,
+            metrics,
         }
     }
 
@@ -622,11 +626,15 @@ impl Guest<InterceptorPre<GuestState>> {
         source: &Source,
         batch: &[Event],
     ) -> Result<Vec<InterceptorVerdict>, GuestError> {
-        let r = self.call(|b, s| {
-            b.flumen_pipeline_interception()
-                .call_process(s, source, batch)
-        })?;
-        self.checked(r, batch.len())
+        let started = Instant::now();
+        let r = self
+            .call(|b, s| {
+                b.flumen_pipeline_interception()
+                    .call_process(s, source, batch)
+            })
+            .and_then(|r| self.checked(r, batch.len()));
+        self.metrics.interceptor_call(batch, started.elapsed(), &r);
+        r
     }
 }
 
@@ -638,8 +646,12 @@ impl Guest<SinkPre<GuestState>> {
         source: &Source,
         batch: &[Event],
     ) -> Result<Vec<SinkVerdict>, GuestError> {
-        let r = self.call(|b, s| b.flumen_pipeline_delivery().call_deliver(s, source, batch))?;
-        self.checked(r, batch.len())
+        let started = Instant::now();
+        let r = self
+            .call(|b, s| b.flumen_pipeline_delivery().call_deliver(s, source, batch))
+            .and_then(|r| self.checked(r, batch.len()));
+        self.metrics.sink_call(batch, started.elapsed(), &r);
+        r
     }
 }
 

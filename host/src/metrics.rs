@@ -1,0 +1,445 @@
+//! Prometheus metrics, served at `GET /metrics` by the admin endpoint.
+//!
+//! They come from two places. Guest calls are counted where they happen:
+//! each live guest resolves its labelled counters once ([`GuestMetrics`]),
+//! so a call costs a few atomic adds and one histogram observation per
+//! batch, never a lookup per event. What the pipelines already count for
+//! themselves ([`PipelineStats`]: consumed, dropped, committed offsets, …)
+//! and the reload counters are read at scrape time by a collector instead
+//! of being mirrored, so the hot path pays nothing more for them.
+
+use crate::batcher::event_bytes;
+use crate::reload::ReloadStats;
+use crate::runtime::bindings::{Action, Event, InterceptorVerdict, SinkVerdict};
+use crate::runtime::GuestError;
+use crate::stats::PipelineStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// A component in a pipeline.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GuestLabels {
+    pipeline: String,
+    component: String,
+    kind: &'static str,
+}
+
+/// A component's calls, by how they ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    pipeline: String,
+    component: String,
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+/// A component's verdicts on events.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    pipeline: String,
+    component: String,
+    verdict: &'static str,
+}
+
+type HistogramFamily = Family<GuestLabels, Histogram, fn() -> Histogram>;
+
+/// The process-wide families of guest metrics.
+struct GuestFamilies {
+    calls: Family<CallLabels, Counter>,
+    duration: HistogramFamily,
+    events_in: Family<GuestLabels, Counter>,
+    bytes_in: Family<GuestLabels, Counter>,
+    events_out: Family<GuestLabels, Counter>,
+    bytes_out: Family<GuestLabels, Counter>,
+    verdicts: Family<VerdictLabels, Counter>,
+}
+
+fn call_buckets() -> Histogram {
+    // 50 µs to about 13 s: a null sink's batch to a slow HTTP endpoint.
+    Histogram::new(exponential_buckets(0.000_05, 4.0, 10))
+}
+
+fn families() -> &'static GuestFamilies {
+    static FAMILIES: OnceLock<GuestFamilies> = OnceLock::new();
+    FAMILIES.get_or_init(|| GuestFamilies {
+        calls: Family::default(),
+        duration: Family::new_with_constructor(call_buckets),
+        events_in: Family::default(),
+        bytes_in: Family::default(),
+        events_out: Family::default(),
+        bytes_out: Family::default(),
+        verdicts: Family::default(),
+    })
+}
+
+/// The verdicts of one kind of guest, in the order of [`GuestMetrics`]'s
+/// verdict counters.
+const INTERCEPTOR_VERDICTS: [&str; 3] = ["keep", "drop", "replace"];
+const SINK_VERDICTS: [&str; 3] = ["delivered", "retry", "reject"];
+/// How a call can end.
+const OUTCOMES: [&str; 5] = ["ok", "error", "trap", "contract", "start_failed"];
+
+/// One guest's counters, resolved once when the guest is made.
+#[derive(Clone, Debug)]
+pub struct GuestMetrics {
+    calls: [Counter; 5],
+    duration: Histogram,
+    events_in: Counter,
+    bytes_in: Counter,
+    events_out: Counter,
+    bytes_out: Counter,
+    verdicts: [Counter; 3],
+}
+
+impl GuestMetrics {
+    /// The counters of `component` (`kind` is `interceptor` or `sink`) in
+    /// `pipeline`.
+    pub fn new(pipeline: &str, component: &str, kind: &'static str) -> Self {
+        let f = families();
+        let guest = GuestLabels {
+            pipeline: pipeline.to_owned(),
+            component: component.to_owned(),
+            kind,
+        };
+        let names = if kind == "sink" {
+            SINK_VERDICTS
+        } else {
+            INTERCEPTOR_VERDICTS
+        };
+        Self {
+            calls: OUTCOMES.map(|outcome| {
+                f.calls
+                    .get_or_create(&CallLabels {
+                        pipeline: guest.pipeline.clone(),
+                        component: guest.component.clone(),
+                        kind,
+                        outcome,
+                    })
+                    .clone()
+            }),
+            duration: f.duration.get_or_create(&guest).clone(),
+            events_in: f.events_in.get_or_create(&guest).clone(),
+            bytes_in: f.bytes_in.get_or_create(&guest).clone(),
+            events_out: f.events_out.get_or_create(&guest).clone(),
+            bytes_out: f.bytes_out.get_or_create(&guest).clone(),
+            verdicts: names.map(|verdict| {
+                f.verdicts
+                    .get_or_create(&VerdictLabels {
+                        pipeline: guest.pipeline.clone(),
+                        component: guest.component.clone(),
+                        verdict,
+                    })
+                    .clone()
+            }),
+        }
+    }
+
+    /// Counts a call on `batch` that took `took`, and how it ended.
+    fn call<T>(&self, batch: &[Event], took: Duration, result: &Result<T, GuestError>) {
+        self.duration.observe(took.as_secs_f64());
+        self.events_in.inc_by(batch.len() as u64);
+        self.bytes_in
+            .inc_by(batch.iter().map(event_bytes).sum::<usize>() as u64);
+        let outcome = match result {
+            Ok(_) => 0,
+            Err(GuestError::Failed { .. }) => 1,
+            Err(GuestError::Trap { .. }) => 2,
+            Err(GuestError::Contract { .. }) => 3,
+            Err(_) => 4,
+        };
+        self.calls[outcome].inc();
+    }
+
+    /// Counts an interceptor call and, if it succeeded, its verdicts and
+    /// the events it passed on.
+    pub fn interceptor_call(
+        &self,
+        batch: &[Event],
+        took: Duration,
+        result: &Result<Vec<InterceptorVerdict>, GuestError>,
+    ) {
+        self.call(batch, took, result);
+        let Ok(verdicts) = result else { return };
+        for (e, v) in batch.iter().zip(verdicts) {
+            let (i, out) = match &v.action {
+                Action::Keep => (0, Some(event_bytes(e))),
+                Action::Drop => (1, None),
+                Action::Replace(r) => (
+                    2,
+                    Some(
+                        r.key.as_ref().map_or(0, Vec::len)
+                            + r.value.as_ref().map_or(0, Vec::len)
+                            + r.headers
+                                .iter()
+                                .map(|h| h.name.len() + h.value.len())
+                                .sum::<usize>(),
+                    ),
+                ),
+            };
+            self.verdicts[i].inc();
+            if let Some(bytes) = out {
+                self.events_out.inc();
+                self.bytes_out.inc_by(bytes as u64);
+            }
+        }
+    }
+
+    /// Counts a sink call and, if it succeeded, its verdicts and the events
+    /// it delivered.
+    pub fn sink_call(
+        &self,
+        batch: &[Event],
+        took: Duration,
+        result: &Result<Vec<SinkVerdict>, GuestError>,
+    ) {
+        self.call(batch, took, result);
+        let Ok(verdicts) = result else { return };
+        for (e, v) in batch.iter().zip(verdicts) {
+            let i = match v {
+                SinkVerdict::Delivered => 0,
+                SinkVerdict::Retry(_) => 1,
+                SinkVerdict::Reject(_) => 2,
+            };
+            self.verdicts[i].inc();
+            if i == 0 {
+                self.events_out.inc();
+                self.bytes_out.inc_by(event_bytes(e) as u64);
+            }
+        }
+    }
+}
+
+/// Picks one counter out of a pipeline's stats.
+type CounterOf = fn(&PipelineStats) -> &AtomicU64;
+/// Picks per-partition values out of a pipeline's stats.
+type PartitionValues = fn(&PipelineStats) -> Vec<((String, i32), i64)>;
+
+/// Reads the pipelines' own counters and the reload counters at scrape
+/// time.
+struct StatsCollector {
+    pipelines: Vec<(String, Arc<PipelineStats>)>,
+    reload: Arc<ReloadStats>,
+}
+
+impl std::fmt::Debug for StatsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsCollector").finish_non_exhaustive()
+    }
+}
+
+/// Encodes one metric with one sample per `(labels, value)`.
+fn encode_samples<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Vec<(&'static str, String)>, M)>,
+) -> std::fmt::Result {
+    let mut samples = samples.into_iter().peekable();
+    let Some((_, first)) = samples.peek() else {
+        return Ok(());
+    };
+    let mut metric = encoder.encode_descriptor(name, help, None, first.metric_type())?;
+    for (labels, value) in samples {
+        value.encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for StatsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let per_pipeline = |counter: CounterOf| {
+            self.pipelines.iter().map(move |(name, s)| {
+                (
+                    vec![("pipeline", name.clone())],
+                    ConstCounter::new(PipelineStats::get(counter(s))),
+                )
+            })
+        };
+        let counters: [(&str, &str, CounterOf); 7] = [
+            (
+                "flumen_events_consumed",
+                "Events read from Kafka and handed to a partition worker.",
+                |s| &s.consumed,
+            ),
+            (
+                "flumen_events_dropped",
+                "Events dropped by an interceptor or routed to no sink.",
+                |s| &s.dropped,
+            ),
+            (
+                "flumen_events_finalized",
+                "Events finalized: dropped, or delivered by every sink routed to (or given up).",
+                |s| &s.finalized,
+            ),
+            (
+                "flumen_retries",
+                "Failed guest calls and events that were retried.",
+                |s| &s.retries,
+            ),
+            (
+                "flumen_dead_letters",
+                "Events written to the dead-letter topic and acknowledged.",
+                |s| &s.dead_lettered,
+            ),
+            (
+                "flumen_events_skipped",
+                "Events given up under on_failure = skip.",
+                |s| &s.skipped,
+            ),
+            (
+                "flumen_events_failed_open",
+                "Events an interceptor failed on and passed on unchanged (fail-open).",
+                |s| &s.failed_open,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            encode_samples(&mut encoder, name, help, per_pipeline(counter))?;
+        }
+        encode_samples(
+            &mut encoder,
+            "flumen_partitions_blocked",
+            "Partitions held by a block-policy component that spent its retries.",
+            self.pipelines.iter().map(|(name, s)| {
+                (
+                    vec![("pipeline", name.clone())],
+                    ConstGauge::new(PipelineStats::get(&s.blocked) as i64),
+                )
+            }),
+        )?;
+        encode_samples(
+            &mut encoder,
+            "flumen_events_delivered",
+            "Events each sink reported delivered.",
+            self.pipelines.iter().flat_map(|(name, s)| {
+                s.delivered().into_iter().map(move |(sink, n)| {
+                    (
+                        vec![("pipeline", name.clone()), ("sink", sink)],
+                        ConstCounter::new(n),
+                    )
+                })
+            }),
+        )?;
+        let partition_gauges = |value: PartitionValues| {
+            self.pipelines.iter().flat_map(move |(name, s)| {
+                value(s).into_iter().map(move |((topic, partition), v)| {
+                    (
+                        vec![
+                            ("pipeline", name.clone()),
+                            ("topic", topic),
+                            ("partition", partition.to_string()),
+                        ],
+                        ConstGauge::new(v),
+                    )
+                })
+            })
+        };
+        encode_samples(
+            &mut encoder,
+            "flumen_committed_offset",
+            "Last offset the broker acknowledged as committed, per partition.",
+            partition_gauges(|s| s.committed().into_iter().collect()),
+        )?;
+        encode_samples(
+            &mut encoder,
+            "flumen_high_watermark",
+            "The partition's high watermark (end offset), from librdkafka's statistics, for the partitions this member is assigned.",
+            partition_gauges(|s| s.high_watermarks().into_iter().collect()),
+        )?;
+        encode_samples(
+            &mut encoder,
+            "flumen_consumer_lag",
+            "High watermark minus committed offset: events not yet committed, per assigned partition.",
+            partition_gauges(PipelineStats::lag),
+        )?;
+        let reloads = [
+            ("applied", PipelineStats::get(&self.reload.applied)),
+            ("rejected", PipelineStats::get(&self.reload.rejected)),
+        ];
+        encode_samples(
+            &mut encoder,
+            "flumen_reloads",
+            "Reloads, by result.",
+            reloads
+                .into_iter()
+                .map(|(result, n)| (vec![("result", result.to_owned())], ConstCounter::new(n))),
+        )?;
+        encode_samples(
+            &mut encoder,
+            "flumen_component_swaps",
+            "New component versions published by reloads.",
+            [(
+                Vec::new(),
+                ConstCounter::new(PipelineStats::get(&self.reload.swaps)),
+            )],
+        )
+    }
+}
+
+/// Everything `/metrics` shows.
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// The metrics of the running `pipelines` and their reloads.
+    pub fn new(pipelines: Vec<(String, Arc<PipelineStats>)>, reload: Arc<ReloadStats>) -> Self {
+        let f = families();
+        let mut registry = Registry::default();
+        registry.register(
+            "flumen_guest_calls",
+            "Guest calls (one per batch), by outcome: ok, error (the guest failed the batch), trap, contract (wrong verdict count or route), start_failed.",
+            f.calls.clone(),
+        );
+        registry.register(
+            "flumen_guest_call_duration_seconds",
+            "Wall time of one guest call, instantiation included.",
+            f.duration.clone(),
+        );
+        registry.register(
+            "flumen_guest_events_in",
+            "Events passed to a component.",
+            f.events_in.clone(),
+        );
+        registry.register(
+            "flumen_guest_bytes_in",
+            "Bytes (key, value, headers) passed to a component.",
+            f.bytes_in.clone(),
+        );
+        registry.register(
+            "flumen_guest_events_out",
+            "Events an interceptor passed on, or a sink delivered.",
+            f.events_out.clone(),
+        );
+        registry.register(
+            "flumen_guest_bytes_out",
+            "Bytes of the events an interceptor passed on, or a sink delivered.",
+            f.bytes_out.clone(),
+        );
+        registry.register(
+            "flumen_guest_verdicts",
+            "Verdicts on events: keep, drop, replace; delivered, retry, reject.",
+            f.verdicts.clone(),
+        );
+        registry.register_collector(Box::new(StatsCollector { pipelines, reload }));
+        Self { registry }
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

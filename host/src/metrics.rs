@@ -158,6 +158,19 @@ impl GuestMetrics {
         self.calls[outcome].inc();
     }
 
+    /// Adds one call's verdict counts and output: one atomic add per
+    /// counter per batch, since the counters are shared by every
+    /// partition's instance of the component.
+    fn settle(&self, verdicts: [u64; 3], out_events: u64, out_bytes: usize) {
+        for (counter, n) in self.verdicts.iter().zip(verdicts) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+        self.events_out.inc_by(out_events);
+        self.bytes_out.inc_by(out_bytes as u64);
+    }
+
     /// Counts an interceptor call and, if it succeeded, its verdicts and
     /// the events it passed on.
     pub fn interceptor_call(
@@ -168,6 +181,7 @@ impl GuestMetrics {
     ) {
         self.call(batch, took, result);
         let Ok(verdicts) = result else { return };
+        let (mut counts, mut out_events, mut out_bytes) = ([0u64; 3], 0, 0);
         for (e, v) in batch.iter().zip(verdicts) {
             let (i, out) = match &v.action {
                 Action::Keep => (0, Some(event_bytes(e))),
@@ -184,12 +198,13 @@ impl GuestMetrics {
                     ),
                 ),
             };
-            self.verdicts[i].inc();
+            counts[i] += 1;
             if let Some(bytes) = out {
-                self.events_out.inc();
-                self.bytes_out.inc_by(bytes as u64);
+                out_events += 1;
+                out_bytes += bytes;
             }
         }
+        self.settle(counts, out_events, out_bytes);
     }
 
     /// Counts a sink call and, if it succeeded, its verdicts and the events
@@ -202,18 +217,18 @@ impl GuestMetrics {
     ) {
         self.call(batch, took, result);
         let Ok(verdicts) = result else { return };
+        let (mut counts, mut out_bytes) = ([0u64; 3], 0);
         for (e, v) in batch.iter().zip(verdicts) {
-            let i = match v {
-                SinkVerdict::Delivered => 0,
-                SinkVerdict::Retry(_) => 1,
-                SinkVerdict::Reject(_) => 2,
-            };
-            self.verdicts[i].inc();
-            if i == 0 {
-                self.events_out.inc();
-                self.bytes_out.inc_by(event_bytes(e) as u64);
+            match v {
+                SinkVerdict::Delivered => {
+                    counts[0] += 1;
+                    out_bytes += event_bytes(e);
+                }
+                SinkVerdict::Retry(_) => counts[1] += 1,
+                SinkVerdict::Reject(_) => counts[2] += 1,
             }
         }
+        self.settle(counts, counts[0], out_bytes);
     }
 }
 

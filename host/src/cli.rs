@@ -1,4 +1,4 @@
-//! Command-line interface: `run`, `check`, `demo`, `test`, `top`.
+//! Command-line interface: `run`, `check`, `demo`, `test`, `top`, `new`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -66,6 +66,21 @@ enum Command {
     /// lines, its verdict on each event (and, for an interceptor, the event
     /// it passes on). No broker needed.
     Test(TestArgs),
+    /// Create a guest project that builds as it stands: `NAME/` with the
+    /// source, `wit/`, `build.sh`, sample events and a README.
+    New {
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: NewLang,
+        /// Interceptor or sink.
+        #[arg(long, value_enum)]
+        kind: NewKind,
+        /// The guest's name (lower-case letters, digits, `_`, `-`).
+        name: String,
+        /// Where to create `NAME/`.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// A live view of a running flumen's rates, latency and lag, read from
     /// its admin endpoint's /metrics.
     Top {
@@ -79,6 +94,20 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NewLang {
+    Rust,
+    Python,
+    Js,
+    C,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NewKind {
+    Interceptor,
+    Sink,
 }
 
 #[derive(clap::Args)]
@@ -143,6 +172,12 @@ pub fn main() -> ExitCode {
             out,
         } => demo_cmd(config, events, out),
         Command::Test(args) => test_cmd(args),
+        Command::New {
+            lang,
+            kind,
+            name,
+            dir,
+        } => new_cmd(lang, kind, &name, &dir),
         Command::Top {
             admin,
             interval,
@@ -358,7 +393,10 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 fn demo_cmd(config: PathBuf, events: usize, out: PathBuf) -> anyhow::Result<ExitCode> {
     let summary = demo::run(&config, events, &out)?;
     println!("{summary}");
-    println!("  output     {}", out.join("events-*.jsonl").display());
+    println!(
+        "  output     {} (a file per sink and partition)",
+        out.display()
+    );
     Ok(if summary.accounted() {
         ExitCode::SUCCESS
     } else {
@@ -440,12 +478,12 @@ fn test_cmd(args: TestArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = flumen::runtime::cache::default_dir() {
         runtime = runtime.with_cache(&dir);
     }
-    let mut component = Component::load(&runtime, &cfg)?;
-    component.start()?;
     let source = Source {
         topic: args.topic,
         partition: args.partition,
     };
+    let mut component = Component::load(&runtime, &cfg, &source)?;
+    component.start()?;
     let total = events.len();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let counts = component.run(events, &source, args.batch, &mut out)?;
@@ -499,4 +537,30 @@ async fn log_progress(pipelines: Vec<(String, std::sync::Arc<PipelineStats>)>, e
             *last = consumed;
         }
     }
+}
+
+fn new_cmd(
+    lang: NewLang,
+    kind: NewKind,
+    name: &str,
+    parent: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use flumen::scaffold::{create, Kind, Lang};
+    let lang = match lang {
+        NewLang::Rust => Lang::Rust,
+        NewLang::Python => Lang::Python,
+        NewLang::Js => Lang::Js,
+        NewLang::C => Lang::C,
+    };
+    let kind = match kind {
+        NewKind::Interceptor => Kind::Interceptor,
+        NewKind::Sink => Kind::Sink,
+    };
+    let dir = create(lang, kind, name, parent)?;
+    println!("created {}", dir.display());
+    println!(
+        "next: read {}, then run its build.sh",
+        dir.join("README.md").display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -29,8 +29,11 @@ pub struct Summary {
     pub dropped: u64,
     /// Events delivered, per sink.
     pub delivered: BTreeMap<String, u64>,
-    /// Lines in the file sink's output files.
+    /// Lines in the sinks' per-partition output files under `--out`.
     pub lines_written: u64,
+    /// Sinks granted `/out` (the output directory): each must have written
+    /// one line per kept event.
+    pub file_sinks: u64,
     /// Committed offset per partition.
     pub committed: BTreeMap<i32, i64>,
 }
@@ -45,7 +48,7 @@ impl Summary {
         produced as u64 == self.consumed
             && !self.delivered.is_empty()
             && self.delivered.values().all(|&n| n == kept)
-            && self.lines_written == kept
+            && self.lines_written == kept * self.file_sinks
             && self
                 .produced
                 .iter()
@@ -59,18 +62,14 @@ impl std::fmt::Display for Summary {
         writeln!(f, "flumen demo summary")?;
         writeln!(f, "  produced   {produced}")?;
         writeln!(f, "  consumed   {}", self.consumed)?;
-        writeln!(
-            f,
-            "  dropped    {} (by the filter interceptor)",
-            self.dropped
-        )?;
+        writeln!(f, "  dropped    {} (by the interceptors)", self.dropped)?;
         for (sink, n) in &self.delivered {
             writeln!(f, "  delivered  {n} (sink `{sink}`)")?;
         }
         writeln!(
             f,
-            "  written    {} lines in the output files",
-            self.lines_written
+            "  written    {} lines in the output files ({} sink(s) writing to /out)",
+            self.lines_written, self.file_sinks
         )?;
         writeln!(f, "  partition  produced  committed")?;
         for (p, end) in &self.produced {
@@ -155,8 +154,30 @@ pub fn output_files(dir: &Path, name: &str) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Runs the demo with the pipeline in `config_path`, writing the file sink's
-/// output (one file per partition) under `out_dir`.
+/// The per-partition output files in `dir`, whatever sink wrote them:
+/// regular files named `<anything>-<partition>.<extension>`.
+fn partition_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(stem) = Path::new(&name).file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let per_partition = stem
+            .rsplit_once('-')
+            .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if per_partition && entry.file_type()?.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Runs the demo with the pipeline in `config_path`, writing the sinks'
+/// output (one file per partition) under `out_dir`. Per-partition files
+/// (`<name>-<n>.<ext>`) left there by an earlier run are removed first.
 pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<Summary> {
     let mut config = Config::load(config_path)?;
     let cluster = MockCluster::new(1).context("starting the embedded Kafka broker")?;
@@ -168,15 +189,19 @@ pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<
 
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("creating output directory {}", out_dir.display()))?;
-    for p in output_files(out_dir, "events")? {
+    for p in partition_files(out_dir)? {
         std::fs::remove_file(&p)
             .with_context(|| format!("removing the previous {}", p.display()))?;
     }
     config.kafka.bootstrap_servers = bootstrap.clone();
+    let mut file_sinks = 0;
     for c in config.pipelines.iter_mut().flat_map(|p| p.sinks.iter_mut()) {
+        let mut granted = false;
         for d in c.dirs.iter_mut().filter(|d| d.guest == "/out") {
             d.host = PathBuf::from(out_dir);
+            granted = true;
         }
+        file_sinks += u64::from(granted);
     }
 
     let produced = produce(&bootstrap, events)?;
@@ -204,7 +229,7 @@ pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<
     running.stop();
 
     let mut lines_written = 0;
-    for p in output_files(out_dir, "events")? {
+    for p in partition_files(out_dir)? {
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         lines_written += text.lines().count() as u64;
@@ -215,6 +240,7 @@ pub fn run(config_path: &Path, events: usize, out_dir: &Path) -> anyhow::Result<
         dropped: stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
         delivered: stats.delivered(),
         lines_written,
+        file_sinks,
         committed: stats
             .committed()
             .into_iter()

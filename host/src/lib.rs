@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod retry;
 pub mod runtime;
+pub mod scaffold;
 pub mod sinks;
 pub mod stats;
 pub mod top;

@@ -60,12 +60,18 @@ pub enum OfflineError {
 
 impl Component {
     /// Loads the component `cfg` names as an interceptor or, if it is not
-    /// one, as a sink. (The second try is served by the compile cache.)
-    pub fn load(runtime: &Runtime, cfg: &ComponentConfig) -> Result<Self, OfflineError> {
+    /// one, as a sink (the second try is served by the compile cache), for
+    /// events of `source` by default.
+    pub fn load(
+        runtime: &Runtime,
+        cfg: &ComponentConfig,
+        source: &Source,
+    ) -> Result<Self, OfflineError> {
+        // The default source names the instance in the guest's log lines.
         let tag = GuestTag {
             component: cfg.name.as_str().into(),
             pipeline: "test".into(),
-            partition: None,
+            partition: Some((source.topic.as_str().into(), source.partition)),
         };
         let as_interceptor = match runtime.load(cfg) {
             Ok(loaded) => {

@@ -1,0 +1,62 @@
+// {{name}}: a flumen interceptor. It drops every event whose value contains
+// the config key `drop_containing` (default `DROP`) and keeps the rest
+// unchanged.
+//
+// Ownership follows wit-bindgen's C bindings: the arguments are the
+// guest's to free, the result is handed to the host.
+
+#include "interceptor.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint8_t *needle = (uint8_t *)"DROP";
+static size_t needle_len = 4;
+
+static bool contains(const uint8_t *hay, size_t hl, const uint8_t *n, size_t nl) {
+  for (size_t i = 0; i + nl <= hl; i++)
+    if (!memcmp(hay + i, n, nl)) return true;
+  return false;
+}
+
+bool exports_flumen_pipeline_interception_init(
+    exports_flumen_pipeline_interception_config_t *config, interceptor_string_t *err) {
+  static char message[256];
+  bool ok = true;
+  for (size_t i = 0; i < config->len && ok; i++) {
+    interceptor_string_t *k = &config->ptr[i].f0, *v = &config->ptr[i].f1;
+    if (k->len == 15 && !memcmp(k->ptr, "drop_containing", 15) && v->len > 0) {
+      needle = v->ptr;
+      needle_len = v->len;
+      *v = (interceptor_string_t){0};  // kept: not freed with the config
+    } else {
+      snprintf(message, sizeof message,
+               "config key `%.*s` is unknown or empty; expected drop_containing", (int)k->len,
+               (const char *)k->ptr);
+      interceptor_string_dup(err, message);
+      ok = false;
+    }
+  }
+  exports_flumen_pipeline_interception_config_free(config);
+  return ok;
+}
+
+bool exports_flumen_pipeline_interception_process(
+    exports_flumen_pipeline_interception_source_t *source,
+    exports_flumen_pipeline_interception_list_event_t *batch,
+    exports_flumen_pipeline_interception_list_verdict_t *ret, interceptor_string_t *err) {
+  (void)err;
+  ret->len = batch->len;
+  ret->ptr = calloc(batch->len ? batch->len : 1, sizeof *ret->ptr);
+  if (!ret->ptr) abort();
+  for (size_t i = 0; i < batch->len; i++) {
+    const flumen_pipeline_types_event_t *e = &batch->ptr[i];
+    bool drop = e->value.is_some && contains(e->value.val.ptr, e->value.val.len, needle, needle_len);
+    ret->ptr[i].action.tag = drop ? EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_DROP
+                                  : EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_KEEP;
+    ret->ptr[i].route.is_some = false;
+  }
+  exports_flumen_pipeline_interception_source_free(source);
+  exports_flumen_pipeline_interception_list_event_free(batch);
+  return true;
+}

@@ -1,0 +1,33 @@
+// {{name}}: a flumen interceptor. It drops every event whose value contains
+// the config key `drop_containing` (default `DROP`) and keeps the rest
+// unchanged.
+//
+// WIT names become camelCase, `list<u8>` a Uint8Array, `s64` a BigInt,
+// variants `{ tag }` objects; a thrown string is the `err` of a `result`.
+
+let needle = new TextEncoder().encode("DROP");
+
+function contains(haystack, n) {
+  outer: for (let i = 0; i + n.length <= haystack.length; i++) {
+    for (let j = 0; j < n.length; j++) if (haystack[i + j] !== n[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+export const interception = {
+  init(config) {
+    for (const [key, value] of config) {
+      if (key !== "drop_containing") throw `unknown config key \`${key}\`; expected drop_containing`;
+      if (value === "") throw "`drop_containing` must not be empty";
+      needle = new TextEncoder().encode(value);
+    }
+  },
+
+  process(source, batch) {
+    return batch.map((event) => {
+      const drop = event.value !== undefined && contains(event.value, needle);
+      return { action: { tag: drop ? "drop" : "keep" }, route: undefined };
+    });
+  },
+};

@@ -1,0 +1,26 @@
+"""{{name}}: a flumen interceptor. It drops every event whose value contains
+the config key `drop_containing` (default `DROP`) and keeps the rest
+unchanged."""
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.exports.interception import Action_Drop, Action_Keep, Verdict
+
+# One instance serves one partition; module state lives as long as it does.
+state = {"needle": b"DROP"}
+
+
+class Interception(exports.Interception):
+    def init(self, config):
+        for key, value in config:
+            if key != "drop_containing":
+                raise Err(f"unknown config key `{key}`; expected drop_containing")
+            if not value:
+                raise Err("`drop_containing` must not be empty")
+            state["needle"] = value.encode("utf-8")
+
+    def process(self, source, batch):
+        needle = state["needle"]
+        keep = Verdict(action=Action_Keep(), route=None)
+        drop = Verdict(action=Action_Drop(), route=None)
+        return [drop if e.value is not None and needle in e.value else keep for e in batch]

@@ -1,0 +1,54 @@
+//! {{name}}: a flumen interceptor. It drops every event whose value
+//! contains the config key `drop_containing` (default `DROP`) and keeps the
+//! rest unchanged.
+
+wit_bindgen::generate!({ world: "interceptor", path: "wit" });
+
+use exports::flumen::pipeline::interception::{Action, Event, Guest, Source, Verdict};
+use std::cell::RefCell;
+
+thread_local! {
+    // One instance serves one partition, so state set by `init` lives as
+    // long as the instance does.
+    static NEEDLE: RefCell<Vec<u8>> = RefCell::new(b"DROP".to_vec());
+}
+
+struct Component;
+
+impl Guest for Component {
+    fn init(config: Vec<(String, String)>) -> Result<(), String> {
+        for (key, value) in config {
+            match key.as_str() {
+                "drop_containing" if !value.is_empty() => {
+                    NEEDLE.with(|n| *n.borrow_mut() = value.into_bytes())
+                }
+                "drop_containing" => return Err("`drop_containing` must not be empty".into()),
+                other => {
+                    return Err(format!("unknown config key `{other}`; expected drop_containing"))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn process(_source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        NEEDLE.with(|n| {
+            let needle = n.borrow();
+            Ok(batch
+                .iter()
+                .map(|e| {
+                    let drop = e
+                        .value
+                        .as_deref()
+                        .is_some_and(|v| v.windows(needle.len()).any(|w| w == needle.as_slice()));
+                    Verdict {
+                        action: if drop { Action::Drop } else { Action::Keep },
+                        route: None,
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
+export!(Component);

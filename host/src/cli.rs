@@ -1,4 +1,5 @@
-//! Command-line interface: `run`, `check`, `demo`, `test`, `top`, `new`.
+//! Command-line interface: `run`, `check`, `demo`, `test`, `top`, `new`,
+//! `import-flume`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -80,6 +81,20 @@ enum Command {
         /// Where to create `NAME/`.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+    },
+    /// Convert a Flume agent's properties file into a flumen config (printed
+    /// on stdout); what cannot be mapped is listed on stderr and in the
+    /// config's header.
+    ImportFlume {
+        /// The Flume agent's properties file.
+        file: PathBuf,
+        /// The agent to convert, if the file defines several.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Where the guest library's components are, as the new config
+        /// should name them (relative to the config file).
+        #[arg(long, default_value = "guests/target/wasm32-wasip2/release")]
+        guests: String,
     },
     /// A live view of a running flumen's rates, latency and lag, read from
     /// its admin endpoint's /metrics.
@@ -178,6 +193,11 @@ pub fn main() -> ExitCode {
             name,
             dir,
         } => new_cmd(lang, kind, &name, &dir),
+        Command::ImportFlume {
+            file,
+            agent,
+            guests,
+        } => import_flume_cmd(&file, agent.as_deref(), &guests),
         Command::Top {
             admin,
             interval,
@@ -562,5 +582,27 @@ fn new_cmd(
         "next: read {}, then run its build.sh",
         dir.join("README.md").display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_flume_cmd(
+    file: &std::path::Path,
+    agent: Option<&str>,
+    guests: &str,
+) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let props = flumen::flume_import::parse_properties(&text);
+    let imported = flumen::flume_import::import(&props, agent, guests)
+        .with_context(|| format!("converting {}", file.display()))?;
+    print!("{}", imported.toml);
+    if imported.unmapped.is_empty() {
+        eprintln!("everything was mapped");
+    } else {
+        eprintln!("not mapped:");
+        for u in &imported.unmapped {
+            eprintln!("  - {u}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,6 +25,7 @@ pub mod dead_letter;
 pub mod demo;
 pub mod event_json;
 pub mod failure;
+pub mod flume_import;
 pub mod interceptors;
 pub mod metrics;
 pub mod offline;

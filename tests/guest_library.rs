@@ -481,3 +481,119 @@ fn logger_sink_writes_each_event_into_the_host_log() {
         bad.stderr
     );
 }
+
+/// The lines of every file under `dir`, by path relative to it.
+fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let text = std::fs::read_to_string(&path).expect("read");
+                let rel = path.strip_prefix(dir).expect("under").display().to_string();
+                out.insert(rel, text.lines().map(str::to_owned).collect());
+            }
+        }
+    }
+    out
+}
+
+fn roll(
+    config: &[&str],
+    events: &[Value],
+    batch: &str,
+) -> (Run, std::collections::BTreeMap<String, Vec<String>>) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let grant = format!("{}=/out", work.path().display());
+    let mut args = vec!["--dir", &grant, "--partition", "1", "--batch", batch];
+    for c in config {
+        args.push("--config");
+        args.push(c);
+    }
+    let r = flumen_test(&guest("file_roll_sink"), &args, events);
+    let files = files_under(work.path());
+    (r, files)
+}
+
+#[test]
+fn file_roll_sink_rolls_by_count_and_size_and_names_files_by_date() {
+    let events: Vec<Value> = (0..5).map(|i| ev(&format!("event-{i}"))).collect();
+    let (r, files) = roll(
+        &[
+            "path=/out/r-%{partition}-%{seq}.log",
+            "format=value",
+            "roll_events=2",
+        ],
+        &events,
+        "3",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.verdicts(), ["delivered"; 5]);
+    let expected: std::collections::BTreeMap<String, Vec<String>> = [
+        ("r-1-0.log", vec!["event-0", "event-1"]),
+        ("r-1-1.log", vec!["event-2", "event-3"]),
+        ("r-1-2.log", vec!["event-4"]),
+    ]
+    .into_iter()
+    .map(|(f, l)| (f.to_owned(), l.into_iter().map(str::to_owned).collect()))
+    .collect();
+    assert_eq!(files, expected);
+
+    // 8-byte lines, at most 20 bytes a file: two lines each.
+    let (r, files) = roll(
+        &[
+            "path=/out/s-%{partition}-%{seq}.log",
+            "format=value",
+            "roll_bytes=20",
+        ],
+        &events,
+        "5",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.values().all(|l| l.len() <= 2), "{files:?}");
+
+    // Date escapes from each event's timestamp (UTC), JSON lines by default.
+    let dated = [
+        json!({ "value": "a", "timestamp": 1_700_000_000_000i64 }), // 2023-11-14 22:13:20
+        json!({ "value": "b", "timestamp": 1_700_000_100_000i64 }), // same hour
+        json!({ "value": "c", "timestamp": 1_709_251_199_000i64 }), // 2024-02-29 23:59:59
+    ];
+    let (r, files) = roll(
+        &["path=/out/%Y/%m-%d/%H-%{topic}-%{partition}.jsonl"],
+        &dated,
+        "10",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let names: Vec<&String> = files.keys().collect();
+    assert_eq!(
+        names,
+        ["2023/11-14/22-test-1.jsonl", "2024/02-29/23-test-1.jsonl"]
+    );
+    let first = &files["2023/11-14/22-test-1.jsonl"];
+    assert_eq!(first.len(), 2);
+    let line: Value = serde_json::from_str(&first[1]).expect("json line");
+    assert_eq!(line["value"], "b");
+    assert_eq!(line["partition"], 1);
+
+    let (bad, _) = roll(&["path=/out/x.log"], &dated, "10");
+    assert!(
+        !bad.ok && bad.stderr.contains("must contain `%{partition}`"),
+        "{}",
+        bad.stderr
+    );
+    let (bad, _) = roll(
+        &["path=/out/x-%{partition}", "roll_events=many"],
+        &dated,
+        "10",
+    );
+    assert!(
+        bad.stderr
+            .contains("`roll_events` must be a non-negative integer"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -113,16 +113,12 @@ a1.sinks.lake.channel = c1
         "env_from_host = [\"HOSTNAME\"]",
         "config = { max_bytes = \"64\" }",
         "http_allow = [\"collector.internal:8080\"]",
+        "config = { path = \"/out/files-%{partition}-%{seq}.log\", format = \"value\", roll_interval_s = \"30\" }",
     ] {
         assert!(toml.contains(expected), "missing `{expected}` in:\n{toml}");
     }
     // Listed, in the header and on stderr.
-    for unmapped in [
-        "interceptor `morph`",
-        "sink `lake` (type hdfs)",
-        "useIP",
-        "without rolling",
-    ] {
+    for unmapped in ["interceptor `morph`", "sink `lake` (type hdfs)", "useIP"] {
         assert!(err.contains(unmapped), "`{unmapped}` not listed:\n{err}");
         assert!(
             toml.contains(unmapped),

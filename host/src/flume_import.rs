@@ -633,13 +633,28 @@ fn sink_table(a: &Agent<'_>, sink: &str, k: &str, unmapped: &mut Vec<String>) ->
         )),
         "file_roll" => {
             let dir = get("sink.directory").unwrap_or("CHANGE-ME");
-            unmapped.push(format!(
-                "sink `{sink}` (file_roll): written by file_sink as JSON lines, one file per \
-                 partition, without rolling (sink.rollInterval is not carried over)"
-            ));
+            let serializer = get("sink.serializer").unwrap_or("TEXT");
+            if !serializer.eq_ignore_ascii_case("text") {
+                unmapped.push(format!(
+                    "sink `{sink}`: serializer {serializer}: written as the raw value per line \
+                     (Flume's TEXT)"
+                ));
+            }
+            let prefix = get("sink.pathManager.prefix").unwrap_or(sink);
+            let extension = get("sink.pathManager.extension").unwrap_or("log");
             Some(table(
-                "file_sink",
-                vec![("path", format!("/out/{sink}-%{{partition}}.jsonl"))],
+                "file_roll_sink",
+                vec![
+                    (
+                        "path",
+                        format!("/out/{prefix}-%{{partition}}-%{{seq}}.{extension}"),
+                    ),
+                    ("format", "value".to_owned()),
+                    (
+                        "roll_interval_s",
+                        get("sink.rollInterval").unwrap_or("30").to_owned(),
+                    ),
+                ],
                 vec![format!(
                     "dirs = [{{ host = {}, guest = \"/out\" }}]",
                     q(dir)

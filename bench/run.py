@@ -56,7 +56,16 @@ SCENARIOS = [
     ("4", "flumen: two null sinks (fan-out)"),
     ("5", "flumen: filter + file sink"),
     ("6", "Python confluent-kafka: filter + file write"),
+    # The same guests in other languages (scripts/bench.sh --languages).
+    ("3r", "flumen: header filter in Rust + null sink"),
+    ("3py", "flumen: header filter in Python + null sink"),
+    ("3js", "flumen: header filter in JavaScript + null sink"),
+    ("3c", "flumen: header filter in C + null sink"),
+    ("5py", "flumen: filter + file sink in Python"),
+    ("5c", "flumen: filter + file sink in C"),
 ]
+DEFAULT_SCENARIOS = "1,2,2c,3,4,5,6"
+LANG_GUESTS = ROOT / "guests/target"
 
 
 def free_port() -> int:
@@ -132,15 +141,32 @@ name = "{name}"
 component = "{wasm}"
 {extra}
 """
-    file_sink = sink("file", GUESTS / "file_sink.wasm",
-                     f'config = {{ path = "/out/out-%{{partition}}.jsonl", sync = false }}\n'
-                     f'dirs = [{{ host = "{out}", guest = "/out" }}]')
+    file_sink = lambda wasm: sink("file", wasm,
+                                  f'config = {{ path = "/out/out-%{{partition}}.jsonl", sync = false }}\n'
+                                  f'dirs = [{{ host = "{out}", guest = "/out" }}]')
+    # Drops events whose `level` header is `debug`: the same work in each
+    # language (the Rust one is the filter on the header).
+    header_filter = lambda wasm, config: f"""
+[[pipeline.interceptor]]
+name = "headers"
+component = "{wasm}"
+config = {config}
+"""
+    drop_header = lambda lang: header_filter(LANG_GUESTS / lang / "drop_header.wasm",
+                                             '{ header = "level", value = "debug" }')
     components = {
         "2": sink("null"),
         "2c": sink("null"),
         "3": filt + sink("null"),
         "4": sink("a") + sink("b"),
-        "5": filt + file_sink,
+        "5": filt + file_sink(GUESTS / "file_sink.wasm"),
+        "3r": header_filter(GUESTS / "filter.wasm",
+                            '{ pattern = "^debug$", field = "header:level" }') + sink("null"),
+        "3py": drop_header("python") + sink("null"),
+        "3js": drop_header("js") + sink("null"),
+        "3c": drop_header("c") + sink("null"),
+        "5py": filt + file_sink(LANG_GUESTS / "python/file_sink.wasm"),
+        "5c": filt + file_sink(LANG_GUESTS / "c/file_sink.wasm"),
     }[scenario]
     interval = 1 if scenario == "2c" else int(os.environ.get("FLUMEN_BENCH_COMMIT_MS", "100"))
     return f"""
@@ -231,7 +257,7 @@ def main() -> None:
                     help="events of 1000 and 100 bytes (10 KB: a tenth of it)")
     ap.add_argument("--sizes", default="1000,100,10000")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--scenarios", default=",".join(s for s, _ in SCENARIOS))
+    ap.add_argument("--scenarios", default=DEFAULT_SCENARIOS)
     ap.add_argument("--out", default=str(ROOT / "bench"))
     args = ap.parse_args()
     wanted = args.scenarios.split(",")

@@ -4,15 +4,25 @@
 # Builds the release host and the raw-librdkafka baseline, the guests and
 # tansu, sets up a Python venv with confluent-kafka and matplotlib, then
 # runs bench/run.py, which writes bench/results.md and bench/throughput.png.
+#   scripts/bench.sh --languages [options]
+# compares the same guests written in Rust, Python, JavaScript and C
+# (bench/languages/): installs and builds those toolchains too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-guest-toolchain.sh rust
+langs=(rust)
+args=("$@")
+if [ "${1:-}" = "--languages" ]; then
+  langs=(rust python js c)
+  args=(--sizes 1000 --events 200000 --scenarios 1,3r,3py,3js,3c,5,5py,5c
+        --out bench/languages "${@:2}")
+fi
+scripts/install-guest-toolchain.sh "${langs[@]}"
 scripts/fetch-tansu.sh
-guests/build.sh rust >/dev/null
+guests/build.sh "${langs[@]}" >/dev/null
 cargo build --release --locked -p flumen --bin flumen --example raw_consumer
 venv=target/bench-venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet confluent-kafka==2.16.1 matplotlib==3.11.2
 fi
-exec "$venv/bin/python" bench/run.py "$@"
+exec "$venv/bin/python" bench/run.py "${args[@]}"

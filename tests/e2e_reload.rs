@@ -18,8 +18,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -119,18 +117,7 @@ dirs = [{{ host = "{out}", guest = "/out" }}]
 
 /// `POST /reload` on the admin endpoint; returns (status, body).
 fn post_reload(port: u16) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
-    s.write_all(b"POST /reload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    http(port, "POST", "/reload")
 }
 
 fn field(line: &str, name: &str) -> Option<i64> {

@@ -5,26 +5,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
-use support::repo;
+use support::{flumen_in, repo};
 
 /// Runs `flumen <args>` in `dir` (with `HOSTNAME` set, which the host
 /// interceptor reads): (success, stdout, stderr).
 fn flumen(args: &[&str], dir: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
-        .args(args)
-        .current_dir(dir)
-        .env("HOSTNAME", "edge-1")
-        .env("FLUMEN_CACHE_DIR", dir.join("cache"))
-        .output()
-        .expect("run flumen");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    )
+    flumen_in(dir, args, &[("HOSTNAME", "edge-1")])
 }
 
 /// Converts `properties` and returns (config text, stderr).

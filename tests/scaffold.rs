@@ -13,22 +13,10 @@ mod support;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use support::repo;
+use support::{flumen_in, repo};
 
 fn flumen(args: &[&str], cwd: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
-        .args(args)
-        .current_dir(cwd)
-        .env("FLUMEN_CACHE_DIR", cwd.join("cache"))
-        .output()
-        .expect("run flumen");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    )
+    flumen_in(cwd, args, &[])
 }
 
 /// Creates and builds `name` in `work`.

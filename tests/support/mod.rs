@@ -752,3 +752,43 @@ config = {{ pattern = "^debug$", field = "header:level" }}
         guest("filter").display()
     )
 }
+
+/// Runs `flumen <args>` in `dir`, with its compile cache in `dir/cache` and
+/// `env` added: (success, stdout, stderr). A panic in flumen fails the test.
+pub fn flumen_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        .args(args)
+        .current_dir(dir)
+        .env("FLUMEN_CACHE_DIR", dir.join("cache"))
+        .envs(env.iter().copied())
+        .output()
+        .expect("run flumen");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "flumen panicked:\n{stderr}");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+/// One HTTP/1.1 request without a body to the admin endpoint on `port`:
+/// (status, body).
+pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}

@@ -166,16 +166,7 @@ impl State {
     /// Flushes and (with `sync`) syncs the open file, then closes it.
     fn close(&mut self) -> Result<(), String> {
         if let Some(mut open) = self.open.take() {
-            open.file
-                .flush()
-                .and_then(|()| {
-                    if self.settings.sync {
-                        open.file.sync_data()
-                    } else {
-                        Ok(())
-                    }
-                })
-                .map_err(|e| format!("cannot finish {}: {e}", open.path))?;
+            open.finish(self.settings.sync)?;
             log(
                 Level::Debug,
                 &format!(
@@ -185,6 +176,16 @@ impl State {
             );
         }
         Ok(())
+    }
+}
+
+impl Open {
+    /// Flushes what was written and, with `sync`, gets it onto the disk.
+    fn finish(&mut self, sync: bool) -> Result<(), String> {
+        self.file
+            .flush()
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) })
+            .map_err(|e| format!("cannot flush {}: {e}", self.path))
     }
 }
 
@@ -275,16 +276,7 @@ impl Guest for FileRollSink {
             // Everything written goes to disk before the batch counts as
             // delivered; a file closed by a roll above was finished then.
             if let Some(open) = state.open.as_mut() {
-                open.file
-                    .flush()
-                    .and_then(|()| {
-                        if state.settings.sync {
-                            open.file.sync_data()
-                        } else {
-                            Ok(())
-                        }
-                    })
-                    .map_err(|e| format!("cannot flush {}: {e}", open.path))?;
+                open.finish(state.settings.sync)?;
             }
             log(
                 Level::Trace,

@@ -1,9 +1,10 @@
 //! Guests in other languages, built from source by guests/build.sh, in a
 //! real pipeline: each language's header filter drops the debug events and
-//! its file sink writes the rest, beside the Rust file sink. Every kept event
-//! must reach both sinks exactly once, in partition order, as identical JSON
-//! lines (including values that are not UTF-8), and the offsets must be
-//! committed to the end.
+//! its own sink delivers the rest, beside the Rust file sink. Every kept event
+//! must reach both sinks exactly once, in partition order, and the offsets
+//! must be committed to the end. The Python and C file sinks must write the
+//! Rust one's JSON lines exactly (including values that are not UTF-8); the
+//! JavaScript sink delivers into flumen's log, a line per event.
 //!
 //! Python and JavaScript run on the embedded mock cluster, C on a tansu
 //! broker process.
@@ -33,11 +34,22 @@ fn lang_guest(lang: &str, name: &str) -> PathBuf {
     p
 }
 
-/// The language's filter, its file sink if it has one, and the Rust file
-/// sink.
+/// The language's filter, its own sink (a file sink; JavaScript: the log
+/// sink), and the Rust file sink.
 fn components(lang: &str, own_sink: bool) -> String {
     let sink = if !own_sink {
         String::new()
+    } else if lang == "js" {
+        format!(
+            r#"
+[[pipeline.sink]]
+name = "js-log"
+component = "{}"
+config = {{ level = "info" }}
+limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
+"#,
+            lang_guest("js", "log_sink").display()
+        )
     } else {
         // The table file_sink_at ends with stays open for the limits line.
         format!(
@@ -103,7 +115,7 @@ fn load_time(log: &str) -> Duration {
 
 fn check_sinks(work: &Workdir, lang: &str, own_sink: bool, produced: &Produced) {
     let expected: BTreeSet<(i32, i64)> = produced.kept().into_iter().collect();
-    let sinks = if own_sink {
+    let sinks = if own_sink && lang != "js" {
         vec![lang, "rust"]
     } else {
         vec!["rust"]
@@ -125,6 +137,21 @@ fn check_sinks(work: &Workdir, lang: &str, own_sink: bool, produced: &Produced) 
     if !own_sink {
         return;
     }
+    if lang == "js" {
+        let logged = js_log_lines(work);
+        let distinct: BTreeSet<(i32, i64)> = logged.iter().copied().collect();
+        assert_eq!(
+            logged.len(),
+            distinct.len(),
+            "js: the log sink logged duplicates"
+        );
+        assert_eq!(
+            distinct, expected,
+            "js: the log sink's lines differ from the kept events"
+        );
+        assert_in_order(&logged, "js-log");
+        return;
+    }
     let ours = read_sink_json(&work.out, lang);
     let rust = read_sink_json(&work.out, "rust");
     assert_eq!(ours.len(), rust.len());
@@ -138,6 +165,26 @@ fn check_sinks(work: &Workdir, lang: &str, own_sink: bool, produced: &Produced) 
         ours.iter().any(|l| l.get("value_base64").is_some()),
         "{lang}: no non-UTF-8 value was exercised"
     );
+}
+
+/// `(partition, offset)` of every line the JavaScript log sink wrote into
+/// the runs' logs (`<offset><TAB><value>`, with the partition among the
+/// log line's fields), in the order written.
+fn js_log_lines(work: &Workdir) -> Vec<(i32, i64)> {
+    ["cold", "warm"]
+        .iter()
+        .filter_map(|run| std::fs::read_to_string(work.path(&format!("flumen-{run}.log"))).ok())
+        .flat_map(|log| {
+            log.lines()
+                .filter(|l| l.contains("component=js-log"))
+                .filter_map(|l| {
+                    let offset = l.split("flumen::guest: ").nth(1)?.split('\t').next()?;
+                    let partition = l.rsplit(" partition=").next()?.split_whitespace().next()?;
+                    Some((partition.parse().ok()?, offset.parse().ok()?))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn run_language(lang: &str, own_sink: bool, broker: Broker, label: &str) {
@@ -178,7 +225,9 @@ fn run_language(lang: &str, own_sink: bool, broker: Broker, label: &str) {
          cold, {warm:.1?} from the compile cache",
         produced.events.len(),
         produced.kept().len(),
-        if own_sink {
+        if own_sink && lang == "js" {
+            ", one log line per event from the JavaScript sink".to_owned()
+        } else if own_sink {
             format!(", identical lines in the {lang} and Rust file sinks")
         } else {
             String::new()
@@ -196,10 +245,10 @@ fn c_guests_tansu() {
     run_language("c", true, Broker::tansu(), "c, tansu");
 }
 
-/// JavaScript has an interceptor only so far: a JS file sink needs
+/// The JavaScript sink delivers into the log: a JS file sink needs
 /// `wasi:filesystem` bindings in its own world (the WASI WIT files beside
 /// flumen's), which is not done yet.
 #[test]
-fn js_interceptor_mock_cluster() {
-    run_language("js", false, Broker::mock(), "js, mock cluster");
+fn js_guests_mock_cluster() {
+    run_language("js", true, Broker::mock(), "js, mock cluster");
 }

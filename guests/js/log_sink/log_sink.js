@@ -1,0 +1,32 @@
+// The log sink, in JavaScript. It writes one line per event, `offset<TAB>value`,
+// into flumen's log through the `log` import, at the config key `level`
+// (default `info`).
+//
+// (A JavaScript component cannot open files yet: componentize-js needs the
+// wasi:filesystem interfaces in the guest's world, which flumen's `sink`
+// world does not list. Deliver over the log, or use a Rust, Python or C
+// sink for files.)
+
+import { log } from "flumen:pipeline/log@0.2.0";
+
+const LEVELS = ["trace", "debug", "info", "warn", "error"];
+let level = "info";
+
+export const delivery = {
+  init(config) {
+    for (const [key, value] of config) {
+      if (key !== "level") throw `unknown config key \`${key}\`; expected level`;
+      if (!LEVELS.includes(value)) throw `\`level\` must be one of ${LEVELS.join(", ")}`;
+      level = value;
+    }
+  },
+
+  deliver(source, batch) {
+    const text = new TextDecoder();
+    for (const event of batch) {
+      const value = event.value === undefined ? "" : text.decode(event.value);
+      log(level, `${event.offset}\t${value}`);
+    }
+    return batch.map(() => ({ tag: "delivered" }));
+  },
+};

@@ -597,3 +597,23 @@ fn file_roll_sink_rolls_by_count_and_size_and_names_files_by_date() {
         bad.stderr
     );
 }
+
+#[test]
+fn file_sinks_refuse_a_directory_that_is_not_granted() {
+    let c = repo().join("guests/target/c/file_sink.wasm");
+    for component in [guest("file_sink"), c] {
+        let r = flumen_test(
+            &component,
+            &["--config", "path=/nope/x-%{partition}.jsonl"],
+            &[ev("a")],
+        );
+        assert!(!r.ok, "{}", component.display());
+        assert!(
+            r.stderr
+                .contains("directory `/nope` of `path` is not visible to this component"),
+            "{}: {}",
+            component.display(),
+            r.stderr
+        );
+    }
+}

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef exports_flumen_pipeline_delivery_verdict_t verdict_t;
@@ -226,6 +227,25 @@ bool exports_flumen_pipeline_delivery_init(exports_flumen_pipeline_delivery_conf
              "own sink instance, and instances sharing one file would interleave their lines",
              template_path);
     return fail(err, message);
+  }
+  // Like the Rust and Python sinks: a directory that is not granted is an
+  // error at start-up, not a failed write on the first batch. (A directory
+  // with an escape in it is only known per batch.)
+  const char *slash = strrchr(template_path, '/');
+  if (slash) {
+    size_t n = slash == template_path ? 1 : (size_t)(slash - template_path);
+    char *dir = strndup(template_path, n);
+    if (!dir) abort();
+    struct stat st;
+    bool visible = strstr(dir, "%{") || (stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
+    if (!visible) {
+      snprintf(message, sizeof message,
+               "directory `%s` of `path` is not visible to this component: grant it "
+               "read-write with `dirs` in the host config",
+               dir);
+    }
+    free(dir);
+    if (!visible) return fail(err, message);
   }
   return true;
 }

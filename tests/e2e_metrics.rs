@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use support::*;
@@ -13,40 +12,23 @@ use support::*;
 const EVENTS: usize = 2000;
 const PARTITIONS: i32 = 2;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// `GET path` on the admin endpoint: (status, body).
 fn get(port: u16, path: &str) -> (u16, String) {
     http(port, "GET", path)
 }
 
-/// The value of the sample of metric `name` whose labels include `labels`.
+/// The value of the sample of metric `name` whose labels include `labels`,
+/// read with the parser `flumen top` uses.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
-            if metric != name {
-                return None;
-            }
-            let have: BTreeMap<&str, &str> = rest
-                .trim_end_matches('}')
-                .split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k, v.trim_matches('"')))
-                .collect();
-            labels
-                .iter()
-                .all(|(k, v)| have.get(k) == Some(v))
-                .then(|| value.parse().ok())
-                .flatten()
+    flumen::top::parse(text)
+        .into_iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
         })
+        .map(|s| s.value)
 }
 
 fn wait_for(port: u16, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {

@@ -164,14 +164,6 @@ fn steady_load(bootstrap: &str, producing: &AtomicBool) -> BTreeMap<i32, i64> {
     counts
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn output_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|d| {

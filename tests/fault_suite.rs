@@ -920,10 +920,7 @@ struct TansuSqlite {
 
 impl TansuSqlite {
     fn start(bin: &Path, dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         Self::start_at(bin, dir, &format!("127.0.0.1:{port}"))
     }
 

@@ -68,38 +68,18 @@ fn check_interceptor(lang: &str) {
     new_and_build(lang, "interceptor", &name, work.path());
     let wasm = format!("{name}/{name}.wasm");
     let events = format!("{name}/events.jsonl");
-    let (ok, out, err) = flumen(
-        &["test", "--component", &wasm, "--events", &events],
-        work.path(),
-    );
+    let test = |config: &[&str]| {
+        let mut args = vec!["test", "--component", &wasm, "--events", &events];
+        args.extend_from_slice(config);
+        flumen(&args, work.path())
+    };
+    let (ok, out, err) = test(&[]);
     assert!(ok, "{err}");
     assert_eq!(verdicts(&out), ["keep", "drop", "keep"], "{lang}: {out}");
-    let (ok, out, err) = flumen(
-        &[
-            "test",
-            "--component",
-            &wasm,
-            "--events",
-            &events,
-            "--config",
-            "drop_containing=hello",
-        ],
-        work.path(),
-    );
+    let (ok, out, err) = test(&["--config", "drop_containing=hello"]);
     assert!(ok, "{err}");
     assert_eq!(verdicts(&out), ["drop", "keep", "keep"], "{lang}: {out}");
-    let (ok, _, err) = flumen(
-        &[
-            "test",
-            "--component",
-            &wasm,
-            "--events",
-            &events,
-            "--config",
-            "nope=1",
-        ],
-        work.path(),
-    );
+    let (ok, _, err) = test(&["--config", "nope=1"]);
     assert!(!ok && err.contains("nope"), "{lang}: {err}");
 }
 

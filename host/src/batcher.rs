@@ -7,7 +7,7 @@
 //! quiet partition.
 
 use crate::config::BatchConfig;
-use crate::runtime::bindings::Event;
+use crate::runtime::bindings::{Event, Header};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -31,9 +31,15 @@ pub struct Batcher {
 /// The bytes of an event that count against `batch.max_bytes` and
 /// `max_queued_bytes`: key, value and headers, the parts that vary.
 pub fn event_bytes(e: &Event) -> usize {
-    e.key.as_ref().map_or(0, Vec::len)
-        + e.value.as_ref().map_or(0, Vec::len)
-        + e.headers
+    record_bytes(e.key.as_deref(), e.value.as_deref(), &e.headers)
+}
+
+/// [`event_bytes`] of the parts themselves (as an interceptor's replacement
+/// carries them).
+pub fn record_bytes(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+    key.map_or(0, <[u8]>::len)
+        + value.map_or(0, <[u8]>::len)
+        + headers
             .iter()
             .map(|h| h.name.len() + h.value.len())
             .sum::<usize>()

@@ -51,15 +51,19 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
             continue;
         }
         logical.push_str(line);
-        let (key, value) = split_entry(&logical);
-        out.insert(unescape(key), unescape(value.trim_start()));
-        logical.clear();
+        insert_entry(&mut out, &std::mem::take(&mut logical));
     }
+    // A continuation on the last line ends with the file.
     if !logical.is_empty() {
-        let (key, value) = split_entry(&logical);
-        out.insert(unescape(key), unescape(value.trim_start()));
+        insert_entry(&mut out, &logical);
     }
     out
+}
+
+/// Adds one logical line's `key`/`value`.
+fn insert_entry(out: &mut BTreeMap<String, String>, logical: &str) {
+    let (key, value) = split_entry(logical);
+    out.insert(unescape(key), unescape(value.trim_start()));
 }
 
 /// Splits at the first unescaped `=`, `:` or whitespace.
@@ -127,6 +131,16 @@ impl<'a> Agent<'a> {
             .unwrap_or_default()
     }
 
+    /// The `<prefix>.kafka.consumer.*` options but the group (which becomes
+    /// the pipeline's `group_id`), for `[kafka.options]`.
+    fn consumer_options(&self, prefix: &str) -> Vec<(String, String)> {
+        self.under(&format!("{prefix}.kafka.consumer"))
+            .into_iter()
+            .filter(|(k, _)| *k != "group.id")
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     /// Every `prefix.<rest>` property, as `(rest, value)`.
     fn under(&self, prefix: &str) -> Vec<(&'a str, &'a str)> {
         let prefix = format!("{prefix}.");
@@ -157,10 +171,7 @@ fn kind_of(type_name: &str) -> &str {
         "RollingFileSink" => "file_roll",
         "HttpSink" => "http",
         "KafkaSink" => "kafka_sink",
-        other => match t {
-            "org.apache.flume.sink.kafka.KafkaSink" => "kafka_sink",
-            _ => other,
-        },
+        other => other,
     }
 }
 
@@ -302,12 +313,7 @@ pub fn import(
             .or_else(|| a.get(&format!("{s}.groupId")))
             .unwrap_or("flume")
             .to_owned();
-        let options: Vec<(String, String)> = a
-            .under(&format!("{s}.kafka.consumer"))
-            .into_iter()
-            .filter(|(k, _)| *k != "group.id")
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let options = a.consumer_options(&s);
         let batch = a.get(&format!("{s}.batchSize")).map(|n| {
             (
                 n.to_owned(),
@@ -373,12 +379,7 @@ pub fn import(
             servers: a
                 .get(&format!("{c}.kafka.bootstrap.servers"))
                 .map(str::to_owned),
-            options: a
-                .under(&format!("{c}.kafka.consumer"))
-                .into_iter()
-                .filter(|(k, _)| *k != "group.id")
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            options: a.consumer_options(&c),
             batch: None,
             interceptors: Vec::new(),
         });

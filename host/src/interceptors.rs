@@ -5,7 +5,7 @@
 use crate::config::FailurePolicy;
 use crate::failure::{Blocked, Failure, FailureContext, Guarded};
 use crate::retry::Backoff;
-use crate::runtime::bindings::{Action, Event, InterceptorVerdict};
+use crate::runtime::bindings::{Action, Event, InterceptorVerdict, Replacement};
 use crate::runtime::{GuestError, InterceptorGuest};
 use std::sync::atomic::Ordering;
 
@@ -91,10 +91,7 @@ pub fn run_chain(
                 Action::Drop => true,
                 Action::Keep => false,
                 Action::Replace(r) => {
-                    event.timestamp = r.timestamp;
-                    event.key = r.key;
-                    event.value = r.value;
-                    event.headers = r.headers;
+                    replace(&mut event, r);
                     false
                 }
             };
@@ -202,4 +199,13 @@ fn resolve_routes(
             Ok((v, route))
         })
         .collect()
+}
+
+/// Applies an interceptor's `replace` verdict: the event keeps its offset
+/// and takes everything else from the replacement.
+pub fn replace(event: &mut Event, r: Replacement) {
+    event.timestamp = r.timestamp;
+    event.key = r.key;
+    event.value = r.value;
+    event.headers = r.headers;
 }

@@ -8,7 +8,7 @@
 //! and the reload counters are read at scrape time by a collector instead
 //! of being mirrored, so the hot path pays nothing more for them.
 
-use crate::batcher::event_bytes;
+use crate::batcher::{event_bytes, record_bytes};
 use crate::reload::ReloadStats;
 use crate::runtime::bindings::{Action, Event, InterceptorVerdict, SinkVerdict};
 use crate::runtime::GuestError;
@@ -188,14 +188,11 @@ impl GuestMetrics {
                 Action::Drop => (1, None),
                 Action::Replace(r) => (
                     2,
-                    Some(
-                        r.key.as_ref().map_or(0, Vec::len)
-                            + r.value.as_ref().map_or(0, Vec::len)
-                            + r.headers
-                                .iter()
-                                .map(|h| h.name.len() + h.value.len())
-                                .sum::<usize>(),
-                    ),
+                    Some(record_bytes(
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        &r.headers,
+                    )),
                 ),
             };
             counts[i] += 1;

@@ -187,10 +187,7 @@ fn interceptor_line(source: &Source, mut e: Event, v: InterceptorVerdict) -> (&'
         Action::Keep => "keep",
         Action::Drop => "drop",
         Action::Replace(r) => {
-            e.timestamp = r.timestamp;
-            e.key = r.key;
-            e.value = r.value;
-            e.headers = r.headers;
+            crate::interceptors::replace(&mut e, r);
             "replace"
         }
     };

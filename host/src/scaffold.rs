@@ -69,63 +69,54 @@ impl Lang {
 
     /// `(path in the project, template)` of the sources and build script.
     fn files(self, kind: Kind, name: &str) -> Vec<(String, &'static str)> {
-        let sink = kind == Kind::Sink;
-        match self {
-            Self::Rust => vec![
-                (
-                    "Cargo.toml".into(),
-                    include_str!("../templates/rust/Cargo.toml"),
-                ),
-                (
-                    "src/lib.rs".into(),
-                    if sink {
-                        include_str!("../templates/rust/sink.rs")
-                    } else {
-                        include_str!("../templates/rust/interceptor.rs")
-                    },
-                ),
-                (
-                    "build.sh".into(),
-                    include_str!("../templates/rust/build.sh"),
-                ),
-            ],
-            Self::Python => vec![
-                (
-                    "app.py".into(),
-                    if sink {
-                        include_str!("../templates/python/sink.py")
-                    } else {
-                        include_str!("../templates/python/interceptor.py")
-                    },
-                ),
-                (
-                    "build.sh".into(),
-                    include_str!("../templates/python/build.sh"),
-                ),
-            ],
-            Self::Js => vec![
-                (
-                    format!("{name}.js"),
-                    if sink {
-                        include_str!("../templates/js/sink.js")
-                    } else {
-                        include_str!("../templates/js/interceptor.js")
-                    },
-                ),
-                ("build.sh".into(), include_str!("../templates/js/build.sh")),
-            ],
-            Self::C => vec![
-                (
-                    format!("{name}.c"),
-                    if sink {
-                        include_str!("../templates/c/sink.c")
-                    } else {
-                        include_str!("../templates/c/interceptor.c")
-                    },
-                ),
-                ("build.sh".into(), include_str!("../templates/c/build.sh")),
-            ],
+        // Per language: the source file, its interceptor and sink templates,
+        // the build script.
+        let (source, interceptor, sink, build) = match self {
+            Self::Rust => (
+                "src/lib.rs".to_owned(),
+                include_str!("../templates/rust/interceptor.rs"),
+                include_str!("../templates/rust/sink.rs"),
+                include_str!("../templates/rust/build.sh"),
+            ),
+            Self::Python => (
+                "app.py".to_owned(),
+                include_str!("../templates/python/interceptor.py"),
+                include_str!("../templates/python/sink.py"),
+                include_str!("../templates/python/build.sh"),
+            ),
+            Self::Js => (
+                format!("{name}.js"),
+                include_str!("../templates/js/interceptor.js"),
+                // The repository's own JavaScript sink, as it stands: the
+                // end-to-end tests run it against a broker.
+                include_str!("../../guests/js/log_sink/log_sink.js"),
+                include_str!("../templates/js/build.sh"),
+            ),
+            Self::C => (
+                format!("{name}.c"),
+                include_str!("../templates/c/interceptor.c"),
+                include_str!("../templates/c/sink.c"),
+                include_str!("../templates/c/build.sh"),
+            ),
+        };
+        let mut files = vec![
+            (
+                source,
+                if kind == Kind::Sink {
+                    sink
+                } else {
+                    interceptor
+                },
+            ),
+            ("build.sh".to_owned(), build),
+        ];
+        if self == Self::Rust {
+            files.push((
+                "Cargo.toml".to_owned(),
+                include_str!("../templates/rust/Cargo.toml"),
+            ));
         }
+        files
     }
 }
 

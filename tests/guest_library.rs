@@ -482,6 +482,87 @@ fn logger_sink_writes_each_event_into_the_host_log() {
     );
 }
 
+#[test]
+fn kafka_sink_writes_only_granted_topics_and_only_acknowledged_records_are_delivered() {
+    use rdkafka::message::{Headers, Message};
+    let broker = Broker::mock();
+    broker.create_topic("src-copy", 2);
+    broker.create_topic("other", 1);
+    let bootstrap = broker.bootstrap();
+    let big = "x".repeat(2_000_000);
+    let events = [
+        json!({ "value": "a", "key": "k", "timestamp": 1_700_000_000_000i64,
+                "headers": [{ "name": "h", "value": "v" }] }),
+        json!({ "value": null, "key": "gone" }),
+        json!({ "value": big }),
+    ];
+    // `%{topic}` is the source topic (`--topic src`); `same` keeps the
+    // source partition (`--partition 1`).
+    let common = [
+        "--kafka",
+        &bootstrap,
+        "--topic",
+        "src",
+        "--partition",
+        "1",
+        "--config",
+        "topic=%{topic}-copy",
+        "--config",
+        "partition=same",
+    ];
+    let granted = [&common[..], &["--kafka-produce", "src-copy"]].concat();
+    let r = flumen_test(&guest("kafka_sink"), &granted, &events);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.verdicts(), ["delivered", "delivered", "reject"]);
+    let reason = r.lines[2]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("too large"), "{reason}");
+
+    let got = read_topic(
+        &bootstrap,
+        "src-copy",
+        2,
+        2,
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(
+        got.len(),
+        2,
+        "exactly the delivered records are on the topic"
+    );
+    let (a, tombstone) = (&got[0], &got[1]);
+    assert_eq!((a.partition(), tombstone.partition()), (1, 1));
+    assert_eq!(a.key(), Some(&b"k"[..]));
+    assert_eq!(a.payload(), Some(&b"a"[..]));
+    assert_eq!(a.timestamp().to_millis(), Some(1_700_000_000_000));
+    let h = a.headers().expect("headers").get(0);
+    assert_eq!((h.key, h.value), ("h", Some(&b"v"[..])));
+    assert_eq!(tombstone.key(), Some(&b"gone"[..]));
+    assert_eq!(tombstone.payload(), None, "a tombstone stays a tombstone");
+
+    // Not granted: every record refused before anything is sent, even to
+    // a topic that exists.
+    let other = [&common[..], &["--config", "topic=other"]].concat();
+    let denied = flumen_test(&guest("kafka_sink"), &other, &events[..1]);
+    assert!(denied.ok, "{}", denied.stderr);
+    assert_eq!(denied.verdicts(), ["reject"]);
+    let reason = denied.lines[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("`other` is not granted"), "{reason}");
+    let leaked = read_topic(&bootstrap, "other", 1, 1, std::time::Duration::from_secs(2));
+    assert!(leaked.is_empty(), "a record reached a topic not granted");
+
+    let bad = flumen_test(
+        &guest("kafka_sink"),
+        &["--config", "partition=random"],
+        &events,
+    );
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr.contains("missing required config key `topic`"),
+        "{}",
+        bad.stderr
+    );
+}
+
 /// The lines of every file under `dir`, by path relative to it.
 fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut out = std::collections::BTreeMap::new();

@@ -149,6 +149,13 @@ struct TestArgs {
     /// A host the component may send HTTP requests to; repeatable.
     #[arg(long = "http-allow", value_name = "HOST")]
     http_allow: Vec<String>,
+    /// A Kafka topic the component may write to through the host's
+    /// producer (a Kafka sink); repeatable. Needs `--kafka`.
+    #[arg(long = "kafka-produce", value_name = "TOPIC", requires = "kafka")]
+    kafka_produce: Vec<String>,
+    /// The Kafka cluster (`host:port`) a Kafka sink's records go to.
+    #[arg(long, value_name = "BOOTSTRAP")]
+    kafka: Option<String>,
     /// Events per call.
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -305,6 +312,9 @@ fn describe_grants(c: &flumen::config::ComponentConfig) -> String {
     }
     if !c.http_allow.is_empty() {
         grants.push(format!("http {}", c.http_allow.join(", ")));
+    }
+    if !c.kafka_produce.is_empty() {
+        grants.push(format!("kafka produce {}", c.kafka_produce.join(", ")));
     }
     if grants.is_empty() {
         "none (no files, network or environment)".into()
@@ -470,14 +480,15 @@ fn test_cmd(args: TestArgs) -> anyhow::Result<ExitCode> {
         env.insert(k.into(), v.into());
     }
     table.insert("env".into(), env.into());
-    table.insert(
-        "http_allow".into(),
-        args.http_allow
+    let list = |items: &[String]| -> toml::Value {
+        items
             .iter()
-            .map(|h| toml::Value::from(h.as_str()))
+            .map(|i| toml::Value::from(i.as_str()))
             .collect::<Vec<_>>()
-            .into(),
-    );
+            .into()
+    };
+    table.insert("http_allow".into(), list(&args.http_allow));
+    table.insert("kafka_produce".into(), list(&args.kafka_produce));
     let cfg: flumen::config::ComponentConfig = toml::Value::Table(table)
         .try_into()
         .context("building the component's settings")?;
@@ -497,6 +508,12 @@ fn test_cmd(args: TestArgs) -> anyhow::Result<ExitCode> {
     let mut runtime = Runtime::new(false).context("starting the WebAssembly runtime")?;
     if let Some(dir) = flumen::runtime::cache::default_dir() {
         runtime = runtime.with_cache(&dir);
+    }
+    if let Some(bootstrap) = args.kafka {
+        runtime = runtime.with_producer(flumen::config::KafkaConfig {
+            bootstrap_servers: bootstrap,
+            options: Default::default(),
+        });
     }
     let source = Source {
         topic: args.topic,

@@ -326,6 +326,12 @@ pub struct ComponentConfig {
     /// anything else fails in the guest with `HTTP-request-denied`.
     #[serde(default)]
     pub http_allow: Vec<String>,
+    /// Topics of the `[kafka]` cluster the guest may write to through the
+    /// host's `producer` import (a Kafka sink). Every record is checked;
+    /// one to any other topic fails in the guest as `not-granted`. Each
+    /// must exist when flumen starts.
+    #[serde(default)]
+    pub kafka_produce: Vec<String>,
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
@@ -639,6 +645,24 @@ impl Config {
                         return Err(invalid(at(&format!("http_allow[{h}]")), message));
                     }
                 }
+                for (t, topic) in c.kafka_produce.iter().enumerate() {
+                    if topic.trim().is_empty() {
+                        return Err(invalid(
+                            at(&format!("kafka_produce[{t}]")),
+                            "must not be empty",
+                        ));
+                    }
+                    if p.topics.contains(topic) {
+                        return Err(invalid(
+                            at(&format!("kafka_produce[{t}]")),
+                            format!(
+                                "`{topic}` is a topic pipeline `{}` reads: writing to it would \
+                                 feed the pipeline its own output",
+                                p.name
+                            ),
+                        ));
+                    }
+                }
                 for (d, grant) in c.dirs.iter().enumerate() {
                     if !grant.guest.starts_with('/') {
                         return Err(invalid(
@@ -666,8 +690,14 @@ impl Config {
 
     /// The librdkafka options from `[kafka.options]`, as strings.
     pub fn kafka_options(&self) -> impl Iterator<Item = (&str, String)> {
-        self.kafka
-            .options
+        self.kafka.option_strings()
+    }
+}
+
+impl KafkaConfig {
+    /// The librdkafka options from `options`, as strings.
+    pub fn option_strings(&self) -> impl Iterator<Item = (&str, String)> {
+        self.options
             .iter()
             .map(|(k, v)| (k.as_str(), scalar_or_json(v)))
     }

@@ -7,15 +7,14 @@
 //! acknowledged the partition waits, retrying with backoff, exactly as if the
 //! component were still failing.
 
+use crate::acked_producer::{self, Ack, AckedProducer};
 use crate::config::{Config, DeadLetterConfig, RetryConfig};
 use crate::failure::Failure;
 use crate::retry::Backoff;
 use crate::runtime::bindings::{Event, Source};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::producer::{BaseRecord, Producer};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Duration;
 
 /// Header names of a dead letter. The original record's key, value and
@@ -50,28 +49,10 @@ pub enum DeadLetterError {
     NoTopic(String),
 }
 
-/// Where a delivery result arrives for the thread waiting for it.
-type Ack = Receiver<Result<(), String>>;
-
-/// The producer's context: hands each delivery result back to the thread
-/// waiting for it.
-struct AckContext;
-
-impl ClientContext for AckContext {}
-
-impl ProducerContext for AckContext {
-    type DeliveryOpaque = Box<SyncSender<Result<(), String>>>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, ack: Self::DeliveryOpaque) {
-        // The waiter may have given up (stop); nobody to tell then.
-        let _ = ack.send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string()));
-    }
-}
-
 /// A pipeline's dead-letter topic and the producer writing to it, shared by
 /// the pipeline's partition workers.
 pub struct DeadLetterQueue {
-    producer: ThreadedProducer<AckContext>,
+    producer: AckedProducer,
     topic: String,
     pipeline: String,
     retry: RetryConfig,
@@ -87,36 +68,9 @@ impl DeadLetterQueue {
         dl: &DeadLetterConfig,
         retry: &RetryConfig,
     ) -> Result<Self, DeadLetterError> {
-        let mut cc = ClientConfig::new();
-        for (k, v) in config.kafka_options() {
-            cc.set(k, v);
-        }
-        cc.set("bootstrap.servers", &config.kafka.bootstrap_servers)
-            // Every replica must have the dead letter before its event's
-            // offset may be committed.
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
-            // A missing dead-letter topic is a configuration error to report,
-            // not something to create with the broker's defaults.
-            .set("allow.auto.create.topics", "false");
-        let producer: ThreadedProducer<AckContext> = cc.create_with_context(AckContext)?;
-        match producer
-            .client()
-            .fetch_metadata(Some(&dl.topic), Duration::from_secs(10))
-        {
-            Ok(md) => {
-                let missing = md.topics().iter().any(|t| {
-                    t.name() == dl.topic && t.error().is_some_and(|e| {
-                        e == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
-                    })
-                });
-                if missing {
-                    return Err(DeadLetterError::NoTopic(dl.topic.clone()));
-                }
-            }
-            Err(e) => tracing::warn!(topic = %dl.topic, error = %e,
-                "cannot check the dead-letter topic now; dead letters wait for the broker"),
+        let producer = acked_producer::create(&config.kafka)?;
+        if !acked_producer::missing_topics(&producer, &[&dl.topic]).is_empty() {
+            return Err(DeadLetterError::NoTopic(dl.topic.clone()));
         }
         Ok(Self {
             producer,
@@ -186,7 +140,6 @@ impl DeadLetterQueue {
     /// Queues one dead letter; `None` if librdkafka refused it at once (its
     /// queue is full, the message is too large, …), which is logged.
     fn send(&self, source: &Source, event: &Event, failure: &Failure) -> Option<Ack> {
-        let (tx, rx) = sync_channel(1);
         let mut hs = OwnedHeaders::new_with_capacity(event.headers.len() + 8);
         for h in &event.headers {
             hs = hs.insert(Header {
@@ -216,8 +169,7 @@ impl DeadLetterQueue {
                 value: Some(v),
             });
         }
-        let mut record: BaseRecord<'_, [u8], [u8], _> =
-            BaseRecord::with_opaque_to(&self.topic, Box::new(tx)).headers(hs);
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).headers(hs);
         if let Some(k) = &event.key {
             record = record.key(k.as_slice());
         }
@@ -227,9 +179,9 @@ impl DeadLetterQueue {
         if let Some(t) = event.timestamp {
             record = record.timestamp(t);
         }
-        match self.producer.send(record) {
-            Ok(()) => Some(rx),
-            Err((e, _)) => {
+        match acked_producer::send(&self.producer, record) {
+            Ok(rx) => Some(rx),
+            Err(e) => {
                 tracing::warn!(topic = %self.topic, error = %e, "cannot queue dead letter; retrying");
                 None
             }

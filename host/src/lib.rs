@@ -17,6 +17,7 @@
 //! [`reload`] swaps in new versions of components while events flow,
 //! triggered by file changes, SIGHUP or the [`admin`] endpoint.
 
+pub mod acked_producer;
 pub mod admin;
 pub mod batcher;
 pub mod config;

@@ -49,6 +49,14 @@ struct VerdictLabels {
     verdict: &'static str,
 }
 
+/// A Kafka sink's records, by how the broker answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProduceLabels {
+    pipeline: String,
+    component: String,
+    outcome: &'static str,
+}
+
 type HistogramFamily = Family<GuestLabels, Histogram, fn() -> Histogram>;
 
 /// The process-wide families of guest metrics.
@@ -60,6 +68,7 @@ struct GuestFamilies {
     events_out: Family<GuestLabels, Counter>,
     bytes_out: Family<GuestLabels, Counter>,
     verdicts: Family<VerdictLabels, Counter>,
+    produced: Family<ProduceLabels, Counter>,
 }
 
 fn call_buckets() -> Histogram {
@@ -77,6 +86,7 @@ fn families() -> &'static GuestFamilies {
         events_out: Family::default(),
         bytes_out: Family::default(),
         verdicts: Family::default(),
+        produced: Family::default(),
     })
 }
 
@@ -226,6 +236,43 @@ impl GuestMetrics {
             }
         }
         self.settle(counts, counts[0], out_bytes);
+    }
+}
+
+/// How a record sent through the `producer` import can end, in the order of
+/// [`ProduceMetrics::add`]'s counts.
+const PRODUCE_OUTCOMES: [&str; 4] = ["acked", "not_granted", "refused", "transient"];
+
+/// One Kafka sink instance's record counters, resolved once.
+#[derive(Clone, Debug)]
+pub struct ProduceMetrics {
+    outcomes: [Counter; 4],
+}
+
+impl ProduceMetrics {
+    /// The counters of `component` in `pipeline`.
+    pub fn new(pipeline: &str, component: &str) -> Self {
+        let f = families();
+        Self {
+            outcomes: PRODUCE_OUTCOMES.map(|outcome| {
+                f.produced
+                    .get_or_create(&ProduceLabels {
+                        pipeline: pipeline.to_owned(),
+                        component: component.to_owned(),
+                        outcome,
+                    })
+                    .clone()
+            }),
+        }
+    }
+
+    /// Adds one call's counts: acked, not granted, refused, transient.
+    pub fn add(&self, counts: [u64; 4]) {
+        for (counter, n) in self.outcomes.iter().zip(counts) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
     }
 }
 
@@ -439,6 +486,11 @@ impl Metrics {
             "flumen_guest_verdicts",
             "Verdicts on events: keep, drop, replace; delivered, retry, reject.",
             f.verdicts.clone(),
+        );
+        registry.register(
+            "flumen_kafka_produced_records",
+            "Records Kafka sinks sent through the host's producer, by outcome: acked, not_granted, refused, transient.",
+            f.produced.clone(),
         );
         registry.register_collector(Box::new(StatsCollector { pipelines, reload }));
         Self { registry }

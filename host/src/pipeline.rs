@@ -40,6 +40,16 @@ pub enum StartError {
         /// What went wrong.
         source: crate::dead_letter::DeadLetterError,
     },
+    /// A component is granted a topic to produce to that cannot be used.
+    #[error("pipeline `{pipeline}`: component `{component}`: kafka_produce: {reason}")]
+    ProduceGrant {
+        /// The pipeline.
+        pipeline: String,
+        /// The component granted the topic.
+        component: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Anything else (thread spawn, engine creation).
     #[error("{0}")]
     Other(String),
@@ -149,6 +159,34 @@ impl Running {
     }
 }
 
+/// Checks that every topic a component of `p` is granted to produce to
+/// exists, so that a misspelt grant stops the start instead of having every
+/// record refused later.
+fn check_produce_grants(runtime: &Runtime, p: &PipelineConfig) -> Result<(), StartError> {
+    for c in p.interceptors.iter().chain(&p.sinks) {
+        if c.kafka_produce.is_empty() {
+            continue;
+        }
+        let fail = |reason: String| StartError::ProduceGrant {
+            pipeline: p.name.clone(),
+            component: c.name.clone(),
+            reason,
+        };
+        let hub = runtime
+            .producer()
+            .ok_or_else(|| fail("this flumen has no Kafka cluster to produce to".into()))?;
+        let topics: Vec<&str> = c.kafka_produce.iter().map(String::as_str).collect();
+        let missing = hub.missing_topics(&topics).map_err(fail)?;
+        if !missing.is_empty() {
+            return Err(fail(format!(
+                "topic `{}` does not exist; create it before starting flumen",
+                missing.join("`, `")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks every component, then starts one consumer per pipeline.
 pub fn start(config: &Config) -> Result<Running, StartError> {
     let runtime = Runtime::for_config(config).map_err(|e| StartError::Other(format!("{e:#}")))?;
@@ -176,6 +214,10 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
                     });
                 }
             }
+        }
+        if let Err(e) = check_produce_grants(&running.runtime, &p.config) {
+            running.stop();
+            return Err(e);
         }
         running.components.push(p.components.clone());
         let started = PipelineConsumer::new(config, &p.config, p.components, stats.clone())

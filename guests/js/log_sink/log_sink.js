@@ -7,7 +7,7 @@
 // world does not list. Deliver over the log, or use a Rust, Python or C
 // sink for files.)
 
-import { log } from "flumen:pipeline/log@0.2.0";
+import { log } from "flumen:pipeline/log@0.2.1";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error"];
 let level = "info";

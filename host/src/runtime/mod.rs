@@ -14,6 +14,7 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod producer;
 mod sandbox;
 mod state;
 
@@ -112,14 +113,15 @@ pub enum GuestError {
 }
 
 /// The process-wide wasmtime engine and the linker that provides the host's
-/// imports (WASI preview 2, `wasi:http` and `flumen:pipeline/log`) to every
-/// guest.
+/// imports (WASI preview 2, `wasi:http`, `flumen:pipeline/log` and
+/// `flumen:pipeline/producer`) to every guest.
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<GuestState>>,
     fuel: bool,
     cache: Option<CompileCache>,
+    producer: Option<Arc<producer::ProducerHub>>,
 }
 
 impl Runtime {
@@ -144,6 +146,12 @@ impl Runtime {
             &mut linker,
             |s| s,
         )?;
+        // Linked for every guest, like `wasi:http`: the grant, checked on
+        // every record, is what limits it.
+        bindings::kafka_sink::flumen::pipeline::producer::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )?;
         // The ticker only holds a weak handle so that it ends with the engine.
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -160,7 +168,21 @@ impl Runtime {
             linker: Arc::new(linker),
             fuel,
             cache: None,
+            producer: None,
         })
+    }
+
+    /// Lets Kafka sinks produce to `kafka` through the `producer` import
+    /// (each only to the topics it is granted). Without this, every record
+    /// they send is refused.
+    pub fn with_producer(mut self, kafka: crate::config::KafkaConfig) -> Self {
+        self.producer = Some(producer::ProducerHub::new(kafka));
+        self
+    }
+
+    /// The producer Kafka sinks write through, if any.
+    pub fn producer(&self) -> Option<&Arc<producer::ProducerHub>> {
+        self.producer.as_ref()
     }
 
     /// The runtime a config needs: with fuel counting if any component
@@ -168,7 +190,7 @@ impl Runtime {
     /// A cache that cannot be used is logged and left off: it only saves
     /// time.
     pub fn for_config(config: &crate::config::Config) -> anyhow::Result<Self> {
-        let mut runtime = Self::new(config.uses_fuel())?;
+        let mut runtime = Self::new(config.uses_fuel())?.with_producer(config.kafka.clone());
         if config.cache.enabled {
             match config.cache.dir.clone().or_else(cache::default_dir) {
                 Some(dir) => runtime = runtime.with_cache(&dir),
@@ -273,6 +295,8 @@ pub struct Loaded<P> {
     cfg: Arc<ComponentConfig>,
     guest_config: Arc<Vec<(String, String)>>,
     http_allow: Arc<[HostPattern]>,
+    kafka_produce: Arc<[String]>,
+    producer: Option<Arc<producer::ProducerHub>>,
     name: Arc<str>,
     /// Digest of the component file it was compiled from.
     digest: u64,
@@ -305,6 +329,8 @@ impl<P> Loaded<P> {
                 .iter()
                 .filter_map(|h| HostPattern::parse(h).ok())
                 .collect(),
+            kafka_produce: cfg.kafka_produce.iter().cloned().collect(),
+            producer: rt.producer.clone(),
             name: cfg.name.as_str().into(),
             cfg: Arc::new(cfg.clone()),
         }
@@ -352,6 +378,11 @@ impl<P> Loaded<P> {
                 wasi,
                 http: Default::default(),
                 http_grant: sandbox::HttpGrant::new(self.http_allow.clone(), tag.clone()),
+                produce_grant: producer::ProduceGrant::new(
+                    self.producer.clone(),
+                    self.kafka_produce.clone(),
+                    tag.clone(),
+                ),
                 table: ResourceTable::new(),
                 limits,
                 tag,
@@ -363,9 +394,12 @@ impl<P> Loaded<P> {
 
     /// Arms the per-call bounds: the epoch deadline and, if counted, fuel.
     fn arm(&self, store: &mut Store<GuestState>) -> Result<(), GuestError> {
-        store.set_epoch_deadline(
-            (self.cfg.limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1),
-        );
+        let timeout = self.cfg.limits.call_timeout_ms;
+        store.set_epoch_deadline((timeout / EPOCH_TICK.as_millis() as u64).max(1));
+        store
+            .data_mut()
+            .produce_grant
+            .arm(Duration::from_millis(timeout));
         if self.fuel {
             store
                 .set_fuel(self.cfg.limits.fuel.unwrap_or(u64::MAX))

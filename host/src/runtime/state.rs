@@ -1,8 +1,10 @@
 //! The per-instance store data: the guest's WASI context (its sandbox), its
-//! resource limits, and the host side of the `log` import.
+//! resource limits, and the host side of the `log` and `producer` imports.
 
 use super::bindings::interceptor::flumen::pipeline::{log, types};
+use super::bindings::kafka_sink::flumen::pipeline::producer;
 use super::bindings::Level;
+use super::producer::ProduceGrant;
 use super::sandbox::HttpGrant;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -36,6 +38,7 @@ pub struct GuestState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_grant: HttpGrant,
+    pub(crate) produce_grant: ProduceGrant,
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) tag: GuestTag,
@@ -61,6 +64,12 @@ impl WasiHttpView for GuestState {
 }
 
 impl types::Host for GuestState {}
+
+impl producer::Host for GuestState {
+    fn send(&mut self, records: Vec<producer::Outgoing>) -> Vec<Result<(), producer::SendError>> {
+        self.produce_grant.send(records)
+    }
+}
 
 impl log::Host for GuestState {
     fn log(&mut self, level: Level, message: String) {

@@ -1,0 +1,106 @@
+//! The Kafka sink (Flume's Kafka sink): writes each event to another Kafka
+//! topic through the host's `producer` import, and reports it delivered
+//! only once the broker has acknowledged it on every in-sync replica.
+//!
+//! The component has no network access of its own. The operator grants it
+//! the topics it may write to (`kafka_produce = ["topic", ...]` in the
+//! host's TOML); the records go to the host's `[kafka]` cluster.
+//!
+//! Config keys:
+//! - `topic` (required): the topic to write to. `%{topic}` in it is
+//!   replaced by the source topic, e.g. `"%{topic}-copy"`; the result must
+//!   be granted.
+//! - `partition` (default `key`): `key` lets the producer choose (by the
+//!   key's hash; spread when there is no key), `same` writes to the event's
+//!   own partition number.
+//! - `headers` (default `true`): copy the event's headers.
+//! - `timestamp` (default `keep`): `keep` writes the event's timestamp,
+//!   `now` lets the producer stamp the time of sending.
+//!
+//! Verdicts: an acknowledged record is `delivered`; a topic not granted or
+//! a record the broker refuses for good (too large, unknown topic) is
+//! `reject`; anything else (timeout, broker away) is `retry`.
+
+wit_bindgen::generate!({ world: "kafka-sink", path: "../../wit" });
+
+use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
+use flumen::pipeline::producer::{send, Outgoing, SendError};
+use flumen_guest_common::Config;
+use std::cell::RefCell;
+
+/// The sink's settings, from `init`.
+struct Settings {
+    topic: String,
+    same_partition: bool,
+    headers: bool,
+    keep_timestamp: bool,
+}
+
+thread_local! {
+    static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
+}
+
+fn choice<'a>(config: &'a Config, key: &str, allowed: &[&'a str]) -> Result<&'a str, String> {
+    let v = config.get(key).unwrap_or(allowed[0]);
+    if allowed.contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "config key `{key}` must be {}, got `{v}`",
+            allowed.join(" or ")
+        ))
+    }
+}
+
+struct KafkaSink;
+
+impl Guest for KafkaSink {
+    fn init(config: Vec<(String, String)>) -> Result<(), String> {
+        let config = Config::new(config, &["topic", "partition", "headers", "timestamp"])?;
+        let topic = config.required("topic")?;
+        if topic.trim().is_empty() {
+            return Err("config key `topic` must not be empty".into());
+        }
+        let settings = Settings {
+            topic: topic.to_owned(),
+            same_partition: choice(&config, "partition", &["key", "same"])? == "same",
+            headers: config.bool_or("headers", true)?,
+            keep_timestamp: choice(&config, "timestamp", &["keep", "now"])? == "keep",
+        };
+        SETTINGS.with(|s| *s.borrow_mut() = Some(settings));
+        Ok(())
+    }
+
+    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+        let records = SETTINGS.with(|s| {
+            let s = s.borrow();
+            let s = s.as_ref().ok_or("deliver called before init")?;
+            let topic = s.topic.replace("%{topic}", &source.topic);
+            // The events are moved into the records: no copy of a value
+            // is made inside the guest.
+            Ok::<_, String>(
+                batch
+                    .into_iter()
+                    .map(|e| Outgoing {
+                        topic: topic.clone(),
+                        partition: s.same_partition.then_some(source.partition),
+                        timestamp: if s.keep_timestamp { e.timestamp } else { None },
+                        key: e.key,
+                        value: e.value,
+                        headers: if s.headers { e.headers } else { Vec::new() },
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })?;
+        Ok(send(&records)
+            .into_iter()
+            .map(|r| match r {
+                Ok(()) => Verdict::Delivered,
+                Err(SendError::NotGranted(m) | SendError::Refused(m)) => Verdict::Reject(m),
+                Err(SendError::Transient(m)) => Verdict::Retry(m),
+            })
+            .collect())
+    }
+}
+
+export!(KafkaSink);

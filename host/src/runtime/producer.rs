@@ -1,0 +1,259 @@
+//! The host side of the `producer` import: a Kafka sink writes records
+//! through one producer that flumen owns, only to the topics its config
+//! grants (`kafka_produce`), and learns for each record whether the broker
+//! acknowledged it. The guest needs no network access of its own, and its
+//! `delivered` can mean what it says: the broker has the record.
+//!
+//! A call waits for the acknowledgements, but not past the guest's own call
+//! deadline (less a margin for the guest to answer): a record still
+//! unacknowledged then is reported `transient`, the guest says `retry`, and
+//! the host sends the event again later. The first copy may still land, so
+//! a slow broker can cause duplicates, never a loss.
+
+use super::bindings::kafka_sink::flumen::pipeline::producer::{Outgoing, SendError};
+use super::GuestTag;
+use crate::acked_producer::{self, Ack, AckedProducer};
+use crate::config::KafkaConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The process's producer for Kafka sinks, created on first use so that a
+/// flumen without Kafka sinks never connects one.
+pub struct ProducerHub {
+    kafka: KafkaConfig,
+    producer: OnceLock<Result<AckedProducer, String>>,
+}
+
+impl ProducerHub {
+    /// A hub producing to the `kafka` cluster.
+    pub fn new(kafka: KafkaConfig) -> Arc<Self> {
+        Arc::new(Self {
+            kafka,
+            producer: OnceLock::new(),
+        })
+    }
+
+    fn producer(&self) -> Result<&AckedProducer, &str> {
+        self.producer
+            .get_or_init(|| {
+                acked_producer::create(&self.kafka)
+                    .map_err(|e| format!("cannot create the Kafka producer: {e}"))
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// The topics among `topics` that do not exist on the cluster, so that
+    /// a typo in a grant is an error at start rather than every record
+    /// refused.
+    pub fn missing_topics<'a>(&self, topics: &[&'a str]) -> Result<Vec<&'a str>, String> {
+        let producer = self.producer().map_err(str::to_owned)?;
+        Ok(acked_producer::missing_topics(producer, topics))
+    }
+}
+
+/// One guest instance's side of the import: what it may write to, and by
+/// when its current call must be answered.
+pub struct ProduceGrant {
+    hub: Option<Arc<ProducerHub>>,
+    topics: Arc<[String]>,
+    tag: GuestTag,
+    /// When `send` stops waiting for acknowledgements; set for each call.
+    wait_until: Instant,
+    counts: crate::metrics::ProduceMetrics,
+}
+
+/// What a call keeps of its deadline for the guest to turn the results into
+/// verdicts and return: a fifth of it, at most a second.
+fn answer_margin(call_timeout: Duration) -> Duration {
+    (call_timeout / 5).min(Duration::from_secs(1))
+}
+
+impl ProduceGrant {
+    /// The grant of an instance of a component allowed `topics`, writing
+    /// through `hub` (none: no cluster, as in `flumen test` without
+    /// `--kafka`).
+    pub fn new(hub: Option<Arc<ProducerHub>>, topics: Arc<[String]>, tag: GuestTag) -> Self {
+        let counts = crate::metrics::ProduceMetrics::new(&tag.pipeline, &tag.component);
+        Self {
+            hub,
+            topics,
+            tag,
+            wait_until: Instant::now(),
+            counts,
+        }
+    }
+
+    /// Starts a call that may run for `call_timeout`.
+    pub fn arm(&mut self, call_timeout: Duration) {
+        self.wait_until = Instant::now() + call_timeout - answer_margin(call_timeout);
+    }
+
+    /// Writes `records`; one result per record, in order.
+    pub fn send(&self, records: Vec<Outgoing>) -> Vec<Result<(), SendError>> {
+        let mut results: Vec<Result<(), SendError>> = Vec::with_capacity(records.len());
+        let mut waits: Vec<(usize, Ack)> = Vec::with_capacity(records.len());
+        let producer = self.hub.as_deref().map(ProducerHub::producer);
+        for (i, record) in records.iter().enumerate() {
+            let queued = if !self.topics.contains(&record.topic) {
+                Err(SendError::NotGranted(format!(
+                    "topic `{}` is not granted to component `{}`: add it to its kafka_produce",
+                    record.topic, self.tag.component
+                )))
+            } else {
+                match producer {
+                    None => Err(SendError::Refused(
+                        "no Kafka cluster to produce to (flumen test needs --kafka)".into(),
+                    )),
+                    Some(Err(e)) => Err(SendError::Transient(e.to_owned())),
+                    Some(Ok(p)) => acked_producer::send(p, base_record(record)).map_err(classify),
+                }
+            };
+            match queued {
+                Ok(ack) => {
+                    waits.push((i, ack));
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        for (i, ack) in waits {
+            let left = self.wait_until.saturating_duration_since(Instant::now());
+            results[i] = match ack.recv_timeout(left) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(classify(e)),
+                Err(RecvTimeoutError::Timeout) => Err(SendError::Transient(
+                    "not acknowledged before the call's deadline (limits.call_timeout_ms); \
+                     it may still be written"
+                        .into(),
+                )),
+                Err(RecvTimeoutError::Disconnected) => Err(SendError::Transient(
+                    "the producer dropped the record without a result".into(),
+                )),
+            };
+        }
+        self.account(&results);
+        results
+    }
+
+    /// Counts the outcomes and logs the first failure of the call, so that
+    /// a broker problem shows in the log without a line per record.
+    fn account(&self, results: &[Result<(), SendError>]) {
+        let mut counts = [0u64; 4];
+        let mut first = None;
+        for r in results {
+            let i = match r {
+                Ok(()) => 0,
+                Err(SendError::NotGranted(_)) => 1,
+                Err(SendError::Refused(_)) => 2,
+                Err(SendError::Transient(_)) => 3,
+            };
+            counts[i] += 1;
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
+        }
+        self.counts.add(counts);
+        if let Some(e) = first {
+            let (topic, partition) = self.tag.topic_partition();
+            let (kind, message) = match e {
+                SendError::NotGranted(m) => ("not-granted", m),
+                SendError::Refused(m) => ("refused", m),
+                SendError::Transient(m) => ("transient", m),
+            };
+            tracing::warn!(target: "flumen::guest", component = %self.tag.component,
+                pipeline = %self.tag.pipeline, topic, partition,
+                failed = results.len() as u64 - counts[0], of = results.len(), kind,
+                "Kafka produce failed: {message}");
+        }
+    }
+}
+
+fn base_record(r: &Outgoing) -> BaseRecord<'_, [u8], [u8]> {
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic);
+    if !r.headers.is_empty() {
+        let mut hs = OwnedHeaders::new_with_capacity(r.headers.len());
+        for h in &r.headers {
+            hs = hs.insert(Header {
+                key: &h.name,
+                value: Some(&h.value),
+            });
+        }
+        record = record.headers(hs);
+    }
+    if let Some(p) = r.partition {
+        record = record.partition(p);
+    }
+    if let Some(t) = r.timestamp {
+        record = record.timestamp(t);
+    }
+    if let Some(k) = &r.key {
+        record = record.key(k.as_slice());
+    }
+    if let Some(v) = &r.value {
+        record = record.payload(v.as_slice());
+    }
+    record
+}
+
+fn classify(e: KafkaError) -> SendError {
+    if acked_producer::is_permanent(&e) {
+        SendError::Refused(e.to_string())
+    } else {
+        SendError::Transient(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(topics: &[&str]) -> ProduceGrant {
+        ProduceGrant::new(
+            None,
+            topics.iter().map(|t| t.to_string()).collect(),
+            GuestTag {
+                component: "k".into(),
+                pipeline: "p".into(),
+                partition: None,
+            },
+        )
+    }
+
+    fn outgoing(topic: &str) -> Outgoing {
+        Outgoing {
+            topic: topic.into(),
+            partition: None,
+            timestamp: None,
+            key: None,
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_topic_not_granted_is_refused_before_anything_is_sent() {
+        let mut g = grant(&["allowed"]);
+        g.arm(Duration::from_secs(1));
+        let r = g.send(vec![outgoing("other"), outgoing("allowed")]);
+        assert!(matches!(&r[0], Err(SendError::NotGranted(m)) if m.contains("`other`")));
+        // Granted, but there is no cluster here.
+        assert!(matches!(&r[1], Err(SendError::Refused(m)) if m.contains("--kafka")));
+    }
+
+    #[test]
+    fn the_margin_leaves_time_to_answer() {
+        assert_eq!(
+            answer_margin(Duration::from_millis(500)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            answer_margin(Duration::from_secs(30)),
+            Duration::from_secs(1)
+        );
+    }
+}

@@ -33,7 +33,7 @@ fn a_kafka_source_agent_becomes_a_checked_pipeline() {
 # A Flume agent: Kafka source, memory channel, interceptors and sinks.
 a1.sources = r1
 a1.channels = c1
-a1.sinks = log files web lake
+a1.sinks = log files web lake mirror
 
 a1.sources.r1.type = org.apache.flume.source.kafka.KafkaSource
 a1.sources.r1.channels = c1
@@ -81,6 +81,11 @@ a1.sinks.web.endpoint = http://collector.internal:8080/ingest
 a1.sinks.web.requestTimeout = 5000
 a1.sinks.lake.type = hdfs
 a1.sinks.lake.channel = c1
+a1.sinks.mirror.type = org.apache.flume.sink.kafka.KafkaSink
+a1.sinks.mirror.channel = c1
+a1.sinks.mirror.kafka.topic = app-logs-copy
+a1.sinks.mirror.kafka.bootstrap.servers = backup:9092
+a1.sinks.mirror.allowTopicOverride = true
 "#,
         rolled = rolled.display()
     );
@@ -99,12 +104,20 @@ a1.sinks.lake.channel = c1
         "env_from_host = [\"HOSTNAME\"]",
         "config = { max_bytes = \"64\" }",
         "http_allow = [\"collector.internal:8080\"]",
+        "config = { topic = \"app-logs-copy\" }",
+        "kafka_produce = [\"app-logs-copy\"]",
         "config = { path = \"/out/files-%{partition}-%{seq}.log\", format = \"value\", roll_interval_s = \"30\" }",
     ] {
         assert!(toml.contains(expected), "missing `{expected}` in:\n{toml}");
     }
     // Listed, in the header and on stderr.
-    for unmapped in ["interceptor `morph`", "sink `lake` (type hdfs)", "useIP"] {
+    for unmapped in [
+        "interceptor `morph`",
+        "sink `lake` (type hdfs)",
+        "useIP",
+        "sink `mirror`: brokers backup:9092",
+        "allowTopicOverride = true",
+    ] {
         assert!(err.contains(unmapped), "`{unmapped}` not listed:\n{err}");
         assert!(
             toml.contains(unmapped),
@@ -119,7 +132,10 @@ a1.sinks.lake.channel = c1
         .collect();
     assert_eq!(
         order,
-        ["c1", "ts", "host", "dc", "keep", "extract", "mask", "id", "log", "files", "web"]
+        [
+            "c1", "ts", "host", "dc", "keep", "extract", "mask", "id", "log", "files", "web",
+            "mirror"
+        ]
     );
     // The real components accept what was generated.
     std::fs::write(work.path().join("flumen.toml"), &toml).expect("write");

@@ -36,8 +36,9 @@ impl ProducerContext for AckContext {
 pub type AckedProducer = ThreadedProducer<AckContext>;
 
 /// Creates a producer on the `[kafka]` cluster (its `options` apply, for
-/// security settings) with every replica acknowledging each write.
-pub fn create(kafka: &KafkaConfig) -> Result<AckedProducer, KafkaError> {
+/// security settings) with every replica acknowledging each write. A record
+/// not acknowledged within `message_timeout` is given up with an error.
+pub fn create(kafka: &KafkaConfig, message_timeout: Duration) -> Result<AckedProducer, KafkaError> {
     let mut cc = ClientConfig::new();
     for (k, v) in kafka.option_strings() {
         cc.set(k, v);
@@ -47,7 +48,10 @@ pub fn create(kafka: &KafkaConfig) -> Result<AckedProducer, KafkaError> {
         // be committed.
         .set("acks", "all")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
+        .set(
+            "message.timeout.ms",
+            message_timeout.as_millis().max(10).to_string(),
+        )
         // One request in flight per broker keeps a partition's records in
         // the order they were sent even when librdkafka retries one.
         .set("max.in.flight.requests.per.connection", "1")

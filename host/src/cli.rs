@@ -510,10 +510,13 @@ fn test_cmd(args: TestArgs) -> anyhow::Result<ExitCode> {
         runtime = runtime.with_cache(&dir);
     }
     if let Some(bootstrap) = args.kafka {
-        runtime = runtime.with_producer(flumen::config::KafkaConfig {
-            bootstrap_servers: bootstrap,
-            options: Default::default(),
-        });
+        runtime = runtime.with_producer(
+            flumen::config::KafkaConfig {
+                bootstrap_servers: bootstrap,
+                options: Default::default(),
+            },
+            Duration::from_millis(cfg.limits.call_timeout_ms),
+        );
     }
     let source = Source {
         topic: args.topic,

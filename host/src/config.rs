@@ -688,6 +688,21 @@ impl Config {
             .any(|c| c.limits.fuel.is_some())
     }
 
+    /// The shortest `limits.call_timeout_ms` of the components that may
+    /// produce to Kafka (the default if none may): how long the host's
+    /// producer keeps trying a record.
+    pub fn shortest_produce_timeout(&self) -> Duration {
+        let ms = self
+            .pipelines
+            .iter()
+            .flat_map(|p| p.interceptors.iter().chain(&p.sinks))
+            .filter(|c| !c.kafka_produce.is_empty())
+            .map(|c| c.limits.call_timeout_ms)
+            .min()
+            .unwrap_or(Limits::default().call_timeout_ms);
+        Duration::from_millis(ms)
+    }
+
     /// The librdkafka options from `[kafka.options]`, as strings.
     pub fn kafka_options(&self) -> impl Iterator<Item = (&str, String)> {
         self.kafka.option_strings()
@@ -825,6 +840,22 @@ mod tests {
     }
 
     #[test]
+    fn kafka_produce_grants_are_checked() {
+        let text =
+            format!("{MINIMAL}\nkafka_produce = [\"copy\"]\nlimits = {{ call_timeout_ms = 5000 }}");
+        let c = Config::parse(&text, Path::new("/")).unwrap();
+        assert_eq!(c.pipelines[0].sinks[0].kafka_produce, ["copy"]);
+        assert_eq!(c.shortest_produce_timeout(), Duration::from_secs(5));
+        let e = err(&format!("{MINIMAL}\nkafka_produce = [\"t\"]"));
+        assert!(
+            e.contains("pipeline[0].sink[0].kafka_produce[0]") && e.contains("its own output"),
+            "{e}"
+        );
+        let e = err(&format!("{MINIMAL}\nkafka_produce = [\" \"]"));
+        assert!(e.contains("must not be empty"), "{e}");
+    }
+
+    #[test]
     fn component_retry_overrides_the_pipeline_default() {
         let text = format!("{MINIMAL}\nretry = {{ attempts = 2 }}");
         let c = Config::parse(&text, Path::new("/")).unwrap();
@@ -859,6 +890,7 @@ mod tests {
             "dirs",
             "config",
             "dead_letter",
+            "kafka_produce",
             "options",
             "bootstrap_servers",
             "attempts",

@@ -68,7 +68,7 @@ impl DeadLetterQueue {
         dl: &DeadLetterConfig,
         retry: &RetryConfig,
     ) -> Result<Self, DeadLetterError> {
-        let producer = acked_producer::create(&config.kafka)?;
+        let producer = acked_producer::create(&config.kafka, Duration::from_secs(30))?;
         if !acked_producer::missing_topics(&producer, &[&dl.topic]).is_empty() {
             return Err(DeadLetterError::NoTopic(dl.topic.clone()));
         }

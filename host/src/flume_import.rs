@@ -5,7 +5,7 @@
 //! duration, `kafka.consumer.*` options) or a Kafka channel read without a
 //! source (Flume's "Kafka consumer channel", the setup flumen revives); the
 //! source's interceptors that have a counterpart in the guest library; and
-//! the `null`, `logger`, `file_roll` and `http` sinks. Each Flume channel
+//! the `null`, `logger`, `file_roll`, `http` and Kafka sinks. Each Flume channel
 //! becomes one pipeline with the sinks that drain it. Everything else is
 //! listed, in the output's header and in the result, rather than dropped
 //! silently.
@@ -454,7 +454,7 @@ pub fn import(
             if a.get(&format!("{k}.channel")) != Some(f.channel.as_str()) {
                 continue;
             }
-            if let Some(t) = sink_table(&a, sink, &k, &mut unmapped) {
+            if let Some(t) = sink_table(&a, sink, &k, &servers, &mut unmapped) {
                 t.render(&mut out, guests);
                 any_sink = true;
             }
@@ -614,8 +614,15 @@ fn interceptors(a: &Agent<'_>, source: &str, unmapped: &mut Vec<String>) -> Vec<
     tables
 }
 
-/// One sink's table, or `None` (listed in `unmapped`).
-fn sink_table(a: &Agent<'_>, sink: &str, k: &str, unmapped: &mut Vec<String>) -> Option<Table> {
+/// One sink's table, or `None` (listed in `unmapped`). `servers` is the
+/// cluster of the config's `[kafka]`, the one a Kafka sink writes to.
+fn sink_table(
+    a: &Agent<'_>,
+    sink: &str,
+    k: &str,
+    servers: &str,
+    unmapped: &mut Vec<String>,
+) -> Option<Table> {
     let get = |key: &str| a.get(&format!("{k}.{key}"));
     let raw_type = get("type").unwrap_or("unset");
     let table = |component: &str, config: Vec<(&str, String)>, extra: Vec<String>| Table {
@@ -676,6 +683,36 @@ fn sink_table(a: &Agent<'_>, sink: &str, k: &str, unmapped: &mut Vec<String>) ->
                 "http_sink",
                 config,
                 vec![format!("http_allow = [{}]", q(host))],
+            ))
+        }
+        "kafka_sink" => {
+            // Flume's default topic, so that a config relying on it still
+            // names the same one.
+            let topic = get("kafka.topic").unwrap_or("default-flume-topic");
+            if let Some(other) = get("kafka.bootstrap.servers").filter(|s| *s != servers) {
+                unmapped.push(format!(
+                    "sink `{sink}`: brokers {other}: flumen's Kafka sink writes to the [kafka] \
+                     cluster ({servers})"
+                ));
+            }
+            for key in [
+                "allowTopicOverride",
+                "topicHeader",
+                "useFlumeEventFormat",
+                "partitionIdHeader",
+                "defaultPartitionId",
+            ] {
+                if let Some(v) = get(key) {
+                    unmapped.push(format!(
+                        "sink `{sink}`: {key} = {v}: not supported (the record keeps its key, \
+                         headers and value; the producer picks the partition by key)"
+                    ));
+                }
+            }
+            Some(table(
+                "kafka_sink",
+                vec![("topic", topic.to_owned())],
+                vec![format!("kafka_produce = [{}]", q(topic))],
             ))
         }
         _ => {

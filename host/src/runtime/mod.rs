@@ -173,10 +173,14 @@ impl Runtime {
     }
 
     /// Lets Kafka sinks produce to `kafka` through the `producer` import
-    /// (each only to the topics it is granted). Without this, every record
-    /// they send is refused.
-    pub fn with_producer(mut self, kafka: crate::config::KafkaConfig) -> Self {
-        self.producer = Some(producer::ProducerHub::new(kafka));
+    /// (each only to the topics it is granted), for calls that may take
+    /// `call_timeout`. Without this, every record they send is refused.
+    pub fn with_producer(
+        mut self,
+        kafka: crate::config::KafkaConfig,
+        call_timeout: Duration,
+    ) -> Self {
+        self.producer = Some(producer::ProducerHub::new(kafka, call_timeout));
         self
     }
 
@@ -190,7 +194,8 @@ impl Runtime {
     /// A cache that cannot be used is logged and left off: it only saves
     /// time.
     pub fn for_config(config: &crate::config::Config) -> anyhow::Result<Self> {
-        let mut runtime = Self::new(config.uses_fuel())?.with_producer(config.kafka.clone());
+        let mut runtime = Self::new(config.uses_fuel())?
+            .with_producer(config.kafka.clone(), config.shortest_produce_timeout());
         if config.cache.enabled {
             match config.cache.dir.clone().or_else(cache::default_dir) {
                 Some(dir) => runtime = runtime.with_cache(&dir),

@@ -25,14 +25,23 @@ use std::time::{Duration, Instant};
 /// flumen without Kafka sinks never connects one.
 pub struct ProducerHub {
     kafka: KafkaConfig,
+    message_timeout: Duration,
     producer: OnceLock<Result<AckedProducer, String>>,
 }
 
 impl ProducerHub {
-    /// A hub producing to the `kafka` cluster.
-    pub fn new(kafka: KafkaConfig) -> Arc<Self> {
+    /// A hub producing to the `kafka` cluster for guests whose calls may
+    /// take `call_timeout` (the shortest, if they differ).
+    ///
+    /// librdkafka gives a record up once it waited slightly less than the
+    /// guest is willing to: a record the guest is told to retry is then no
+    /// longer queued, and the retry does not add a second copy to the
+    /// queue behind the first (which an outage would multiply).
+    pub fn new(kafka: KafkaConfig, call_timeout: Duration) -> Arc<Self> {
+        let wait = call_timeout.saturating_sub(answer_margin(call_timeout));
         Arc::new(Self {
             kafka,
+            message_timeout: wait.saturating_sub(Duration::from_millis(100)),
             producer: OnceLock::new(),
         })
     }
@@ -40,7 +49,7 @@ impl ProducerHub {
     fn producer(&self) -> Result<&AckedProducer, &str> {
         self.producer
             .get_or_init(|| {
-                acked_producer::create(&self.kafka)
+                acked_producer::create(&self.kafka, self.message_timeout)
                     .map_err(|e| format!("cannot create the Kafka producer: {e}"))
             })
             .as_ref()

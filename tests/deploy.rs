@@ -59,7 +59,10 @@ fn the_container_recipe_uses_what_the_repository_builds() {
         toolchain.contains("rust"),
         "install-guest-toolchain.sh takes no `rust` argument"
     );
-    for line in recipe.lines().filter(|l| l.starts_with("COPY --from=build")) {
+    for line in recipe
+        .lines()
+        .filter(|l| l.starts_with("COPY --from=build"))
+    {
         let from = line
             .split_whitespace()
             .nth(2)

@@ -89,6 +89,31 @@ fn run_until_done(
         Duration::from_secs(300),
         |c| c == &produced.end,
     );
+    if run == "warm" {
+        // A reload (SIGHUP) with nothing changed loads nothing again: the
+        // 12–18 MB Python and JavaScript components are not recompiled,
+        // nor even read from the cache.
+        let loads = flumen.log_text().matches("component loaded").count();
+        let hup = std::process::Command::new("kill")
+            .args(["-HUP", &flumen.pid().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(hup.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !flumen.log_text().contains("reload: nothing changed") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no reload:\n{}",
+                tail(&flumen.log_text(), 30)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            flumen.log_text().matches("component loaded").count(),
+            loads,
+            "a reload of unchanged components loaded one again"
+        );
+    }
     let log = flumen.log_text();
     let status = flumen.terminate();
     assert!(status.success(), "{run}: flumen exit status {status}");

@@ -62,6 +62,7 @@ SCENARIOS = [
     ("3js", "flumen: header filter in JavaScript + null sink"),
     ("3c", "flumen: header filter in C + null sink"),
     ("5py", "flumen: filter + file sink in Python"),
+    ("5js", "flumen: filter + file sink in JavaScript"),
     ("5c", "flumen: filter + file sink in C"),
 ]
 DEFAULT_SCENARIOS = "1,2,2c,3,4,5,6"
@@ -166,6 +167,7 @@ config = {config}
         "3js": drop_header("js") + sink("null"),
         "3c": drop_header("c") + sink("null"),
         "5py": filt + file_sink(LANG_GUESTS / "python/file_sink.wasm"),
+        "5js": filt + file_sink(LANG_GUESTS / "js/file_sink.wasm"),
         "5c": filt + file_sink(LANG_GUESTS / "c/file_sink.wasm"),
     }[scenario]
     interval = 1 if scenario == "2c" else int(os.environ.get("FLUMEN_BENCH_COMMIT_MS", "100"))

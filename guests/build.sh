@@ -68,9 +68,16 @@ componentize_python() {
 }
 
 componentize_js() {
+  # A guest with its own wit/ (flumen's world plus WASI interfaces it
+  # imports from JavaScript) is built against the world defined there.
+  local wit_dir=$wit world=$2
+  if [ -d "$1/wit" ]; then
+    wit_dir="$1/wit"
+    world=$(sed -n 's/^world \([a-z-]*\).*/\1/p' "$wit_dir"/*.wit | head -n 1)
+  fi
   # `-d http fetch-event`: without it the component imports wasi:http's
   # incoming handler, which a flumen guest neither needs nor gets.
-  "$here/js/node_modules/.bin/componentize-js" "$1/$(basename "$1").js" --wit "$wit" -n "$2" \
+  "$here/js/node_modules/.bin/componentize-js" "$1/$(basename "$1").js" --wit "$wit_dir" -n "$world" \
     -d http fetch-event -o "$3" >/dev/null
 }
 

@@ -682,7 +682,8 @@ fn file_roll_sink_rolls_by_count_and_size_and_names_files_by_date() {
 #[test]
 fn file_sinks_refuse_a_directory_that_is_not_granted() {
     let c = repo().join("guests/target/c/file_sink.wasm");
-    for component in [guest("file_sink"), c] {
+    let js = repo().join("guests/target/js/file_sink.wasm");
+    for component in [guest("file_sink"), c, js] {
         let r = flumen_test(
             &component,
             &["--config", "path=/nope/x-%{partition}.jsonl"],

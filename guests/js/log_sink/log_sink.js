@@ -2,10 +2,10 @@
 // into flumen's log through the `log` import, at the config key `level`
 // (default `info`).
 //
-// (A JavaScript component cannot open files yet: componentize-js needs the
-// wasi:filesystem interfaces in the guest's world, which flumen's `sink`
-// world does not list. Deliver over the log, or use a Rust, Python or C
-// sink for files.)
+// It needs nothing but flumen's `sink` world, which makes it the starting
+// point of `flumen new --lang js --kind sink`. For files, see file_sink/:
+// a JavaScript guest reaches wasi:filesystem only through a world that
+// lists it.
 
 import { log } from "flumen:pipeline/log@0.2.1";
 

@@ -152,3 +152,66 @@ fn refuses_to_start_when_a_granted_topic_does_not_exist() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_reload_granting_a_missing_topic_is_rejected_and_the_running_sink_goes_on() {
+    let broker = Broker::mock();
+    let (source, target) = ("ks-reload-in", "ks-reload-out");
+    broker.create_topic(source, 1);
+    broker.create_topic(target, 1);
+    let bootstrap = broker.bootstrap();
+    let mut produced = produce(&bootstrap, source, 1, 100, |_| false);
+    let work = Workdir::new();
+    let config = work.config(&bootstrap, source, "ks-reload", kafka_sink(target, target));
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let first = produced.end.clone();
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "ks-reload",
+        source,
+        1,
+        Duration::from_secs(60),
+        |c| c == &first,
+    );
+
+    // The config file changes (flumen watches it): the sink is to write to
+    // a topic that does not exist.
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace(target, "ks-reload-missing")).expect("config");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !flumen.log_text().contains("reload REJECTED") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            tail(&flumen.log_text(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = flumen.log_text();
+    assert!(
+        log.contains("kafka_produce: topic `ks-reload-missing` does not exist"),
+        "{}",
+        tail(&log, 30)
+    );
+
+    // The running version still writes to the old topic.
+    produced.merge(produce(&bootstrap, source, 1, 50, |_| false));
+    let second = produced.end.clone();
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "ks-reload",
+        source,
+        1,
+        Duration::from_secs(60),
+        |c| c == &second,
+    );
+    assert!(flumen.terminate().success());
+    let copies = read_topic(&bootstrap, target, 1, 150, Duration::from_secs(20));
+    assert_eq!(
+        copies.len(),
+        150,
+        "every event copied once to the old topic"
+    );
+}

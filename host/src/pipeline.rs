@@ -162,7 +162,7 @@ impl Running {
 /// Checks that every topic a component of `p` is granted to produce to
 /// exists, so that a misspelt grant stops the start instead of having every
 /// record refused later.
-fn check_produce_grants(runtime: &Runtime, p: &PipelineConfig) -> Result<(), StartError> {
+pub fn check_produce_grants(runtime: &Runtime, p: &PipelineConfig) -> Result<(), StartError> {
     for c in p.interceptors.iter().chain(&p.sinks) {
         if c.kafka_produce.is_empty() {
             continue;

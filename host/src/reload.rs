@@ -43,6 +43,9 @@ pub enum ReloadError {
         /// Why.
         reason: String,
     },
+    /// A component is granted a Kafka topic that cannot be used.
+    #[error("reload rejected: {0}")]
+    ProduceGrant(String),
     /// A new version failed to compile, match its world, or initialize.
     #[error("reload rejected: pipeline `{pipeline}`: {source}")]
     Guest {
@@ -182,6 +185,21 @@ impl Reloader {
         }
         let mut interceptors = Vec::new();
         let mut sinks = Vec::new();
+        for (p, old) in new.pipelines.iter().zip(&self.config.pipelines) {
+            // Only a changed grant is checked, so that a reload does not
+            // wait on the broker for topics already in use.
+            let grants = |p: &PipelineConfig| -> Vec<Vec<String>> {
+                p.interceptors
+                    .iter()
+                    .chain(&p.sinks)
+                    .map(|c| c.kafka_produce.clone())
+                    .collect()
+            };
+            if grants(p) != grants(old) {
+                crate::pipeline::check_produce_grants(&self.runtime, p)
+                    .map_err(|e| ReloadError::ProduceGrant(e.to_string()))?;
+            }
+        }
         for (p, components) in new.pipelines.iter().zip(&self.components) {
             check_changed(
                 &self.runtime,

@@ -2,7 +2,7 @@
 //! compiled and type-checked once at start-up, and cheap per-partition
 //! instances created from their `InstancePre`.
 //!
-//! Every instance gets its own sandbox ([`sandbox`]: only the directories,
+//! Every instance gets its own sandbox (the `sandbox` module: only the directories,
 //! variables and HTTP hosts granted to it), a memory cap, and a wall-clock
 //! deadline per call enforced by epoch interruption (plus fuel, if set). A
 //! call that traps poisons the instance: it is dropped and the next call

@@ -164,16 +164,18 @@ fn a_reload_granting_a_missing_topic_is_rejected_and_the_running_sink_goes_on() 
     let work = Workdir::new();
     let config = work.config(&bootstrap, source, "ks-reload", kafka_sink(target, target));
     let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
-    let first = produced.end.clone();
-    wait_committed(
-        &mut flumen,
-        &bootstrap,
-        "ks-reload",
-        source,
-        1,
-        Duration::from_secs(60),
-        |c| c == &first,
-    );
+    let committed_to = |flumen: &mut Flumen, end: &BTreeMap<i32, i64>| {
+        wait_committed(
+            flumen,
+            &bootstrap,
+            "ks-reload",
+            source,
+            1,
+            Duration::from_secs(60),
+            |c| c == end,
+        )
+    };
+    committed_to(&mut flumen, &produced.end);
 
     // The config file changes (flumen watches it): the sink is to write to
     // a topic that does not exist.
@@ -197,16 +199,7 @@ fn a_reload_granting_a_missing_topic_is_rejected_and_the_running_sink_goes_on() 
 
     // The running version still writes to the old topic.
     produced.merge(produce(&bootstrap, source, 1, 50, |_| false));
-    let second = produced.end.clone();
-    wait_committed(
-        &mut flumen,
-        &bootstrap,
-        "ks-reload",
-        source,
-        1,
-        Duration::from_secs(60),
-        |c| c == &second,
-    );
+    committed_to(&mut flumen, &produced.end);
     assert!(flumen.terminate().success());
     let copies = read_topic(&bootstrap, target, 1, 150, Duration::from_secs(20));
     assert_eq!(

@@ -563,6 +563,24 @@ fn kafka_sink_writes_only_granted_topics_and_only_acknowledged_records_are_deliv
     );
 }
 
+#[test]
+fn a_component_built_against_contract_0_2_0_still_loads() {
+    let component = guest("compat_sink");
+    let bytes = std::fs::read(&component).expect("read component");
+    let names_old = |name: &str| bytes.windows(name.len()).any(|w| w == name.as_bytes());
+    // Otherwise this would test nothing: the guest must really be built
+    // against the older release.
+    assert!(names_old("flumen:pipeline/delivery@0.2.0") && names_old("flumen:pipeline/log@0.2.0"));
+    let r = flumen_test(&component, &[], &[ev("a"), ev("b")]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.verdicts(), ["delivered", "delivered"]);
+    assert!(
+        r.stderr.contains("contract 0.2.0 sink: 2 events"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// The lines of every file under `dir`, by path relative to it.
 fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut out = std::collections::BTreeMap::new();

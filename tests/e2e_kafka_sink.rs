@@ -52,7 +52,16 @@ fn commits_only_acknowledged_copies_and_loses_none_through_a_produce_outage() {
     );
 
     let work = Workdir::new();
-    let config = work.config(&bootstrap, source, "ks-group", kafka_sink(target, target));
+    let admin = free_port();
+    let config = work.config(
+        &bootstrap,
+        source,
+        "ks-group",
+        format!(
+            "{}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n",
+            kafka_sink(target, target)
+        ),
+    );
     let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
     let deadline = Instant::now() + Duration::from_secs(60);
     // The sink's records time out at its call deadline and come back as
@@ -83,8 +92,20 @@ fn commits_only_acknowledged_copies_and_loses_none_through_a_produce_outage() {
         Duration::from_secs(90),
         |c| c == &produced.end,
     );
+    let (status, metrics) = http(admin, "GET", "/metrics");
+    assert_eq!(status, 200);
     let log = flumen.log_text();
     assert!(flumen.terminate().success(), "{}", tail(&log, 40));
+    let produced_records = |outcome: &str| {
+        metric(
+            &metrics,
+            "flumen_kafka_produced_records_total",
+            &[("component", "copy"), ("outcome", outcome)],
+        )
+        .unwrap_or_else(|| panic!("no {outcome} count in:\n{metrics}"))
+    };
+    let (acked, transient) = (produced_records("acked"), produced_records("transient"));
+    assert!(transient >= 1.0, "the outage was not counted: {transient}");
 
     // Every event's copy, identified by its value, in its source partition
     // with its key and headers. Copies sent again after a timeout may land
@@ -122,9 +143,17 @@ fn commits_only_acknowledged_copies_and_loses_none_through_a_produce_outage() {
         missing.len(),
         &missing[..missing.len().min(10)]
     );
+    // Every acknowledged record is on the topic; a record given up as
+    // transient may also have landed.
+    assert!(
+        acked >= EVENTS as f64 && acked <= copies.len() as f64,
+        "{acked} acknowledged, {} copies",
+        copies.len()
+    );
     let twice = seen.values().filter(|&&n| n > 1).count();
     println!(
-        "{EVENTS} events: {} copies on `{target}`, {twice} written more than once",
+        "{EVENTS} events: {} copies on `{target}`, {twice} written more than once; \
+         {acked} records acknowledged, {transient} given up as transient during the outage",
         copies.len()
     );
 }

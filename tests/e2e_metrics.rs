@@ -17,20 +17,6 @@ fn get(port: u16, path: &str) -> (u16, String) {
     http(port, "GET", path)
 }
 
-/// The value of the sample of metric `name` whose labels include `labels`,
-/// read with the parser `flumen top` uses.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    flumen::top::parse(text)
-        .into_iter()
-        .find(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-}
-
 fn wait_for(port: u16, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + timeout;
     loop {
@@ -101,7 +87,7 @@ fn metrics_count_what_the_pipeline_did() {
         |t| {
             (0..PARTITIONS).all(|p| {
                 let p = p.to_string();
-                sample(t, "flumen_consumer_lag", &[("partition", &p)]) == Some(0.0)
+                metric(t, "flumen_consumer_lag", &[("partition", &p)]) == Some(0.0)
             })
         },
     );
@@ -109,7 +95,7 @@ fn metrics_count_what_the_pipeline_did() {
     let n = |name: &str, labels: &[(&str, &str)]| {
         let mut all = vec![pipeline];
         all.extend_from_slice(labels);
-        sample(&text, name, &all).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
+        metric(&text, name, &all).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
     };
     assert_eq!(n("flumen_events_consumed_total", &[]), EVENTS as f64);
     assert_eq!(n("flumen_events_dropped_total", &[]), debug as f64);
@@ -180,7 +166,7 @@ fn metrics_count_what_the_pipeline_did() {
         assert_eq!(n("flumen_high_watermark", &labels), *end as f64);
     }
     assert_eq!(
-        sample(&text, "flumen_reloads_total", &[("result", "applied")]),
+        metric(&text, "flumen_reloads_total", &[("result", "applied")]),
         Some(0.0)
     );
 
@@ -270,7 +256,7 @@ fn ready_waits_for_the_group() {
     let (status, text) = get(admin, "/metrics");
     assert_eq!(status, 200);
     assert_eq!(
-        sample(
+        metric(
             &text,
             "flumen_events_consumed_total",
             &[("pipeline", "e2e")]

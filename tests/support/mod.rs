@@ -797,3 +797,17 @@ pub fn free_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+/// The value of the sample of metric `name` whose labels include `labels`
+/// in `/metrics` text, read with the parser `flumen top` uses.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    flumen::top::parse(text)
+        .into_iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+}

@@ -98,6 +98,11 @@ fn metrics_count_what_the_pipeline_did() {
         metric(&text, name, &all).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
     };
     assert_eq!(n("flumen_events_consumed_total", &[]), EVENTS as f64);
+    // Components that never produce to Kafka add no series for it.
+    assert!(
+        !text.contains("flumen_kafka_produced_records_total{"),
+        "{text}"
+    );
     assert_eq!(n("flumen_events_dropped_total", &[]), debug as f64);
     assert_eq!(n("flumen_events_finalized_total", &[]), EVENTS as f64);
     assert_eq!(

@@ -17,6 +17,7 @@ use crate::config::KafkaConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
+use std::cell::OnceCell;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -73,7 +74,9 @@ pub struct ProduceGrant {
     tag: GuestTag,
     /// When `send` stops waiting for acknowledgements; set for each call.
     wait_until: Instant,
-    counts: crate::metrics::ProduceMetrics,
+    /// Resolved on the first `send`, so that components that never produce
+    /// add no series to `/metrics`.
+    counts: OnceCell<crate::metrics::ProduceMetrics>,
 }
 
 /// What a call keeps of its deadline for the guest to turn the results into
@@ -87,13 +90,12 @@ impl ProduceGrant {
     /// through `hub` (none: no cluster, as in `flumen test` without
     /// `--kafka`).
     pub fn new(hub: Option<Arc<ProducerHub>>, topics: Arc<[String]>, tag: GuestTag) -> Self {
-        let counts = crate::metrics::ProduceMetrics::new(&tag.pipeline, &tag.component);
         Self {
             hub,
             topics,
             tag,
             wait_until: Instant::now(),
-            counts,
+            counts: OnceCell::new(),
         }
     }
 
@@ -166,7 +168,11 @@ impl ProduceGrant {
                 first.get_or_insert(e);
             }
         }
-        self.counts.add(counts);
+        self.counts
+            .get_or_init(|| {
+                crate::metrics::ProduceMetrics::new(&self.tag.pipeline, &self.tag.component)
+            })
+            .add(counts);
         if let Some(e) = first {
             let (topic, partition) = self.tag.topic_partition();
             let (kind, message) = match e {

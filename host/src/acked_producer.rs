@@ -7,7 +7,9 @@
 //! import of Kafka sinks ([`crate::runtime`]).
 
 use crate::config::KafkaConfig;
+use crate::runtime::bindings::Header;
 use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
@@ -78,6 +80,36 @@ pub fn send(
         delivery_opaque: Box::new(tx),
     };
     producer.send(record).map(|()| rx).map_err(|(e, _)| e)
+}
+
+/// A record for `topic` with the parts given; `None`s stay unset (no key,
+/// a tombstone, the producer's partitioner and clock).
+pub fn record<'a>(
+    topic: &'a str,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+) -> BaseRecord<'a, [u8], [u8]> {
+    let mut record = BaseRecord::to(topic);
+    record.partition = partition;
+    record.timestamp = timestamp;
+    record.key = key;
+    record.payload = value;
+    record
+}
+
+/// `headers` in Kafka's form, in order, with room for `extra` more.
+pub fn copy_headers(headers: &[Header], extra: usize) -> OwnedHeaders {
+    headers.iter().fold(
+        OwnedHeaders::new_with_capacity(headers.len() + extra),
+        |hs, h| {
+            hs.insert(rdkafka::message::Header {
+                key: &h.name,
+                value: Some(&h.value),
+            })
+        },
+    )
 }
 
 /// Whether an error writing a record is permanent: sending the same record

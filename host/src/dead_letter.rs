@@ -12,8 +12,8 @@ use crate::config::{Config, DeadLetterConfig, RetryConfig};
 use crate::failure::Failure;
 use crate::retry::Backoff;
 use crate::runtime::bindings::{Event, Source};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::message::Header;
+use rdkafka::producer::Producer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -140,13 +140,7 @@ impl DeadLetterQueue {
     /// Queues one dead letter; `None` if librdkafka refused it at once (its
     /// queue is full, the message is too large, …), which is logged.
     fn send(&self, source: &Source, event: &Event, failure: &Failure) -> Option<Ack> {
-        let mut hs = OwnedHeaders::new_with_capacity(event.headers.len() + 8);
-        for h in &event.headers {
-            hs = hs.insert(Header {
-                key: &h.name,
-                value: Some(&h.value),
-            });
-        }
+        let mut hs = acked_producer::copy_headers(&event.headers, 8);
         let partition = source.partition.to_string();
         let offset = event.offset.to_string();
         let attempts = failure.attempts.to_string();
@@ -169,16 +163,14 @@ impl DeadLetterQueue {
                 value: Some(v),
             });
         }
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).headers(hs);
-        if let Some(k) = &event.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &event.value {
-            record = record.payload(v.as_slice());
-        }
-        if let Some(t) = event.timestamp {
-            record = record.timestamp(t);
-        }
+        let record = acked_producer::record(
+            &self.topic,
+            None,
+            event.timestamp,
+            event.key.as_deref(),
+            event.value.as_deref(),
+        )
+        .headers(hs);
         match acked_producer::send(&self.producer, record) {
             Ok(rx) => Some(rx),
             Err(e) => {

@@ -172,11 +172,7 @@ impl GuestMetrics {
     /// counter per batch, since the counters are shared by every
     /// partition's instance of the component.
     fn settle(&self, verdicts: [u64; 3], out_events: u64, out_bytes: usize) {
-        for (counter, n) in self.verdicts.iter().zip(verdicts) {
-            if n > 0 {
-                counter.inc_by(n);
-            }
-        }
+        add_counts(&self.verdicts, verdicts);
         self.events_out.inc_by(out_events);
         self.bytes_out.inc_by(out_bytes as u64);
     }
@@ -268,10 +264,17 @@ impl ProduceMetrics {
 
     /// Adds one call's counts: acked, not granted, refused, transient.
     pub fn add(&self, counts: [u64; 4]) {
-        for (counter, n) in self.outcomes.iter().zip(counts) {
-            if n > 0 {
-                counter.inc_by(n);
-            }
+        add_counts(&self.outcomes, counts);
+    }
+}
+
+/// Adds `counts` to `counters`, pairwise, skipping zeros: the counters are
+/// shared across partitions, so an add that changes nothing is not worth
+/// its contended atomic.
+fn add_counts<const N: usize>(counters: &[Counter; N], counts: [u64; N]) {
+    for (counter, n) in counters.iter().zip(counts) {
+        if n > 0 {
+            counter.inc_by(n);
         }
     }
 }

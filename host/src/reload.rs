@@ -188,14 +188,7 @@ impl Reloader {
         for (p, old) in new.pipelines.iter().zip(&self.config.pipelines) {
             // Only a changed grant is checked, so that a reload does not
             // wait on the broker for topics already in use.
-            let grants = |p: &PipelineConfig| -> Vec<Vec<String>> {
-                p.interceptors
-                    .iter()
-                    .chain(&p.sinks)
-                    .map(|c| c.kafka_produce.clone())
-                    .collect()
-            };
-            if grants(p) != grants(old) {
+            if !produce_grants(p).eq(produce_grants(old)) {
                 crate::pipeline::check_produce_grants(&self.runtime, p)
                     .map_err(|e| ReloadError::ProduceGrant(e.to_string()))?;
             }
@@ -216,6 +209,14 @@ impl Reloader {
         self.config = new;
         Ok(swaps)
     }
+}
+
+/// Each component's `kafka_produce`, in order.
+fn produce_grants(p: &PipelineConfig) -> impl Iterator<Item = &Vec<String>> {
+    p.interceptors
+        .iter()
+        .chain(&p.sinks)
+        .map(|c| &c.kafka_produce)
 }
 
 fn publish<P: GuestKind + Clone>(p: Pending<P>) -> Swap {

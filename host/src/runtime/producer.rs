@@ -15,7 +15,6 @@ use super::GuestTag;
 use crate::acked_producer::{self, Ack, AckedProducer};
 use crate::config::KafkaConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use std::cell::OnceCell;
 use std::sync::mpsc::RecvTimeoutError;
@@ -189,30 +188,18 @@ impl ProduceGrant {
 }
 
 fn base_record(r: &Outgoing) -> BaseRecord<'_, [u8], [u8]> {
-    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic);
-    if !r.headers.is_empty() {
-        let mut hs = OwnedHeaders::new_with_capacity(r.headers.len());
-        for h in &r.headers {
-            hs = hs.insert(Header {
-                key: &h.name,
-                value: Some(&h.value),
-            });
-        }
-        record = record.headers(hs);
+    let record = acked_producer::record(
+        &r.topic,
+        r.partition,
+        r.timestamp,
+        r.key.as_deref(),
+        r.value.as_deref(),
+    );
+    if r.headers.is_empty() {
+        record
+    } else {
+        record.headers(acked_producer::copy_headers(&r.headers, 0))
     }
-    if let Some(p) = r.partition {
-        record = record.partition(p);
-    }
-    if let Some(t) = r.timestamp {
-        record = record.timestamp(t);
-    }
-    if let Some(k) = &r.key {
-        record = record.key(k.as_slice());
-    }
-    if let Some(v) = &r.value {
-        record = record.payload(v.as_slice());
-    }
-    record
 }
 
 fn classify(e: KafkaError) -> SendError {

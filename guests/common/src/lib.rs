@@ -50,6 +50,26 @@ impl Config {
         }
     }
 
+    /// The value of `key`, which must be one of `allowed`; the first of
+    /// them when unset.
+    pub fn one_of<'a>(&self, key: &str, allowed: &[&'a str]) -> Result<&'a str, String> {
+        let value = self.get(key).unwrap_or(allowed[0]);
+        allowed
+            .iter()
+            .copied()
+            .find(|a| *a == value)
+            .ok_or_else(|| {
+                let quoted: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+                let (last, rest) = quoted.split_last().expect("at least one allowed value");
+                let choices = if rest.is_empty() {
+                    last.clone()
+                } else {
+                    format!("{} or {last}", rest.join(", "))
+                };
+                format!("config key `{key}` must be {choices}, got `{value}`")
+            })
+    }
+
     /// The boolean value of `key`, or `default` when unset.
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, String> {
         match self.get(key) {

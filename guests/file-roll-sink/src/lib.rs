@@ -213,24 +213,8 @@ impl Guest for FileRollSink {
                  interleave their lines"
             ));
         }
-        let event_time = match config.get("time").unwrap_or("event") {
-            "event" => true,
-            "now" => false,
-            other => {
-                return Err(format!(
-                    "config key `time` must be `event` or `now`, got `{other}`"
-                ))
-            }
-        };
-        let json = match config.get("format").unwrap_or("json") {
-            "json" => true,
-            "value" => false,
-            other => {
-                return Err(format!(
-                    "config key `format` must be `json` or `value`, got `{other}`"
-                ))
-            }
-        };
+        let event_time = config.one_of("time", &["event", "now"])? == "event";
+        let json = config.one_of("format", &["json", "value"])? == "json";
         let settings = Settings {
             template,
             event_time,

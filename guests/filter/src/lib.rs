@@ -69,15 +69,7 @@ impl Guest for FilterInterceptor {
                 }
             },
         };
-        let keep_matching = match config.get("mode").unwrap_or("drop") {
-            "drop" => false,
-            "keep" => true,
-            other => {
-                return Err(format!(
-                    "config key `mode` must be `drop` or `keep`, got `{other}`"
-                ))
-            }
-        };
+        let keep_matching = config.one_of("mode", &["drop", "keep"])? == "keep";
         log(
             Level::Info,
             &format!(

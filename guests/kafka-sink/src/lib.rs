@@ -40,18 +40,6 @@ thread_local! {
     static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
 }
 
-fn choice<'a>(config: &'a Config, key: &str, allowed: &[&'a str]) -> Result<&'a str, String> {
-    let v = config.get(key).unwrap_or(allowed[0]);
-    if allowed.contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!(
-            "config key `{key}` must be {}, got `{v}`",
-            allowed.join(" or ")
-        ))
-    }
-}
-
 struct KafkaSink;
 
 impl Guest for KafkaSink {
@@ -63,9 +51,9 @@ impl Guest for KafkaSink {
         }
         let settings = Settings {
             topic: topic.to_owned(),
-            same_partition: choice(&config, "partition", &["key", "same"])? == "same",
+            same_partition: config.one_of("partition", &["key", "same"])? == "same",
             headers: config.bool_or("headers", true)?,
-            keep_timestamp: choice(&config, "timestamp", &["keep", "now"])? == "keep",
+            keep_timestamp: config.one_of("timestamp", &["keep", "now"])? == "keep",
         };
         SETTINGS.with(|s| *s.borrow_mut() = Some(settings));
         Ok(())

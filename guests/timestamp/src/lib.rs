@@ -22,15 +22,7 @@ impl Transform for Timestamp {
     const KEYS: &'static [&'static str] = &["header", "from", "preserve_existing"];
 
     fn new(config: &Config) -> Result<Self, String> {
-        let from_event = match config.get("from").unwrap_or("now") {
-            "now" => false,
-            "event" => true,
-            other => {
-                return Err(format!(
-                    "config key `from` must be `now` or `event`, got `{other}`"
-                ))
-            }
-        };
+        let from_event = config.one_of("from", &["now", "event"])? == "event";
         Ok(Self {
             header: header_name(config, "header", "timestamp")?,
             from_event,

@@ -79,7 +79,11 @@ impl PartitionHandle {
     }
 }
 
-type Partitions = HashMap<(String, i32), PartitionHandle>;
+/// Looked up once per message, so keyed with rustc's Fx hash rather than
+/// SipHash: the keys are the broker's topic names and partition numbers of
+/// this member's own assignment, not input an attacker chooses freely, and
+/// SipHash of the key was a visible share of the consumer thread's time.
+type Partitions = HashMap<(String, i32), PartitionHandle, rustc_hash::FxBuildHasher>;
 
 /// The rdkafka context: where librdkafka's rebalance and commit callbacks
 /// land. Both run inside `poll`, on the consumer thread.
@@ -312,7 +316,7 @@ impl PipelineConsumer {
             .set("group.id", &pipeline.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
-        let partitions = Arc::new(Mutex::new(Partitions::new()));
+        let partitions = Arc::new(Mutex::new(Partitions::default()));
         let context = PipelineContext {
             partitions: partitions.clone(),
             revoked_uncommitted: Mutex::new(Vec::new()),
@@ -398,42 +402,45 @@ impl PipelineConsumer {
         key.1 = msg.partition();
         let key = &*key;
         let mut parts = lock(&self.partitions);
-        if !parts.contains_key(key) {
-            let (tx, rx) = channel();
-            match partition::spawn(
-                &self.pipeline,
-                &self.components,
-                self.stats.clone(),
-                &key.0,
-                key.1,
-                rx,
-            ) {
-                Ok((shared, thread)) => {
-                    tracing::info!(pipeline = %self.pipeline.name, topic = %key.0,
-                        partition = key.1, offset = msg.offset(),
-                        "first event of the partition read; its worker started");
-                    parts.insert(
-                        key.clone(),
-                        PartitionHandle {
-                            tx,
-                            pending: Vec::new(),
-                            pending_bytes: 0,
-                            shared,
-                            thread,
-                            paused: false,
-                            last_offset: -1,
-                        },
-                    );
-                }
-                Err(e) => {
-                    // Not handing the event on leaves it uncommitted; it is
-                    // read again after a restart.
-                    tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot start partition worker");
-                    return;
-                }
+        if let Some(h) = parts.get_mut(key) {
+            self.queue(h, key, msg);
+            return;
+        }
+        let (tx, rx) = channel();
+        match partition::spawn(
+            &self.pipeline,
+            &self.components,
+            self.stats.clone(),
+            &key.0,
+            key.1,
+            rx,
+        ) {
+            Ok((shared, thread)) => {
+                tracing::info!(pipeline = %self.pipeline.name, topic = %key.0,
+                    partition = key.1, offset = msg.offset(),
+                    "first event of the partition read; its worker started");
+                let h = parts.entry(key.clone()).or_insert(PartitionHandle {
+                    tx,
+                    pending: Vec::new(),
+                    pending_bytes: 0,
+                    shared,
+                    thread,
+                    paused: false,
+                    last_offset: -1,
+                });
+                self.queue(h, key, msg);
+            }
+            Err(e) => {
+                // Not handing the event on leaves it uncommitted; it is
+                // read again after a restart.
+                tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot start partition worker");
             }
         }
-        let Some(h) = parts.get_mut(key) else { return };
+    }
+
+    /// Adds one message to its partition's pending events, and pauses the
+    /// partition once its queue is full.
+    fn queue(&self, h: &mut PartitionHandle, key: &(String, i32), msg: &BorrowedMessage<'_>) {
         if msg.offset() <= h.last_offset {
             tracing::debug!(offset = msg.offset(), "offset already queued; skipped");
             return;

@@ -65,10 +65,15 @@ impl OffsetTracker {
     /// Marks an in-flight offset finalized and advances the watermark over
     /// every finalized offset at the front. Finalizing twice is harmless.
     pub fn finalize(&mut self, offset: i64) -> Result<(), TrackerError> {
-        let idx = self
-            .pending
-            .binary_search_by_key(&offset, |&(o, _)| o)
-            .map_err(|_| TrackerError::Unknown(offset))?;
+        // Events are mostly finalized in the order they were read, so the
+        // front is tried before searching.
+        let idx = if self.pending.front().is_some_and(|&(o, _)| o == offset) {
+            0
+        } else {
+            self.pending
+                .binary_search_by_key(&offset, |&(o, _)| o)
+                .map_err(|_| TrackerError::Unknown(offset))?
+        };
         self.pending[idx].1 = true;
         while let Some(&(o, true)) = self.pending.front() {
             self.watermark = Some(o + 1);

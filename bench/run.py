@@ -39,7 +39,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
-FLUMEN = ROOT / "target/release/flumen"
+# FLUMEN_BIN: another build of flumen, to compare two builds on one broker.
+FLUMEN = Path(os.environ.get("FLUMEN_BIN", ROOT / "target/release/flumen"))
 RAW = ROOT / "target/release/examples/raw_consumer"
 GUESTS = ROOT / "guests/target/wasm32-wasip2/release"
 TANSU = Path(os.environ.get("FLUMEN_TANSU", ROOT / ".tools/tansu/tansu"))

@@ -195,6 +195,25 @@ impl ConsumerContext for PipelineContext {
         }
     }
 
+    // librdkafka keeps a partition's application pause flag through an
+    // unassignment (its assignment code resets only its own, library pause
+    // flag), while flumen forgets a pause with the revoked worker and
+    // resumes only partitions it knows it paused. A partition paused when
+    // revoked and later assigned to this member again could then stay
+    // paused for good. Every newly assigned partition is therefore resumed;
+    // resuming one that is not paused does nothing. (The fault suite's
+    // `rebalance-while-paused` drives this path; it has not caught such a
+    // stall without this guard.)
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::warn!(pipeline = %self.pipeline, error = %e,
+                    "cannot resume the newly assigned partitions; one paused before a rebalance \
+                     may not be fetched");
+            }
+        }
+    }
+
     // Results of the commits librdkafka makes by itself (on close); flumen's
     // own commits are synchronous and record their result directly.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {

@@ -738,42 +738,34 @@ fn group_churn(cooperative: bool) -> Row {
     )
 }
 
-/// A slow sink behind a large backlog: partitions pause instead of
-/// buffering, and the process's memory stays flat.
 /// A member whose partitions are paused (full queues behind a slow sink)
-/// loses them in a rebalance and gets them back in the next: librdkafka
-/// keeps its pause flag through the unassignment, so unless flumen resumes
-/// what it is assigned, those partitions are never fetched again.
+/// loses them in a rebalance and gets them back in the next. librdkafka
+/// keeps its pause flag through the unassignment, so a partition flumen does
+/// not resume on assignment could stay paused for good; every event must
+/// still be delivered and committed.
 fn rebalance_while_paused() -> Row {
     const EVENTS: usize = 40_000;
     let mut s = Setup::new(Broker::mock(), EVENTS, |_| None);
     let config = s.config("paused", chaos_sink(", delay_ms = 300", ""));
     let mut a = s.start(&config, "paused-a.log");
-    let paused = |f: &Flumen| count(&f.log_text(), "partition paused");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while paused(&a) == 0 {
-        assert!(Instant::now() < deadline, "no partition was paused");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_logged(&a, "partition paused", "no partition was paused");
     let mut rebalances = 0;
     for round in 0..2 {
         // B joins (A gives up every partition, paused ones included, and
         // gets half of them back), works a little, and leaves (A gets all
         // of them back).
         let b = s.start(&config, &format!("paused-b-{round}.log"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while count(&b.log_text(), "partitions assigned") == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the second member got no partitions"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_logged(
+            &b,
+            "partitions assigned",
+            "the second member got no partitions",
+        );
         std::thread::sleep(Duration::from_millis(1500));
         assert!(b.terminate().success());
         rebalances += 2;
     }
-    // Everything else goes faster once the rebalances are over.
+    // Events produced after the rebalances: a partition left paused would
+    // never reach its new end.
     let wave = produce(&s.bootstrap(), TOPIC, PARTITIONS, 2_000, |_| false);
     s.produced.merge(wave);
     s.wait_end(&mut a, Duration::from_secs(120));
@@ -789,6 +781,17 @@ fn rebalance_while_paused() -> Row {
     )
 }
 
+/// Waits up to a minute for `needle` in `f`'s log; panics with `what`.
+fn wait_logged(f: &Flumen, needle: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&f.log_text(), needle) == 0 {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A slow sink behind a large backlog: partitions pause instead of
+/// buffering, and the process's memory stays flat.
 fn backpressure() -> Row {
     const EVENTS: usize = 100_000;
     let broker = Broker::tansu();

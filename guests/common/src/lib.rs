@@ -3,6 +3,8 @@
 //! Each guest generates its own bindings from `wit/`, so the event types differ
 //! per crate; the helpers here take plain borrowed fields instead.
 
+pub mod columns;
+
 use base64::Engine as _;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 

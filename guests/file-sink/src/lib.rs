@@ -17,12 +17,15 @@
 //! flushed (and synced), so a committed offset never points past data that
 //! is not in the file. A failed write fails the whole call; the host retries
 //! it, which may append some lines twice (at-least-once).
+//!
+//! It takes its batches in columns (world `columnar-sink`), the cheapest form
+//! to cross into a guest; it renders each event straight from them.
 
-wit_bindgen::generate!({ world: "sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
+use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};
-use flumen_guest_common::{event_fields, write_json_line, Config, PartitionFile};
+use flumen_guest_common::{write_json_line, Config, PartitionFile};
 use std::cell::RefCell;
 use std::io::Write;
 
@@ -51,7 +54,8 @@ impl Guest for FileSink {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+        let batch = flumen_guest_common::columns!(batch)?;
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -59,8 +63,9 @@ impl Guest for FileSink {
             let mut state = s.borrow_mut();
             let state = state.as_mut().ok_or("deliver called before init")?;
             let mut buf = Vec::with_capacity(batch.len() * 128);
-            for e in &batch {
-                write_json_line(&mut buf, event_fields!(source, e), state.label.as_deref());
+            for e in batch.iter() {
+                let fields = e.fields(&source.topic, source.partition);
+                write_json_line(&mut buf, fields, state.label.as_deref());
             }
             let sync = state.sync;
             let (path, file) = state.file.get(&source.topic, source.partition)?;

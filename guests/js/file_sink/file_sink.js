@@ -16,7 +16,7 @@
 // Files are reached through wasi:filesystem directly (this guest's world,
 // in wit/, adds it to flumen's `sink`): StarlingMonkey has no `fs` module.
 
-import { log } from "flumen:pipeline/log@0.2.1";
+import { log } from "flumen:pipeline/log@0.2.2";
 import { getDirectories } from "wasi:filesystem/preopens@0.2.12";
 
 const KNOWN = ["path", "sync", "label"];

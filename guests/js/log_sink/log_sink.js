@@ -7,7 +7,7 @@
 // a JavaScript guest reaches wasi:filesystem only through a world that
 // lists it.
 
-import { log } from "flumen:pipeline/log@0.2.1";
+import { log } from "flumen:pipeline/log@0.2.2";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error"];
 let level = "info";

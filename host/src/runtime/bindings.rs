@@ -37,9 +37,35 @@ pub mod kafka_sink {
     });
 }
 
+/// Bindings for the `columnar-interceptor` world (since 0.2.2): an
+/// interceptor that takes its batches as `types.columns`.
+pub mod columnar_interceptor {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "flumen:pipeline/columnar-interceptor",
+        with: {
+            "flumen:pipeline/types": super::interceptor::flumen::pipeline::types,
+            "flumen:pipeline/log": super::interceptor::flumen::pipeline::log,
+        },
+    });
+}
+
+/// Bindings for the `columnar-sink` world (since 0.2.2): a sink that takes
+/// its batches as `types.columns`.
+pub mod columnar_sink {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "flumen:pipeline/columnar-sink",
+        with: {
+            "flumen:pipeline/types": super::interceptor::flumen::pipeline::types,
+            "flumen:pipeline/log": super::interceptor::flumen::pipeline::log,
+        },
+    });
+}
+
 pub use interceptor::exports::flumen::pipeline::interception::{
     Action, Replacement, Verdict as InterceptorVerdict,
 };
 pub use interceptor::flumen::pipeline::log::Level;
-pub use interceptor::flumen::pipeline::types::{Event, Header, Source};
+pub use interceptor::flumen::pipeline::types::{Columns, Event, Header, Source};
 pub use sink::exports::flumen::pipeline::delivery::Verdict as SinkVerdict;

@@ -14,6 +14,7 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod columns;
 pub mod producer;
 mod sandbox;
 mod state;
@@ -23,8 +24,10 @@ pub use sandbox::HostPattern;
 pub use state::{GuestState, GuestTag};
 
 use crate::config::ComponentConfig;
-use bindings::interceptor::{Interceptor, InterceptorPre};
-use bindings::sink::{Sink, SinkPre};
+use bindings::columnar_interceptor::{ColumnarInterceptor, ColumnarInterceptorPre};
+use bindings::columnar_sink::{ColumnarSink, ColumnarSinkPre};
+use bindings::interceptor::{Interceptor, InterceptorPre as RecordInterceptorPre};
+use bindings::sink::{Sink, SinkPre as RecordSinkPre};
 use bindings::{Event, InterceptorVerdict, SinkVerdict, Source};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +53,7 @@ pub enum GuestError {
         reason: String,
     },
     /// The component does not implement the world it is configured as.
-    #[error("component `{name}` ({path}) is not a flumen {world} (it must implement the `flumen:pipeline/{world}` world of wit/): {reason}")]
+    #[error("component `{name}` ({path}) is not a flumen {world} (it must implement the `flumen:pipeline/{world}` or `flumen:pipeline/columnar-{world}` world of wit/): {reason}")]
     WrongWorld {
         /// Component name.
         name: String,
@@ -482,39 +485,114 @@ pub trait GuestKind: Sized {
     ) -> wasmtime::Result<Result<(), String>>;
 }
 
-impl GuestKind for InterceptorPre<GuestState> {
+/// Whether `pre`'s component exports the `flumen:pipeline` interface
+/// `interface`, in any version.
+fn exports_interface(pre: &wasmtime::component::InstancePre<GuestState>, interface: &str) -> bool {
+    let component = pre.component();
+    let prefix = format!("flumen:pipeline/{interface}@");
+    component
+        .component_type()
+        .exports(component.engine())
+        .any(|(name, _)| name.starts_with(&prefix))
+}
+
+/// An interceptor component, checked against the world it exports: records
+/// (`interceptor`) or columns (`columnar-interceptor`).
+#[derive(Clone)]
+pub enum InterceptorPre {
+    /// Takes `list<event>`.
+    Records(RecordInterceptorPre<GuestState>),
+    /// Takes `columns`.
+    Columns(ColumnarInterceptorPre<GuestState>),
+}
+
+/// A live interceptor instance, in the form its component exports.
+pub enum InterceptorInstance {
+    /// Takes `list<event>`.
+    Records(Interceptor),
+    /// Takes `columns`.
+    Columns(ColumnarInterceptor),
+}
+
+impl GuestKind for InterceptorPre {
     const WORLD: &'static str = "interceptor";
-    type Bindings = Interceptor;
+    type Bindings = InterceptorInstance;
     fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
-        InterceptorPre::new(pre)
+        // A component that exports the columnar interface is checked
+        // against it, so that a mistake in it is the error shown.
+        if exports_interface(&pre, "columnar-interception") {
+            ColumnarInterceptorPre::new(pre).map(Self::Columns)
+        } else {
+            RecordInterceptorPre::new(pre).map(Self::Records)
+        }
     }
-    fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Interceptor> {
-        InterceptorPre::instantiate(self, store)
+    fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Self::Bindings> {
+        Ok(match self {
+            Self::Records(pre) => InterceptorInstance::Records(pre.instantiate(store)?),
+            Self::Columns(pre) => InterceptorInstance::Columns(pre.instantiate(store)?),
+        })
     }
     fn init(
-        b: &Interceptor,
+        b: &Self::Bindings,
         store: &mut Store<GuestState>,
         config: &Vec<(String, String)>,
     ) -> wasmtime::Result<Result<(), String>> {
-        b.flumen_pipeline_interception().call_init(store, config)
+        match b {
+            InterceptorInstance::Records(b) => {
+                b.flumen_pipeline_interception().call_init(store, config)
+            }
+            InterceptorInstance::Columns(b) => b
+                .flumen_pipeline_columnar_interception()
+                .call_init(store, config),
+        }
     }
 }
 
-impl GuestKind for SinkPre<GuestState> {
+/// A sink component, checked against the world it exports: records
+/// (`sink`) or columns (`columnar-sink`).
+#[derive(Clone)]
+pub enum SinkPre {
+    /// Takes `list<event>`.
+    Records(RecordSinkPre<GuestState>),
+    /// Takes `columns`.
+    Columns(ColumnarSinkPre<GuestState>),
+}
+
+/// A live sink instance, in the form its component exports.
+pub enum SinkInstance {
+    /// Takes `list<event>`.
+    Records(Sink),
+    /// Takes `columns`.
+    Columns(ColumnarSink),
+}
+
+impl GuestKind for SinkPre {
     const WORLD: &'static str = "sink";
-    type Bindings = Sink;
+    type Bindings = SinkInstance;
     fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
-        SinkPre::new(pre)
+        if exports_interface(&pre, "columnar-delivery") {
+            ColumnarSinkPre::new(pre).map(Self::Columns)
+        } else {
+            RecordSinkPre::new(pre).map(Self::Records)
+        }
     }
-    fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Sink> {
-        SinkPre::instantiate(self, store)
+    fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Self::Bindings> {
+        Ok(match self {
+            Self::Records(pre) => SinkInstance::Records(pre.instantiate(store)?),
+            Self::Columns(pre) => SinkInstance::Columns(pre.instantiate(store)?),
+        })
     }
     fn init(
-        b: &Sink,
+        b: &Self::Bindings,
         store: &mut Store<GuestState>,
         config: &Vec<(String, String)>,
     ) -> wasmtime::Result<Result<(), String>> {
-        b.flumen_pipeline_delivery().call_init(store, config)
+        match b {
+            SinkInstance::Records(b) => b.flumen_pipeline_delivery().call_init(store, config),
+            SinkInstance::Columns(b) => b
+                .flumen_pipeline_columnar_delivery()
+                .call_init(store, config),
+        }
     }
 }
 
@@ -657,7 +735,7 @@ impl<P: GuestKind> Guest<P> {
     }
 }
 
-impl Guest<InterceptorPre<GuestState>> {
+impl Guest<InterceptorPre> {
     /// Calls the interceptor on a batch of `source`'s events; one verdict
     /// per event or an error.
     pub fn process(
@@ -667,9 +745,17 @@ impl Guest<InterceptorPre<GuestState>> {
     ) -> Result<Vec<InterceptorVerdict>, GuestError> {
         let started = Instant::now();
         let r = self
-            .call(|b, s| {
-                b.flumen_pipeline_interception()
-                    .call_process(s, source, batch)
+            .call(|b, s| match b {
+                InterceptorInstance::Records(b) => b
+                    .flumen_pipeline_interception()
+                    .call_process(s, source, batch),
+                InterceptorInstance::Columns(b) => {
+                    let columns = columns::from_events(batch)?;
+                    let r = b
+                        .flumen_pipeline_columnar_interception()
+                        .call_process(s, source, &columns)?;
+                    Ok(r.map(|v| v.into_iter().map(columns::interceptor_verdict).collect()))
+                }
             })
             .and_then(|r| self.checked(r, batch.len()));
         self.metrics.interceptor_call(batch, started.elapsed(), &r);
@@ -677,7 +763,7 @@ impl Guest<InterceptorPre<GuestState>> {
     }
 }
 
-impl Guest<SinkPre<GuestState>> {
+impl Guest<SinkPre> {
     /// Calls the sink on a batch of `source`'s events; one verdict per
     /// event or an error.
     pub fn deliver(
@@ -687,7 +773,18 @@ impl Guest<SinkPre<GuestState>> {
     ) -> Result<Vec<SinkVerdict>, GuestError> {
         let started = Instant::now();
         let r = self
-            .call(|b, s| b.flumen_pipeline_delivery().call_deliver(s, source, batch))
+            .call(|b, s| match b {
+                SinkInstance::Records(b) => {
+                    b.flumen_pipeline_delivery().call_deliver(s, source, batch)
+                }
+                SinkInstance::Columns(b) => {
+                    let columns = columns::from_events(batch)?;
+                    let r = b
+                        .flumen_pipeline_columnar_delivery()
+                        .call_deliver(s, source, &columns)?;
+                    Ok(r.map(|v| v.into_iter().map(columns::sink_verdict).collect()))
+                }
+            })
             .and_then(|r| self.checked(r, batch.len()));
         self.metrics.sink_call(batch, started.elapsed(), &r);
         r
@@ -695,14 +792,14 @@ impl Guest<SinkPre<GuestState>> {
 }
 
 /// An interceptor component, compiled and checked.
-pub type InterceptorComponent = Loaded<InterceptorPre<GuestState>>;
+pub type InterceptorComponent = Loaded<InterceptorPre>;
 /// A sink component, compiled and checked.
-pub type SinkComponent = Loaded<SinkPre<GuestState>>;
+pub type SinkComponent = Loaded<SinkPre>;
 /// Where an interceptor's current version lives.
-pub type InterceptorSlot = Slot<InterceptorPre<GuestState>>;
+pub type InterceptorSlot = Slot<InterceptorPre>;
 /// Where a sink's current version lives.
-pub type SinkSlot = Slot<SinkPre<GuestState>>;
+pub type SinkSlot = Slot<SinkPre>;
 /// A live interceptor instance.
-pub type InterceptorGuest = Guest<InterceptorPre<GuestState>>;
+pub type InterceptorGuest = Guest<InterceptorPre>;
 /// A live sink instance.
-pub type SinkGuest = Guest<SinkPre<GuestState>>;
+pub type SinkGuest = Guest<SinkPre>;

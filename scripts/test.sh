@@ -14,6 +14,9 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq systemd >/dev/null
 fi
 guests/build.sh
+# The Rust guests' shared helpers (reading a columnar batch, rendering JSON
+# lines) have unit tests of their own, run natively.
+(cd guests && cargo test --locked -q -p flumen-guest-common)
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 # Two test threads: libtest reads this; criterion's bench harness (run once

@@ -17,9 +17,9 @@ use std::io::Write;
 
 /// A loaded component, of whichever world it exports.
 pub enum Component {
-    /// It exports `flumen:pipeline/interception`.
+    /// It exports `flumen:pipeline/interception` or `columnar-interception`.
     Interceptor(InterceptorGuest),
-    /// It exports `flumen:pipeline/delivery`.
+    /// It exports `flumen:pipeline/delivery` or `columnar-delivery`.
     Sink(SinkGuest),
 }
 

@@ -119,7 +119,7 @@ fn range(ends: &[u32], i: usize) -> std::ops::Range<usize> {
 }
 
 /// `buf[range]` of a range checked to lie within `buf`.
-fn slice<'a, T>(buf: &'a [T], r: std::ops::Range<usize>) -> &'a [T] {
+fn slice<T>(buf: &[T], r: std::ops::Range<usize>) -> &[T] {
     buf.get(r).unwrap_or_default()
 }
 
@@ -285,12 +285,20 @@ mod tests {
         let e = &events[0];
         assert_eq!(
             (e.offset, e.timestamp, e.key, e.value),
-            (10, Some(1_700_000_000_000), Some(&b"k"[..]), Some(&b"hello"[..]))
+            (
+                10,
+                Some(1_700_000_000_000),
+                Some(&b"k"[..]),
+                Some(&b"hello"[..])
+            )
         );
         let headers: Vec<_> = e.headers().collect();
         assert_eq!(headers, [("a", &b"\xff"[..]), ("bc", &b"2"[..])]);
         let t = &events[1];
-        assert_eq!((t.offset, t.timestamp, t.key, t.value), (11, None, None, None));
+        assert_eq!(
+            (t.offset, t.timestamp, t.key, t.value),
+            (11, None, None, None)
+        );
         assert_eq!(t.headers().count(), 0);
         assert!(batch.get(2).is_none());
     }
@@ -306,7 +314,11 @@ mod tests {
             header_ends: &[0],
             ..ColumnsRef::default()
         };
-        let e = Batch::new(c).expect("well formed").iter().next().expect("one");
+        let e = Batch::new(c)
+            .expect("well formed")
+            .iter()
+            .next()
+            .expect("one");
         assert_eq!((e.key, e.value), (Some(&b""[..]), Some(&b""[..])));
     }
 
@@ -324,7 +336,9 @@ mod tests {
             value_ends: &[5, 4],
             ..two()
         };
-        assert!(Batch::new(backwards).unwrap_err().contains("value-ends has 4 after 5"));
+        assert!(Batch::new(backwards)
+            .unwrap_err()
+            .contains("value-ends has 4 after 5"));
         let past_end = ColumnsRef {
             key_ends: &[1, 9],
             ..two()
@@ -334,7 +348,9 @@ mod tests {
             header_names: b"a\xffc",
             ..two()
         };
-        assert!(Batch::new(bad_name).unwrap_err().contains("header 1's name"));
+        assert!(Batch::new(bad_name)
+            .unwrap_err()
+            .contains("header 1's name"));
     }
 
     #[test]

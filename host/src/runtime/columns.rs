@@ -190,12 +190,17 @@ mod tests {
         assert_eq!(c.timestamps[2], -5);
         assert_eq!(c.header_ends, [2, 2, 3]);
         for (i, e) in events.iter().enumerate() {
-            let key = (c.presence[i] & HAS_KEY != 0).then(|| c.keys[range(&c.key_ends, i)].to_vec());
-            let value =
-                (c.presence[i] & HAS_VALUE != 0).then(|| c.values[range(&c.value_ends, i)].to_vec());
+            let key =
+                (c.presence[i] & HAS_KEY != 0).then(|| c.keys[range(&c.key_ends, i)].to_vec());
+            let value = (c.presence[i] & HAS_VALUE != 0)
+                .then(|| c.values[range(&c.value_ends, i)].to_vec());
             assert_eq!(key, e.key);
             assert_eq!(value, e.value);
-            let first = if i == 0 { 0 } else { c.header_ends[i - 1] as usize };
+            let first = if i == 0 {
+                0
+            } else {
+                c.header_ends[i - 1] as usize
+            };
             let headers: Vec<(&[u8], &[u8])> = (first..c.header_ends[i] as usize)
                 .map(|h| {
                     (

@@ -19,11 +19,16 @@
 //!
 //! Each instance logs `instance started` from its `init`. Config keys:
 //! `path` (required, with `%{partition}` as for the file sink) and the above.
+//!
+//! It takes its batches in columns (world `columnar-sink`), so that the
+//! failure-path tests also cover how the host turns a columnar sink's
+//! `retry` and `reject` answers into its own.
 
-wit_bindgen::generate!({ world: "sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
-use flumen_guest_common::{event_fields, json_line, Config, PartitionFile};
+use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
+use flumen_guest_common::columns::Batch;
+use flumen_guest_common::{json_line, Config, PartitionFile};
 use std::cell::RefCell;
 use std::io::Write;
 
@@ -68,8 +73,8 @@ fn contains(value: Option<&[u8]>, needle: Option<&[u8]>) -> bool {
     }
 }
 
-fn any_contains(batch: &[Event], needle: Option<&[u8]>) -> bool {
-    batch.iter().any(|e| contains(e.value.as_deref(), needle))
+fn any_contains(batch: &Batch<'_>, needle: Option<&[u8]>) -> bool {
+    batch.iter().any(|e| contains(e.value, needle))
 }
 
 struct RejectSink;
@@ -138,8 +143,9 @@ impl Guest for RejectSink {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
-        let Some(first) = batch.first() else {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+        let batch = flumen_guest_common::columns!(batch)?;
+        let Some(first) = batch.get(0) else {
             return Ok(Vec::new());
         };
         STATE.with(|s| {
@@ -179,8 +185,8 @@ impl Guest for RejectSink {
             }
             let mut buf = String::new();
             let mut verdicts = Vec::with_capacity(batch.len());
-            for e in &batch {
-                let value = e.value.as_deref();
+            for e in batch.iter() {
+                let value = e.value;
                 if contains(value, state.reject.as_deref()) {
                     verdicts.push(Verdict::Reject(format!(
                         "offset {} matches `reject`",
@@ -197,7 +203,7 @@ impl Guest for RejectSink {
                         e.offset
                     )));
                 } else {
-                    buf.push_str(&json_line(event_fields!(source, e)));
+                    buf.push_str(&json_line(e.fields(&source.topic, source.partition)));
                     verdicts.push(Verdict::Delivered);
                 }
             }

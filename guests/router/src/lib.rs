@@ -6,11 +6,18 @@
 //!
 //! Config key `fail` (a substring, optional): a batch holding an event whose
 //! value contains it fails as a whole, as a broken interceptor would.
+//!
+//! It takes its batches in columns (world `columnar-interceptor`), so that
+//! the routing and replacing tests also cover how the host turns a columnar
+//! interceptor's answers into its own.
 
-wit_bindgen::generate!({ world: "interceptor", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-interceptor", path: "../../wit" });
 
-use exports::flumen::pipeline::interception::{Action, Event, Guest, Replacement, Source, Verdict};
+use exports::flumen::pipeline::columnar_interception::{
+    Action, Columns, Guest, Replacement, Source, Verdict,
+};
 use flumen::pipeline::types::Header;
+use flumen_guest_common::columns::EventRef;
 use flumen_guest_common::Config;
 use std::cell::RefCell;
 
@@ -20,24 +27,33 @@ thread_local! {
     static FAIL: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
 }
 
-fn verdict(e: &Event) -> Verdict {
-    let route = e.headers.iter().find(|h| h.name == "route").map(|h| {
-        String::from_utf8_lossy(&h.value)
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    });
-    let action = match e.value.as_deref() {
+fn verdict(e: EventRef<'_>) -> Verdict {
+    let route = e
+        .headers()
+        .find(|(name, _)| *name == "route")
+        .map(|(_, v)| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        });
+    let action = match e.value {
         Some(v) if v.starts_with(b"upper:") => {
-            let mut headers = e.headers.clone();
+            let mut headers: Vec<Header> = e
+                .headers()
+                .map(|(name, value)| Header {
+                    name: name.to_owned(),
+                    value: value.to_vec(),
+                })
+                .collect();
             headers.push(Header {
                 name: "replaced".into(),
                 value: b"yes".to_vec(),
             });
             Action::Replace(Replacement {
                 timestamp: e.timestamp,
-                key: e.key.clone(),
+                key: e.key.map(<[u8]>::to_vec),
                 value: Some(v.to_ascii_uppercase()),
                 headers,
             })
@@ -54,13 +70,13 @@ impl Guest for Router {
         Ok(())
     }
 
-    fn process(_source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn process(_source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+        let batch = flumen_guest_common::columns!(batch)?;
         let failing = FAIL.with(|f| {
             let f = f.borrow();
             let needle = f.as_deref().filter(|n| !n.is_empty())?;
             batch.iter().find(|e| {
                 e.value
-                    .as_deref()
                     .is_some_and(|v| v.windows(needle.len()).any(|w| w == needle))
             })
         });

@@ -255,6 +255,8 @@ impl<'a> Iterator for Headers<'a> {
     }
 }
 
+impl ExactSizeIterator for Headers<'_> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,11 +25,11 @@
 //! A batch is delivered only once every line of it is written and flushed
 //! (and synced): any failure fails the whole call, which flumen retries.
 
-wit_bindgen::generate!({ world: "sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
+use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};
-use flumen_guest_common::{event_fields, write_json_line, Config};
+use flumen_guest_common::{write_json_line, Config};
 use std::cell::RefCell;
 use std::io::Write;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -234,18 +234,19 @@ impl Guest for FileRollSink {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+        let batch = flumen_guest_common::columns!(batch)?;
         STATE.with(|s| {
             let mut s = s.borrow_mut();
             let state = s.as_mut().ok_or("deliver called before init")?;
             let mut touched = Vec::new();
             let mut line = Vec::new();
-            for e in &batch {
+            for e in batch.iter() {
                 line.clear();
                 if state.settings.json {
-                    write_json_line(&mut line, event_fields!(source, e), None);
+                    write_json_line(&mut line, e.fields(&source.topic, source.partition), None);
                 } else {
-                    line.extend_from_slice(e.value.as_deref().unwrap_or_default());
+                    line.extend_from_slice(e.value.unwrap_or_default());
                     line.push(b'\n');
                 }
                 let millis = e

@@ -15,10 +15,10 @@
 //! carries the status and the start of the answer's body). A request that
 //! cannot be made at all (denied, refused, timed out) fails the call.
 
-wit_bindgen::generate!({ world: "sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
-use flumen_guest_common::{event_fields, json_line, Config};
+use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
+use flumen_guest_common::{json_line, Config};
 use std::cell::RefCell;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
@@ -151,13 +151,14 @@ impl Guest for HttpSink {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+        let batch = flumen_guest_common::columns!(batch)?;
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let mut body = String::with_capacity(batch.len() * 128);
-        for e in &batch {
-            body.push_str(&json_line(event_fields!(source, e)));
+        for e in batch.iter() {
+            body.push_str(&json_line(e.fields(&source.topic, source.partition)));
         }
         TARGET.with(|t| {
             let t = t.borrow();

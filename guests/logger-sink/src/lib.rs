@@ -12,10 +12,11 @@
 //! with bytes that are not printable ASCII escaped (`\xNN`). The host adds
 //! the component, pipeline, topic and partition.
 
-wit_bindgen::generate!({ world: "sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-sink", path: "../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
+use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};
+use flumen_guest_common::columns::EventRef;
 use flumen_guest_common::Config;
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -38,26 +39,25 @@ fn shown(bytes: &[u8], max: usize) -> String {
     out
 }
 
-fn line(e: &Event, max: usize) -> String {
+fn line(e: &EventRef<'_>, max: usize) -> String {
     let mut out = format!("offset={}", e.offset);
     if let Some(t) = e.timestamp {
         let _ = write!(out, " timestamp={t}");
     }
-    if let Some(k) = &e.key {
+    if let Some(k) = e.key {
         let _ = write!(out, " key={}", shown(k, max));
     }
-    match &e.value {
+    match e.value {
         Some(v) => {
             let _ = write!(out, " value={}", shown(v, max));
         }
         None => out.push_str(" value=<tombstone>"),
     }
-    if !e.headers.is_empty() {
-        let headers: Vec<String> = e
-            .headers
-            .iter()
-            .map(|h| format!("{}={}", h.name, shown(&h.value, max)))
-            .collect();
+    let headers: Vec<String> = e
+        .headers()
+        .map(|(name, value)| format!("{name}={}", shown(value, max)))
+        .collect();
+    if !headers.is_empty() {
         let _ = write!(out, " headers=[{}]", headers.join(","));
     }
     out
@@ -86,12 +86,13 @@ impl Guest for LoggerSink {
         Ok(())
     }
 
-    fn deliver(_source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(_source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+        let batch = flumen_guest_common::columns!(batch)?;
         let (level, max) = SETTINGS
             .with(Cell::get)
             .ok_or("deliver called before init")?;
-        for e in &batch {
-            log(level, &line(e, max));
+        for e in batch.iter() {
+            log(level, &line(&e, max));
         }
         Ok(vec![Verdict::Delivered; batch.len()])
     }

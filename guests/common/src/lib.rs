@@ -283,9 +283,9 @@ impl PartitionFile {
     }
 }
 
-/// One event as a library interceptor sees it: owned fields moved out of
-/// the crate's generated `Event` (no copy) and moved back into a
-/// `Replacement` when the interceptor changed it.
+/// One event as a library interceptor sees it: its fields, copied out of
+/// the batch's columns and moved into a `Replacement` when the interceptor
+/// changed them.
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
     /// Timestamp in milliseconds since the epoch.
@@ -367,15 +367,20 @@ pub fn header_name(config: &Config, key: &str, default: &str) -> Result<String, 
 }
 
 /// Makes the interceptor component of a [`Transform`]: generates the
-/// `interceptor` world's bindings from `wit/` and exports them, calling
-/// `Transform::new` from `init` and `Transform::apply` for each event of a
-/// batch. The crate must depend on `wit-bindgen`.
+/// `columnar-interceptor` world's bindings from `wit/` and exports them,
+/// calling `Transform::new` from `init` and `Transform::apply` for each event
+/// of a batch. The crate must depend on `wit-bindgen`.
+///
+/// Each event's fields are copied out of the batch's columns into the
+/// [`Fields`] that `apply` may change, and moved into the `replace` answer
+/// when it did; the columns cross into the guest as a few block copies, where
+/// a `list<event>` costs an allocation per field on both sides.
 #[macro_export]
 macro_rules! transform_interceptor {
     ($t:ty) => {
-        wit_bindgen::generate!({ world: "interceptor", path: "../../wit" });
+        wit_bindgen::generate!({ world: "columnar-interceptor", path: "../../wit" });
 
-        use exports::flumen::pipeline::interception as __interception;
+        use exports::flumen::pipeline::columnar_interception as __interception;
         use flumen::pipeline::types::Header as __Header;
 
         std::thread_local! {
@@ -395,23 +400,26 @@ macro_rules! transform_interceptor {
 
             fn process(
                 source: __interception::Source,
-                batch: Vec<__interception::Event>,
+                batch: __interception::Columns,
             ) -> Result<Vec<__interception::Verdict>, String> {
+                let batch = $crate::columns!(batch)?;
                 __STATE.with(|s| {
                     let mut s = s.borrow_mut();
                     let t = s.as_mut().ok_or("process called before init")?;
                     Ok(batch
-                        .into_iter()
+                        .iter()
                         .map(|e| {
-                            let offset = e.offset;
                             let mut fields = $crate::Fields {
                                 timestamp: e.timestamp,
-                                key: e.key,
-                                value: e.value,
-                                headers: e.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+                                key: e.key.map(<[u8]>::to_vec),
+                                value: e.value.map(<[u8]>::to_vec),
+                                headers: e
+                                    .headers()
+                                    .map(|(name, value)| (name.to_owned(), value.to_vec()))
+                                    .collect(),
                             };
                             let outcome = <$t as $crate::Transform>::apply(
-                                t, &source.topic, source.partition, offset, &mut fields,
+                                t, &source.topic, source.partition, e.offset, &mut fields,
                             );
                             let action = match outcome {
                                 $crate::Outcome::Keep => __interception::Action::Keep,

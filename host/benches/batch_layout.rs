@@ -4,9 +4,11 @@
 //!
 //! `cargo bench -p flumen --bench batch_layout` (build the guests first with
 //! `guests/build.sh rust`). The layouts:
-//! - `records`: today's contract, one record per event with its own lists;
+//! - `records`: the record worlds' `list<event>`, one record per event with
+//!   its own lists;
 //! - `flat`: one byte buffer for the batch plus a small record per event;
-//! - `columns`: lists of plain numbers plus one byte buffer;
+//! - `columns`: lists of plain numbers plus one byte buffer (what the
+//!   columnar worlds of contract 0.2.2 adopted, with keys and headers too);
 //! - `lazy`: the batch stays on the host; the guest calls for each value.
 //!
 //! The batch is built once, outside the timed calls: the consumer would

@@ -106,6 +106,28 @@ fn check_shows_limits_and_grants() {
 }
 
 #[test]
+fn check_names_the_world_each_component_implements() {
+    let components = format!(
+        "{}{}",
+        sink("fast", &guest("null_sink"), ""),
+        sink("old", &guest("compat_sink"), "")
+    );
+    let (ok, text) = check(&config_with(&components));
+    assert!(ok, "{text}");
+    for want in [
+        "world   columnar-sink (batches as columns)",
+        "world   sink (batches as records)",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // In configuration order: the columnar null sink, then the 0.2.0 sink.
+    assert!(
+        text.find("columnar-sink") < text.find("world   sink"),
+        "{text}"
+    );
+}
+
+#[test]
 fn bad_toml_is_reported_with_its_line() {
     assert_fails(
         "[kafka\nbootstrap_servers = 1",

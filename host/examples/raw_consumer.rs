@@ -3,7 +3,12 @@
 //! and commits once at the end. What flumen adds on top of this — batching,
 //! the Wasm guests, the offset tracker — is what the benchmark measures.
 //!
-//! Usage: raw_consumer BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS
+//! With COMMIT_EVERY it also commits its position (asynchronously, so the
+//! loop never waits for the broker) after every COMMIT_EVERY events: the
+//! baseline for what committing often costs the broker and librdkafka,
+//! whoever the consumer is.
+//!
+//! Usage: raw_consumer BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS [COMMIT_EVERY]
 //! Prints one JSON line: events, bytes, seconds and CPU seconds from the
 //! first event to the final commit, and its own peak RSS (read here: a parent's `wait4` would
 //! report the forking parent's high-water mark when that is higher).
@@ -15,8 +20,12 @@ use std::time::{Duration, Instant};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, bootstrap, topic, group, expected] = args.as_slice() else {
-        anyhow::bail!("usage: raw_consumer BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS");
+    let (bootstrap, topic, group, expected, commit_every) = match args.as_slice() {
+        [_, b, t, g, e] => (b, t, g, e, None),
+        [_, b, t, g, e, every] => (b, t, g, e, Some(every.parse::<u64>()?.max(1))),
+        _ => anyhow::bail!(
+            "usage: raw_consumer BOOTSTRAP TOPIC GROUP EXPECTED_EVENTS [COMMIT_EVERY]"
+        ),
     };
     let expected: u64 = expected.parse()?;
     let consumer: BaseConsumer = ClientConfig::new()
@@ -40,6 +49,9 @@ fn main() -> anyhow::Result<()> {
                 checksum = checksum.wrapping_add(payload.iter().map(|&b| u64::from(b)).sum());
                 bytes += payload.len() as u64;
                 events += 1;
+                if commit_every.is_some_and(|n| events % n == 0) {
+                    consumer.commit_consumer_state(CommitMode::Async)?;
+                }
             }
             Some(Err(e)) => eprintln!("consumer error: {e}"),
             None => {}

@@ -237,17 +237,29 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
             .components
             .interceptors
             .iter()
-            .map(|s| s.current().1.compiled())
-            .chain(p.components.sinks.iter().map(|s| s.current().1.compiled()));
+            .map(|s| {
+                let loaded = s.current().1;
+                (loaded.compiled(), loaded.world())
+            })
+            .chain(p.components.sinks.iter().map(|s| {
+                let loaded = s.current().1;
+                (loaded.compiled(), loaded.world())
+            }));
         let kinds = p
             .config
             .interceptors
             .iter()
             .map(|c| ("interceptor", c))
             .chain(p.config.sinks.iter().map(|c| ("sink", c)));
-        for ((kind, c), compiled) in kinds.zip(compiled) {
+        for ((kind, c), (compiled, world)) in kinds.zip(compiled) {
             let retry = c.retry_or(&p.config.retry);
             println!("  ok  {kind:<11} `{}` {}", c.name, c.component.display());
+            let form = if world.starts_with("columnar-") {
+                "columns"
+            } else {
+                "records"
+            };
+            println!("        world   {world} (batches as {form})");
             println!(
                 "        code    {} in {} ms",
                 match compiled.origin {

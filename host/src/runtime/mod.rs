@@ -359,6 +359,16 @@ impl<P> Loaded<P> {
         self.compiled
     }
 
+    /// The `flumen:pipeline` world it implements, which says how it takes
+    /// its batches: `interceptor` and `sink` as records,
+    /// `columnar-interceptor` and `columnar-sink` as columns.
+    pub fn world(&self) -> &'static str
+    where
+        P: GuestKind,
+    {
+        self.pre.world()
+    }
+
     /// The [`content_digest`] of the file it was compiled from.
     pub fn digest(&self) -> u64 {
         self.digest
@@ -473,6 +483,9 @@ pub trait GuestKind: Sized {
     type Bindings;
     /// Checks a component's exports against the world.
     fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self>;
+    /// The world the component was checked against: `WORLD` or its
+    /// columnar form.
+    fn world(&self) -> &'static str;
     /// Instantiates from the pre-checked component.
     fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Self::Bindings>;
     /// Calls the guest's `init`.
@@ -517,6 +530,12 @@ pub enum InterceptorInstance {
 impl GuestKind for InterceptorPre {
     const WORLD: &'static str = "interceptor";
     type Bindings = InterceptorInstance;
+    fn world(&self) -> &'static str {
+        match self {
+            Self::Records(_) => Self::WORLD,
+            Self::Columns(_) => "columnar-interceptor",
+        }
+    }
     fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
         // A component that exports the columnar interface is checked
         // against it, so that a mistake in it is the error shown.
@@ -569,6 +588,12 @@ pub enum SinkInstance {
 impl GuestKind for SinkPre {
     const WORLD: &'static str = "sink";
     type Bindings = SinkInstance;
+    fn world(&self) -> &'static str {
+        match self {
+            Self::Records(_) => Self::WORLD,
+            Self::Columns(_) => "columnar-sink",
+        }
+    }
     fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
         if exports_interface(&pre, "columnar-delivery") {
             ColumnarSinkPre::new(pre).map(Self::Columns)

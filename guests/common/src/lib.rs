@@ -203,26 +203,6 @@ where
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Borrows an [`EventFields`] from any guest's generated `Source` and `Event`
-/// (the types differ per guest crate, the field names do not).
-#[macro_export]
-macro_rules! event_fields {
-    ($source:expr, $e:expr) => {
-        $crate::EventFields {
-            topic: &$source.topic,
-            partition: $source.partition,
-            offset: $e.offset,
-            timestamp: $e.timestamp,
-            key: $e.key.as_deref(),
-            value: $e.value.as_deref(),
-            headers: $e
-                .headers
-                .iter()
-                .map(|h| (h.name.as_str(), h.value.as_slice())),
-        }
-    };
-}
-
 /// One output file per partition. Each partition is served by its own guest
 /// instance, and instances appending to one shared file would interleave
 /// their writes (WASI splits a large write into several), tearing lines.

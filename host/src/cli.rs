@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use flumen::config::Config;
-use flumen::runtime::{Origin, Runtime};
+use flumen::runtime::{Compiled, GuestKind, Origin, Runtime, Slot};
 use flumen::stats::PipelineStats;
 use flumen::{admin, demo, pipeline, reload};
 use std::io::IsTerminal;
@@ -237,14 +237,8 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
             .components
             .interceptors
             .iter()
-            .map(|s| {
-                let loaded = s.current().1;
-                (loaded.compiled(), loaded.world())
-            })
-            .chain(p.components.sinks.iter().map(|s| {
-                let loaded = s.current().1;
-                (loaded.compiled(), loaded.world())
-            }));
+            .map(|s| compiled_and_world(s))
+            .chain(p.components.sinks.iter().map(|s| compiled_and_world(s)));
         let kinds = p
             .config
             .interceptors
@@ -279,6 +273,13 @@ fn check(path: PathBuf) -> anyhow::Result<ExitCode> {
     }
     println!("config OK");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How the current version of a component was compiled, and the world it
+/// implements.
+fn compiled_and_world<P: GuestKind + Clone>(slot: &Slot<P>) -> (Compiled, &'static str) {
+    let loaded = slot.current().1;
+    (loaded.compiled(), loaded.world())
 }
 
 fn describe_limits(l: &flumen::config::Limits) -> String {

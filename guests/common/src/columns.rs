@@ -3,7 +3,7 @@
 //!
 //! A columnar guest (world `columnar-sink` or `columnar-interceptor`) gets
 //! its batch as a dozen flat lists instead of one record per event, because
-//! that crosses into the guest several times faster. [`columns!`] borrows
+//! that crosses into the guest several times faster. [`columns!`](crate::columns!) borrows
 //! them from the guest's generated `Columns` and [`Batch`] checks them once,
 //! so that reading an event afterwards is a few slice lookups that cannot
 //! fail:
@@ -25,7 +25,7 @@ pub const HAS_VALUE: u8 = 2;
 /// `presence` bit: the broker supplied a timestamp.
 pub const HAS_TIMESTAMP: u8 = 4;
 
-/// The lists of a `types.columns`, borrowed. Build it with [`columns!`],
+/// The lists of a `types.columns`, borrowed. Build it with [`columns!`](crate::columns!),
 /// which fills in every field from the generated type.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ColumnsRef<'a> {

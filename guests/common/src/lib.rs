@@ -85,8 +85,8 @@ impl Config {
     }
 }
 
-/// The fields of one event, borrowed from a guest's generated event type and
-/// its batch's source.
+/// The fields of one event with its batch's source, borrowed from a batch in
+/// columns ([`columns::EventRef::fields`]).
 pub struct EventFields<'a, H> {
     /// Source topic.
     pub topic: &'a str,

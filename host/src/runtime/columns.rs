@@ -44,10 +44,15 @@ fn push(
 pub fn from_events(batch: &[Event]) -> Result<Columns, TooLarge> {
     let n = batch.len();
     let (mut key_bytes, mut value_bytes, mut headers) = (0, 0, 0);
+    let (mut name_bytes, mut header_value_bytes) = (0, 0);
     for e in batch {
         key_bytes += e.key.as_ref().map_or(0, Vec::len);
         value_bytes += e.value.as_ref().map_or(0, Vec::len);
         headers += e.headers.len();
+        for h in &e.headers {
+            name_bytes += h.name.len();
+            header_value_bytes += h.value.len();
+        }
     }
     let mut c = Columns {
         offsets: Vec::with_capacity(n),
@@ -58,9 +63,9 @@ pub fn from_events(batch: &[Event]) -> Result<Columns, TooLarge> {
         values: Vec::with_capacity(value_bytes),
         value_ends: Vec::with_capacity(n),
         header_ends: Vec::with_capacity(n),
-        header_names: Vec::new(),
+        header_names: Vec::with_capacity(name_bytes),
         header_name_ends: Vec::with_capacity(headers),
-        header_values: Vec::new(),
+        header_values: Vec::with_capacity(header_value_bytes),
         header_value_ends: Vec::with_capacity(headers),
     };
     for e in batch {

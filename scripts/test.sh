@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-guest-toolchain.sh
 scripts/fetch-tansu.sh >/dev/null
-# tests/deploy.rs checks deploy/flumen.service with systemd-analyze.
+# tests/e2e/deploy.rs checks deploy/flumen.service with systemd-analyze.
 if ! command -v systemd-analyze >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq

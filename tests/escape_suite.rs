@@ -15,7 +15,7 @@
 mod support;
 
 use flumen::config::Config;
-use flumen::runtime::bindings::{Event, SinkVerdict, Source};
+use flumen::contract::{Event, SinkVerdict, Source};
 use flumen::runtime::{GuestTag, Runtime, SinkComponent, SinkGuest, Slot};
 use std::io::Write;
 use std::net::TcpListener;

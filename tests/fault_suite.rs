@@ -230,7 +230,7 @@ const DEAD_LETTER: &str = "[pipeline.dead_letter]\ntopic = \"faults-dlq\"\n";
 fn read_lenient(dir: &Path) -> (Vec<Pos>, usize) {
     let mut lines = Vec::new();
     let mut torn = 0;
-    for path in flumen::demo::output_files(dir, "s").expect("output dir") {
+    for path in flumen::cli::demo::output_files(dir, "s").expect("output dir") {
         let text = std::fs::read(&path).expect("read output");
         for l in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             match serde_json::from_slice::<serde_json::Value>(l) {
@@ -318,7 +318,7 @@ fn sigkill() -> Row {
 
 /// Bytes the sinks have written so far: a cheap progress signal.
 fn out_bytes(dir: &Path) -> u64 {
-    flumen::demo::output_files(dir, "s")
+    flumen::cli::demo::output_files(dir, "s")
         .unwrap_or_default()
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())

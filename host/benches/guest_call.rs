@@ -15,7 +15,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flumen::config::Config;
-use flumen::runtime::bindings::{Event, Source};
+use flumen::contract::{Event, Source};
 use flumen::runtime::{GuestTag, InterceptorGuest, Runtime, SinkGuest, Slot};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

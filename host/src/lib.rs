@@ -2,41 +2,39 @@
 //! WebAssembly interceptors and sinks, and commits a partition's offset only
 //! once every event before it is delivered or deliberately dropped.
 //!
-//! The modules follow the data flow:
+//! The modules follow the data flow, each importing only from those before
+//! it in this list (there are no cycles between them):
 //!
 //! ```text
-//! consumer ─► batcher ─► interceptors ─► sinks ─► offsets
-//!   (Kafka)   (per partition)  (Wasm chain)  (Wasm fan-out)  (contiguous watermark → commit)
+//! contract, stats, config   the shared vocabulary: events and verdicts (from wit/),
+//!                           pipeline counters, the TOML configuration
+//! kafka                     consumer ─► per-partition queues; commits; the acked producer
+//! flow                      batcher ─► interceptors ─► sinks ─► finalizer (contiguous watermark)
+//! runtime                   the WebAssembly guests the flow calls (through flow::component)
+//! ops                       starting pipelines, hot reload, the admin endpoint and /metrics
+//! cli                       the `flumen` commands
 //! ```
 //!
-//! [`partition`] runs one worker per assigned partition that moves batches
-//! along that path; [`runtime`] hosts the guests; [`pipeline`] starts and
-//! stops it all from a [`config::Config`]. When a guest fails, [`failure`]
-//! applies the component's retry budget and `on_failure` policy, and
-//! [`dead_letter`] writes the events it gives up on to a Kafka topic.
-//! [`reload`] swaps in new versions of components while events flow,
-//! triggered by file changes, SIGHUP or the [`admin`] endpoint.
+//! A library user starts pipelines with [`ops::pipeline::start`] from a
+//! [`config::Config`], or hosts a single component with [`runtime::Runtime`]
+//! (as the benchmarks and the escape suite do):
+//!
+//! ```no_run
+//! use flumen::config::Config;
+//! use flumen::ops::pipeline;
+//!
+//! let config = Config::load(std::path::Path::new("config/demo.toml"))?;
+//! let running = pipeline::start(&config)?;
+//! // … until it is time to stop: drain, commit, leave the group.
+//! running.stop();
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
-pub mod acked_producer;
-pub mod admin;
-pub mod batcher;
+pub mod cli;
 pub mod config;
-pub mod consumer;
-pub mod dead_letter;
-pub mod demo;
-pub mod event_json;
-pub mod failure;
-pub mod flume_import;
-pub mod interceptors;
-pub mod metrics;
-pub mod offline;
-pub mod offsets;
-pub mod partition;
-pub mod pipeline;
-pub mod reload;
-pub mod retry;
+pub mod contract;
+pub mod flow;
+pub mod kafka;
+pub mod ops;
 pub mod runtime;
-pub mod scaffold;
-pub mod sinks;
 pub mod stats;
-pub mod top;

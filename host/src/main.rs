@@ -1,7 +1,5 @@
-//! The `flumen` command line.
-
-mod cli;
+//! The `flumen` command line; see [`flumen::cli`].
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    flumen::cli::main()
 }

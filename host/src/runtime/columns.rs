@@ -7,9 +7,11 @@
 //! guest allocation per key, value and header for a `list<event>` (see the
 //! `batch_layout` benchmark for what each costs).
 
-use super::bindings::columnar_interceptor::exports::flumen::pipeline::columnar_interception as ci;
-use super::bindings::columnar_sink::exports::flumen::pipeline::columnar_delivery as cd;
-use super::bindings::{Action, Columns, Event, InterceptorVerdict, Replacement, SinkVerdict};
+use crate::contract::bindings::columnar_interceptor::exports::flumen::pipeline::columnar_interception as ci;
+use crate::contract::bindings::columnar_sink::exports::flumen::pipeline::columnar_delivery as cd;
+use crate::contract::bindings::{
+    Action, Columns, Event, InterceptorVerdict, Replacement, SinkVerdict,
+};
 
 /// `presence` bit: the event has a key.
 pub const HAS_KEY: u8 = 1;

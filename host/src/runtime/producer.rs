@@ -10,10 +10,10 @@
 //! the host sends the event again later. The first copy may still land, so
 //! a slow broker can cause duplicates, never a loss.
 
-use super::bindings::kafka_sink::flumen::pipeline::producer::{Outgoing, SendError};
 use super::GuestTag;
-use crate::acked_producer::{self, Ack, AckedProducer};
 use crate::config::KafkaConfig;
+use crate::contract::bindings::kafka_sink::flumen::pipeline::producer::{Outgoing, SendError};
+use crate::kafka::producer::{self as acked_producer, Ack, AckedProducer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::BaseRecord;
 use std::cell::OnceCell;
@@ -75,7 +75,7 @@ pub struct ProduceGrant {
     wait_until: Instant,
     /// Resolved on the first `send`, so that components that never produce
     /// add no series to `/metrics`.
-    counts: OnceCell<crate::metrics::ProduceMetrics>,
+    counts: OnceCell<super::metrics::ProduceMetrics>,
 }
 
 /// What a call keeps of its deadline for the guest to turn the results into
@@ -169,7 +169,7 @@ impl ProduceGrant {
         }
         self.counts
             .get_or_init(|| {
-                crate::metrics::ProduceMetrics::new(&self.tag.pipeline, &self.tag.component)
+                super::metrics::ProduceMetrics::new(&self.tag.pipeline, &self.tag.component)
             })
             .add(counts);
         if let Some(e) = first {

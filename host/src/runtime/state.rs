@@ -1,11 +1,11 @@
 //! The per-instance store data: the guest's WASI context (its sandbox), its
 //! resource limits, and the host side of the `log` and `producer` imports.
 
-use super::bindings::interceptor::flumen::pipeline::{log, types};
-use super::bindings::kafka_sink::flumen::pipeline::producer;
-use super::bindings::Level;
 use super::producer::ProduceGrant;
 use super::sandbox::HttpGrant;
+use crate::contract::bindings::interceptor::flumen::pipeline::{log, types};
+use crate::contract::bindings::kafka_sink::flumen::pipeline::producer;
+use crate::contract::bindings::Level;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;

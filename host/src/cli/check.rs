@@ -1,0 +1,126 @@
+//! `flumen check`: load, type-check and initialize every component of a
+//! config without consuming anything, and show what each is granted.
+
+use crate::config::{ComponentConfig, Config, Limits};
+use crate::ops::pipeline;
+use crate::runtime::{Compiled, GuestKind, Origin, Runtime, Slot};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Runs `flumen check --config PATH`.
+pub fn command(path: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&path)?;
+    let runtime = Runtime::for_config(&config).context("starting the WebAssembly runtime")?;
+    let checked = pipeline::check(&config, &runtime)?;
+    match runtime.cache() {
+        Some(c) => println!("compile cache {} (warmed)", c.dir().display()),
+        None => println!("compile cache off: every start compiles every component"),
+    }
+    for p in &checked {
+        println!(
+            "pipeline `{}`: topics {:?}, group `{}`",
+            p.config.name, p.config.topics, p.config.group_id
+        );
+        let compiled = p
+            .components
+            .interceptors
+            .iter()
+            .map(|s| compiled_and_world(s))
+            .chain(p.components.sinks.iter().map(|s| compiled_and_world(s)));
+        let kinds = p
+            .config
+            .interceptors
+            .iter()
+            .map(|c| ("interceptor", c))
+            .chain(p.config.sinks.iter().map(|c| ("sink", c)));
+        for ((kind, c), (compiled, world)) in kinds.zip(compiled) {
+            let retry = c.retry_or(&p.config.retry);
+            println!("  ok  {kind:<11} `{}` {}", c.name, c.component.display());
+            let form = if world.starts_with("columnar-") {
+                "columns"
+            } else {
+                "records"
+            };
+            println!("        world   {world} (batches as {form})");
+            println!(
+                "        code    {} in {} ms",
+                match compiled.origin {
+                    Origin::Cached => "from the compile cache",
+                    Origin::Compiled => "compiled",
+                },
+                compiled.took.as_millis()
+            );
+            println!("        limits  {}", describe_limits(&c.limits));
+            println!("        grants  {}", describe_grants(c));
+            println!(
+                "        failure {} attempts, then {}",
+                retry.attempts,
+                c.on_failure.as_str()
+            );
+        }
+    }
+    println!("config OK");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How the current version of a component was compiled, and the world it
+/// implements.
+fn compiled_and_world<P: GuestKind + Clone>(slot: &Slot<P>) -> (Compiled, &'static str) {
+    let loaded = slot.current().1;
+    (loaded.compiled(), loaded.world())
+}
+
+fn describe_limits(l: &Limits) -> String {
+    format!(
+        "memory {} MiB, call timeout {} ms, fuel {}, instances {}, tables {} of {} elements, \
+         recycle {}",
+        l.memory_mb,
+        l.call_timeout_ms,
+        l.fuel.map_or("unlimited".into(), |f| f.to_string()),
+        l.max_instances,
+        l.max_tables,
+        l.max_table_elements,
+        match l.max_calls_per_instance {
+            0 => "never".to_string(),
+            n => format!("after {n} calls"),
+        }
+    )
+}
+
+/// What the guest may reach; variables by name only, since their values
+/// may be secrets.
+fn describe_grants(c: &ComponentConfig) -> String {
+    let mut grants: Vec<String> = c
+        .dirs
+        .iter()
+        .map(|d| {
+            format!(
+                "dir {}→{} ({})",
+                d.host.display(),
+                d.guest,
+                if d.read_only { "ro" } else { "rw" }
+            )
+        })
+        .collect();
+    let vars: Vec<&str> = c
+        .env
+        .keys()
+        .chain(&c.env_from_host)
+        .map(String::as_str)
+        .collect();
+    if !vars.is_empty() {
+        grants.push(format!("env {}", vars.join(", ")));
+    }
+    if !c.http_allow.is_empty() {
+        grants.push(format!("http {}", c.http_allow.join(", ")));
+    }
+    if !c.kafka_produce.is_empty() {
+        grants.push(format!("kafka produce {}", c.kafka_produce.join(", ")));
+    }
+    if grants.is_empty() {
+        "none (no files, network or environment)".into()
+    } else {
+        grants.join("; ")
+    }
+}

@@ -1,0 +1,307 @@
+//! `flumen new`: a guest project that builds as it stands, in Rust, Python,
+//! JavaScript or C, as an interceptor or a sink.
+//!
+//! The project carries its own copy of the contract (`wit/pipeline.wit`),
+//! a `build.sh`, sample events for `flumen test` and a README with the
+//! pipeline table that uses it. The templates live in `host/templates/` and
+//! are compiled into the binary, so `flumen new` works wherever flumen is
+//! installed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// A guest language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// Rust, with wit-bindgen.
+    Rust,
+    /// Python, with componentize-py.
+    Python,
+    /// JavaScript, with componentize-js.
+    Js,
+    /// C, with wit-bindgen's C bindings and wasi-libc.
+    C,
+}
+
+/// A guest world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Filters, transforms, routes.
+    Interceptor,
+    /// Delivers.
+    Sink,
+}
+
+/// Why a project could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    /// The name cannot name a crate, a module and a file.
+    #[error(
+        "`{0}` cannot be a guest name: use lower-case letters, digits and `_` or `-`, \
+         starting with a letter"
+    )]
+    BadName(String),
+    /// The directory exists; nothing is overwritten.
+    #[error("{} already exists; choose another name or remove it", .0.display())]
+    Exists(PathBuf),
+    /// Writing failed.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+const WIT: &str = include_str!("../../../wit/pipeline.wit");
+const README: &str = include_str!("../../templates/README.md");
+const EVENTS: &str = include_str!("../../templates/events.jsonl");
+
+impl Lang {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Rust => "Rust",
+            Self::Python => "Python",
+            Self::Js => "JavaScript",
+            Self::C => "C",
+        }
+    }
+
+    /// `(path in the project, template)` of the sources and build script.
+    fn files(self, kind: Kind, name: &str) -> Vec<(String, &'static str)> {
+        // Per language: the source file, its interceptor and sink templates,
+        // the build script.
+        let (source, interceptor, sink, build) = match self {
+            Self::Rust => (
+                "src/lib.rs".to_owned(),
+                include_str!("../../templates/rust/interceptor.rs"),
+                include_str!("../../templates/rust/sink.rs"),
+                include_str!("../../templates/rust/build.sh"),
+            ),
+            Self::Python => (
+                "app.py".to_owned(),
+                include_str!("../../templates/python/interceptor.py"),
+                include_str!("../../templates/python/sink.py"),
+                include_str!("../../templates/python/build.sh"),
+            ),
+            Self::Js => (
+                format!("{name}.js"),
+                include_str!("../../templates/js/interceptor.js"),
+                // The repository's own JavaScript sink, as it stands: the
+                // end-to-end tests run it against a broker.
+                include_str!("../../../guests/js/log_sink/log_sink.js"),
+                include_str!("../../templates/js/build.sh"),
+            ),
+            Self::C => (
+                format!("{name}.c"),
+                include_str!("../../templates/c/interceptor.c"),
+                include_str!("../../templates/c/sink.c"),
+                include_str!("../../templates/c/build.sh"),
+            ),
+        };
+        let mut files = vec![
+            (
+                source,
+                if kind == Kind::Sink {
+                    sink
+                } else {
+                    interceptor
+                },
+            ),
+            ("build.sh".to_owned(), build),
+        ];
+        if self == Self::Rust {
+            files.push((
+                "Cargo.toml".to_owned(),
+                include_str!("../../templates/rust/Cargo.toml"),
+            ));
+        }
+        files
+    }
+}
+
+/// Whether `name` can be a crate, a file and a component name.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// What the README says the scaffold does, and how to try it.
+fn readme_parts(lang: Lang, kind: Kind, name: &str) -> [(&'static str, String); 4] {
+    let writes_files = kind == Kind::Sink && lang != Lang::Js;
+    let what = match (kind, writes_files) {
+        (Kind::Interceptor, _) => "It drops every event whose value contains the config key \
+            `drop_containing` (default `DROP`) and keeps the rest: edit it to do what you need."
+            .to_owned(),
+        (Kind::Sink, true) => format!(
+            "It appends one line per event, `offset<TAB>value`, to `path` (default \
+             `/out/{name}-%{{partition}}.txt`): edit it to deliver where you need."
+        ),
+        (Kind::Sink, false) => "It writes one line per event, `offset<TAB>value`, into \
+            flumen's log (a JavaScript component cannot open files yet): edit it to deliver \
+            where you need."
+            .to_owned(),
+    };
+    let (test_args, table) = match (kind, writes_files) {
+        (Kind::Interceptor, _) => (
+            String::new(),
+            format!(
+                "[[pipeline.interceptor]]\nname = \"{name}\"\ncomponent = \"{name}/{name}.wasm\"\n\
+                 config = {{ drop_containing = \"DROP\" }}"
+            ),
+        ),
+        (Kind::Sink, true) => (
+            " --dir out=/out   # after mkdir out".to_owned(),
+            format!(
+                "[[pipeline.sink]]\nname = \"{name}\"\ncomponent = \"{name}/{name}.wasm\"\n\
+                 config = {{ path = \"/out/{name}-%{{partition}}.txt\" }}\n\
+                 dirs = [{{ host = \"out\", guest = \"/out\" }}]"
+            ),
+        ),
+        (Kind::Sink, false) => (
+            String::new(),
+            format!(
+                "[[pipeline.sink]]\nname = \"{name}\"\ncomponent = \"{name}/{name}.wasm\"\n\
+                 config = {{ level = \"info\" }}"
+            ),
+        ),
+    };
+    [
+        ("{{language}}", lang.label().to_owned()),
+        ("{{what}}", what),
+        ("{{test_args}}", test_args),
+        ("{{pipeline}}", table),
+    ]
+}
+
+/// Creates the project `name` under `parent`. Returns its directory.
+pub fn create(lang: Lang, kind: Kind, name: &str, parent: &Path) -> Result<PathBuf, ScaffoldError> {
+    if !valid_name(name) {
+        return Err(ScaffoldError::BadName(name.to_owned()));
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(ScaffoldError::Exists(dir));
+    }
+    let world = match kind {
+        Kind::Interceptor => "interceptor",
+        Kind::Sink => "sink",
+    };
+    let crate_name = name.replace('-', "_");
+    let fill = |text: &str| {
+        let mut text = text
+            .replace("{{name}}", name)
+            .replace("{{crate}}", &crate_name)
+            .replace("{{world}}", world)
+            .replace("{{kind}}", world);
+        for (key, value) in readme_parts(lang, kind, name) {
+            text = text.replace(key, &value);
+        }
+        text
+    };
+    let mut files: Vec<(String, String)> = lang
+        .files(kind, name)
+        .into_iter()
+        .map(|(path, template)| (path, fill(template)))
+        .collect();
+    files.push(("wit/pipeline.wit".into(), WIT.to_owned()));
+    files.push(("README.md".into(), fill(README)));
+    files.push(("events.jsonl".into(), fill(EVENTS)));
+    for (path, text) in files {
+        let path = dir.join(path);
+        let write = || -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, text)?;
+            if path.extension().is_some_and(|e| e == "sh") {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+            }
+            Ok(())
+        };
+        write().map_err(|source| ScaffoldError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(dir)
+}
+
+/// Runs `flumen new`.
+pub fn command(
+    lang: NewLang,
+    kind: NewKind,
+    name: &str,
+    parent: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let lang = match lang {
+        NewLang::Rust => Lang::Rust,
+        NewLang::Python => Lang::Python,
+        NewLang::Js => Lang::Js,
+        NewLang::C => Lang::C,
+    };
+    let kind = match kind {
+        NewKind::Interceptor => Kind::Interceptor,
+        NewKind::Sink => Kind::Sink,
+    };
+    let dir = create(lang, kind, name, parent)?;
+    println!("created {}", dir.display());
+    println!(
+        "next: read {}, then run its build.sh",
+        dir.join("README.md").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--lang` of `flumen new`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum NewLang {
+    Rust,
+    Python,
+    Js,
+    C,
+}
+
+/// `--kind` of `flumen new`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum NewKind {
+    Interceptor,
+    Sink,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_suit_every_language() {
+        for good in ["my_sink", "audit-log", "s3"] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in ["", "9lives", "My", "a b", "../x", "a.b"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_project_is_complete_and_never_overwrites() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = create(Lang::Rust, Kind::Sink, "my-sink", tmp.path()).unwrap();
+        let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        assert!(lib.contains("world: \"sink\"") && lib.contains("/out/my-sink-%{partition}.txt"));
+        let build = std::fs::read_to_string(dir.join("build.sh")).unwrap();
+        assert!(build.contains("release/my_sink.wasm"), "{build}");
+        assert!(std::fs::read_to_string(dir.join("wit/pipeline.wit"))
+            .unwrap()
+            .contains("package flumen:pipeline@"));
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        assert!(!readme.contains("{{"), "{readme}");
+        assert!(matches!(
+            create(Lang::Rust, Kind::Sink, "my-sink", tmp.path()),
+            Err(ScaffoldError::Exists(_))
+        ));
+    }
+}

@@ -1,0 +1,325 @@
+//! `flumen top`: a live terminal view of a running flumen — per-pipeline and
+//! per-component rates, call latency and lag — read from its admin
+//! endpoint's `/metrics`, so it works against any flumen it can reach and
+//! needs nothing from the process but what Prometheus would scrape.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Why a scrape failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopError {
+    /// The endpoint could not be reached or answered badly.
+    #[error("cannot read http://{addr}/metrics: {reason}")]
+    Scrape {
+        /// The admin address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One sample: metric name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name as exposed (with `_total`, `_sum`, … suffixes).
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
+}
+
+/// The samples of one scrape and when it was taken.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    at: Instant,
+    samples: Vec<Sample>,
+}
+
+/// Parses the text exposition format (the subset flumen writes: no escaped
+/// quotes or commas inside label values, which its labels never contain).
+pub fn parse(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+                .collect();
+            Some(Sample {
+                name: name.to_owned(),
+                labels,
+                value: value.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Reads `/metrics` from the admin endpoint at `addr`.
+pub fn scrape(addr: &str) -> Result<Scrape, TopError> {
+    let fail = |reason: String| TopError::Scrape {
+        addr: addr.to_owned(),
+        reason,
+    };
+    let mut stream = TcpStream::connect(addr).map_err(|e| fail(e.to_string()))?;
+    let timeout = Some(Duration::from_secs(5));
+    stream
+        .set_read_timeout(timeout)
+        .and_then(|()| stream.set_write_timeout(timeout))
+        .map_err(|e| fail(e.to_string()))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| fail(e.to_string()))?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| fail("no HTTP answer".into()))?;
+    if head.split_whitespace().nth(1) != Some("200") {
+        return Err(fail(head.lines().next().unwrap_or("").to_owned()));
+    }
+    Ok(Scrape {
+        at: Instant::now(),
+        samples: parse(body),
+    })
+}
+
+impl Scrape {
+    /// Sum of metric `name` over the samples whose labels include `want`.
+    fn sum(&self, name: &str, want: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && want
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value)
+            .sum()
+    }
+
+    /// The distinct values of label `key` over metric `name`'s samples
+    /// (each with the matching value of `with`, if given).
+    fn keys(&self, name: &str, key: &str, with: &[&str]) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> = self
+            .samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter_map(|s| {
+                std::iter::once(key)
+                    .chain(with.iter().copied())
+                    .map(|k| s.labels.get(k).cloned())
+                    .collect()
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// Rate per second of a counter between two scrapes.
+fn rate(prev: &Scrape, now: &Scrape, name: &str, want: &[(&str, &str)]) -> f64 {
+    let dt = now.at.duration_since(prev.at).as_secs_f64();
+    if dt <= 0.0 {
+        return 0.0;
+    }
+    (now.sum(name, want) - prev.sum(name, want)).max(0.0) / dt
+}
+
+/// One frame of the view: what changed between `prev` and `now`.
+pub fn render(addr: &str, prev: &Scrape, now: &Scrape) -> String {
+    let mut out = String::new();
+    let secs = now.at.duration_since(prev.at).as_secs_f64();
+    let _ = writeln!(out, "flumen top  {addr}  rates over the last {secs:.1} s");
+    let _ = writeln!(
+        out,
+        "\n{:<20} {:>12} {:>12} {:>12} {:>10} {:>8} {:>9}",
+        "PIPELINE", "consumed/s", "dropped/s", "finalized/s", "lag", "blocked", "retries/s"
+    );
+    for key in now.keys("flumen_events_consumed_total", "pipeline", &[]) {
+        let p = [("pipeline", key[0].as_str())];
+        let _ = writeln!(
+            out,
+            "{:<20} {:>12.0} {:>12.0} {:>12.0} {:>10.0} {:>8.0} {:>9.1}",
+            key[0],
+            rate(prev, now, "flumen_events_consumed_total", &p),
+            rate(prev, now, "flumen_events_dropped_total", &p),
+            rate(prev, now, "flumen_events_finalized_total", &p),
+            now.sum("flumen_consumer_lag", &p),
+            now.sum("flumen_partitions_blocked", &p),
+            rate(prev, now, "flumen_retries_total", &p),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:<11} {:>10} {:>10} {:>9} {:>8} {:>9} {:>7} {:>6}",
+        "COMPONENT (pipeline)",
+        "kind",
+        "in/s",
+        "out/s",
+        "MB/s in",
+        "calls/s",
+        "avg ms",
+        "errors",
+        "traps"
+    );
+    for key in now.keys(
+        "flumen_guest_events_in_total",
+        "pipeline",
+        &["component", "kind"],
+    ) {
+        let c = [
+            ("pipeline", key[0].as_str()),
+            ("component", key[1].as_str()),
+        ];
+        let calls = now.sum("flumen_guest_call_duration_seconds_count", &c)
+            - prev.sum("flumen_guest_call_duration_seconds_count", &c);
+        let took = now.sum("flumen_guest_call_duration_seconds_sum", &c)
+            - prev.sum("flumen_guest_call_duration_seconds_sum", &c);
+        let avg_ms = if calls > 0.0 {
+            took / calls * 1000.0
+        } else {
+            0.0
+        };
+        let outcome =
+            |o: &'static str| now.sum("flumen_guest_calls_total", &[c[0], c[1], ("outcome", o)]);
+        let _ = writeln!(
+            out,
+            "{:<28} {:<11} {:>10.0} {:>10.0} {:>9.1} {:>8.1} {:>9.2} {:>7.0} {:>6.0}",
+            format!("{} ({})", key[1], key[0]),
+            key[2],
+            rate(prev, now, "flumen_guest_events_in_total", &c),
+            rate(prev, now, "flumen_guest_events_out_total", &c),
+            rate(prev, now, "flumen_guest_bytes_in_total", &c) / 1e6,
+            rate(prev, now, "flumen_guest_call_duration_seconds_count", &c),
+            avg_ms,
+            outcome("error") + outcome("contract") + outcome("start_failed"),
+            outcome("trap"),
+        );
+    }
+    let partitions = now.keys("flumen_high_watermark", "pipeline", &["topic", "partition"]);
+    if !partitions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<20} {:<24} {:>9} {:>14} {:>14} {:>10}",
+            "PIPELINE", "topic", "partition", "committed", "end", "lag"
+        );
+        for key in partitions {
+            let p = [
+                ("pipeline", key[0].as_str()),
+                ("topic", key[1].as_str()),
+                ("partition", key[2].as_str()),
+            ];
+            let _ = writeln!(
+                out,
+                "{:<20} {:<24} {:>9} {:>14.0} {:>14.0} {:>10.0}",
+                key[0],
+                key[1],
+                key[2],
+                now.sum("flumen_committed_offset", &p),
+                now.sum("flumen_high_watermark", &p),
+                now.sum("flumen_consumer_lag", &p),
+            );
+        }
+    }
+    out
+}
+
+/// Runs the view: a frame every `every`, forever, or one frame if `once`.
+pub fn run(addr: &str, every: Duration, once: bool) -> Result<(), TopError> {
+    let mut prev = scrape(addr)?;
+    loop {
+        std::thread::sleep(every);
+        let now = scrape(addr)?;
+        let frame = render(addr, &prev, &now);
+        if once {
+            print!("{frame}");
+            return Ok(());
+        }
+        // Clear the screen and go home, then draw.
+        print!("\x1b[2J\x1b[H{frame}");
+        let _ = std::io::stdout().flush();
+        prev = now;
+    }
+}
+
+/// Runs `flumen top`.
+pub fn command(admin: &str, interval: f64, once: bool) -> anyhow::Result<ExitCode> {
+    let every = Duration::try_from_secs_f64(interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("--interval must be a positive number of seconds"))?;
+    run(admin, every, once)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrape_at(at: Instant, text: &str) -> Scrape {
+        Scrape {
+            at,
+            samples: parse(text),
+        }
+    }
+
+    #[test]
+    fn parses_samples_with_and_without_labels() {
+        let s = parse(
+            "# HELP x y\nflumen_component_swaps_total 3\nflumen_consumer_lag{pipeline=\"p\",topic=\"t\",partition=\"0\"} 12\n# EOF\n",
+        );
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].name, "flumen_component_swaps_total");
+        assert_eq!(s[0].value, 3.0);
+        assert_eq!(s[1].labels.get("partition").map(String::as_str), Some("0"));
+        assert_eq!(s[1].value, 12.0);
+    }
+
+    #[test]
+    fn a_frame_shows_rates_latency_and_lag() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(2);
+        let before = "flumen_events_consumed_total{pipeline=\"p\"} 100\n\
+            flumen_guest_events_in_total{pipeline=\"p\",component=\"f\",kind=\"interceptor\"} 100\n\
+            flumen_guest_call_duration_seconds_count{pipeline=\"p\",component=\"f\",kind=\"interceptor\"} 1\n\
+            flumen_guest_call_duration_seconds_sum{pipeline=\"p\",component=\"f\",kind=\"interceptor\"} 0.001\n";
+        let after = "flumen_events_consumed_total{pipeline=\"p\"} 2100\n\
+            flumen_guest_events_in_total{pipeline=\"p\",component=\"f\",kind=\"interceptor\"} 2100\n\
+            flumen_guest_call_duration_seconds_count{pipeline=\"p\",component=\"f\",kind=\"interceptor\"} 5\n\
+            flumen_guest_call_duration_seconds_sum{pipeline=\"p\",component=\"f\",kind=\"interceptor\"} 0.009\n\
+            flumen_high_watermark{pipeline=\"p\",topic=\"t\",partition=\"0\"} 2500\n\
+            flumen_committed_offset{pipeline=\"p\",topic=\"t\",partition=\"0\"} 2100\n\
+            flumen_consumer_lag{pipeline=\"p\",topic=\"t\",partition=\"0\"} 400\n";
+        let frame = render("h:1", &scrape_at(t0, before), &scrape_at(t1, after));
+        let pipeline = frame.lines().find(|l| l.starts_with("p ")).expect(&frame);
+        assert!(
+            pipeline.contains(" 1000 ") && pipeline.contains(" 400 "),
+            "{frame}"
+        );
+        let component = frame
+            .lines()
+            .find(|l| l.starts_with("f (p)"))
+            .expect(&frame);
+        // 4 calls took 8 ms: 2 ms each.
+        assert!(component.contains(" 2.00 "), "{frame}");
+        assert!(frame.contains("2100") && frame.contains("2500"), "{frame}");
+    }
+}

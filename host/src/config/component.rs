@@ -1,0 +1,247 @@
+//! `[[pipeline.interceptor]]` and `[[pipeline.sink]]`: one guest
+//! component, its own configuration, what it is granted (directories,
+//! variables, HTTP hosts, Kafka topics), its limits and its failure
+//! handling.
+
+use super::host_pattern::HostPattern;
+use super::pipeline::{FailurePolicy, PipelineConfig, RetryConfig};
+use super::{invalid, scalar_or_json, ConfigError, MAX_WAIT_MS};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+/// One guest component (interceptor or sink).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// Name, unique within its pipeline; interceptors route to sinks by it.
+    pub name: String,
+    /// Path of the `.wasm` component, relative to the config file.
+    pub component: PathBuf,
+    /// The guest's own configuration, handed to its `init`.
+    #[serde(default)]
+    pub config: toml::Table,
+    /// Host directories the guest may use. Nothing else of the filesystem is
+    /// visible to it.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables the guest sees, with their values. It sees no
+    /// others.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Names of flumen's own environment variables passed on to the guest
+    /// (for secrets kept out of the config file). A name that is not set
+    /// in flumen's environment is an error at start.
+    #[serde(default)]
+    pub env_from_host: Vec<String>,
+    /// Hosts the guest may send HTTP requests to through `wasi:http`:
+    /// `"api.example.com"` (any port), `"127.0.0.1:8080"` (that port only)
+    /// or `"*.example.com"` (its subdomains). Every request is checked;
+    /// anything else fails in the guest with `HTTP-request-denied`.
+    #[serde(default)]
+    pub http_allow: Vec<String>,
+    /// Topics of the `[kafka]` cluster the guest may write to through the
+    /// host's `producer` import (a Kafka sink). Every record is checked;
+    /// one to any other topic fails in the guest as `not-granted`. Each
+    /// must exist when flumen starts.
+    #[serde(default)]
+    pub kafka_produce: Vec<String>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Retries for this component; without it, the pipeline's `retry`.
+    #[serde(default)]
+    pub retry: Option<RetryConfig>,
+    /// What happens to an event once the retries are used up.
+    #[serde(default)]
+    pub on_failure: FailurePolicy,
+}
+
+/// A host directory made visible to a guest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// Directory on the host, relative to the config file.
+    pub host: PathBuf,
+    /// Where the guest sees it, e.g. `/out`.
+    pub guest: String,
+    /// Grant only reading.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Per-component resource limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory a guest instance may grow to, in MiB.
+    pub memory_mb: u64,
+    /// Wall time one call may take before it is interrupted, in ms.
+    pub call_timeout_ms: u64,
+    /// Calls an instance serves before it is replaced by a fresh one, which
+    /// bounds what a slowly leaking guest can accumulate; 0 means never.
+    pub max_calls_per_instance: u64,
+    /// Fuel (roughly, wasm instructions) one call may burn before it traps.
+    /// A deterministic bound, unlike the wall-clock `call_timeout_ms`; off
+    /// unless set, because counting fuel slows every guest of the process.
+    pub fuel: Option<u64>,
+    /// Core instances one guest instance may create (a component is made
+    /// of several).
+    pub max_instances: usize,
+    /// Tables one guest instance may create.
+    pub max_tables: usize,
+    /// Elements any one of its tables may grow to.
+    pub max_table_elements: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mb: 256,
+            call_timeout_ms: 30_000,
+            max_calls_per_instance: 0,
+            fuel: None,
+            max_instances: 32,
+            max_tables: 32,
+            max_table_elements: 100_000,
+        }
+    }
+}
+
+/// Largest `memory_mb`: a wasm32 memory cannot exceed 4 GiB.
+const MAX_MEMORY_MB: u64 = 4096;
+
+impl ComponentConfig {
+    /// This component's retry settings: its own, else the pipeline's.
+    pub fn retry_or<'a>(&'a self, pipeline: &'a RetryConfig) -> &'a RetryConfig {
+        self.retry.as_ref().unwrap_or(pipeline)
+    }
+
+    /// The guest configuration as the `(key, value)` list of the WIT
+    /// `config` type: strings as they are, other scalars as TOML text,
+    /// arrays and tables as JSON.
+    pub fn guest_config(&self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(k, v)| (k.clone(), scalar_or_json(v)))
+            .collect()
+    }
+}
+
+impl ComponentConfig {
+    /// Checks this component, the `index`-th `kind` (`interceptor` or
+    /// `sink`) of `pipeline`, which `here` names. `names` holds the names of
+    /// the pipeline's components checked before it.
+    pub(super) fn validate<'a>(
+        &'a self,
+        pipeline: &PipelineConfig,
+        here: &str,
+        kind: &str,
+        index: usize,
+        names: &mut HashSet<&'a str>,
+    ) -> Result<(), ConfigError> {
+        let here = if self.name.trim().is_empty() {
+            format!("{here}, {kind} #{} (unnamed)", index + 1)
+        } else {
+            format!("{here}, {kind} `{}`", self.name)
+        };
+        let bad = |key: &str, message: String| Err(invalid(Some(here.clone()), key, message));
+        if let Some(r) = &self.retry {
+            r.validate(&here, "retry")?;
+        }
+        match self.on_failure {
+            FailurePolicy::FailOpen if kind == "sink" => {
+                return bad(
+                    "on_failure",
+                    "`fail-open` is for interceptors (a sink cannot pass an event on); use \
+                     block, dead-letter or skip"
+                        .into(),
+                );
+            }
+            FailurePolicy::DeadLetter if pipeline.dead_letter.is_none() => {
+                return bad(
+                    "on_failure",
+                    "`dead-letter` needs a dead-letter topic: add [pipeline.dead_letter] with \
+                     topic = \"...\""
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if self.name.trim().is_empty() {
+            return bad("name", "must not be empty".into());
+        }
+        if !names.insert(&self.name) {
+            return bad(
+                "name",
+                format!(
+                    "`{}` is used twice in pipeline `{}`",
+                    self.name, pipeline.name
+                ),
+            );
+        }
+        let l = &self.limits;
+        if !(1..=MAX_MEMORY_MB).contains(&l.memory_mb) {
+            return bad(
+                "limits.memory_mb",
+                format!("must be 1 to {MAX_MEMORY_MB} (a wasm32 memory is at most 4 GiB)"),
+            );
+        }
+        if !(1..=MAX_WAIT_MS).contains(&l.call_timeout_ms) {
+            return bad(
+                "limits.call_timeout_ms",
+                format!("must be 1 to {MAX_WAIT_MS} (one hour)"),
+            );
+        }
+        if l.fuel == Some(0) {
+            return bad("limits.fuel", "must be at least 1 (or left out)".into());
+        }
+        if l.max_instances == 0 || l.max_tables == 0 {
+            return bad(
+                "limits",
+                "max_instances and max_tables must be at least 1".into(),
+            );
+        }
+        for name in self.env.keys().chain(&self.env_from_host) {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return bad(
+                    "env",
+                    format!("{name:?} is not a valid environment variable name"),
+                );
+            }
+        }
+        for (h, host) in self.http_allow.iter().enumerate() {
+            if let Err(message) = HostPattern::parse(host) {
+                return bad(&format!("http_allow[{h}]"), message);
+            }
+        }
+        for (t, topic) in self.kafka_produce.iter().enumerate() {
+            let key = format!("kafka_produce[{t}]");
+            if topic.trim().is_empty() {
+                return bad(&key, "must not be empty".into());
+            }
+            if pipeline.topics.contains(topic) {
+                return bad(
+                    &key,
+                    format!(
+                        "`{topic}` is a topic pipeline `{}` reads: writing to it would feed the \
+                         pipeline its own output",
+                        pipeline.name
+                    ),
+                );
+            }
+        }
+        for (d, grant) in self.dirs.iter().enumerate() {
+            if !grant.guest.starts_with('/') {
+                return bad(
+                    &format!("dirs[{d}].guest"),
+                    format!(
+                        "must be an absolute guest path like \"/out\", got {:?}",
+                        grant.guest
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! What happens when a component fails: the retry budget per component, and
+//! what is done with an event once that budget is spent (`on_failure`).
+//!
+//! Interceptors and sinks share this. `block` never gives up, so it needs
+//! nothing here but the log line and the gauge saying that a partition is
+//! stuck; `dead-letter` and `skip` finalize the event, `dead-letter` only
+//! after the broker acknowledged the dead letter; `fail-open` is the
+//! interceptor chain's own business (it passes the event on unchanged).
+
+use super::component::Component;
+use super::dead_letter::DeadLetters;
+use crate::config::{FailurePolicy, RetryConfig};
+use crate::contract::{Event, Source};
+use crate::stats::PipelineStats;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Why a component gave up on an event: what goes into the dead letter's
+/// headers and into the log.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The component that failed.
+    pub component: String,
+    /// Its last error message (a sink's verdict reason, a trap, …).
+    pub reason: String,
+    /// How many times the event was tried.
+    pub attempts: u32,
+}
+
+/// A guest together with the failure handling configured for it.
+pub struct Guarded<G> {
+    /// The live guest.
+    pub guest: G,
+    /// Its retry budget and backoff.
+    pub retry: RetryConfig,
+    /// What happens once the budget is spent.
+    pub policy: FailurePolicy,
+    /// The pipeline's retry settings, for a version without its own.
+    pub pipeline_retry: RetryConfig,
+}
+
+impl<G: Component> Guarded<G> {
+    /// `guest` (a partition's own instance of a component) with the failure
+    /// handling its config sets, or else the pipeline's `pipeline_retry`.
+    pub fn new(guest: G, pipeline_retry: &RetryConfig) -> Self {
+        let cfg = guest.config();
+        Self {
+            retry: cfg.retry_or(pipeline_retry).clone(),
+            policy: cfg.on_failure,
+            guest,
+            pipeline_retry: pipeline_retry.clone(),
+        }
+    }
+
+    /// Switches to a version a reload published, if there is one, with that
+    /// version's retry settings and policy, and logs it: `next_offset` is
+    /// the first event the new version sees. Called between batches, and
+    /// between the retries of a failing batch (a partition blocked on a
+    /// broken version must be able to pick up the fix). See
+    /// [`Component::refresh`].
+    pub fn switch_version(&mut self, next_offset: i64, retrying: bool) {
+        let Some(version) = self.guest.refresh() else {
+            return;
+        };
+        let cfg = self.guest.config();
+        self.retry = cfg.retry_or(&self.pipeline_retry).clone();
+        self.policy = cfg.on_failure;
+        let component = self.guest.name();
+        if retrying {
+            tracing::info!(
+                component,
+                version,
+                next_offset,
+                "component switched to a new version while retrying a failed batch"
+            );
+        } else {
+            tracing::info!(
+                component,
+                version,
+                next_offset,
+                "component switched to a new version at a batch boundary"
+            );
+        }
+    }
+}
+
+impl<G> Guarded<G> {
+    /// Whether an event tried `tries` times has spent the retry budget.
+    pub fn spent(&self, tries: u32) -> bool {
+        tries >= self.retry.attempts
+    }
+
+    /// Whether the policy gives events up at all (everything but `block`).
+    pub fn gives_up_events(&self) -> bool {
+        self.policy != FailurePolicy::Block
+    }
+
+    /// Whether an event tried `tries` times is given up on now: its budget
+    /// is spent and the policy is one that gives up.
+    pub fn gives_up(&self, tries: u32) -> bool {
+        self.gives_up_events() && self.spent(tries)
+    }
+}
+
+/// What a partition worker's failure handling needs from the worker.
+pub struct FailureContext<'a> {
+    /// The partition the worker serves.
+    pub source: &'a Source,
+    /// Set when the worker must stop; waits end early.
+    pub stop: &'a AtomicBool,
+    /// The pipeline's counters.
+    pub stats: &'a PipelineStats,
+    /// The pipeline's dead-letter topic, if it has one.
+    pub dead_letter: Option<&'a dyn DeadLetters>,
+}
+
+impl FailureContext<'_> {
+    /// Disposes of events a component with `policy` gave up on, so that they
+    /// can be finalized: writes them to the dead-letter topic (waiting for
+    /// the acknowledgement) or counts them as skipped. Returns `false` if
+    /// they must not be finalized: the worker was stopped before the dead
+    /// letters were acknowledged, or the policy gives nothing up.
+    pub fn give_up(&self, policy: FailurePolicy, letters: &[(&Event, &Failure)]) -> bool {
+        if letters.is_empty() {
+            return true;
+        }
+        match policy {
+            FailurePolicy::Skip => {
+                for (e, f) in letters {
+                    tracing::warn!(component = %f.component, offset = e.offset, attempts = f.attempts,
+                        reason = %f.reason, "event skipped (on_failure = skip): it is not delivered");
+                }
+                self.stats
+                    .skipped
+                    .fetch_add(letters.len() as u64, Ordering::Relaxed);
+                true
+            }
+            FailurePolicy::DeadLetter => {
+                let Some(dlq) = self.dead_letter else {
+                    // Config validation requires the topic; keep the
+                    // events rather than lose them if that ever changes.
+                    tracing::error!("on_failure = dead-letter without a dead-letter topic");
+                    return false;
+                };
+                if !dlq.write(self.source, letters, self.stop) {
+                    return false;
+                }
+                for (e, f) in letters {
+                    tracing::warn!(component = %f.component, offset = e.offset, attempts = f.attempts,
+                        reason = %f.reason, dead_letter_topic = dlq.topic(),
+                        "event written to the dead-letter topic");
+                }
+                self.stats
+                    .dead_lettered
+                    .fetch_add(letters.len() as u64, Ordering::Relaxed);
+                true
+            }
+            FailurePolicy::Block | FailurePolicy::FailOpen => false,
+        }
+    }
+}
+
+/// Marks a partition as blocked (a `block` component spent its retries) for
+/// as long as this value lives, in the log and in the `blocked` gauge.
+pub struct Blocked<'a> {
+    stats: &'a PipelineStats,
+    on: bool,
+}
+
+impl<'a> Blocked<'a> {
+    /// Not blocked yet.
+    pub fn new(stats: &'a PipelineStats) -> Self {
+        Self { stats, on: false }
+    }
+
+    /// The partition is blocked at `event` by `failure`; logged once.
+    pub fn block(&mut self, event: &Event, failure: &Failure) {
+        if self.on {
+            return;
+        }
+        self.on = true;
+        self.stats.blocked.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(component = %failure.component, offset = event.offset, attempts = failure.attempts,
+            reason = %failure.reason,
+            "partition BLOCKED (on_failure = block): nothing past this offset is committed; \
+             retrying until the component succeeds");
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        if self.on {
+            self.stats.blocked.fetch_sub(1, Ordering::Relaxed);
+            tracing::info!("partition unblocked");
+        }
+    }
+}

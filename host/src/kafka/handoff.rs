@@ -1,0 +1,72 @@
+//! What the consumer thread and a partition's worker share: the queue the
+//! consumer fills and the worker drains, the counters the consumer pauses
+//! the partition by, the stop flag, and the committable offset the worker
+//! publishes. The consumer starts workers through [`PartitionWorkers`], so
+//! it knows nothing of what a worker does with the events.
+
+use crate::contract::Event;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// State a partition worker shares with the consumer thread.
+#[derive(Debug)]
+pub struct PartitionShared {
+    /// Set by the consumer: start no new batch, abandon retries.
+    pub stop: AtomicBool,
+    /// Set by the worker when it has exited.
+    pub done: AtomicBool,
+    /// Events queued for the worker and not yet batched (for pausing).
+    pub queued: AtomicUsize,
+    /// Their bytes, as [`crate::contract::event_bytes`] counts them (for
+    /// pausing).
+    pub queued_bytes: AtomicUsize,
+    /// Offset to commit, or -1 if nothing is finalized yet.
+    pub committable: AtomicI64,
+}
+
+impl Default for PartitionShared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartitionShared {
+    /// Nothing queued, nothing committable.
+    pub fn new() -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
+            committable: AtomicI64::new(-1),
+        }
+    }
+
+    /// The committable offset, if any.
+    pub fn committable(&self) -> Option<i64> {
+        let c = self.committable.load(Ordering::Acquire);
+        (c >= 0).then_some(c)
+    }
+}
+
+/// A started partition worker, as the consumer holds it.
+pub struct WorkerHandle {
+    /// What it shares with the consumer.
+    pub shared: Arc<PartitionShared>,
+    /// Its thread, joined when the partition is drained.
+    pub thread: JoinHandle<()>,
+}
+
+/// Starts the worker of a partition this member has begun to read.
+pub trait PartitionWorkers: Send {
+    /// Starts the worker for `topic`/`partition`, which receives the
+    /// partition's events, in offset order and in chunks, through `events`.
+    fn start(
+        &self,
+        topic: &str,
+        partition: i32,
+        events: Receiver<Vec<Event>>,
+    ) -> std::io::Result<WorkerHandle>;
+}

@@ -1,0 +1,26 @@
+//! The Kafka side: reading a pipeline's topics as one consumer-group
+//! member, handing each partition's events to its worker, committing what
+//! the workers finalized, and the producer whose writes are waited for.
+//!
+//! [`consumer`] runs the poll loop; [`rebalance`] handles revocations;
+//! [`commit`] commits, periodically and on revoke and shutdown;
+//! [`assignment`] holds the partitions this member works on; [`handoff`]
+//! is what the consumer and a partition worker share; [`message`] reads a
+//! message into an event; [`statistics`] reads librdkafka's statistics for
+//! the lag; [`producer`] writes records and waits for their
+//! acknowledgement (dead letters, and Kafka sinks' records).
+//!
+//! Auto-commit and auto offset store are off: an offset is committed only
+//! when the partition's worker has published it as final.
+
+pub mod assignment;
+pub mod commit;
+pub mod consumer;
+pub mod handoff;
+pub mod message;
+pub mod producer;
+pub mod rebalance;
+pub mod statistics;
+
+pub use consumer::PipelineConsumer;
+pub use handoff::{PartitionShared, PartitionWorkers, WorkerHandle};

@@ -1,0 +1,110 @@
+//! What happens when the group rebalances. librdkafka calls these hooks
+//! inside `poll`, on the consumer thread: a revocation stops the revoked
+//! partitions' workers, waits (bounded) for their in-flight batches and
+//! commits what they finalized before the partitions are released.
+
+use super::assignment::{drain, lock, Partitions};
+use super::commit::{commit, record_committed};
+use super::statistics::high_watermarks;
+use crate::stats::PipelineStats;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, TopicPartitionList};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The rdkafka context: where librdkafka's rebalance and commit callbacks
+/// land. Both run inside `poll`, on the consumer thread.
+pub struct PipelineContext {
+    pub partitions: Arc<Mutex<Partitions>>,
+    /// Offsets of revoked partitions whose commit the broker refused during
+    /// the rebalance; committed once it settles (see `retry_revoked`).
+    pub revoked_uncommitted: Mutex<Vec<(String, i32, i64)>>,
+    /// Held by the committer thread for each periodic commit and by the
+    /// revoke callback for the whole revocation, so a periodic commit never
+    /// lands after the revoke's own commit of a partition (a stale offset
+    /// there would send the next owner back over finalized events).
+    pub commit_lock: Arc<Mutex<()>>,
+    pub stats: Arc<PipelineStats>,
+    pub drain_timeout: Duration,
+    pub pipeline: String,
+}
+
+impl ClientContext for PipelineContext {
+    // librdkafka's statistics (every `statistics.interval.ms`, on the
+    // consumer thread): the high watermarks, for the lag.
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(marks) = high_watermarks(statistics) {
+            self.stats.set_high_watermarks(marks);
+        }
+    }
+}
+
+impl ConsumerContext for PipelineContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let revoked: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                tracing::info!(pipeline = %self.pipeline, partitions = ?revoked, "partitions revoked; draining");
+                let _no_periodic_commit = lock(&self.commit_lock);
+                let handles: Vec<_> = {
+                    let mut parts = lock(&self.partitions);
+                    revoked
+                        .iter()
+                        .filter_map(|k| parts.remove_entry(k))
+                        .collect()
+                };
+                // The commit must happen before the partitions are released,
+                // or the next owner starts from an older offset. Apache Kafka
+                // accepts it here; brokers that refuse commits while the group
+                // is rebalancing (librdkafka's mock cluster) get it again
+                // once the rebalance is over.
+                let offsets = drain(handles, self.drain_timeout);
+                if !commit(consumer, &offsets, &self.stats) {
+                    lock(&self.revoked_uncommitted).extend(offsets);
+                }
+            }
+            Rebalance::Assign(tpl) => {
+                self.stats.joined.store(true, Ordering::Release);
+                tracing::info!(pipeline = %self.pipeline, count = tpl.count(), "partitions assigned");
+            }
+            Rebalance::Error(e) => {
+                tracing::error!(pipeline = %self.pipeline, error = %e, "rebalance error")
+            }
+        }
+    }
+
+    // librdkafka keeps a partition's application pause flag through an
+    // unassignment (its assignment code resets only its own, library pause
+    // flag), while flumen forgets a pause with the revoked worker and
+    // resumes only partitions it knows it paused. A partition paused when
+    // revoked and later assigned to this member again could then stay
+    // paused for good. Every newly assigned partition is therefore resumed;
+    // resuming one that is not paused does nothing. (The fault suite's
+    // `rebalance-while-paused` drives this path; it has not caught such a
+    // stall without this guard.)
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::warn!(pipeline = %self.pipeline, error = %e,
+                    "cannot resume the newly assigned partitions; one paused before a rebalance \
+                     may not be fetched");
+            }
+        }
+    }
+
+    // Results of the commits librdkafka makes by itself (on close); flumen's
+    // own commits are synchronous and record their result directly.
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => record_committed(&self.stats, offsets),
+            Err(e) => tracing::warn!(pipeline = %self.pipeline, error = %e,
+                "offset commit failed; the offsets are committed again on the next commit"),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! A partition's live instance of a component: instantiated lazily,
+//! replaced after a trap or after `limits.max_calls_per_instance` calls,
+//! and switched to a new version at a batch boundary after a reload. It is
+//! what the flow calls, through [`crate::flow::Interceptor`] and
+//! [`crate::flow::Sink`].
+
+use super::columns;
+use super::error::{trap, GuestError};
+use super::kind::{GuestKind, InterceptorInstance, InterceptorPre, SinkInstance, SinkPre};
+use super::loaded::Loaded;
+use super::metrics::GuestMetrics;
+use super::slot::Slot;
+use super::state::{GuestState, GuestTag};
+use crate::config::ComponentConfig;
+use crate::contract::{Event, InterceptorVerdict, SinkVerdict, Source};
+use crate::flow::{self, CallError};
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::Store;
+
+/// A live guest for one partition. It is instantiated lazily and replaced
+/// after a trap.
+pub struct Guest<P: GuestKind> {
+    slot: Arc<Slot<P>>,
+    version: u64,
+    loaded: Loaded<P>,
+    tag: GuestTag,
+    live: Option<(Store<GuestState>, P::Bindings)>,
+    /// Calls served by the live instance.
+    calls: u64,
+    /// Its counters in `/metrics`.
+    metrics: GuestMetrics,
+}
+
+impl<P: GuestKind + Clone> Guest<P> {
+    /// A guest that instantiates the slot's current version on first use.
+    pub fn new(slot: Arc<Slot<P>>, tag: GuestTag) -> Self {
+        let (version, loaded) = slot.current();
+        let metrics = GuestMetrics::new(&tag.pipeline, loaded.name(), P::WORLD);
+        Self {
+            slot,
+            version,
+            loaded,
+            tag,
+            live: None,
+            calls: 0,
+            metrics,
+        }
+    }
+
+    /// Switches to the slot's current version if a reload published a new
+    /// one; the next call then runs on a fresh instance of it. Returns the
+    /// new version number if it switched. Callers call this only between
+    /// batches, so a batch never sees two versions.
+    pub fn refresh(&mut self) -> Option<u64> {
+        if self.slot.version() == self.version {
+            return None;
+        }
+        let (version, loaded) = self.slot.current();
+        self.version = version;
+        self.loaded = loaded;
+        self.live = None;
+        self.calls = 0;
+        Some(version)
+    }
+
+    /// The configuration of the version this guest runs.
+    pub fn config(&self) -> &ComponentConfig {
+        self.loaded.config()
+    }
+}
+
+impl<P: GuestKind> Guest<P> {
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        self.loaded.name()
+    }
+
+    /// Makes sure a live, initialized instance exists.
+    pub fn ensure_live(&mut self) -> Result<(), GuestError> {
+        if self.live.is_none() {
+            self.live = Some(self.instantiate()?);
+        }
+        Ok(())
+    }
+
+    fn instantiate(&self) -> Result<(Store<GuestState>, P::Bindings), GuestError> {
+        let name = self.loaded.name().to_owned();
+        let mut store = self.loaded.new_store(self.tag.clone())?;
+        self.loaded.arm(&mut store)?;
+        let bindings =
+            self.loaded
+                .pre
+                .instantiate(&mut store)
+                .map_err(|e| GuestError::Instantiate {
+                    name: name.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        self.loaded.arm(&mut store)?;
+        match P::init(&bindings, &mut store, &self.loaded.guest_config) {
+            Ok(Ok(())) => Ok((store, bindings)),
+            Ok(Err(message)) => Err(GuestError::InitRefused { name, message }),
+            Err(e) => Err(trap(&name, e)),
+        }
+    }
+
+    /// Runs `f` on the live instance under a fresh deadline. A trap drops
+    /// the instance so that the next call gets a new one; so does reaching
+    /// `limits.max_calls_per_instance`.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&P::Bindings, &mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, GuestError> {
+        let (mut store, bindings) = match self.live.take() {
+            Some(live) => live,
+            None => self.instantiate()?,
+        };
+        self.loaded.arm(&mut store)?;
+        let result = f(&bindings, &mut store);
+        self.calls += 1;
+        let recycle = self.loaded.cfg.limits.max_calls_per_instance;
+        if result.is_ok() && (recycle == 0 || self.calls < recycle) {
+            self.live = Some((store, bindings));
+        } else {
+            if result.is_ok() {
+                tracing::debug!(
+                    component = self.name(),
+                    calls = self.calls,
+                    "instance recycled"
+                );
+            }
+            self.calls = 0;
+        }
+        result.map_err(|e| trap(self.loaded.name(), e))
+    }
+
+    fn checked<V>(
+        &self,
+        result: Result<Vec<V>, String>,
+        expected: usize,
+    ) -> Result<Vec<V>, GuestError> {
+        let name = self.name().to_owned();
+        let verdicts = result.map_err(|message| GuestError::Failed {
+            name: name.clone(),
+            message,
+        })?;
+        if verdicts.len() != expected {
+            return Err(GuestError::Contract {
+                name,
+                message: format!(
+                    "returned {} verdicts for a batch of {expected}",
+                    verdicts.len()
+                ),
+            });
+        }
+        Ok(verdicts)
+    }
+}
+
+impl Guest<InterceptorPre> {
+    /// Calls the interceptor on a batch of `source`'s events; one verdict
+    /// per event or an error.
+    pub fn process(
+        &mut self,
+        source: &Source,
+        batch: &[Event],
+    ) -> Result<Vec<InterceptorVerdict>, GuestError> {
+        let started = Instant::now();
+        let r = self
+            .call(|b, s| match b {
+                InterceptorInstance::Records(b) => b
+                    .flumen_pipeline_interception()
+                    .call_process(s, source, batch),
+                InterceptorInstance::Columns(b) => {
+                    let columns = columns::from_events(batch)?;
+                    let r = b
+                        .flumen_pipeline_columnar_interception()
+                        .call_process(s, source, &columns)?;
+                    Ok(r.map(|v| v.into_iter().map(columns::interceptor_verdict).collect()))
+                }
+            })
+            .and_then(|r| self.checked(r, batch.len()));
+        self.metrics.interceptor_call(batch, started.elapsed(), &r);
+        r
+    }
+}
+
+impl Guest<SinkPre> {
+    /// Calls the sink on a batch of `source`'s events; one verdict per
+    /// event or an error.
+    pub fn deliver(
+        &mut self,
+        source: &Source,
+        batch: &[Event],
+    ) -> Result<Vec<SinkVerdict>, GuestError> {
+        let started = Instant::now();
+        let r = self
+            .call(|b, s| match b {
+                SinkInstance::Records(b) => {
+                    b.flumen_pipeline_delivery().call_deliver(s, source, batch)
+                }
+                SinkInstance::Columns(b) => {
+                    let columns = columns::from_events(batch)?;
+                    let r = b
+                        .flumen_pipeline_columnar_delivery()
+                        .call_deliver(s, source, &columns)?;
+                    Ok(r.map(|v| v.into_iter().map(columns::sink_verdict).collect()))
+                }
+            })
+            .and_then(|r| self.checked(r, batch.len()));
+        self.metrics.sink_call(batch, started.elapsed(), &r);
+        r
+    }
+}
+
+impl<P: GuestKind + Clone> flow::Component for Guest<P> {
+    fn name(&self) -> &str {
+        Guest::name(self)
+    }
+
+    fn config(&self) -> &ComponentConfig {
+        Guest::config(self)
+    }
+
+    fn refresh(&mut self) -> Option<u64> {
+        Guest::refresh(self)
+    }
+
+    fn ensure_live(&mut self) -> Result<(), CallError> {
+        Guest::ensure_live(self).map_err(CallError::from)
+    }
+}
+
+impl flow::Interceptor for Guest<InterceptorPre> {
+    fn process(
+        &mut self,
+        source: &Source,
+        batch: &[Event],
+    ) -> Result<Vec<InterceptorVerdict>, CallError> {
+        Guest::process(self, source, batch).map_err(CallError::from)
+    }
+}
+
+impl flow::Sink for Guest<SinkPre> {
+    fn deliver(&mut self, source: &Source, batch: &[Event]) -> Result<Vec<SinkVerdict>, CallError> {
+        Guest::deliver(self, source, batch).map_err(CallError::from)
+    }
+}

@@ -1,0 +1,25 @@
+//! The end-to-end tests, one module per subject, in one test binary (so that
+//! wasmtime and rdkafka are linked once, not once per file). Each runs the
+//! real `flumen` binary or library against real brokers and real components
+//! built from guests/. The suites that print their own tables (faults,
+//! escapes, languages, reload) are separate binaries beside this one.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_input;
+mod cli_check;
+mod demo;
+mod deploy;
+mod guest_faults;
+mod guest_library;
+mod http_sink;
+mod import_flume;
+mod kafka_sink;
+mod languages;
+mod metrics;
+mod pipeline;
+mod policies;
+mod reject;
+mod routing;
+mod scaffold;

@@ -1,0 +1,122 @@
+//! The brokers a test runs against: librdkafka's in-process mock cluster
+//! and a tansu broker process.
+
+use super::*;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A Kafka-protocol broker for a test.
+pub enum Broker {
+    /// librdkafka's in-process mock cluster.
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    /// A tansu broker process on a loopback port.
+    Tansu { child: Child, bootstrap: String },
+    /// A broker the test manages itself, at this address.
+    External(String),
+}
+
+impl Broker {
+    /// Starts the in-process mock cluster.
+    pub fn mock() -> Self {
+        Broker::Mock(MockCluster::new(1).expect("mock cluster"))
+    }
+
+    /// Starts tansu (memory storage) from scripts/fetch-tansu.sh's download.
+    pub fn tansu() -> Self {
+        let bin = std::env::var_os("FLUMEN_TANSU")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".tools/tansu/tansu"));
+        assert!(
+            bin.exists(),
+            "{} missing: run scripts/fetch-tansu.sh",
+            bin.display()
+        );
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let bootstrap = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&bootstrap).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {bootstrap}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Broker::Tansu { child, bootstrap }
+    }
+
+    /// The mock cluster, for fault injection; panics on tansu.
+    pub fn mock_cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        match self {
+            Broker::Mock(m) => m,
+            _ => panic!("fault injection needs the mock cluster"),
+        }
+    }
+
+    /// `host:port` to bootstrap from.
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Broker::Mock(m) => m.bootstrap_servers(),
+            Broker::Tansu { bootstrap, .. } | Broker::External(bootstrap) => bootstrap.clone(),
+        }
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        match self {
+            Broker::Mock(m) => m.create_topic(topic, partitions, 1).expect("create topic"),
+            Broker::Tansu { bootstrap, .. } | Broker::External(bootstrap) => {
+                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                    .set("bootstrap.servers", bootstrap)
+                    .create()
+                    .expect("admin client");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+                let r = rt
+                    .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+                    .expect("create_topics");
+                for t in r {
+                    t.expect("topic created");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Broker::Tansu { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

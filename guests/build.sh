@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the guests into WebAssembly components:
-#   Rust    guests/<crate>/          → guests/target/wasm32-wasip2/release/<crate_name>.wasm
-#   Python  guests/python/<name>/    → guests/target/python/<name>.wasm   (componentize-py)
-#   JS      guests/js/<name>/        → guests/target/js/<name>.wasm       (componentize-js)
-#   C       guests/c/<name>/         → guests/target/c/<name>.wasm        (clang, wasi-libc)
+#   Rust    guests/{library,fixtures}/<name>/  → guests/target/wasm32-wasip2/release/<name>.wasm
+#   Python  guests/examples/python/<name>/     → guests/target/python/<name>.wasm   (componentize-py)
+#   JS      guests/examples/js/<name>/         → guests/target/js/<name>.wasm       (componentize-js)
+#   C       guests/examples/c/<name>/          → guests/target/c/<name>.wasm        (clang, wasi-libc)
 #
 # `guests/build.sh` builds every language; `guests/build.sh rust python`
 # only those. Install the toolchains with scripts/install-guest-toolchain.sh.
@@ -44,7 +44,7 @@ build_rust() {
 build_each() {
   local lang=$1 sink_pattern=$2 builder=$3
   mkdir -p "target/$lang"
-  for dir in "$lang"/*/; do
+  for dir in examples/"$lang"/*/; do
     local name world out
     name=$(basename "$dir")
     case "$name" in node_modules | tool) continue ;; esac
@@ -77,7 +77,7 @@ componentize_js() {
   fi
   # `-d http fetch-event`: without it the component imports wasi:http's
   # incoming handler, which a flumen guest neither needs nor gets.
-  "$here/js/node_modules/.bin/componentize-js" "$1/$(basename "$1").js" --wit "$wit_dir" -n "$world" \
+  "$here/examples/js/node_modules/.bin/componentize-js" "$1/$(basename "$1").js" --wit "$wit_dir" -n "$world" \
     -d http fetch-event -o "$3" >/dev/null
 }
 
@@ -101,14 +101,14 @@ build_python() {
 }
 
 build_js() {
-  need "$here/js/node_modules/.bin/componentize-js"
+  need "$here/examples/js/node_modules/.bin/componentize-js"
   build_each js '^export const delivery' componentize_js
 }
 
 build_c() {
   need /usr/bin/clang /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a
-  # The bindings generator and component wrapper (c/tool), built once.
-  cargo build --quiet --locked --release --manifest-path c/tool/Cargo.toml --target-dir target/tool
+  # The bindings generator and component wrapper (examples/c/tool), built once.
+  cargo build --quiet --locked --release --manifest-path examples/c/tool/Cargo.toml --target-dir target/tool
   build_each c 'exports_flumen_pipeline_delivery_deliver' componentize_c
 }
 

@@ -6,9 +6,9 @@
 # - python: componentize-py, pinned, in the venv target/guest-venv.
 # - js: componentize-js and jco (with preview2-shim, which componentize-js
 #   imports but a lockfile install does not bring), pinned by
-#   guests/js/package-lock.json, into guests/js/node_modules.
+#   guests/examples/js/package-lock.json, into guests/examples/js/node_modules.
 # - c: clang with wasi-libc and lld-22 (Debian packages); the bindings tool
-#   in guests/c/tool is built by guests/build.sh with the host's cargo.
+#   in guests/examples/c/tool is built by guests/build.sh with the host's cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,16 +54,16 @@ install_python() {
 }
 
 install_js() {
-  if [ -x guests/js/node_modules/.bin/componentize-js ] \
-     && [ guests/js/node_modules/.package-lock.json -nt guests/js/package-lock.json ]; then
+  if [ -x guests/examples/js/node_modules/.bin/componentize-js ] \
+     && [ guests/examples/js/node_modules/.package-lock.json -nt guests/examples/js/package-lock.json ]; then
     return
   fi
-  echo "installing componentize-js 0.23.0 and jco 1.35.0 into guests/js/node_modules" >&2
+  echo "installing componentize-js 0.23.0 and jco 1.35.0 into guests/examples/js/node_modules" >&2
   # Not `npm ci`: npm 11 refuses this lockfile because it does not list the
   # optional native packages of other platforms (arm64, Windows), which npm
   # leaves out when it writes the lockfile here. `install --no-save` installs
   # the locked versions and leaves the lockfile as it is.
-  (cd guests/js && npm install --no-save --no-audit --no-fund --loglevel=error)
+  (cd guests/examples/js && npm install --no-save --no-audit --no-fund --loglevel=error)
 }
 
 install_c() {

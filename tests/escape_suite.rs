@@ -1,4 +1,4 @@
-//! The escape suite: a hostile guest (guests/escape) tries, one way per
+//! The escape suite: a hostile guest (guests/fixtures/escape) tries, one way per
 //! row, to reach what it was not granted — host files, the network, the
 //! environment — or to exhaust memory, CPU or stack. Every attempt must be
 //! denied inside the guest or stopped by the host, with nothing changed on

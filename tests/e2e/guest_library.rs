@@ -136,14 +136,18 @@ fn host_stamps_the_configured_or_granted_host_name() {
         ev("a"),
         json!({ "value": "b", "headers": [{ "name": "host", "value": "origin" }] }),
     ];
-    let named = flumen_test(&guest("host"), &["--config", "hostname=edge-7"], &events);
+    let named = flumen_test(
+        &guest("host_header"),
+        &["--config", "hostname=edge-7"],
+        &events,
+    );
     assert!(named.ok, "{}", named.stderr);
     assert_eq!(named.header(0, "host").as_deref(), Some("edge-7"));
     // Overwritten by default, as in Flume.
     assert_eq!(named.header(1, "host").as_deref(), Some("edge-7"));
 
     let granted = flumen_test(
-        &guest("host"),
+        &guest("host_header"),
         &[
             "--env",
             "HOSTNAME=box-3",
@@ -157,7 +161,7 @@ fn host_stamps_the_configured_or_granted_host_name() {
     assert_eq!(granted.header(1, "host").as_deref(), Some("origin"));
 
     // flumen's own HOSTNAME is not visible unless granted.
-    let ungranted = flumen_test(&guest("host"), &[], &events);
+    let ungranted = flumen_test(&guest("host_header"), &[], &events);
     assert!(!ungranted.ok);
     assert!(
         ungranted.stderr.contains("no host name"),

@@ -32,7 +32,7 @@ fn new_and_build(lang: &str, kind: &str, name: &str, work: &Path) -> std::path::
         )
         .env(
             "COMPONENTIZE_JS",
-            root.join("guests/js/node_modules/.bin/componentize-js"),
+            root.join("guests/examples/js/node_modules/.bin/componentize-js"),
         )
         .env(
             "FLUMEN_C_TOOL",

@@ -522,7 +522,7 @@ fn interceptors(a: &Agent<'_>, source: &str, unmapped: &mut Vec<String>) -> Vec<
                 }
                 host_interceptor = true;
                 (
-                    "host",
+                    "host_header",
                     vec![
                         ("header", get("hostHeader").unwrap_or("host").to_owned()),
                         ("preserve_existing", preserve(false)),

@@ -90,7 +90,7 @@ impl Lang {
                 include_str!("../../templates/js/interceptor.js"),
                 // The repository's own JavaScript sink, as it stands: the
                 // end-to-end tests run it against a broker.
-                include_str!("../../../guests/js/log_sink/log_sink.js"),
+                include_str!("../../../guests/examples/js/log_sink/log_sink.js"),
                 include_str!("../../templates/js/build.sh"),
             ),
             Self::C => (

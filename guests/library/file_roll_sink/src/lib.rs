@@ -25,7 +25,7 @@
 //! A batch is delivered only once every line of it is written and flushed
 //! (and synced): any failure fails the whole call, which flumen retries.
 
-wit_bindgen::generate!({ world: "columnar-sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-sink", path: "../../../wit" });
 
 use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};

@@ -21,7 +21,7 @@
 //! It takes its batches in columns (world `columnar-sink`), the cheapest form
 //! to cross into a guest; it renders each event straight from them.
 
-wit_bindgen::generate!({ world: "columnar-sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-sink", path: "../../../wit" });
 
 use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};

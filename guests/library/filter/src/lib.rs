@@ -16,7 +16,7 @@
 //! reads one field of each event and passes it on unchanged, so what it
 //! costs is mostly the crossing, which columns make several times cheaper.
 
-wit_bindgen::generate!({ world: "columnar-interceptor", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-interceptor", path: "../../../wit" });
 
 use exports::flumen::pipeline::columnar_interception::{Action, Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};

@@ -21,7 +21,7 @@
 //! a record the broker refuses for good (too large, unknown topic) is
 //! `reject`; anything else (timeout, broker away) is `retry`.
 
-wit_bindgen::generate!({ world: "kafka-sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "kafka-sink", path: "../../../wit" });
 
 use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
 use flumen::pipeline::producer::{send, Outgoing, SendError};

@@ -12,7 +12,7 @@
 //! with bytes that are not printable ASCII escaped (`\xNN`). The host adds
 //! the component, pipeline, topic and partition.
 
-wit_bindgen::generate!({ world: "columnar-sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-sink", path: "../../../wit" });
 
 use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};

@@ -2,7 +2,7 @@
 //! for measuring the host's own cost, so it takes its batches in columns
 //! (world `columnar-sink`), the cheapest form to cross into a guest.
 
-wit_bindgen::generate!({ world: "columnar-sink", path: "../../wit" });
+wit_bindgen::generate!({ world: "columnar-sink", path: "../../../wit" });
 
 use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
 

@@ -15,9 +15,11 @@
 //! cli                       the `flumen` commands
 //! ```
 //!
-//! A library user starts pipelines with [`ops::pipeline::start`] from a
-//! [`config::Config`], or hosts a single component with [`runtime::Runtime`]
-//! (as the benchmarks and the escape suite do):
+//! The public API is what a library user, the tests and the benchmarks
+//! need: start pipelines with [`ops::pipeline::start`] from a
+//! [`config::Config`], or host a single component with [`runtime::Runtime`]
+//! (as the benchmarks and the escape suite do). `kafka` and `flow` are the
+//! crate's own business.
 //!
 //! ```no_run
 //! use flumen::config::Config;
@@ -33,8 +35,8 @@
 pub mod cli;
 pub mod config;
 pub mod contract;
-pub mod flow;
-pub mod kafka;
+pub(crate) mod flow;
+pub(crate) mod kafka;
 pub mod ops;
 pub mod runtime;
 pub mod stats;

@@ -1,5 +1,5 @@
 //! The `flumen` command line, one file per command: [`run`], [`check`],
-//! [`demo`], [`test`] (with [`event_json`], its event format), [`top`],
+//! [`demo`], [`test`](mod@test) (with [`event_json`], its event format), [`top`],
 //! [`new`] and [`import_flume`].
 
 pub mod check;

@@ -1,7 +1,7 @@
 //! The TOML configuration: parsing, defaults and validation, one file per
-//! section: [`kafka`], [`pipeline`] (with its batching, commits, retries
-//! and dead letters) and [`component`] (a guest's grants, limits and
-//! failure policy).
+//! section: [`KafkaConfig`], [`PipelineConfig`] (with its batching, commits,
+//! retries and dead letters) and [`ComponentConfig`] (a guest's grants,
+//! limits and failure policy).
 //!
 //! Everything is checked up front, before a consumer is created, so that a
 //! mistake is reported once, with the pipeline, component and key that

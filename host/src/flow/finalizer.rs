@@ -97,6 +97,7 @@ impl Finalizer {
     }
 
     /// How many sinks still owe event `index` of the batch at the sinks.
+    #[cfg(test)]
     pub fn owed(&self, index: usize) -> usize {
         self.owed.get(index).copied().unwrap_or(0)
     }
@@ -112,12 +113,6 @@ impl Finalizer {
         if dropped > 0 {
             self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
-    }
-
-    /// The offset that may be committed, if any: one past the contiguous
-    /// finalized prefix.
-    pub fn committable(&self) -> Option<i64> {
-        self.tracker.committable()
     }
 
     /// Tracked offsets not final yet (or final behind one that is not).

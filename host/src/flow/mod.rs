@@ -24,7 +24,6 @@ pub mod sinks;
 
 pub use component::{CallError, Component, Interceptor, Sink};
 pub use dead_letter::{DeadLetterError, DeadLetterQueue, DeadLetters};
-pub use finalizer::Finalizer;
 pub use partition::Stages;
 
 #[cfg(test)]

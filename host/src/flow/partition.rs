@@ -75,7 +75,8 @@ impl<I: Interceptor, S: Sink> Worker<I, S> {
         }
     }
 
-    /// The worker's finalization state (for tests and the log).
+    /// The worker's finalization state.
+    #[cfg(test)]
     pub fn finalizer(&self) -> &Finalizer {
         &self.finalizer
     }

@@ -24,6 +24,7 @@ impl Backoff {
     }
 
     /// Attempts made so far.
+    #[cfg(test)]
     pub fn attempts(&self) -> u32 {
         self.attempt
     }

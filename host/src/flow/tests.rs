@@ -60,6 +60,17 @@ fn calls(log: &Arc<Mutex<Vec<Vec<i64>>>>) -> Vec<Vec<i64>> {
     log.lock().expect("calls").clone()
 }
 
+/// Rejects offset 1, delivers the rest.
+fn rejects_offset_1(batch: &[Event]) -> Result<Vec<SinkVerdict>, super::CallError> {
+    Ok(batch
+        .iter()
+        .map(|e| match e.offset {
+            1 => SinkVerdict::Reject("bad".into()),
+            _ => SinkVerdict::Delivered,
+        })
+        .collect())
+}
+
 #[test]
 fn fan_out_and_routes_owe_each_event_to_its_sinks() {
     let shared = Arc::new(PartitionShared::new());
@@ -149,20 +160,15 @@ fn a_failing_call_is_narrowed_to_the_event_that_fails_it() {
 fn block_holds_the_partition_at_the_failing_event() {
     let shared = Arc::new(PartitionShared::new());
     let stop = shared.clone();
-    let stats_seen: Arc<Mutex<Vec<Option<i64>>>> = Arc::default();
-    let seen = stats_seen.clone();
+    let seen: Arc<Mutex<Vec<Option<i64>>>> = Arc::default();
+    let seen_by_sink = seen.clone();
     let sink = FakeSink::new("s", "on_failure = \"block\"", move |batch| {
-        seen.lock().expect("seen").push(stop.committable());
-        if seen.lock().expect("seen").len() >= 6 {
+        let mut seen = seen_by_sink.lock().expect("seen");
+        seen.push(stop.committable());
+        if seen.len() >= 6 {
             stop.stop.store(true, Ordering::Release);
         }
-        Ok(batch
-            .iter()
-            .map(|e| match e.offset {
-                1 => SinkVerdict::Reject("bad".into()),
-                _ => SinkVerdict::Delivered,
-            })
-            .collect())
+        rejects_offset_1(batch)
     });
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, shared);
@@ -174,6 +180,8 @@ fn block_holds_the_partition_at_the_failing_event() {
     assert_eq!(calls[0], [0, 1, 2]);
     assert!(calls[1..].iter().all(|c| c == &[1]), "{calls:?}");
     // 0 is final; 1 never is, so neither is 2, delivered behind it.
+    let seen = seen.lock().expect("seen");
+    assert!(seen[1..].iter().all(|c| *c == Some(1)), "{seen:?}");
     assert_eq!(h.shared.committable(), Some(1));
     assert_eq!(
         count(&h.stats.blocked),
@@ -186,15 +194,7 @@ fn block_holds_the_partition_at_the_failing_event() {
 
 #[test]
 fn skip_gives_a_rejected_event_up_at_once() {
-    let sink = FakeSink::new("s", "on_failure = \"skip\"", |batch| {
-        Ok(batch
-            .iter()
-            .map(|e| match e.offset {
-                1 => SinkVerdict::Reject("bad".into()),
-                _ => SinkVerdict::Delivered,
-            })
-            .collect())
-    });
+    let sink = rejecting_one("skip");
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, Arc::default());
     assert!(h.worker.process(events(&[0, 1, 2])));
@@ -203,16 +203,13 @@ fn skip_gives_a_rejected_event_up_at_once() {
     assert_eq!(h.shared.committable(), Some(3));
 }
 
+/// A sink under `on_failure` that rejects offset 1 and delivers the rest.
 fn rejecting_one(on_failure: &str) -> FakeSink {
-    FakeSink::new("s", &format!("on_failure = \"{on_failure}\""), |batch| {
-        Ok(batch
-            .iter()
-            .map(|e| match e.offset {
-                1 => SinkVerdict::Reject("bad".into()),
-                _ => SinkVerdict::Delivered,
-            })
-            .collect())
-    })
+    FakeSink::new(
+        "s",
+        &format!("on_failure = \"{on_failure}\""),
+        rejects_offset_1,
+    )
 }
 
 #[test]

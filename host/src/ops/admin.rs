@@ -1,6 +1,6 @@
 //! The admin HTTP endpoint (`[admin] listen`): `POST /reload` reloads the
 //! components and answers with what happened; `GET /metrics` serves the
-//! Prometheus metrics ([`crate::metrics`]); `GET /health` answers 200 while
+//! Prometheus metrics ([`crate::ops::metrics`]); `GET /health` answers 200 while
 //! the process runs; `GET /ready` answers 200 once every pipeline's
 //! consumer runs and has joined its group, 503 otherwise.
 //!

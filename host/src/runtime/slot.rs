@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// Where the current version of a component lives. The partitions' guests
 /// share it; a hot reload publishes a new version into it and each guest
-/// switches at its next batch boundary (see [`Guest::refresh`]).
+/// switches at its next batch boundary (see [`Guest::refresh`](super::Guest::refresh)).
 pub struct Slot<P> {
     version: AtomicU64,
     current: Mutex<Loaded<P>>,

@@ -2,7 +2,8 @@
 //! wasmtime and rdkafka are linked once, not once per file). Each runs the
 //! real `flumen` binary or library against real brokers and real components
 //! built from guests/. The suites that print their own tables (faults,
-//! escapes, languages, reload) are separate binaries beside this one.
+//! escapes, reload) are separate binaries beside this one. Run one subject
+//! with `cargo test --test e2e pipeline::`.
 
 #[path = "../support/mod.rs"]
 mod support;

@@ -26,7 +26,7 @@ pub fn command(path: PathBuf, progress: u64) -> anyhow::Result<ExitCode> {
         .block_on(async { signal(SignalKind::hangup()) })
         .context("installing the SIGHUP handler")?;
     let running = pipeline::start(&config)?;
-    let reloader = running.reloader(&path);
+    let reloader = reload::ReloadHandle::for_running(&running, &path);
     if let Err(e) = start_reload_triggers(&config, &reloader, running.stats()) {
         running.stop();
         return Err(e);

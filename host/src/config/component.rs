@@ -3,8 +3,8 @@
 //! variables, HTTP hosts, Kafka topics), its limits and its failure
 //! handling.
 
+use super::failure::{FailurePolicy, RetryConfig};
 use super::host_pattern::HostPattern;
-use super::pipeline::{FailurePolicy, PipelineConfig, RetryConfig};
 use super::{invalid, scalar_or_json, ConfigError, MAX_WAIT_MS};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -128,13 +128,23 @@ impl ComponentConfig {
     }
 }
 
+/// What a component's checks need to know of the pipeline it is in.
+pub(super) struct InPipeline<'a> {
+    /// The pipeline's name.
+    pub name: &'a str,
+    /// The topics it reads.
+    pub topics: &'a [String],
+    /// Whether it has a dead-letter topic.
+    pub has_dead_letter: bool,
+}
+
 impl ComponentConfig {
     /// Checks this component, the `index`-th `kind` (`interceptor` or
     /// `sink`) of `pipeline`, which `here` names. `names` holds the names of
     /// the pipeline's components checked before it.
     pub(super) fn validate<'a>(
         &'a self,
-        pipeline: &PipelineConfig,
+        pipeline: &InPipeline<'_>,
         here: &str,
         kind: &str,
         index: usize,
@@ -158,7 +168,7 @@ impl ComponentConfig {
                         .into(),
                 );
             }
-            FailurePolicy::DeadLetter if pipeline.dead_letter.is_none() => {
+            FailurePolicy::DeadLetter if !pipeline.has_dead_letter => {
                 return bad(
                     "on_failure",
                     "`dead-letter` needs a dead-letter topic: add [pipeline.dead_letter] with \

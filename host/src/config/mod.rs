@@ -1,7 +1,8 @@
 //! The TOML configuration: parsing, defaults and validation, one file per
-//! section: [`KafkaConfig`], [`PipelineConfig`] (with its batching, commits,
-//! retries and dead letters) and [`ComponentConfig`] (a guest's grants,
-//! limits and failure policy).
+//! section: [`KafkaConfig`], [`PipelineConfig`] (with its batching, commits
+//! and dead letters), [`ComponentConfig`] (a guest's grants and limits),
+//! and the failure handling both of them set ([`RetryConfig`],
+//! [`FailurePolicy`]).
 //!
 //! Everything is checked up front, before a consumer is created, so that a
 //! mistake is reported once, with the pipeline, component and key that
@@ -10,16 +11,16 @@
 //! pipelines quietly lose their guarantees.
 
 mod component;
+mod failure;
 mod host_pattern;
 mod kafka;
 mod pipeline;
 
 pub use component::{ComponentConfig, DirGrant, Limits};
+pub use failure::{FailurePolicy, RetryConfig};
 pub use host_pattern::HostPattern;
 pub use kafka::KafkaConfig;
-pub use pipeline::{
-    BatchConfig, CommitConfig, DeadLetterConfig, FailurePolicy, PipelineConfig, RetryConfig,
-};
+pub use pipeline::{BatchConfig, CommitConfig, DeadLetterConfig, PipelineConfig};
 
 use serde::Deserialize;
 use std::collections::HashSet;

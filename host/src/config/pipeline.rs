@@ -2,8 +2,9 @@
 //! retries, and where its dead letters go. Its components' own tables are
 //! in [`super::component`].
 
-use super::component::ComponentConfig;
-use super::{invalid, ConfigError, MAX_WAIT_MS};
+use super::component::{ComponentConfig, InPipeline};
+use super::failure::RetryConfig;
+use super::{invalid, ConfigError};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -109,62 +110,6 @@ impl Default for CommitConfig {
     }
 }
 
-/// How often and how patiently a failed call or event is tried again, with
-/// exponential backoff and jitter, before the component's `on_failure`
-/// policy applies.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    /// Tries in all (the first one included) before `on_failure` applies.
-    /// Under `block` the tries go on after that, at the longest backoff.
-    pub attempts: u32,
-    /// Wait before the first retry.
-    pub initial_backoff_ms: u64,
-    /// Upper bound of the wait.
-    pub max_backoff_ms: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            initial_backoff_ms: 100,
-            max_backoff_ms: 10_000,
-        }
-    }
-}
-
-/// What a component does with an event once its retries are used up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailurePolicy {
-    /// Stop the partition at the event: commit nothing past it and keep
-    /// retrying until it succeeds (or flumen is stopped). Loses nothing.
-    #[default]
-    Block,
-    /// Write the event to the pipeline's dead-letter topic, with headers
-    /// saying why, and finalize it once the broker acknowledged the write.
-    DeadLetter,
-    /// Finalize the event without delivering it; it is counted and logged.
-    /// Opt-in: the event is gone from the pipeline.
-    Skip,
-    /// Interceptors only: pass the event on unchanged, as if the
-    /// interceptor had kept it.
-    FailOpen,
-}
-
-impl FailurePolicy {
-    /// The name used in the config file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailurePolicy::Block => "block",
-            FailurePolicy::DeadLetter => "dead-letter",
-            FailurePolicy::Skip => "skip",
-            FailurePolicy::FailOpen => "fail-open",
-        }
-    }
-}
-
 /// The dead-letter topic of a pipeline.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,6 +197,11 @@ impl PipelineConfig {
         if self.sinks.is_empty() {
             return bad("sink", "at least one [[pipeline.sink]] is required".into());
         }
+        let context = InPipeline {
+            name: &self.name,
+            topics: &self.topics,
+            has_dead_letter: self.dead_letter.is_some(),
+        };
         let mut component_names = HashSet::new();
         let components = self
             .interceptors
@@ -260,34 +210,7 @@ impl PipelineConfig {
             .map(|(j, c)| ("interceptor", j, c))
             .chain(self.sinks.iter().enumerate().map(|(j, c)| ("sink", j, c)));
         for (kind, j, c) in components {
-            c.validate(self, &here, kind, j, &mut component_names)?;
-        }
-        Ok(())
-    }
-}
-
-impl RetryConfig {
-    /// Checks the table at `key` of `here` (a pipeline or component).
-    pub(super) fn validate(&self, here: &str, key: &str) -> Result<(), ConfigError> {
-        if self.attempts == 0 {
-            return Err(invalid(
-                Some(here.to_owned()),
-                format!("{key}.attempts"),
-                "must be at least 1 (the first try counts)",
-            ));
-        }
-        if self.initial_backoff_ms == 0
-            || self.max_backoff_ms < self.initial_backoff_ms
-            || self.max_backoff_ms > MAX_WAIT_MS
-        {
-            return Err(invalid(
-                Some(here.to_owned()),
-                key,
-                format!(
-                    "need 1 <= initial_backoff_ms <= max_backoff_ms <= {MAX_WAIT_MS}, got {} and {}",
-                    self.initial_backoff_ms, self.max_backoff_ms
-                ),
-            ));
+            c.validate(&context, &here, kind, j, &mut component_names)?;
         }
         Ok(())
     }

@@ -7,7 +7,6 @@
 //! acknowledged the partition waits, retrying with backoff, exactly as if the
 //! component were still failing.
 
-use super::failure::Failure;
 use super::retry::Backoff;
 use crate::config::{Config, DeadLetterConfig, RetryConfig};
 use crate::contract::{Event, Source};
@@ -16,6 +15,18 @@ use rdkafka::message::Header;
 use rdkafka::producer::Producer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Why a component gave up on an event: what goes into the dead letter's
+/// headers and into the log.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The component that failed.
+    pub component: String,
+    /// Its last error message (a sink's verdict reason, a trap, …).
+    pub reason: String,
+    /// How many times the event was tried.
+    pub attempts: u32,
+}
 
 /// Header names of a dead letter. The original record's key, value and
 /// headers are kept as they were; these are appended.

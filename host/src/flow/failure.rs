@@ -8,23 +8,11 @@
 //! interceptor chain's own business (it passes the event on unchanged).
 
 use super::component::Component;
-use super::dead_letter::DeadLetters;
+use super::dead_letter::{DeadLetters, Failure};
 use crate::config::{FailurePolicy, RetryConfig};
 use crate::contract::{Event, Source};
 use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Why a component gave up on an event: what goes into the dead letter's
-/// headers and into the log.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// The component that failed.
-    pub component: String,
-    /// Its last error message (a sink's verdict reason, a trap, …).
-    pub reason: String,
-    /// How many times the event was tried.
-    pub attempts: u32,
-}
 
 /// A guest together with the failure handling configured for it.
 pub struct Guarded<G> {

@@ -3,8 +3,7 @@
 //! dead-letter topic that records what it acknowledged.
 
 use super::component::{CallError, Component, Interceptor, Sink};
-use super::dead_letter::DeadLetters;
-use super::failure::Failure;
+use super::dead_letter::{DeadLetters, Failure};
 use crate::config::ComponentConfig;
 use crate::contract::{Event, InterceptorVerdict, SinkVerdict, Source};
 use std::sync::atomic::AtomicBool;

@@ -3,7 +3,8 @@
 //! route per event.
 
 use super::component::{CallError, Interceptor};
-use super::failure::{Blocked, Failure, FailureContext, Guarded};
+use super::dead_letter::Failure;
+use super::failure::{Blocked, FailureContext, Guarded};
 use super::finalizer::Finalizer;
 use super::retry::Backoff;
 use super::route::{Route, RoutedBatch};

@@ -14,7 +14,8 @@
 //! its own has spent its retries, then goes back to whole batches.
 
 use super::component::{CallError, Sink};
-use super::failure::{Blocked, Failure, FailureContext, Guarded};
+use super::dead_letter::Failure;
+use super::failure::{Blocked, FailureContext, Guarded};
 use super::finalizer::Finalizer;
 use super::retry::{sleep_until, Backoff};
 use super::route::RoutedBatch;

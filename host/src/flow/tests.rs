@@ -439,15 +439,15 @@ mod commit_rule {
         }
     }
 
+    /// `(component, offset)` of every dead letter acknowledged so far.
+    fn given_up(dlq: &FakeDeadLetters) -> HashSet<(String, i64)> {
+        let acked = dlq.acked.lock().expect("acked");
+        acked.iter().map(|(c, o, _)| (c.clone(), *o)).collect()
+    }
+
     /// Checks the commit rule now.
     fn check(model: &Mutex<Model>, dlq: &FakeDeadLetters, shared: &PartitionShared, at: &str) {
-        let dead: HashSet<(String, i64)> = dlq
-            .acked
-            .lock()
-            .expect("acked")
-            .iter()
-            .map(|(c, o, _)| (c.clone(), *o))
-            .collect();
+        let dead = given_up(dlq);
         let mut m = model.lock().expect("model");
         let committable = shared.committable();
         let watermark = m.watermark(&dead);
@@ -640,18 +640,10 @@ mod commit_rule {
             prop_assert!(h.worker.process(batch.to_vec()), "the worker stopped");
             check(&model, &dlq, &shared, "after a batch");
         }
-        let m = model.lock().expect("model");
-        prop_assert!(m.violations.is_empty(), "{:?}", m.violations);
-        drop(m);
-        let dead: HashSet<(String, i64)> = dlq
-            .acked
-            .lock()
-            .expect("acked")
-            .iter()
-            .map(|(c, o, _)| (c.clone(), *o))
-            .collect();
+        let dead = given_up(&dlq);
         let last = offsets.last().copied().unwrap_or(0);
         let m = model.lock().expect("model");
+        prop_assert!(m.violations.is_empty(), "{:?}", m.violations);
         for &o in &offsets {
             prop_assert!(m.is_final(o, &dead), "event {o} never became final");
         }

@@ -2,7 +2,6 @@
 //! one instantiates and accepts its config, then run one consumer thread per
 //! pipeline until asked to stop.
 
-use super::reload::ReloadHandle;
 use crate::config::{ComponentConfig, Config, PipelineConfig};
 use crate::contract::{Event, Source};
 use crate::flow::partition;
@@ -182,23 +181,13 @@ pub struct Running {
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     stats: Vec<(String, Arc<PipelineStats>)>,
-    runtime: Runtime,
-    config: Config,
-    components: Vec<Components>,
+    /// What a reload needs: see [`super::reload::ReloadHandle::for_running`].
+    pub(super) runtime: Runtime,
+    pub(super) config: Config,
+    pub(super) components: Vec<Components>,
 }
 
 impl Running {
-    /// What reloads the running pipelines' components from `config_path`
-    /// (the file the running config came from).
-    pub fn reloader(&self, config_path: &std::path::Path) -> ReloadHandle {
-        ReloadHandle::new(
-            config_path,
-            self.runtime.clone(),
-            self.config.clone(),
-            self.components.clone(),
-        )
-    }
-
     /// Counters per pipeline name.
     pub fn stats(&self) -> &[(String, Arc<PipelineStats>)] {
         &self.stats

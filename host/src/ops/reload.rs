@@ -14,7 +14,7 @@
 //! that would need a new consumer (topics, group, Kafka settings, batching)
 //! are refused with a message saying that a restart is needed.
 
-use super::pipeline::{probe, Components};
+use super::pipeline::{probe, Components, Running};
 use crate::config::{ComponentConfig, Config, ConfigError, PipelineConfig};
 use crate::runtime::{content_digest, GuestError, GuestKind, Loaded, Runtime, Slot};
 use std::path::{Path, PathBuf};
@@ -86,6 +86,17 @@ pub struct ReloadHandle {
 }
 
 impl ReloadHandle {
+    /// What reloads the components of `running` from `config_path` (the
+    /// file its config came from).
+    pub fn for_running(running: &Running, config_path: &Path) -> Self {
+        Self::new(
+            config_path,
+            running.runtime.clone(),
+            running.config.clone(),
+            running.components.clone(),
+        )
+    }
+
     /// A reloader for pipelines started from `config` (read from
     /// `config_path`), whose components live in `components` (one entry per
     /// pipeline, in order).

@@ -50,9 +50,7 @@ pub struct Fake<V> {
     config: ComponentConfig,
     script: Script<V>,
     /// The offsets of every call, in order.
-    pub calls: Arc<Mutex<Vec<Vec<i64>>>>,
-    /// Versions to switch to: `refresh` pops the first.
-    pub versions: Vec<u64>,
+    calls: Arc<Mutex<Vec<Vec<i64>>>>,
 }
 
 impl<V> Fake<V> {
@@ -66,7 +64,6 @@ impl<V> Fake<V> {
             config: component_config(name, extra),
             script: Box::new(script),
             calls: Arc::default(),
-            versions: Vec::new(),
         }
     }
 
@@ -90,7 +87,8 @@ impl<V> Component for Fake<V> {
         &self.config
     }
     fn refresh(&mut self) -> Option<u64> {
-        (!self.versions.is_empty()).then(|| self.versions.remove(0))
+        // A fake has one version: reloads are the runtime's tests' business.
+        None
     }
     fn ensure_live(&mut self) -> Result<(), CallError> {
         Ok(())
@@ -122,13 +120,13 @@ pub type FakeInterceptor = Fake<InterceptorVerdict>;
 /// A fake sink.
 pub type FakeSink = Fake<SinkVerdict>;
 
-/// A dead-letter topic that acknowledges (or, with `ack` false, never
-/// acknowledges and reports a stop) and records what it acknowledged.
+/// A dead-letter topic that acknowledges every write (or, with `refuse`
+/// set, none, reporting a stop instead) and records what it acknowledged.
 #[derive(Default)]
 pub struct FakeDeadLetters {
     /// `(component, offset, attempts)` of each acknowledged letter.
     pub acked: Mutex<Vec<(String, i64, u32)>>,
-    /// Whether writes are acknowledged.
+    /// Set: writes are never acknowledged.
     pub refuse: AtomicBool,
     /// Called before each write, with the letters' offsets.
     #[allow(clippy::type_complexity)]

@@ -5,6 +5,7 @@
 # real tansu broker process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-host-deps.sh --test
 scripts/install-guest-toolchain.sh
 scripts/fetch-tansu.sh >/dev/null
 # tests/e2e/deploy.rs checks deploy/flumen.service with systemd-analyze.

@@ -8,7 +8,14 @@ use std::path::Path;
 /// Runs `flumen <args>` in `dir` (with `HOSTNAME` set, which the host
 /// interceptor reads): (success, stdout, stderr).
 fn flumen(args: &[&str], dir: &Path) -> (bool, String, String) {
-    flumen_in(dir, args, &[("HOSTNAME", "edge-1")])
+    flumen_env(args, dir, &[])
+}
+
+/// [`flumen`] with more environment variables.
+fn flumen_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut all = vec![("HOSTNAME", "edge-1")];
+    all.extend_from_slice(env);
+    flumen_in(dir, args, &all)
 }
 
 /// Converts `properties` and returns (config text, stderr).
@@ -39,6 +46,9 @@ a1.sources.r1.kafka.bootstrap.servers = broker1:9092,broker2:9092
 a1.sources.r1.kafka.topics = app-logs, audit
 a1.sources.r1.kafka.consumer.group.id = flume-logs
 a1.sources.r1.kafka.consumer.auto.offset.reset = latest
+a1.sources.r1.kafka.consumer.security.protocol = SASL_SSL
+a1.sources.r1.kafka.consumer.sasl.mechanism = PLAIN
+a1.sources.r1.kafka.consumer.sasl.jaas.config = org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="hunter2";
 a1.sources.r1.batchSize = 2000
 a1.sources.r1.batchDurationMillis = 500
 a1.sources.r1.interceptors = ts host dc keep extract mask id morph
@@ -104,6 +114,9 @@ a1.sinks.mirror.allowTopicOverride = true
         "http_allow = [\"collector.internal:8080\"]",
         "config = { topic = \"app-logs-copy\" }",
         "kafka_produce = [\"app-logs-copy\"]",
+        "\"sasl.username\" = \"alice\"",
+        "\"sasl.password\" = \"${KAFKA_PASSWORD}\"",
+        "REPLACE-ME-hdfs-sink.wasm",
         "config = { path = \"/out/files-%{partition}-%{seq}.log\", format = \"value\", roll_interval_s = \"30\" }",
     ] {
         assert!(toml.contains(expected), "missing `{expected}` in:\n{toml}");
@@ -115,6 +128,7 @@ a1.sinks.mirror.allowTopicOverride = true
         "useIP",
         "sink `mirror`: brokers backup:9092",
         "allowTopicOverride = true",
+        "set KAFKA_PASSWORD",
     ] {
         assert!(err.contains(unmapped), "`{unmapped}` not listed:\n{err}");
         assert!(
@@ -132,12 +146,21 @@ a1.sinks.mirror.allowTopicOverride = true
         order,
         [
             "c1", "ts", "host", "dc", "keep", "extract", "mask", "id", "log", "files", "web",
-            "mirror"
+            "lake", "mirror"
         ]
     );
-    // The real components accept what was generated.
+    // The password is never copied; the HDFS sink is not silently a sink
+    // that discards: `check` refuses the config until it is replaced.
+    assert!(!toml.contains("hunter2"), "{toml}");
+    assert!(!toml.contains("null_sink"), "{toml}");
     std::fs::write(work.path().join("flumen.toml"), &toml).expect("write");
-    let (ok, out, err) = flumen(&["check", "--config", "flumen.toml"], work.path());
+    let env = [("KAFKA_PASSWORD", "from-the-environment")];
+    let (ok, out, err) = flumen_env(&["check", "--config", "flumen.toml"], work.path(), &env);
+    assert!(!ok && err.contains("REPLACE-ME-hdfs-sink.wasm"), "{out}{err}");
+    // Once replaced, the real components accept what was generated.
+    let replaced = toml.replace("REPLACE-ME-hdfs-sink.wasm", "null_sink.wasm");
+    std::fs::write(work.path().join("flumen.toml"), &replaced).expect("write");
+    let (ok, out, err) = flumen_env(&["check", "--config", "flumen.toml"], work.path(), &env);
     assert!(
         ok,
         "flumen check refused the converted config:\n{out}{err}\n{toml}"

@@ -10,6 +10,7 @@ mod support;
 
 mod bad_input;
 mod cli_check;
+mod connect;
 mod demo;
 mod deploy;
 mod guest_faults;

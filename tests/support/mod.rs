@@ -2,7 +2,8 @@
 //! built by guests/build.sh, and the real `flumen` binary in a child process.
 //! One file per concern: [`broker`], [`produce`] (and reading back),
 //! [`process`] (the `flumen` binary), [`sink_output`], [`workdir`] (configs) and
-//! [`http`] (the admin endpoint).
+//! [`http`] (the admin endpoint), [`tls`] (a TLS listener and its test
+//! certificates).
 
 #![allow(dead_code, unused_imports)]
 
@@ -11,6 +12,7 @@ pub mod http;
 pub mod process;
 pub mod produce;
 pub mod sink_output;
+pub mod tls;
 pub mod workdir;
 
 pub use broker::*;
@@ -18,9 +20,46 @@ pub use http::*;
 pub use process::*;
 pub use produce::*;
 pub use sink_output::*;
+pub use tls::*;
 pub use workdir::*;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// librdkafka options the test's own clients need to reach a broker (TLS,
+/// SASL), by bootstrap address; a broker that needs none is not listed.
+static SECURITY: Mutex<Option<HashMap<String, Vec<(String, String)>>>> = Mutex::new(None);
+
+/// Makes the test's own clients (producing, creating topics, reading
+/// commits) connect to `bootstrap` with `options`.
+pub fn register_security(bootstrap: &str, options: &[(&str, &str)]) {
+    let mut map = SECURITY.lock().expect("lock");
+    map.get_or_insert_with(HashMap::new).insert(
+        bootstrap.to_owned(),
+        options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+}
+
+/// Settings for a test client of `bootstrap`, with its security options.
+pub fn client(bootstrap: &str) -> rdkafka::ClientConfig {
+    let mut cc = rdkafka::ClientConfig::new();
+    cc.set("bootstrap.servers", bootstrap);
+    if let Some(options) = SECURITY
+        .lock()
+        .expect("lock")
+        .as_ref()
+        .and_then(|m| m.get(bootstrap))
+    {
+        for (k, v) in options {
+            cc.set(k, v);
+        }
+    }
+    cc
+}
 
 /// The repository root.
 pub fn repo() -> PathBuf {

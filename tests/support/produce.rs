@@ -103,8 +103,7 @@ pub struct Record {
 /// `(partition, offset)` the broker acknowledged.
 pub fn produce_records(bootstrap: &str, topic: &str, records: &[Record]) -> Vec<(i32, i64)> {
     let context = AckContext::default();
-    let producer: ThreadedProducer<AckContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let producer: ThreadedProducer<AckContext> = client(bootstrap)
         .set("linger.ms", "10")
         .set("queue.buffering.max.messages", "200000")
         .create_with_context(context.clone())
@@ -231,8 +230,7 @@ pub fn is_debug(i: usize) -> bool {
 
 /// Offsets committed by `group`, per partition (absent = none committed).
 pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let c: BaseConsumer = client(bootstrap)
         .set("group.id", group)
         .create()
         .expect("consumer");
@@ -261,8 +259,7 @@ pub fn read_topic(
     expected: usize,
     timeout: Duration,
 ) -> Vec<rdkafka::message::OwnedMessage> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let c: BaseConsumer = client(bootstrap)
         .set("group.id", "flumen-test-reader")
         .set("enable.auto.commit", "false")
         .create()

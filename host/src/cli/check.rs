@@ -1,18 +1,21 @@
 //! `flumen check`: load, type-check and initialize every component of a
 //! config without consuming anything, and show what each is granted.
 
-use crate::config::{ComponentConfig, Config, Limits};
+use crate::config::{secret, ComponentConfig, Config, KafkaConfig, Limits};
 use crate::ops::pipeline;
 use crate::runtime::{Compiled, GuestKind, Origin, Runtime, Slot};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// Runs `flumen check --config PATH`.
-pub fn command(path: PathBuf) -> anyhow::Result<ExitCode> {
+/// Runs `flumen check --config PATH`; with `connect`, also connects to
+/// Kafka, each step waiting at most that long.
+pub fn command(path: PathBuf, connect: Option<Duration>) -> anyhow::Result<ExitCode> {
     let config = Config::load(&path)?;
     let runtime = Runtime::for_config(&config).context("starting the WebAssembly runtime")?;
     let checked = pipeline::check(&config, &runtime)?;
+    println!("{}", describe_kafka(&config.kafka));
     match runtime.cache() {
         Some(c) => println!("compile cache {} (warmed)", c.dir().display()),
         None => println!("compile cache off: every start compiles every component"),
@@ -60,8 +63,34 @@ pub fn command(path: PathBuf) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    println!("config OK");
+    match connect {
+        None => println!("config OK (run with --connect to also reach Kafka)"),
+        Some(timeout) => {
+            print!("{}", pipeline::connect(&config, timeout)?);
+            println!("config OK, and Kafka answers as it needs to");
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The cluster and the librdkafka options flumen passes on, credentials
+/// shown as redacted.
+fn describe_kafka(kafka: &KafkaConfig) -> String {
+    let mut out = format!("kafka {}", kafka.bootstrap_servers);
+    for (section, options) in [
+        ("options", kafka.option_strings().collect::<Vec<_>>()),
+        ("producer options", kafka.producer_option_strings().collect()),
+    ] {
+        if options.is_empty() {
+            continue;
+        }
+        let shown: Vec<String> = options
+            .iter()
+            .map(|(k, v)| format!("{k}={}", secret::shown(k, v)))
+            .collect();
+        out.push_str(&format!("\n  {section}: {}", shown.join(", ")));
+    }
+    out
 }
 
 /// How the current version of a component was compiled, and the world it

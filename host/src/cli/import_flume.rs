@@ -134,13 +134,42 @@ impl<'a> Agent<'a> {
     }
 
     /// The `<prefix>.kafka.consumer.*` options but the group (which becomes
-    /// the pipeline's `group_id`), for `[kafka.options]`.
-    fn consumer_options(&self, prefix: &str) -> Vec<(String, String)> {
-        self.under(&format!("{prefix}.kafka.consumer"))
-            .into_iter()
-            .filter(|(k, _)| *k != "group.id")
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
+    /// the pipeline's `group_id`), for `[kafka.options]`. Java's
+    /// `sasl.jaas.config` becomes librdkafka's `sasl.username` and a
+    /// `sasl.password` read from `$KAFKA_PASSWORD`: a password is never
+    /// copied into the TOML.
+    fn consumer_options(&self, prefix: &str, unmapped: &mut Vec<String>) -> Vec<(String, String)> {
+        let mut options = Vec::new();
+        for (k, v) in self.under(&format!("{prefix}.kafka.consumer")) {
+            match k {
+                "group.id" => {}
+                "sasl.jaas.config" => match jaas_options(v) {
+                    Some(converted) => {
+                        unmapped.push(format!(
+                            "{prefix}: sasl.jaas.config became sasl.username and sasl.password = \
+                             \"${{KAFKA_PASSWORD}}\"; set KAFKA_PASSWORD in flumen's environment"
+                        ));
+                        options.extend(converted);
+                    }
+                    None => unmapped.push(format!(
+                        "{prefix}: sasl.jaas.config with `{}`: set librdkafka's sasl.* options \
+                         by hand (docs/connecting.md)",
+                        v.split_whitespace().next().unwrap_or("")
+                    )),
+                },
+                k if k.starts_with("ssl.truststore") || k.starts_with("ssl.keystore") => {
+                    if !k.ends_with("password") {
+                        unmapped.push(format!(
+                            "{prefix}: {k}: librdkafka reads PEM files, not Java key stores; \
+                             export them and set ssl.ca.location (ssl.certificate.location, \
+                             ssl.key.location for a client certificate)"
+                        ));
+                    }
+                }
+                _ => options.push((k.to_owned(), v.to_owned())),
+            }
+        }
+        options
     }
 
     /// Every `prefix.<rest>` property, as `(rest, value)`.
@@ -151,6 +180,26 @@ impl<'a> Agent<'a> {
             .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?, *v)))
             .collect()
     }
+}
+
+/// A PLAIN or SCRAM JAAS line as `sasl.username` (copied) and
+/// `sasl.password` (a placeholder for `$KAFKA_PASSWORD`); `None` for other
+/// login modules (Kerberos, OAuth), which have no one-to-one mapping.
+fn jaas_options(jaas: &str) -> Option<Vec<(String, String)>> {
+    let module = jaas.split_whitespace().next()?;
+    if !(module.ends_with("PlainLoginModule") || module.ends_with("ScramLoginModule")) {
+        return None;
+    }
+    let mut options = Vec::new();
+    if let Some(user) = jaas
+        .split("username=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+    {
+        options.push(("sasl.username".to_owned(), user.to_owned()));
+    }
+    options.push(("sasl.password".to_owned(), "${KAFKA_PASSWORD}".to_owned()));
+    Some(options)
 }
 
 /// Flume's short names and class names of the same component.
@@ -315,7 +364,7 @@ pub fn import(
             .or_else(|| a.get(&format!("{s}.groupId")))
             .unwrap_or("flume")
             .to_owned();
-        let options = a.consumer_options(&s);
+        let options = a.consumer_options(&s, &mut unmapped);
         let batch = a.get(&format!("{s}.batchSize")).map(|n| {
             (
                 n.to_owned(),
@@ -381,7 +430,7 @@ pub fn import(
             servers: a
                 .get(&format!("{c}.kafka.bootstrap.servers"))
                 .map(str::to_owned),
-            options: a.consumer_options(&c),
+            options: a.consumer_options(&c, &mut unmapped),
             batch: None,
             interceptors: Vec::new(),
         });
@@ -462,15 +511,17 @@ pub fn import(
             }
         }
         if !any_sink {
+            // A pipeline needs a sink, and one that discards would commit
+            // events nobody received: a placeholder that refuses to load.
             let _ = writeln!(
                 out,
-                "\n# No sink of channel `{}` could be mapped; a pipeline needs one.",
+                "\n# No sink of channel `{}` could be mapped; replace this one.",
                 f.channel
             );
             let _ = writeln!(
                 out,
-                "[[pipeline.sink]]\nname = \"null\"\ncomponent = {}",
-                q(&format!("{guests}/null_sink.wasm"))
+                "[[pipeline.sink]]\nname = \"unmapped\"\ncomponent = {}",
+                q(&format!("{guests}/REPLACE-ME-sink.wasm"))
             );
         }
     }
@@ -722,7 +773,18 @@ fn sink_table(
                 "sink `{sink}` (type {raw_type}): no counterpart in the guest library; write one \
                  with `flumen new --kind sink`"
             ));
-            None
+            // Never a sink that discards: a component path that does not
+            // exist, named for what to replace, so that `check` and `run`
+            // refuse the config until it is.
+            Some(table(
+                &format!("REPLACE-ME-{}-sink", kind_of(raw_type)),
+                Vec::new(),
+                vec![format!(
+                    "# Replace this component: Flume's {raw_type} sink has no counterpart in \
+                     flumen's guest library, and until it is replaced `check` and `run` refuse \
+                     this config."
+                )],
+            ))
         }
     }
 }

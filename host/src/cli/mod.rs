@@ -16,6 +16,7 @@ use new::{NewKind, NewLang};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use test::TestArgs;
 
 #[derive(Parser)]
@@ -55,6 +56,13 @@ enum Command {
         /// The TOML config file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Also connect: brokers reachable, credentials accepted, topics
+        /// present, the group's committed offsets and lag.
+        #[arg(long)]
+        connect: bool,
+        /// How long each network step of --connect may take, in seconds.
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
     },
     /// Run a complete pipeline on an embedded Kafka broker; no setup needed.
     Demo {
@@ -105,7 +113,7 @@ enum Command {
     /// its admin endpoint's /metrics.
     Top {
         /// The admin endpoint (`[admin] listen` of the running flumen).
-        #[arg(long, default_value = "127.0.0.1:9090")]
+        #[arg(long, default_value = "127.0.0.1:9464")]
         admin: String,
         /// Seconds between frames.
         #[arg(long, default_value_t = 2.0)]
@@ -136,7 +144,11 @@ pub fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Run { config, progress } => run::command(config, progress),
-        Command::Check { config } => check::command(config),
+        Command::Check {
+            config,
+            connect,
+            timeout,
+        } => check::command(config, connect.then(|| Duration::from_secs(timeout))),
         Command::Demo {
             config,
             events,
@@ -163,8 +175,44 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes on one line, each said once: flumen's errors
+/// already quote the cause that matters in their own message, so a cause
+/// whose text is already there is left out rather than repeated.
+pub fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("component `s`: cannot load: {source}")]
+    struct Load {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_quoted_by_its_error_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(Load { source: io }).context("pipeline `p`");
+        assert_eq!(report(&e), "pipeline `p`: component `s`: cannot load: No such file");
     }
 }

@@ -341,6 +341,7 @@ pub fn command(args: TestArgs) -> anyhow::Result<ExitCode> {
             crate::config::KafkaConfig {
                 bootstrap_servers: bootstrap,
                 options: Default::default(),
+                producer_options: Default::default(),
             },
             Duration::from_millis(cfg.limits.call_timeout_ms),
         );

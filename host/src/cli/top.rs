@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum TopError {
     /// The endpoint could not be reached or answered badly.
-    #[error("cannot read http://{addr}/metrics: {reason}")]
+    #[error(
+        "cannot read http://{addr}/metrics: {reason} (is flumen running with `[admin] listen = \"{addr}\"`? \
+         point `flumen top --admin ADDR` at its admin endpoint)"
+    )]
     Scrape {
         /// The admin address.
         addr: String,

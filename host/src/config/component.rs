@@ -68,6 +68,11 @@ pub struct DirGrant {
     /// Grant only reading.
     #[serde(default)]
     pub read_only: bool,
+    /// Create the host directory (and its parents) if it does not exist,
+    /// as for a spool or output directory a first run starts without. Off
+    /// by default, so that a mistyped path is an error, not a new folder.
+    #[serde(default)]
+    pub create: bool,
 }
 
 /// Per-component resource limits.

@@ -15,6 +15,10 @@ pub struct KafkaConfig {
     /// `"session.timeout.ms" = 6000` or `"security.protocol" = "ssl"`).
     #[serde(default)]
     pub options: BTreeMap<String, toml::Value>,
+    /// librdkafka options for flumen's producers only (dead letters and the
+    /// Kafka sink's records), e.g. `"compression.type" = "zstd"`.
+    #[serde(default)]
+    pub producer_options: BTreeMap<String, toml::Value>,
 }
 
 /// librdkafka options flumen sets itself: the at-least-once guarantee depends
@@ -34,6 +38,13 @@ impl KafkaConfig {
             .map(|(k, v)| (k.as_str(), scalar_or_json(v)))
     }
 
+    /// The librdkafka options from `producer_options`, as strings.
+    pub fn producer_option_strings(&self) -> impl Iterator<Item = (&str, String)> {
+        self.producer_options
+            .iter()
+            .map(|(k, v)| (k.as_str(), scalar_or_json(v)))
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.bootstrap_servers.trim().is_empty() {
             return Err(invalid(
@@ -42,8 +53,13 @@ impl KafkaConfig {
                 "must name at least one broker, e.g. \"localhost:9092\"",
             ));
         }
-        for (key, value) in &self.options {
-            let at = format!("kafka.options.\"{key}\"");
+        let all = self
+            .options
+            .iter()
+            .map(|kv| ("options", kv))
+            .chain(self.producer_options.iter().map(|kv| ("producer_options", kv)));
+        for (section, (key, value)) in all {
+            let at = format!("kafka.{section}.\"{key}\"");
             if MANAGED_OPTIONS.contains(&key.as_str()) {
                 return Err(invalid(
                     None,

@@ -13,8 +13,11 @@
 mod component;
 mod failure;
 mod host_pattern;
+pub mod interpolate;
 mod kafka;
 mod pipeline;
+pub mod secret;
+pub mod wording;
 
 pub use component::{ComponentConfig, DirGrant, Limits};
 pub use failure::{FailurePolicy, RetryConfig};
@@ -172,19 +175,36 @@ impl Config {
         Self::parse(&text, base).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
-                message,
+                message: wording::not_toml(path, &text).unwrap_or(message),
             },
             other => other,
         })
     }
 
-    /// Parses and validates config text; relative paths resolve against
+    /// Parses and validates config text, filling `${…}` placeholders from
+    /// the environment and secret files; relative paths resolve against
     /// `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Self::parse_with(text, base, &interpolate::Environment)
+    }
+
+    /// [`Config::parse`] with the placeholders' values taken from `sources`.
+    pub fn parse_with(
+        text: &str,
+        base: &Path,
+        sources: &dyn interpolate::Sources,
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: PathBuf::from("<text>"),
-            message: e.to_string(),
-        })?;
+            message: wording::humanize(&e.to_string()),
+        };
+        // The schema is checked on the text as written, so that its errors
+        // carry line and column; placeholders only ever stand in strings,
+        // so filling them cannot change what fits the schema.
+        toml::from_str::<Config>(text).map_err(parse_error)?;
+        let mut tree: toml::Value = toml::from_str(text).map_err(parse_error)?;
+        interpolate::interpolate(&mut tree, sources)?;
+        let mut config: Config = tree.try_into().map_err(parse_error)?;
         config.validate()?;
         config.resolve_paths(base);
         Ok(config)

@@ -15,6 +15,7 @@
 //! when the partition's tracker says everything before it is finalized.
 
 use super::assignment::{drain, lock, PartitionHandle, Partitions};
+use super::client_config;
 use super::commit::{commit, Committer};
 use super::handoff::PartitionWorkers;
 use super::message::to_event;
@@ -25,7 +26,7 @@ use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
@@ -59,26 +60,7 @@ impl PipelineConsumer {
         workers: Box<dyn PartitionWorkers>,
         stats: Arc<PipelineStats>,
     ) -> KafkaResult<Self> {
-        let mut cc = ClientConfig::new();
-        // Operator-friendly defaults that [kafka.options] may override.
-        cc.set("auto.offset.reset", "earliest");
-        // Bound librdkafka's own prefetch; flumen queues per partition too.
-        cc.set("queued.max.messages.kbytes", "65536");
-        // Once that prefetch queue is full, librdkafka waits this long
-        // before fetching again (default 1000 ms). flumen drains it in bursts,
-        // so with small events the default left the pipeline idle most of
-        // every second: 137k → 458k events/s of 100 bytes in the benchmark.
-        cc.set("fetch.queue.backoff.ms", "10");
-        // High watermarks, for the lag in `/metrics` and the progress
-        // lines; parsing them every 5 s costs next to nothing.
-        cc.set("statistics.interval.ms", "5000");
-        for (k, v) in config.kafka_options() {
-            cc.set(k, v);
-        }
-        cc.set("bootstrap.servers", &config.kafka.bootstrap_servers)
-            .set("group.id", &pipeline.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
+        let cc = client_config::consumer(config, pipeline);
         let partitions = Arc::new(Mutex::new(Partitions::default()));
         let context = PipelineContext {
             partitions: partitions.clone(),

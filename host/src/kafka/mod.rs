@@ -2,22 +2,25 @@
 //! member, handing each partition's events to its worker, committing what
 //! the workers finalized, and the producer whose writes are waited for.
 //!
-//! [`consumer`] runs the poll loop; [`rebalance`] handles revocations;
+//! [`client_config`] holds every client's librdkafka settings and has
+//! librdkafka validate them; [`consumer`] runs the poll loop; [`rebalance`] handles revocations;
 //! [`commit`] commits, periodically and on revoke and shutdown;
 //! [`assignment`] holds the partitions this member works on; [`handoff`]
 //! is what the consumer and a partition worker share; [`message`] reads a
 //! message into an event; [`statistics`] reads librdkafka's statistics for
-//! the lag; [`producer`] writes records and waits for their
+//! the lag; [`probe`] connects for `check --connect`; [`producer`] writes records and waits for their
 //! acknowledgement (dead letters, and Kafka sinks' records).
 //!
 //! Auto-commit and auto offset store are off: an offset is committed only
 //! when the partition's worker has published it as final.
 
 pub mod assignment;
+pub mod client_config;
 pub mod commit;
 pub mod consumer;
 pub mod handoff;
 pub mod message;
+pub mod probe;
 pub mod producer;
 pub mod rebalance;
 pub mod statistics;

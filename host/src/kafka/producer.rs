@@ -12,7 +12,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::ClientContext;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Duration;
 
@@ -41,26 +41,7 @@ pub type AckedProducer = ThreadedProducer<AckContext>;
 /// security settings) with every replica acknowledging each write. A record
 /// not acknowledged within `message_timeout` is given up with an error.
 pub fn create(kafka: &KafkaConfig, message_timeout: Duration) -> Result<AckedProducer, KafkaError> {
-    let mut cc = ClientConfig::new();
-    for (k, v) in kafka.option_strings() {
-        cc.set(k, v);
-    }
-    cc.set("bootstrap.servers", &kafka.bootstrap_servers)
-        // Every replica must have the record before its event's offset may
-        // be committed.
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set(
-            "message.timeout.ms",
-            message_timeout.as_millis().max(10).to_string(),
-        )
-        // One request in flight per broker keeps a partition's records in
-        // the order they were sent even when librdkafka retries one.
-        .set("max.in.flight.requests.per.connection", "1")
-        // A missing topic is a configuration error to report, not something
-        // to create with the broker's defaults.
-        .set("allow.auto.create.topics", "false");
-    cc.create_with_context(AckContext)
+    super::client_config::producer(kafka, message_timeout).create_with_context(AckContext)
 }
 
 /// Queues `record`; the receiver gets its delivery result. An error means

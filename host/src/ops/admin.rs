@@ -5,18 +5,26 @@
 //! consumer runs and has joined its group, 503 otherwise.
 //!
 //! It is a small blocking server on its own thread: it serves operators,
-//! not traffic, and must keep answering when the pipelines are busy.
+//! not traffic, and must keep answering when the pipelines are busy. A
+//! reload can take tens of seconds (compiling a Python or JavaScript
+//! guest), so `POST /reload` is answered from a reloader thread of its own:
+//! `/health`, `/ready` and `/metrics` keep answering meanwhile, and a
+//! liveness probe never sees a hung process.
 
 use super::metrics::{self, Metrics};
 use super::reload::{ReloadError, ReloadHandle};
 use crate::stats::PipelineStats;
 use serde_json::json;
+use std::sync::mpsc::{sync_channel, TrySendError};
 use std::sync::Arc;
-use tiny_http::{Header, Method, Response, Server};
+use tiny_http::{Header, Method, Request, Response, Server};
 
-/// What the endpoint serves: the reloader and the running pipelines.
+/// `POST /reload` requests that may wait while one reload runs; more are
+/// answered 429 at once rather than piling up.
+const RELOADS_QUEUED: usize = 1;
+
+/// What the endpoint serves besides reloads: the running pipelines.
 struct Admin {
-    reload: ReloadHandle,
     pipelines: Vec<(String, Arc<PipelineStats>)>,
     metrics: Metrics,
 }
@@ -36,26 +44,42 @@ pub fn serve(
         .ok_or_else(|| std::io::Error::other("the admin endpoint must listen on an IP address"))?;
     let admin = Admin {
         metrics: Metrics::new(pipelines.clone(), reload.shared_stats()),
-        reload,
         pipelines,
     };
+    let (reloads, queued) = sync_channel::<Request>(RELOADS_QUEUED);
+    std::thread::Builder::new()
+        .name("flumen-admin-reload".into())
+        .spawn(move || {
+            for request in queued {
+                let (status, body) = reload_now(&reload);
+                respond(request, status, "application/json", body.to_string());
+            }
+        })?;
     std::thread::Builder::new()
         .name("flumen-admin".into())
         .spawn(move || {
             for request in server.incoming_requests() {
-                let (status, content_type, body) =
-                    if (request.method(), request.url()) == (&Method::Get, "/metrics") {
-                        (200, metrics::CONTENT_TYPE, admin.metrics.render())
-                    } else {
+                match (request.method(), request.url()) {
+                    (Method::Get, "/metrics") => {
+                        let body = admin.metrics.render();
+                        respond(request, 200, metrics::CONTENT_TYPE, body);
+                    }
+                    (Method::Post, "/reload") => match reloads.try_send(request) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(request)) => {
+                            let body = json!({ "status": "busy", "error":
+                                "a reload is running and another is queued; try again when they finish" });
+                            respond(request, 429, "application/json", body.to_string());
+                        }
+                        Err(TrySendError::Disconnected(request)) => {
+                            let body = json!({ "status": "rejected", "error": "the reloader stopped" });
+                            respond(request, 503, "application/json", body.to_string());
+                        }
+                    },
+                    _ => {
                         let (status, body) = admin.route(request.method(), request.url());
-                        (status, "application/json", body.to_string())
-                    };
-                let mut response = Response::from_string(body).with_status_code(status);
-                if let Ok(h) = Header::from_bytes("Content-Type", content_type) {
-                    response.add_header(h);
-                }
-                if let Err(e) = request.respond(response) {
-                    tracing::debug!(error = %e, "admin endpoint: client went away");
+                        respond(request, status, "application/json", body.to_string());
+                    }
                 }
             }
         })?;
@@ -76,7 +100,6 @@ impl Admin {
 
     fn route(&self, method: &Method, url: &str) -> (u16, serde_json::Value) {
         match (method, url) {
-            (Method::Post, "/reload") => self.reload_now(),
             (Method::Get, "/health") => (200, json!({ "status": "ok" })),
             (Method::Get, "/ready") => match self.not_ready().as_slice() {
                 [] => (200, json!({ "status": "ready" })),
@@ -94,20 +117,30 @@ impl Admin {
             ),
         }
     }
+}
 
-    fn reload_now(&self) -> (u16, serde_json::Value) {
-        match self.reload.reload("POST /reload") {
-            Ok(swaps) => (200, json!({ "status": "reloaded", "swapped": swaps })),
-            Err(e) => {
-                let status = match e {
-                    ReloadError::RestartNeeded(_) => 409,
-                    _ => 422,
-                };
-                (
-                    status,
-                    json!({ "status": "rejected", "error": e.to_string() }),
-                )
-            }
+fn respond(request: Request, status: u16, content_type: &str, body: String) {
+    let mut response = Response::from_string(body).with_status_code(status);
+    if let Ok(h) = Header::from_bytes("Content-Type", content_type) {
+        response.add_header(h);
+    }
+    if let Err(e) = request.respond(response) {
+        tracing::debug!(error = %e, "admin endpoint: client went away");
+    }
+}
+
+fn reload_now(reload: &ReloadHandle) -> (u16, serde_json::Value) {
+    match reload.reload("POST /reload") {
+        Ok(swaps) => (200, json!({ "status": "reloaded", "swapped": swaps })),
+        Err(e) => {
+            let status = match e {
+                ReloadError::RestartNeeded(_) => 409,
+                _ => 422,
+            };
+            (
+                status,
+                json!({ "status": "rejected", "error": e.to_string() }),
+            )
         }
     }
 }

@@ -2,7 +2,8 @@
 //! one instantiates and accepts its config, then run one consumer thread per
 //! pipeline until asked to stop.
 
-use crate::config::{ComponentConfig, Config, PipelineConfig};
+use crate::config::{ComponentConfig, Config, ConfigError, PipelineConfig};
+use crate::kafka;
 use crate::contract::{Event, Source};
 use crate::flow::partition;
 use crate::flow::{DeadLetterError, DeadLetterQueue, DeadLetters, Stages};
@@ -112,6 +113,12 @@ pub enum StartError {
         /// What is wrong.
         reason: String,
     },
+    /// librdkafka refused an option, or a client made from them.
+    #[error(transparent)]
+    KafkaConfig(#[from] ConfigError),
+    /// `check --connect` could not connect, or found something missing.
+    #[error(transparent)]
+    Probe(#[from] kafka::probe::ProbeError),
     /// Anything else (thread spawn, engine creation).
     #[error("{0}")]
     Other(String),
@@ -159,6 +166,7 @@ fn load_all<P: GuestKind + Clone>(
 /// Loads, type-checks and initializes every component of every pipeline.
 /// This is all of `flumen check` after parsing, and the first step of `run`.
 pub fn check(config: &Config, runtime: &Runtime) -> Result<Vec<CheckedPipeline>, StartError> {
+    kafka::client_config::validate(config)?;
     config
         .pipelines
         .iter()
@@ -237,6 +245,11 @@ pub fn check_produce_grants(runtime: &Runtime, p: &PipelineConfig) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Connects to Kafka as every pipeline would, for `check --connect`.
+pub fn connect(config: &Config, timeout: std::time::Duration) -> Result<String, StartError> {
+    Ok(kafka::probe::probe(config, timeout)?)
 }
 
 /// Checks every component, then starts one consumer per pipeline.

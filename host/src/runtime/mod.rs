@@ -180,6 +180,13 @@ impl Runtime {
                     .into(),
             });
         }
+        if let Some(reason) = not_a_component(bytes) {
+            return Err(GuestError::Load {
+                name: cfg.name.clone(),
+                path: cfg.component.clone(),
+                reason,
+            });
+        }
         let started = Instant::now();
         let compiled = match &self.cache {
             Some(cache) => cache.load(&self.engine, bytes),
@@ -209,6 +216,29 @@ impl Runtime {
             })?;
         Ok(Loaded::new(self, cfg, pre, digest, compiled))
     }
+}
+
+/// Why `bytes` cannot be a component, in one line, for the two mistakes
+/// that otherwise get the parser's byte dump: a file that is not
+/// WebAssembly at all, and a core module that was never made a component.
+fn not_a_component(bytes: &[u8]) -> Option<String> {
+    const MAGIC: &[u8] = b"\0asm";
+    // The preamble's version and layer: 1 and 0 for a core module,
+    // 0x0d and 1 for a component.
+    const CORE: &[u8] = &[1, 0, 0, 0];
+    if !bytes.starts_with(MAGIC) {
+        let start = String::from_utf8_lossy(&bytes[..bytes.len().min(16)]).into_owned();
+        return Some(format!(
+            "not a WebAssembly file (it starts with {start:?}, not \"\\0asm\"); point `component` \
+             at the .wasm file your guest's build writes"
+        ));
+    }
+    (bytes.get(4..8) == Some(CORE)).then(|| {
+        "a core WebAssembly module, not a component; build for wasm32-wasip2, or wrap it with \
+         `wasm-tools component new module.wasm --adapt wasi_snapshot_preview1.reactor.wasm -o \
+         component.wasm`"
+            .to_owned()
+    })
 }
 
 /// An interceptor component, compiled and checked.

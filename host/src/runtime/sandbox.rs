@@ -104,8 +104,18 @@ pub fn wasi_context(cfg: &ComponentConfig, tag: &GuestTag) -> Result<WasiCtx, St
         } else {
             FsPerms::ReadWrite
         };
-        wasi.preopened_dir(&d.host, &d.guest, perms)
-            .map_err(|e| format!("cannot grant directory {}: {e:#}", d.host.display()))?;
+        if d.create && !d.host.exists() {
+            std::fs::create_dir_all(&d.host)
+                .map_err(|e| format!("cannot create directory {}: {e}", d.host.display()))?;
+        }
+        wasi.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
+            let hint = if d.host.exists() {
+                ""
+            } else {
+                "; create it, or set `create = true` on the grant"
+            };
+            format!("cannot grant directory {}: {e:#}{hint}", d.host.display())
+        })?;
     }
     Ok(wasi.build())
 }

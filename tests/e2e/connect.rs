@@ -1,0 +1,210 @@
+//! Reaching Kafka as production clusters require: TLS with certificate
+//! verification (stunnel in front of tansu, with a test CA), a wrong CA,
+//! mutual TLS, SASL/SCRAM (tansu with sqlite storage, which keeps SCRAM
+//! credentials), and topics whose batches were compressed with every codec.
+
+use crate::support::*;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Adds librdkafka `options` to the `[kafka.options]` of a test config.
+fn add_options(config: &Path, options: &[(&str, &str)]) {
+    let text = std::fs::read_to_string(config).expect("read config");
+    let extra: String = options
+        .iter()
+        .map(|(k, v)| format!("\"{k}\" = \"{v}\", "))
+        .collect();
+    let text = text.replacen("options = { ", &format!("options = {{ {extra}"), 1);
+    std::fs::write(config, text).expect("write config");
+}
+
+/// `flumen check --connect` on `config`: (success, output, seconds taken).
+fn check_connect(config: &Path, timeout_s: u64) -> (bool, String, f64) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        .args(["check", "--connect", "--timeout", &timeout_s.to_string()])
+        .args(["--config", &config.display().to_string()])
+        .output()
+        .expect("run flumen check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    (out.status.success(), text, started.elapsed().as_secs_f64())
+}
+
+fn end_offsets(produced: &Produced) -> BTreeMap<i32, i64> {
+    let mut end = BTreeMap::new();
+    for (p, o) in produced.kept() {
+        let e = end.entry(p).or_insert(0);
+        *e = (*e).max(o + 1);
+    }
+    end
+}
+
+/// Consume and commit through TLS with the CA verified; `check --connect`
+/// reports the brokers, the topic's partitions and the group's lag.
+#[test]
+fn tls_with_a_verified_ca_consumes_and_commits() {
+    let work = Workdir::new();
+    let pki = TestPki::new(&work.path(""));
+    let broker = TlsBroker::start(&pki, false);
+    Broker::External(broker.tls.clone()).create_topic("t", 2);
+    let produced = produce(&broker.tls, "t", 2, 400, |_| false);
+    let config = work.config(&broker.tls, "t", "tls-group", file_sink("s", "file_sink", ""));
+    let ca = pki.file("ca.pem");
+    add_options(&config, &[("security.protocol", "ssl"), ("ssl.ca.location", &ca)]);
+
+    let (ok, text, took) = check_connect(&config, 15);
+    println!("check --connect over TLS ({took:.1} s):\n{text}");
+    assert!(ok, "{text}");
+    for want in [
+        "connected and authenticated",
+        "(ssl, 1 broker(s))",
+        "topic `t`: 2 partition(s)",
+        "t[0] committed none",
+        "config OK, and Kafka answers",
+    ] {
+        assert!(text.contains(want), "missing {want:?}:\n{text}");
+    }
+
+    let end = end_offsets(&produced);
+    run_until_committed(
+        &config,
+        &work.path("flumen.log"),
+        &broker.tls,
+        "tls-group",
+        "t",
+        &end,
+        Duration::from_secs(60),
+    );
+    let lines = read_sink(&work.out, "s");
+    assert_eq!(lines.len(), 400, "every event delivered once");
+    let (ok, text, _) = check_connect(&config, 15);
+    assert!(ok && text.contains("lag 0"), "{text}");
+}
+
+/// A CA that did not sign the broker's certificate: `check --connect`
+/// names the verification failure within seconds, and `run` logs it and
+/// commits nothing.
+#[test]
+fn a_wrong_ca_is_a_clear_error_and_commits_nothing() {
+    let work = Workdir::new();
+    let pki = TestPki::new(&work.path(""));
+    let broker = TlsBroker::start(&pki, false);
+    Broker::External(broker.tls.clone()).create_topic("t", 1);
+    produce(&broker.tls, "t", 1, 50, |_| false);
+    let config = work.config(&broker.tls, "t", "wrong-ca", file_sink("s", "file_sink", ""));
+    let wrong = pki.file("wrong-ca.pem");
+    add_options(&config, &[("security.protocol", "ssl"), ("ssl.ca.location", &wrong)]);
+
+    let (ok, text, took) = check_connect(&config, 10);
+    println!("check --connect with a wrong CA ({took:.1} s): {text}");
+    assert!(!ok, "{text}");
+    assert!(took < 15.0, "took {took:.1} s");
+    assert!(
+        text.contains("certificate verify failed") && text.contains("ssl.ca.location"),
+        "{text}"
+    );
+
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !flumen.log_text().contains("certificate verify failed") {
+        assert!(
+            Instant::now() < deadline,
+            "no TLS error logged:\n{}",
+            tail(&flumen.log_text(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(committed(&broker.tls, "wrong-ca", "t", 1).is_empty());
+    assert!(read_sink(&work.out, "s").is_empty());
+    flumen.terminate();
+}
+
+/// A listener that requires a client certificate: flumen with its
+/// certificate consumes; without one it is refused, clearly and quickly.
+#[test]
+fn mutual_tls_needs_the_client_certificate() {
+    let work = Workdir::new();
+    let pki = TestPki::new(&work.path(""));
+    let broker = TlsBroker::start(&pki, true);
+    Broker::External(broker.tls.clone()).create_topic("t", 1);
+    let produced = produce(&broker.tls, "t", 1, 200, |_| false);
+    let config = work.config(&broker.tls, "t", "mtls", file_sink("s", "file_sink", ""));
+    let ca = pki.file("ca.pem");
+    add_options(&config, &[("security.protocol", "ssl"), ("ssl.ca.location", &ca)]);
+    let (ok, text, took) = check_connect(&config, 8);
+    assert!(!ok, "connected without a client certificate:\n{text}");
+    assert!(took < 12.0, "took {took:.1} s");
+    assert!(text.contains("cannot reach Kafka"), "{text}");
+
+    let (cert, key) = (pki.file("client.pem"), pki.file("client.key"));
+    add_options(
+        &config,
+        &[("ssl.certificate.location", &cert), ("ssl.key.location", &key)],
+    );
+    let (ok, text, _) = check_connect(&config, 15);
+    assert!(ok, "{text}");
+    run_until_committed(
+        &config,
+        &work.path("flumen.log"),
+        &broker.tls,
+        "mtls",
+        "t",
+        &end_offsets(&produced),
+        Duration::from_secs(60),
+    );
+    assert_eq!(read_sink(&work.out, "s").len(), 200);
+}
+
+/// Batches compressed with each codec, mixed with uncompressed ones on one
+/// partition, written by librdkafka's producer: every event arrives
+/// byte-identical, and the offsets are committed to the end.
+#[test]
+fn every_codec_is_read_byte_identical() {
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    broker.create_topic("t", 1);
+    let codecs = ["none", "gzip", "none", "snappy", "lz4", "zstd", "none", "zstd", "gzip"];
+    let mut values = Vec::new();
+    for (round, codec) in codecs.iter().enumerate() {
+        let producer: ThreadedProducer<DefaultProducerContext> = client(&bootstrap)
+            .set("compression.type", *codec)
+            .set("linger.ms", "20")
+            .create()
+            .expect("producer");
+        for i in 0..150 {
+            // Compressible, and different in every event.
+            let value = format!("{codec} round {round} event {i} {}", "abcdefgh".repeat(i % 40));
+            let record: BaseRecord<'_, (), [u8]> = BaseRecord::to("t").payload(value.as_bytes());
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+            values.push(value);
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+    }
+    let work = Workdir::new();
+    let config = work.config(&bootstrap, "t", "codecs", file_sink("s", "file_sink", ""));
+    let end = BTreeMap::from([(0, values.len() as i64)]);
+    run_until_committed(
+        &config,
+        &work.path("flumen.log"),
+        &bootstrap,
+        "codecs",
+        "t",
+        &end,
+        Duration::from_secs(60),
+    );
+    let got: Vec<String> = read_sink_json(&work.out, "s")
+        .iter()
+        .map(|l| l["value"].as_str().expect("UTF-8 value").to_owned())
+        .collect();
+    assert_eq!(got.len(), values.len());
+    assert!(got == values, "an event changed on its way");
+}

@@ -953,17 +953,6 @@ fn broker_restart() -> Option<Row> {
     ))
 }
 
-/// The tansu build with sqlite storage (scripts/fetch-tansu.sh --sqlite).
-fn tansu_sqlite() -> Option<PathBuf> {
-    let p = std::env::var_os("FLUMEN_TANSU_SQLITE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache/flumen/tansu-sqlite/bin/tansu"))
-        })?;
-    p.exists().then_some(p)
-}
-
 /// A tansu process with sqlite storage in `dir`.
 struct TansuSqlite {
     child: std::process::Child,

@@ -33,6 +33,12 @@ pub struct PipelineStats {
     /// Per assigned (topic, partition): the high watermark librdkafka last
     /// reported in its statistics.
     high_watermarks: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Per (topic, partition) stopped at a record that cannot be decoded:
+    /// the offset it stopped at (see [`crate::kafka::unreadable`]).
+    unreadable: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Whether `unreadable` has any entry, so that the consumer's hot path
+    /// does not take its lock.
+    any_unreadable: AtomicBool,
     /// The consumer has joined its group (had its first assignment).
     pub joined: AtomicBool,
     /// The consumer thread is running.
@@ -92,6 +98,34 @@ impl PipelineStats {
                 Some((k, (hi - c).max(0)))
             })
             .collect()
+    }
+
+    /// Records that `partition` of `topic` stopped at `offset`, at a record
+    /// that cannot be decoded.
+    pub fn set_unreadable(&self, topic: &str, partition: i32, offset: i64) {
+        if let Ok(mut m) = self.unreadable.lock() {
+            m.insert((topic.to_owned(), partition), offset);
+            self.any_unreadable.store(true, Ordering::Release);
+        }
+    }
+
+    /// Records that `partition` of `topic` is read again.
+    pub fn clear_unreadable(&self, topic: &str, partition: i32) {
+        if !self.any_unreadable.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut m) = self.unreadable.lock() {
+            m.retain(|(t, p), _| !(t == topic && *p == partition));
+            self.any_unreadable.store(!m.is_empty(), Ordering::Release);
+        }
+    }
+
+    /// The partitions stopped at an undecodable record, with its offset.
+    pub fn unreadable(&self) -> BTreeMap<(String, i32), i64> {
+        self.unreadable
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
     }
 
     /// Whether the pipeline is consuming: its consumer thread runs and has

@@ -217,3 +217,85 @@ fn odd_events_flow_untouched_mock() {
 fn odd_events_flow_untouched_tansu() {
     odd_events_flow_untouched(Broker::tansu());
 }
+
+/// A record batch that cannot be decompressed (it claims zstd and holds
+/// garbage), between good events on one partition, beside a healthy one:
+/// the first partition stops at the bad batch, nothing is skipped or
+/// committed past it, and flumen names the topic, partition and offset in
+/// its log, `/ready` and `/metrics`, while the other partition flows on.
+#[test]
+fn an_undecodable_batch_stops_its_partition_loudly() {
+    let broker = Broker::mock();
+    let bootstrap = broker.bootstrap();
+    broker.create_topic("t", 2);
+    let good = |partition: i32, n: usize| {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                partition,
+                key: None,
+                value: Some(format!("good {i}").into_bytes()),
+                headers: Vec::new(),
+            })
+            .collect();
+        produce_records(&bootstrap, "t", &records);
+    };
+    good(0, 100);
+    good(1, 100);
+    produce_raw_batch(&bootstrap, "t", 0, 4, 5, b"these bytes are not zstd at all");
+    good(0, 100);
+    good(1, 100);
+
+    let work = Workdir::new();
+    let admin = free_port();
+    let config = work.config(
+        &bootstrap,
+        "t",
+        "undecodable",
+        format!(
+            "{}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n",
+            file_sink("s", "file_sink", "")
+        ),
+    );
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    // Partition 1 is read to its end; partition 0 up to the bad batch.
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "undecodable",
+        "t",
+        2,
+        Duration::from_secs(60),
+        |c| c.get(&0) == Some(&100) && c.get(&1) == Some(&200),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let wanted = "partition t[0] cannot be read at offset 100";
+    while !flumen.log_text().contains(wanted) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reported:\n{}",
+            tail(&flumen.log_text(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (status, body) = http(admin, "GET", "/ready");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("e2e: t[0]@100"), "{body}");
+    let (_, text) = http(admin, "GET", "/metrics");
+    assert_eq!(
+        metric(
+            &text,
+            "flumen_partition_unreadable_offset",
+            &[("topic", "t"), ("partition", "0")]
+        ),
+        Some(100.0),
+        "{text}"
+    );
+    // Still stopped there a while later: nothing skipped, nothing committed past.
+    std::thread::sleep(Duration::from_secs(3));
+    let committed = committed(&bootstrap, "undecodable", "t", 2);
+    assert_eq!(committed.get(&0), Some(&100));
+    let lines = read_sink(&work.out, "s");
+    assert_eq!(lines.iter().filter(|(p, _)| *p == 0).count(), 100);
+    assert_eq!(lines.iter().filter(|(p, _)| *p == 1).count(), 200);
+    assert!(flumen.terminate().success());
+}

@@ -156,7 +156,10 @@ a1.sinks.mirror.allowTopicOverride = true
     std::fs::write(work.path().join("flumen.toml"), &toml).expect("write");
     let env = [("KAFKA_PASSWORD", "from-the-environment")];
     let (ok, out, err) = flumen_env(&["check", "--config", "flumen.toml"], work.path(), &env);
-    assert!(!ok && err.contains("REPLACE-ME-hdfs-sink.wasm"), "{out}{err}");
+    assert!(
+        !ok && err.contains("REPLACE-ME-hdfs-sink.wasm"),
+        "{out}{err}"
+    );
     // Once replaced, the real components accept what was generated.
     let replaced = toml.replace("REPLACE-ME-hdfs-sink.wasm", "null_sink.wasm");
     std::fs::write(work.path().join("flumen.toml"), &replaced).expect("write");

@@ -273,3 +273,94 @@ fn ready_waits_for_the_group() {
     assert_eq!(get(admin, "/metric").0, 404);
     assert!(flumen.terminate().success());
 }
+
+/// A reload that compiles a large component (the Python file sink, 15 MB,
+/// changed on disk so that the compile cache cannot serve it) takes many
+/// seconds; meanwhile `/health`, `/ready` and `/metrics` keep answering at
+/// once, one more `POST /reload` waits its turn, and a third is told to
+/// come back (429) instead of piling up.
+#[test]
+fn the_admin_endpoint_answers_during_a_slow_reload() {
+    let broker = Broker::mock();
+    broker.create_topic("t", 1);
+    produce(&broker.bootstrap(), "t", 1, 100, |_| false);
+    let work = Workdir::new();
+    let admin = free_port();
+    let component = work.path("py_sink.wasm");
+    std::fs::copy(
+        repo().join("guests/target/python/file_sink.wasm"),
+        &component,
+    )
+    .expect("copy the Python file sink (guests/build.sh python)");
+    let config = work.config(
+        &broker.bootstrap(),
+        "t",
+        "slow-reload",
+        format!(
+            "{}limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n[reload]\nwatch = false\n",
+            file_sink_at("py", &component, "")
+        ),
+    );
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get_or_refused(admin, "/ready").0 != 200 {
+        assert!(
+            flumen.alive() && Instant::now() < deadline,
+            "{}",
+            tail(&flumen.log_text(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A custom section at the end: the same guest, a different file.
+    let mut bytes = std::fs::read(&component).expect("read component");
+    bytes.extend_from_slice(&[0, 2, 1, b'x']);
+    std::fs::write(&component, bytes).expect("write component");
+
+    let started = Instant::now();
+    let first = std::thread::spawn(move || http(admin, "POST", "/reload"));
+    std::thread::sleep(Duration::from_secs(1));
+    let second = std::thread::spawn(move || http(admin, "POST", "/reload"));
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = http(admin, "POST", "/reload");
+    assert_eq!(status, 429, "{body}");
+    let mut slowest = Duration::ZERO;
+    let mut probes = 0;
+    while !first.is_finished() {
+        for path in ["/health", "/ready", "/metrics"] {
+            let asked = Instant::now();
+            let (status, body) = get(admin, path);
+            slowest = slowest.max(asked.elapsed());
+            probes += 1;
+            assert_eq!(status, 200, "{path} during a reload: {body}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let reload_took = started.elapsed();
+    let (status, body) = first.join().expect("first reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"swapped\""), "{body}");
+    let (status, body) = second.join().expect("second reload");
+    assert_eq!(status, 200, "{body}");
+    println!(
+        "slow reload: {reload_took:.1?}; {probes} probes of /health, /ready and /metrics \
+         meanwhile, the slowest answered in {slowest:.1?}"
+    );
+    assert!(
+        reload_took > Duration::from_secs(3),
+        "the reload was not slow ({reload_took:.1?}); the test shows nothing"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest probe {slowest:?}"
+    );
+    assert!(flumen.terminate().success());
+}
+
+/// [`get`], or status 0 while nothing listens yet.
+fn get_or_refused(port: u16, path: &str) -> (u16, String) {
+    if TcpStream::connect(("127.0.0.1", port)).is_err() {
+        return (0, String::new());
+    }
+    get(port, path)
+}

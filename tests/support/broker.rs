@@ -92,9 +92,8 @@ impl Broker {
         match self {
             Broker::Mock(m) => m.create_topic(topic, partitions, 1).expect("create topic"),
             Broker::Tansu { bootstrap, .. } | Broker::External(bootstrap) => {
-                let admin: AdminClient<DefaultClientContext> = client(bootstrap)
-                    .create()
-                    .expect("admin client");
+                let admin: AdminClient<DefaultClientContext> =
+                    client(bootstrap).create().expect("admin client");
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

@@ -1,6 +1,8 @@
 //! Shared set-up for the end-to-end tests: real brokers, real components
 //! built by guests/build.sh, and the real `flumen` binary in a child process.
 //! One file per concern: [`broker`], [`produce`] (and reading back),
+//! [`raw_batch`] (a batch no producer would write), [`sasl`] (a broker
+//! requiring SCRAM),
 //! [`process`] (the `flumen` binary), [`sink_output`], [`workdir`] (configs) and
 //! [`http`] (the admin endpoint), [`tls`] (a TLS listener and its test
 //! certificates).
@@ -11,6 +13,8 @@ pub mod broker;
 pub mod http;
 pub mod process;
 pub mod produce;
+pub mod raw_batch;
+pub mod sasl;
 pub mod sink_output;
 pub mod tls;
 pub mod workdir;
@@ -19,6 +23,8 @@ pub use broker::*;
 pub use http::*;
 pub use process::*;
 pub use produce::*;
+pub use raw_batch::*;
+pub use sasl::*;
 pub use sink_output::*;
 pub use tls::*;
 pub use workdir::*;

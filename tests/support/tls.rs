@@ -24,21 +24,50 @@ impl TestPki {
         };
         for ca in ["ca", "wrong-ca"] {
             pki.openssl(&[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
                 &format!("/CN=flumen test {ca}"),
-                "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
             ]);
         }
         std::fs::write(dir.join("server.ext"), "subjectAltName = IP:127.0.0.1\n")
             .expect("write server.ext");
         for (name, cn, ext) in [("server", "127.0.0.1", true), ("client", "flumen", false)] {
             pki.openssl(&[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={cn}"),
-                "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"),
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
             ]);
             let mut args = vec![
-                "x509", "-req", "-days", "2", "-in", &format!("{name}.csr"), "-CA", "ca.pem",
-                "-CAkey", "ca.key", "-CAcreateserial", "-out", &format!("{name}.pem"),
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
             ]
             .into_iter()
             .map(str::to_owned)
@@ -93,7 +122,10 @@ impl TlsBroker {
         let tls = format!("127.0.0.1:{tls_port}");
         let plain = format!("127.0.0.1:{plain_port}");
         let verify = if require_client_cert {
-            format!("verifyChain = yes\nrequireCert = yes\nCAfile = {}\n", pki.file("ca.pem"))
+            format!(
+                "verifyChain = yes\nrequireCert = yes\nCAfile = {}\n",
+                pki.file("ca.pem")
+            )
         } else {
             String::new()
         };

@@ -79,7 +79,10 @@ fn describe_kafka(kafka: &KafkaConfig) -> String {
     let mut out = format!("kafka {}", kafka.bootstrap_servers);
     for (section, options) in [
         ("options", kafka.option_strings().collect::<Vec<_>>()),
-        ("producer options", kafka.producer_option_strings().collect()),
+        (
+            "producer options",
+            kafka.producer_option_strings().collect(),
+        ),
     ] {
         if options.is_empty() {
             continue;

@@ -213,6 +213,9 @@ mod tests {
     fn a_cause_quoted_by_its_error_is_not_repeated() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
         let e = anyhow::Error::new(Load { source: io }).context("pipeline `p`");
-        assert_eq!(report(&e), "pipeline `p`: component `s`: cannot load: No such file");
+        assert_eq!(
+            report(&e),
+            "pipeline `p`: component `s`: cannot load: No such file"
+        );
     }
 }

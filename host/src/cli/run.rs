@@ -129,6 +129,7 @@ async fn log_progress(pipelines: Vec<(String, std::sync::Arc<PipelineStats>)>, e
                 delivered = ?s.delivered(),
                 retries = PipelineStats::get(&s.retries),
                 blocked = PipelineStats::get(&s.blocked),
+                unreadable = ?s.unreadable(),
                 lag,
                 "progress"
             );

@@ -46,7 +46,8 @@ fn walk(
     match value {
         toml::Value::String(s) => {
             if s.contains('$') {
-                *s = expand(s, sources).map_err(|message| invalid(None, key_path(path), message))?;
+                *s =
+                    expand(s, sources).map_err(|message| invalid(None, key_path(path), message))?;
             }
         }
         toml::Value::Array(items) => {
@@ -101,7 +102,9 @@ fn expand(text: &str, sources: &dyn Sources) -> Result<String, String> {
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
             let end = tail.find('}').ok_or_else(|| {
-                format!("`${{` without a closing `}}` in {text:?}; write `$${{` for a literal `${{`")
+                format!(
+                    "`${{` without a closing `}}` in {text:?}; write `$${{` for a literal `${{`"
+                )
             })?;
             out.push_str(&resolve(&tail[..end], sources)?);
             rest = &tail[end + 1..];
@@ -116,9 +119,9 @@ fn expand(text: &str, sources: &dyn Sources) -> Result<String, String> {
 
 fn resolve(inner: &str, sources: &dyn Sources) -> Result<String, String> {
     if let Some(path) = inner.strip_prefix("file:") {
-        let contents = sources
-            .file(Path::new(path))
-            .map_err(|e| format!("cannot read the secret file {path} named by `${{{inner}}}`: {e}"))?;
+        let contents = sources.file(Path::new(path)).map_err(|e| {
+            format!("cannot read the secret file {path} named by `${{{inner}}}`: {e}")
+        })?;
         // Secret files written with `echo` end in a newline that is not
         // part of the secret.
         let trimmed = contents.strip_suffix('\n').unwrap_or(&contents);
@@ -128,11 +131,7 @@ fn resolve(inner: &str, sources: &dyn Sources) -> Result<String, String> {
         Some((name, default)) => (name, Some(default)),
         None => (inner, None),
     };
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!(
             "`${{{inner}}}` is not a placeholder flumen knows; use `${{NAME}}`, \
              `${{NAME:-default}}` or `${{file:/path}}` (NAME of letters, digits and _)"
@@ -197,7 +196,8 @@ mod tests {
 
     #[test]
     fn an_unset_variable_names_the_key_and_the_fix() {
-        let e = run("[kafka]\noptions = { \"sasl.password\" = \"${KAFKA_PASSWORD}\" }").unwrap_err();
+        let e =
+            run("[kafka]\noptions = { \"sasl.password\" = \"${KAFKA_PASSWORD}\" }").unwrap_err();
         assert!(
             e.contains("`kafka.options.\"sasl.password\"`")
                 && e.contains("KAFKA_PASSWORD is not set")

@@ -53,11 +53,11 @@ impl KafkaConfig {
                 "must name at least one broker, e.g. \"localhost:9092\"",
             ));
         }
-        let all = self
-            .options
-            .iter()
-            .map(|kv| ("options", kv))
-            .chain(self.producer_options.iter().map(|kv| ("producer_options", kv)));
+        let all = self.options.iter().map(|kv| ("options", kv)).chain(
+            self.producer_options
+                .iter()
+                .map(|kv| ("producer_options", kv)),
+        );
         for (section, (key, value)) in all {
             let at = format!("kafka.{section}.\"{key}\"");
             if MANAGED_OPTIONS.contains(&key.as_str()) {

@@ -9,9 +9,16 @@ pub const REDACTED: &str = "[redacted]";
 /// key or JAAS line. Matching by name errs on the side of hiding.
 pub fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "token", "jaas", "credential", "private"]
-        .iter()
-        .any(|word| key.contains(word))
+    [
+        "password",
+        "secret",
+        "token",
+        "jaas",
+        "credential",
+        "private",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
         || key == "ssl.key.pem"
         || key.ends_with("api_key")
         || key.ends_with("apikey")
@@ -45,7 +52,12 @@ mod tests {
         ] {
             assert!(is_secret(key), "{key}");
         }
-        for key in ["sasl.username", "ssl.ca.location", "bootstrap.servers", "path"] {
+        for key in [
+            "sasl.username",
+            "ssl.ca.location",
+            "bootstrap.servers",
+            "path",
+        ] {
             assert!(!is_secret(key), "{key}");
         }
         assert_eq!(shown("sasl.password", "hunter2"), REDACTED);

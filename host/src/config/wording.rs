@@ -45,8 +45,14 @@ pub fn humanize(message: &str) -> String {
         ("expected i64", "expected a whole number"),
         ("expected i32", "expected a whole number"),
         ("expected f64", "expected a number"),
-        ("expected a sequence", "expected a list, e.g. [\"a\", \"b\"]"),
-        ("expected a map", "expected a table, e.g. { key = \"value\" }"),
+        (
+            "expected a sequence",
+            "expected a list, e.g. [\"a\", \"b\"]",
+        ),
+        (
+            "expected a map",
+            "expected a table, e.g. { key = \"value\" }",
+        ),
     ] {
         out = out.replace(rust, words);
     }
@@ -110,7 +116,10 @@ mod tests {
             "invalid type: integer `-1`, expected u64\nunknown field `max_event`, expected one \
              of `max_events`, `max_bytes`",
         );
-        assert!(m.contains("a whole number ≥ 0") && !m.contains("u64"), "{m}");
+        assert!(
+            m.contains("a whole number ≥ 0") && !m.contains("u64"),
+            "{m}"
+        );
         assert!(m.ends_with("did you mean `max_events`?"), "{m}");
     }
 
@@ -118,7 +127,9 @@ mod tests {
     fn json_and_yaml_are_named() {
         let p = std::path::Path::new;
         assert!(not_toml(p("a.json"), "").unwrap().contains("JSON"));
-        assert!(not_toml(p("a.conf"), " {\"kafka\": 1}").unwrap().contains("JSON"));
+        assert!(not_toml(p("a.conf"), " {\"kafka\": 1}")
+            .unwrap()
+            .contains("JSON"));
         assert!(not_toml(p("a.yml"), "kafka:").unwrap().contains("YAML"));
         assert!(not_toml(p("a.toml"), "[kafka]").is_none());
     }

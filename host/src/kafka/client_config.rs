@@ -44,7 +44,10 @@ pub fn consumer(config: &Config, pipeline: &PipelineConfig) -> ClientConfig {
 /// `compression.type`), then what waiting for acknowledgements needs.
 pub fn producer(kafka: &KafkaConfig, message_timeout: Duration) -> ClientConfig {
     let mut cc = ClientConfig::new();
-    for (k, v) in kafka.option_strings().chain(kafka.producer_option_strings()) {
+    for (k, v) in kafka
+        .option_strings()
+        .chain(kafka.producer_option_strings())
+    {
         cc.set(k, v);
     }
     cc.set("bootstrap.servers", &kafka.bootstrap_servers)
@@ -247,7 +250,10 @@ mod tests {
     #[test]
     fn a_bad_value_is_named_and_a_secret_is_not_shown() {
         let e = err("producer_options = { \"compression.type\" = \"brotli\" }");
-        assert!(e.contains("kafka.producer_options") && e.contains("brotli"), "{e}");
+        assert!(
+            e.contains("kafka.producer_options") && e.contains("brotli"),
+            "{e}"
+        );
         let e = err("options = { \"ssl.key.password\" = \"hunter2\", \"ssl.key.location\" = \"/nope/key.pem\", \"security.protocol\" = \"ssl\" }");
         assert!(!e.contains("hunter2"), "{e}");
     }

@@ -20,6 +20,7 @@ use super::commit::{commit, Committer};
 use super::handoff::PartitionWorkers;
 use super::message::to_event;
 use super::rebalance::PipelineContext;
+use super::unreadable::{self, Suspects};
 use crate::config::{Config, PipelineConfig};
 use crate::contract::event_bytes;
 use crate::stats::PipelineStats;
@@ -109,6 +110,7 @@ impl PipelineConsumer {
         };
         let mut last_revoked_retry = Instant::now();
         let mut key = (String::new(), 0);
+        let mut suspects = Suspects::default();
         while !shutdown.load(Ordering::Acquire) {
             // Wait for one message, then take what is already there.
             let mut wait = Duration::from_millis(100);
@@ -117,6 +119,9 @@ impl PipelineConsumer {
                     None => break,
                     Some(Ok(msg)) => self.dispatch(&msg, &mut key),
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
+                    Some(Err(e)) if unreadable::is_undecodable(&e) => {
+                        self.undecodable(&e, &mut suspects)
+                    }
                     Some(Err(e)) => {
                         tracing::warn!(pipeline = %self.pipeline.name, error = %e, "consumer error")
                     }
@@ -139,6 +144,41 @@ impl PipelineConsumer {
         tracing::info!(pipeline = %self.pipeline.name, "consumer stopped");
     }
 
+    /// A record could not be decoded: finds the partition that stopped at it
+    /// (rdkafka's error does not say) and reports it.
+    fn undecodable(&self, e: &KafkaError, suspects: &mut Suspects) {
+        tracing::debug!(pipeline = %self.pipeline.name, error = %e, "a record cannot be decoded");
+        let positions = match self.consumer.position() {
+            Ok(tpl) => tpl
+                .elements()
+                .iter()
+                .filter_map(|el| match el.offset() {
+                    Offset::Offset(o) => Some(((el.topic().to_owned(), el.partition()), o)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            Err(_) => return,
+        };
+        let ends = self.stats.high_watermarks();
+        let parts = lock(&self.partitions);
+        let paused = |k: &unreadable::Key| parts.get(k).is_some_and(|h| h.paused);
+        let confirmed = suspects.observe(&positions, &ends, paused, Instant::now());
+        drop(parts);
+        let known = self.stats.unreadable();
+        for ((topic, partition), offset) in confirmed {
+            if known.get(&(topic.clone(), partition)) == Some(&offset) {
+                continue;
+            }
+            self.stats.set_unreadable(&topic, partition, offset);
+            tracing::error!(pipeline = %self.pipeline.name, %topic, partition, offset, error = %e,
+                "partition {topic}[{partition}] cannot be read at offset {offset}: the record \
+                 batch there cannot be decoded (corrupt, or compressed with a codec this build \
+                 lacks). The partition stops there: nothing after it is delivered or \
+                 committed, and nothing is skipped. Fix or remove the data, or move the \
+                 group's offset past it by hand if losing it is acceptable");
+        }
+    }
+
     /// Queues one message for its partition's worker, starting the worker on
     /// the partition's first message. `key` is scratch space reused across
     /// calls, so that finding the partition allocates nothing.
@@ -147,6 +187,7 @@ impl PipelineConsumer {
         key.0.push_str(msg.topic());
         key.1 = msg.partition();
         let key = &*key;
+        self.stats.clear_unreadable(&key.0, key.1);
         let mut parts = lock(&self.partitions);
         if let Some(h) = parts.get_mut(key) {
             self.queue(h, key, msg);

@@ -8,7 +8,8 @@
 //! [`assignment`] holds the partitions this member works on; [`handoff`]
 //! is what the consumer and a partition worker share; [`message`] reads a
 //! message into an event; [`statistics`] reads librdkafka's statistics for
-//! the lag; [`probe`] connects for `check --connect`; [`producer`] writes records and waits for their
+//! the lag; [`unreadable`] finds a partition stopped at a record that cannot
+//! be decoded; [`probe`] connects for `check --connect`; [`producer`] writes records and waits for their
 //! acknowledgement (dead letters, and Kafka sinks' records).
 //!
 //! Auto-commit and auto offset store are off: an offset is committed only
@@ -24,6 +25,7 @@ pub mod probe;
 pub mod producer;
 pub mod rebalance;
 pub mod statistics;
+pub mod unreadable;
 
 pub use consumer::PipelineConsumer;
 pub use handoff::{PartitionShared, PartitionWorkers, WorkerHandle};

@@ -104,14 +104,12 @@ pub fn probe(config: &Config, timeout: Duration) -> Result<String, ProbeError> {
                 let _ = writeln!(out, "  `{}` may produce to `{topic}`: it exists", c.name);
             }
         }
-        let committed = consumer
-            .committed_offsets(assigned, timeout)
-            .map_err(|e| {
-                ProbeError(format!(
-                    "pipeline `{}`: cannot read group `{}`'s committed offsets: {e}",
-                    p.name, p.group_id
-                ))
-            })?;
+        let committed = consumer.committed_offsets(assigned, timeout).map_err(|e| {
+            ProbeError(format!(
+                "pipeline `{}`: cannot read group `{}`'s committed offsets: {e}",
+                p.name, p.group_id
+            ))
+        })?;
         let _ = writeln!(out, "  group `{}`:", p.group_id);
         for e in committed.elements() {
             let (low, high) = consumer

@@ -98,16 +98,33 @@ impl Admin {
             .collect()
     }
 
+    /// Partitions stopped at a record that cannot be decoded, as
+    /// `pipeline: topic[partition]@offset`.
+    fn unreadable(&self) -> Vec<String> {
+        self.pipelines
+            .iter()
+            .flat_map(|(name, s)| {
+                s.unreadable()
+                    .into_iter()
+                    .map(move |((t, p), o)| format!("{name}: {t}[{p}]@{o}"))
+            })
+            .collect()
+    }
+
     fn route(&self, method: &Method, url: &str) -> (u16, serde_json::Value) {
         match (method, url) {
             (Method::Get, "/health") => (200, json!({ "status": "ok" })),
-            (Method::Get, "/ready") => match self.not_ready().as_slice() {
-                [] => (200, json!({ "status": "ready" })),
-                waiting => (
-                    503,
-                    json!({ "status": "not ready", "pipelines_not_consuming": waiting }),
-                ),
-            },
+            (Method::Get, "/ready") => {
+                let unreadable = self.unreadable();
+                match self.not_ready().as_slice() {
+                    [] if unreadable.is_empty() => (200, json!({ "status": "ready" })),
+                    waiting => (
+                        503,
+                        json!({ "status": "not ready", "pipelines_not_consuming": waiting,
+                                "partitions_unreadable": unreadable }),
+                    ),
+                }
+            }
             (_, "/reload" | "/health" | "/ready" | "/metrics") => {
                 (405, json!({ "error": "method not allowed" }))
             }

@@ -116,6 +116,25 @@ impl Collector for StatsCollector {
         )?;
         encode_samples(
             &mut encoder,
+            "flumen_partition_unreadable_offset",
+            "Partitions stopped at a record batch that cannot be decoded: the offset.",
+            self.pipelines.iter().flat_map(|(name, s)| {
+                s.unreadable()
+                    .into_iter()
+                    .map(move |((topic, partition), offset)| {
+                        (
+                            vec![
+                                ("pipeline", name.clone()),
+                                ("topic", topic),
+                                ("partition", partition.to_string()),
+                            ],
+                            ConstGauge::new(offset),
+                        )
+                    })
+            }),
+        )?;
+        encode_samples(
+            &mut encoder,
             "flumen_events_delivered",
             "Events each sink reported delivered.",
             self.pipelines.iter().flat_map(|(name, s)| {

@@ -3,10 +3,10 @@
 //! pipeline until asked to stop.
 
 use crate::config::{ComponentConfig, Config, ConfigError, PipelineConfig};
-use crate::kafka;
 use crate::contract::{Event, Source};
 use crate::flow::partition;
 use crate::flow::{DeadLetterError, DeadLetterQueue, DeadLetters, Stages};
+use crate::kafka;
 use crate::kafka::{PartitionWorkers, PipelineConsumer, WorkerHandle};
 use crate::runtime::{
     Guest, GuestError, GuestKind, GuestTag, InterceptorSlot, Loaded, Runtime, SinkSlot, Slot,

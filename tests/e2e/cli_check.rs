@@ -77,9 +77,10 @@ fn good_config_passes_without_a_broker() {
 
 #[test]
 fn shipped_configs_pass() {
-    // Their granted output directories must exist: check opens every grant.
+    // As on a fresh clone: their output directories do not exist yet, and
+    // the grants create them.
     for out in ["target/demo-out", "target/example-out", "target/edge-spool"] {
-        std::fs::create_dir_all(repo().join(out)).expect("create output dir");
+        let _ = std::fs::remove_dir_all(repo().join(out));
     }
     for name in ["demo.toml", "example.toml", "edge.toml"] {
         let (ok, text) = check_path(&repo().join("config").join(name));
@@ -89,7 +90,6 @@ fn shipped_configs_pass() {
 
 #[test]
 fn check_shows_limits_and_grants() {
-    std::fs::create_dir_all(repo().join("target/edge-spool")).expect("create output dir");
     let (ok, text) = check_path(&repo().join("config/edge.toml"));
     assert!(ok, "{text}");
     for want in [
@@ -155,8 +155,126 @@ fn file_that_is_not_a_component_is_refused() {
     std::fs::write(&fake, b"this is not wasm").expect("write");
     assert_fails(
         &config_with(&sink("fake", &fake, "")),
-        &["`fake`", "cannot load"],
+        &["`fake`", "cannot load", "not a WebAssembly file"],
     );
+    // A core module (the 8-byte preamble of an empty one) is told apart
+    // from a component, with how to make one.
+    std::fs::write(&fake, b"\0asm\x01\0\0\0").expect("write");
+    let (ok, text) = check(&config_with(&sink("core", &fake, "")));
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("a core WebAssembly module, not a component")
+            && text.contains("wasm-tools component new"),
+        "{text}"
+    );
+    assert!(!text.contains("0x"), "no byte dump: {text}");
+}
+
+#[test]
+fn a_json_or_yaml_config_is_named_as_such() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("flumen.json");
+    std::fs::write(&json, r#"{"kafka": {"bootstrap_servers": "k:9092"}}"#).expect("write");
+    let (ok, text) = check_path(&json);
+    assert!(
+        !ok && text.contains("this looks like JSON, but flumen's config is TOML"),
+        "{text}"
+    );
+    let yaml = dir.path().join("flumen.yaml");
+    std::fs::write(&yaml, "kafka:\n  bootstrap_servers: k:9092\n").expect("write");
+    let (ok, text) = check_path(&yaml);
+    assert!(!ok && text.contains("this looks like YAML"), "{text}");
+}
+
+#[test]
+fn misspelt_keys_and_librdkafka_options_get_a_suggestion() {
+    let base = config_with(&sink("null", &guest("null_sink"), ""));
+    assert_fails(
+        &base.replace(
+            "group_id = \"g\"",
+            "group_id = \"g\"\nmax_queued_event = 10",
+        ),
+        &[
+            "unknown field `max_queued_event`",
+            "did you mean `max_queued_events`?",
+        ],
+    );
+    assert_fails(
+        &base.replace(
+            "bootstrap_servers = \"127.0.0.1:1\"",
+            "bootstrap_servers = \"127.0.0.1:1\"\noptions = { \"sesion.timeout.ms\" = 6000 }",
+        ),
+        &[
+            "`kafka.options.\"sesion.timeout.ms\"`",
+            "No such configuration property",
+            "did you mean `session.timeout.ms`?",
+        ],
+    );
+    assert_fails(
+        &base.replace(
+            "group_id = \"g\"",
+            "group_id = \"g\"\nmax_queued_events = -5",
+        ),
+        &["a whole number"],
+    );
+}
+
+/// `${VAR}`, `${VAR:-default}` and `${file:…}` are filled in; an unset
+/// variable names its key; a credential never appears in the output, even
+/// in librdkafka's complaint about it.
+#[test]
+fn secrets_come_from_the_environment_and_files_and_are_never_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("kafka-password");
+    std::fs::write(&secret_file, "file-secret-123\n").expect("write");
+    let text = config_with(&sink("null", &guest("null_sink"), "")).replace(
+        "bootstrap_servers = \"127.0.0.1:1\"",
+        &format!(
+            "bootstrap_servers = \"${{TEST_BROKERS:-127.0.0.1:1}}\"\noptions = {{ \
+             \"security.protocol\" = \"sasl_plaintext\", \"sasl.mechanisms\" = \"PLAIN\", \
+             \"sasl.username\" = \"${{TEST_USER}}\", \"sasl.password\" = \"${{file:{}}}\" }}",
+            secret_file.display()
+        ),
+    );
+    let path = dir.path().join("flumen.toml");
+    std::fs::write(&path, &text).expect("write");
+    let run = |env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
+            .args(["check", "--config", &path.display().to_string()])
+            .env_remove("TEST_USER")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run flumen check");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = run(&[]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("`kafka.options.\"sasl.username\"`") && out.contains("TEST_USER is not set"),
+        "{out}"
+    );
+    let (ok, out) = run(&[("TEST_USER", "alice")]);
+    assert!(ok, "{out}");
+    assert!(out.contains("sasl.username=alice"), "{out}");
+    assert!(out.contains("sasl.password=[redacted]"), "{out}");
+    assert!(!out.contains("file-secret-123"), "{out}");
+    // librdkafka's message about a bad secret value does not repeat it.
+    let bad = text
+        .replace(
+            "\"sasl.mechanisms\" = \"PLAIN\"",
+            "\"sasl.mechanisms\" = \"PLAIN\", \"ssl.key.password\" = \"${TEST_USER}\", \
+         \"ssl.key.location\" = \"/nonexistent/key.pem\", \"security.protocol\" = \"ssl\"",
+        )
+        .replace("\"security.protocol\" = \"sasl_plaintext\", ", "");
+    std::fs::write(&path, bad).expect("write");
+    let (ok, out) = run(&[("TEST_USER", "hunter2-secret")]);
+    assert!(!ok, "{out}");
+    assert!(!out.contains("hunter2-secret"), "{out}");
 }
 
 #[test]
@@ -368,4 +486,69 @@ fn compile_cache_can_be_switched_off() {
     let (ok, out) = check(&text);
     assert!(ok && out.contains("compile cache off"), "{out}");
     assert!(!cache.exists(), "nothing written");
+}
+
+/// Every configuration example of docs/connecting.md passes `check` (with
+/// its files and variables provided): librdkafka accepts each option, the
+/// certificate files load, and the placeholders resolve.
+#[test]
+fn the_connection_examples_in_the_docs_pass_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::new(dir.path());
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").expect("write secret");
+    let doc = std::fs::read_to_string(repo().join("docs/connecting.md")).expect("read doc");
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert!(blocks.len() >= 4, "found {} examples", blocks.len());
+    for (i, block) in blocks.iter().enumerate() {
+        let mut text = block.to_string();
+        for (from, to) in [
+            ("/etc/flumen/aiven/ca.pem", pki.file("ca.pem")),
+            ("/etc/pki/kafka-ca.pem", pki.file("ca.pem")),
+            ("/etc/flumen/aiven/service.cert", pki.file("client.pem")),
+            ("/etc/flumen/aiven/service.key", pki.file("client.key")),
+        ] {
+            text = text.replace(from, &to);
+        }
+        for path in [
+            "/run/secrets/confluent-api-secret",
+            "/run/secrets/kafka-password",
+        ] {
+            text = text.replace(path, &secret.display().to_string());
+        }
+        let config = format!(
+            "{text}\n[[pipeline]]\nname = \"p\"\ntopics = [\"t\"]\ngroup_id = \"g\"\n{}",
+            sink("null", &guest("null_sink"), "")
+        );
+        let path = dir.path().join(format!("example-{i}.toml"));
+        std::fs::write(&path, config).expect("write example");
+        let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
+            .args(["check", "--config", &path.display().to_string()])
+            .envs([
+                ("KAFKA_BROKERS", "127.0.0.1:1"),
+                ("MSK_BROKERS", "127.0.0.1:1"),
+                ("CONFLUENT_API_KEY", "key"),
+                ("MSK_USER", "user"),
+                ("MSK_PASSWORD", "pw-from-env"),
+            ])
+            .output()
+            .expect("run flumen check");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "example {i} of docs/connecting.md:\n{text}"
+        );
+        assert!(
+            !text.contains("s3cret") && !text.contains("pw-from-env"),
+            "{text}"
+        );
+    }
 }

@@ -291,3 +291,56 @@ fn sasl_scram_authenticates_and_a_wrong_password_is_refused() {
         assert_eq!(read_sink(&work.out, user).len(), 150, "{mechanism}");
     }
 }
+
+/// `check --connect` refuses what `run` would trip on: a topic, a
+/// dead-letter topic or a produce grant the cluster does not have, and a
+/// cluster that does not answer, each within its timeout.
+#[test]
+fn check_connect_names_what_is_missing() {
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    broker.create_topic("present", 1);
+    let work = Workdir::new();
+    let config = work.config(&bootstrap, "absent", "g", file_sink("s", "file_sink", ""));
+    let (ok, text, _) = check_connect(&config, 10);
+    assert!(
+        !ok && text.contains("topic `absent` does not exist"),
+        "{text}"
+    );
+
+    let config = work.config(
+        &bootstrap,
+        "present",
+        "g",
+        format!(
+            "[pipeline.dead_letter]\ntopic = \"no-dlq\"\n{}",
+            file_sink("s", "file_sink", "")
+        ),
+    );
+    let (ok, text, _) = check_connect(&config, 10);
+    assert!(
+        !ok && text.contains("the dead-letter topic `no-dlq` does not exist"),
+        "{text}"
+    );
+
+    let config = work.config(
+        &bootstrap,
+        "present",
+        "g",
+        format!(
+            "{}kafka_produce = [\"no-copy\"]\n",
+            file_sink("s", "file_sink", "")
+        ),
+    );
+    let (ok, text, _) = check_connect(&config, 10);
+    assert!(
+        !ok && text.contains("the kafka_produce topic `no-copy` does not exist"),
+        "{text}"
+    );
+
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let config = work.config(&nobody, "present", "g", file_sink("s", "file_sink", ""));
+    let (ok, text, took) = check_connect(&config, 5);
+    assert!(!ok && text.contains("cannot reach Kafka"), "{text}");
+    assert!(took < 10.0, "took {took:.1} s");
+}

@@ -27,6 +27,10 @@ kafka_produce = ["{grant}"]
 # A short deadline, so that unacknowledged records come back as retries
 # within the test's patience.
 limits = {{ call_timeout_ms = 2000 }}
+
+# The copies are written compressed; the test's reader decompresses them.
+[kafka.producer_options]
+"compression.type" = "lz4"
 "#,
         guest("kafka_sink").display()
     )

@@ -44,6 +44,9 @@ fn interceptor_dead_letters_and_sink_skips() {
 [pipeline.dead_letter]
 topic = "{DLQ}"
 
+[kafka.producer_options]
+"compression.type" = "zstd"
+
 [[pipeline.interceptor]]
 name = "router"
 component = "{}"

@@ -35,7 +35,10 @@ use std::sync::Mutex;
 
 /// librdkafka options the test's own clients need to reach a broker (TLS,
 /// SASL), by bootstrap address; a broker that needs none is not listed.
-static SECURITY: Mutex<Option<HashMap<String, Vec<(String, String)>>>> = Mutex::new(None);
+static SECURITY: Mutex<Option<HashMap<String, Options>>> = Mutex::new(None);
+
+/// librdkafka options, as (key, value).
+type Options = Vec<(String, String)>;
 
 /// Makes the test's own clients (producing, creating topics, reading
 /// commits) connect to `bootstrap` with `options`.

@@ -44,11 +44,8 @@ fn walk(
     sources: &dyn Sources,
 ) -> Result<(), ConfigError> {
     match value {
-        toml::Value::String(s) => {
-            if s.contains('$') {
-                *s =
-                    expand(s, sources).map_err(|message| invalid(None, key_path(path), message))?;
-            }
+        toml::Value::String(s) if s.contains('$') => {
+            *s = expand(s, sources).map_err(|message| invalid(None, key_path(path), message))?;
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {

@@ -966,34 +966,8 @@ impl TansuSqlite {
     }
 
     fn start_at(bin: &Path, dir: &Path, bootstrap: &str) -> Self {
-        let url = format!("tcp://{bootstrap}");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("tansu.log"))
-            .expect("tansu log");
-        let child = std::process::Command::new(bin)
-            .current_dir(dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(bootstrap).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
         Self {
-            child,
+            child: start_tansu_sqlite(bin, dir, bootstrap, false),
             bootstrap: bootstrap.to_owned(),
         }
     }

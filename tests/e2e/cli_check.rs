@@ -3,7 +3,6 @@
 
 use crate::support::*;
 use std::path::Path;
-use std::process::Command;
 
 fn check(config_text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -17,18 +16,15 @@ fn check_path(path: &Path) -> (bool, String) {
 }
 
 fn check_path_env(path: &Path, env: &[(&str, &Path)]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
-        .args(["check", "--config", &path.display().to_string()])
-        .envs(env.iter().copied())
-        .output()
-        .expect("run flumen check");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!text.contains("panicked"), "flumen check panicked:\n{text}");
-    (out.status.success(), text)
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(k, v)| (*k, v.to_str().expect("UTF-8 path")))
+        .collect();
+    check_with_env(path, &env)
+}
+
+fn check_with_env(path: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    flumen_output(&["check", "--config", &path.display().to_string()], env)
 }
 
 fn config_with(components: &str) -> String {
@@ -238,20 +234,7 @@ fn secrets_come_from_the_environment_and_files_and_are_never_shown() {
     );
     let path = dir.path().join("flumen.toml");
     std::fs::write(&path, &text).expect("write");
-    let run = |env: &[(&str, &str)]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
-            .args(["check", "--config", &path.display().to_string()])
-            .env_remove("TEST_USER")
-            .envs(env.iter().copied())
-            .output()
-            .expect("run flumen check");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
+    let run = |env: &[(&str, &str)]| check_with_env(&path, env);
     let (ok, out) = run(&[]);
     assert!(!ok, "{out}");
     assert!(
@@ -526,26 +509,17 @@ fn the_connection_examples_in_the_docs_pass_check() {
         );
         let path = dir.path().join(format!("example-{i}.toml"));
         std::fs::write(&path, config).expect("write example");
-        let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
-            .args(["check", "--config", &path.display().to_string()])
-            .envs([
+        let (ok, text) = check_with_env(
+            &path,
+            &[
                 ("KAFKA_BROKERS", "127.0.0.1:1"),
                 ("MSK_BROKERS", "127.0.0.1:1"),
                 ("CONFLUENT_API_KEY", "key"),
                 ("MSK_USER", "user"),
                 ("MSK_PASSWORD", "pw-from-env"),
-            ])
-            .output()
-            .expect("run flumen check");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
-        assert!(
-            out.status.success(),
-            "example {i} of docs/connecting.md:\n{text}"
-        );
+        assert!(ok, "example {i} of docs/connecting.md:\n{text}");
         assert!(
             !text.contains("s3cret") && !text.contains("pw-from-env"),
             "{text}"

@@ -7,7 +7,6 @@ use crate::support::*;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Adds librdkafka `options` to the `[kafka.options]` of a test config.
@@ -24,18 +23,18 @@ fn add_options(config: &Path, options: &[(&str, &str)]) {
 /// `flumen check --connect` on `config`: (success, output, seconds taken).
 fn check_connect(config: &Path, timeout_s: u64) -> (bool, String, f64) {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
-        .args(["check", "--connect", "--timeout", &timeout_s.to_string()])
-        .args(["--config", &config.display().to_string()])
-        .output()
-        .expect("run flumen check");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, text) = flumen_output(
+        &[
+            "check",
+            "--connect",
+            "--timeout",
+            &timeout_s.to_string(),
+            "--config",
+            &config.display().to_string(),
+        ],
+        &[],
     );
-    assert!(!text.contains("panicked"), "{text}");
-    (out.status.success(), text, started.elapsed().as_secs_f64())
+    (ok, text, started.elapsed().as_secs_f64())
 }
 
 fn end_offsets(produced: &Produced) -> BTreeMap<i32, i64> {
@@ -308,35 +307,26 @@ fn check_connect_names_what_is_missing() {
         "{text}"
     );
 
-    let config = work.config(
-        &bootstrap,
-        "present",
-        "g",
-        format!(
-            "[pipeline.dead_letter]\ntopic = \"no-dlq\"\n{}",
-            file_sink("s", "file_sink", "")
+    for (components, wanted) in [
+        (
+            format!(
+                "[pipeline.dead_letter]\ntopic = \"no-dlq\"\n{}",
+                file_sink("s", "file_sink", "")
+            ),
+            "the dead-letter topic `no-dlq` does not exist",
         ),
-    );
-    let (ok, text, _) = check_connect(&config, 10);
-    assert!(
-        !ok && text.contains("the dead-letter topic `no-dlq` does not exist"),
-        "{text}"
-    );
-
-    let config = work.config(
-        &bootstrap,
-        "present",
-        "g",
-        format!(
-            "{}kafka_produce = [\"no-copy\"]\n",
-            file_sink("s", "file_sink", "")
+        (
+            format!(
+                "{}kafka_produce = [\"no-copy\"]\n",
+                file_sink("s", "file_sink", "")
+            ),
+            "the kafka_produce topic `no-copy` does not exist",
         ),
-    );
-    let (ok, text, _) = check_connect(&config, 10);
-    assert!(
-        !ok && text.contains("the kafka_produce topic `no-copy` does not exist"),
-        "{text}"
-    );
+    ] {
+        let config = work.config(&bootstrap, "present", "g", components);
+        let (ok, text, _) = check_connect(&config, 10);
+        assert!(!ok && text.contains(wanted), "{text}");
+    }
 
     let nobody = format!("127.0.0.1:{}", free_port());
     let config = work.config(&nobody, "present", "g", file_sink("s", "file_sink", ""));

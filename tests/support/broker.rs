@@ -60,14 +60,7 @@ impl Broker {
             .spawn()
             .expect("start tansu");
         let bootstrap = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&bootstrap).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {bootstrap}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(&bootstrap);
         Broker::Tansu { child, bootstrap }
     }
 
@@ -107,6 +100,16 @@ impl Broker {
                 }
             }
         }
+    }
+}
+
+/// Waits until something accepts connections at `addr` (a process the test
+/// started); panics after 20 s.
+pub fn wait_listening(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

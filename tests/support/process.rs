@@ -173,6 +173,23 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Runs `flumen <args>` with `env` added: (success, stdout and stderr
+/// together). A panic in flumen fails the test.
+pub fn flumen_output(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run flumen");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("panicked"), "flumen panicked:\n{text}");
+    (out.status.success(), text)
+}
+
 /// Runs `flumen <args>` in `dir`, with its compile cache in `dir/cache` and
 /// `env` added: (success, stdout, stderr). A panic in flumen fails the test.
 pub fn flumen_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {

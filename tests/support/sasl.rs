@@ -7,7 +7,6 @@
 use super::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The users [`ScramBroker`] knows: (mechanism for tansu, user, password).
 pub const SCRAM_USERS: [(&str, &str, &str); 2] = [
@@ -41,7 +40,7 @@ impl ScramBroker {
     pub fn start(dir: &Path) -> Option<Self> {
         let bin = tansu_sqlite()?;
         let bootstrap = format!("127.0.0.1:{}", free_port());
-        let mut setup = spawn(&bin, dir, &bootstrap, false);
+        let mut setup = start_tansu_sqlite(&bin, dir, &bootstrap, false);
         for (mechanism, user, password) in SCRAM_USERS {
             let out = Command::new(&bin)
                 .args(["user", "create", "--broker", &format!("tcp://{bootstrap}")])
@@ -56,7 +55,7 @@ impl ScramBroker {
         }
         let _ = setup.kill();
         let _ = setup.wait();
-        let child = spawn(&bin, dir, &bootstrap, true);
+        let child = start_tansu_sqlite(&bin, dir, &bootstrap, true);
         register_security(
             &bootstrap,
             &[
@@ -70,7 +69,10 @@ impl ScramBroker {
     }
 }
 
-fn spawn(bin: &Path, dir: &Path, bootstrap: &str, authentication: bool) -> Child {
+/// Starts the sqlite build of tansu `bin` on `bootstrap` with its database
+/// and log in `dir`, requiring SASL with `authentication`; returns once it
+/// listens.
+pub fn start_tansu_sqlite(bin: &Path, dir: &Path, bootstrap: &str, authentication: bool) -> Child {
     let url = format!("tcp://{bootstrap}");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -94,14 +96,7 @@ fn spawn(bin: &Path, dir: &Path, bootstrap: &str, authentication: bool) -> Child
         cmd.arg("--authentication");
     }
     let child = cmd.spawn().expect("start tansu");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(bootstrap).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "tansu did not listen on {bootstrap}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(bootstrap);
     child
 }
 

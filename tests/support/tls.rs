@@ -7,7 +7,6 @@
 use super::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The certificates and keys of one test, in `dir`.
 pub struct TestPki {
@@ -159,13 +158,8 @@ impl TlsBroker {
             .stderr(log)
             .spawn()
             .expect("start stunnel");
-        for addr in [&plain, &tls] {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while std::net::TcpStream::connect(addr).is_err() {
-                assert!(Instant::now() < deadline, "nothing listens on {addr}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        wait_listening(&plain);
+        wait_listening(&tls);
         let mut options = vec![
             ("security.protocol", "ssl".to_owned()),
             ("ssl.ca.location", pki.file("ca.pem")),

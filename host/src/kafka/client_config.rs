@@ -6,10 +6,11 @@
 use crate::config::secret::{self, REDACTED};
 use crate::config::wording::closest;
 use crate::config::{Config, ConfigError, KafkaConfig, PipelineConfig};
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::BaseProducer;
-use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext};
 use std::ffi::CStr;
 use std::time::Duration;
 
@@ -70,10 +71,20 @@ pub fn producer(kafka: &KafkaConfig, message_timeout: Duration) -> ClientConfig 
 
 /// Has librdkafka check every option of every client `config` would create:
 /// each key and value on its own, then each client as a whole (files it
-/// names, mechanisms this build supports). Nothing connects: the clients are
-/// dropped before they would.
+/// names, mechanisms this build supports). Nothing connects: the clients
+/// are made without brokers to bootstrap from, and say nothing.
 pub fn validate(config: &Config) -> Result<(), ConfigError> {
     let kafka = &config.kafka;
+    for (key, value) in kafka.option_strings().chain(kafka.producer_option_strings()) {
+        let names_a_file = key.starts_with("ssl.") && key.ends_with(".location");
+        if names_a_file && value != "probe" && !std::path::Path::new(&value).exists() {
+            return Err(ConfigError::Invalid {
+                within: None,
+                key: format!("kafka.options.\"{key}\""),
+                message: format!("{value} does not exist; give the path of a PEM file"),
+            });
+        }
+    }
     for (section, options) in [
         ("kafka.options", kafka.option_strings().collect::<Vec<_>>()),
         (
@@ -90,29 +101,31 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     for p in &config.pipelines {
-        BaseConsumer::from_config(&consumer(config, p))
+        let mut cc = consumer(config, p);
+        cc.set("bootstrap.servers", "");
+        cc.create_with_context::<_, BaseConsumer<Quiet>>(Quiet)
             .map_err(|e| client_error("kafka.options", "the consumer", &e))?;
     }
-    BaseProducer::from_config(&producer(kafka, Duration::from_secs(30)))
+    let mut cc = producer(kafka, Duration::from_secs(30));
+    cc.set("bootstrap.servers", "");
+    cc.create_with_context::<_, BaseProducer<Quiet>>(Quiet)
         .map_err(|e| client_error("kafka.producer_options", "the producer", &e))?;
     Ok(())
 }
 
-/// Creating a client straight from its settings, without a context.
-trait FromConfig: Sized {
-    fn from_config(cc: &ClientConfig) -> Result<Self, KafkaError>;
+/// The context of a client made only to be validated: with no brokers to
+/// reach, what librdkafka would log (that there are none) is noise.
+struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, _: RDKafkaLogLevel, _: &str, _: &str) {}
+    fn error(&self, _: KafkaError, _: &str) {}
 }
 
-impl FromConfig for BaseConsumer {
-    fn from_config(cc: &ClientConfig) -> Result<Self, KafkaError> {
-        cc.create()
-    }
-}
-
-impl FromConfig for BaseProducer {
-    fn from_config(cc: &ClientConfig) -> Result<Self, KafkaError> {
-        cc.create()
-    }
+impl ConsumerContext for Quiet {}
+impl ProducerContext for Quiet {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 /// One option librdkafka refused: the key, librdkafka's reason with a
@@ -271,6 +284,20 @@ mod tests {
         let e = err(
             "options = { \"security.protocol\" = \"ssl\", \"ssl.ca.location\" = \"/nope/ca.pem\" }",
         );
-        assert!(e.contains("ca.pem") || e.contains("ssl.ca.location"), "{e}");
+        assert!(
+            e.contains("`kafka.options.\"ssl.ca.location\"`: /nope/ca.pem does not exist"),
+            "{e}"
+        );
+        // A file that is there but is no certificate: librdkafka says so.
+        let junk = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(junk.path(), "not a certificate").unwrap();
+        let e = err(&format!(
+            "options = {{ \"security.protocol\" = \"ssl\", \"ssl.ca.location\" = \"{}\" }}",
+            junk.path().display()
+        ));
+        assert!(
+            e.contains("librdkafka cannot create the consumer") && e.contains("ssl.ca.location"),
+            "{e}"
+        );
     }
 }

@@ -967,7 +967,7 @@ impl TansuSqlite {
 
     fn start_at(bin: &Path, dir: &Path, bootstrap: &str) -> Self {
         Self {
-            child: start_tansu_sqlite(bin, dir, bootstrap, false),
+            child: start_tansu_sqlite(bin, dir, bootstrap, bootstrap, false),
             bootstrap: bootstrap.to_owned(),
         }
     }

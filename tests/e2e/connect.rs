@@ -37,6 +37,44 @@ fn check_connect(config: &Path, timeout_s: u64) -> (bool, String, f64) {
     (ok, text, started.elapsed().as_secs_f64())
 }
 
+/// Writes `n` events to partition 0 of `topic` with a producer compressing
+/// with `codec`, in batches; returns their values. Each is compressible and
+/// different from every other (`round` tells the calls apart).
+fn produce_compressed(
+    bootstrap: &str,
+    topic: &str,
+    codec: &str,
+    round: usize,
+    n: usize,
+) -> Vec<String> {
+    let producer: ThreadedProducer<DefaultProducerContext> = client(bootstrap)
+        .set("compression.type", codec)
+        .set("linger.ms", "20")
+        .create()
+        .expect("producer");
+    let mut values = Vec::new();
+    for i in 0..n {
+        let value = format!(
+            "{codec} round {round} event {i} {}",
+            "abcdefgh".repeat(i % 40)
+        );
+        let record: BaseRecord<'_, (), [u8]> =
+            BaseRecord::to(topic).partition(0).payload(value.as_bytes());
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+        values.push(value);
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    values
+}
+
+/// The values sink `s` of `work` wrote, in order.
+fn sink_values(work: &Workdir) -> Vec<String> {
+    read_sink_json(&work.out, "s")
+        .iter()
+        .map(|l| l["value"].as_str().expect("UTF-8 value").to_owned())
+        .collect()
+}
+
 fn end_offsets(produced: &Produced) -> BTreeMap<i32, i64> {
     let mut end = BTreeMap::new();
     for (p, o) in produced.kept() {
@@ -198,22 +236,7 @@ fn every_codec_is_read_byte_identical() {
     ];
     let mut values = Vec::new();
     for (round, codec) in codecs.iter().enumerate() {
-        let producer: ThreadedProducer<DefaultProducerContext> = client(&bootstrap)
-            .set("compression.type", *codec)
-            .set("linger.ms", "20")
-            .create()
-            .expect("producer");
-        for i in 0..150 {
-            // Compressible, and different in every event.
-            let value = format!(
-                "{codec} round {round} event {i} {}",
-                "abcdefgh".repeat(i % 40)
-            );
-            let record: BaseRecord<'_, (), [u8]> = BaseRecord::to("t").payload(value.as_bytes());
-            producer.send(record).map_err(|(e, _)| e).expect("send");
-            values.push(value);
-        }
-        producer.flush(Duration::from_secs(30)).expect("flush");
+        values.extend(produce_compressed(&bootstrap, "t", codec, round, 150));
     }
     let work = Workdir::new();
     let config = work.config(&bootstrap, "t", "codecs", file_sink("s", "file_sink", ""));
@@ -227,43 +250,46 @@ fn every_codec_is_read_byte_identical() {
         &end,
         Duration::from_secs(60),
     );
-    let got: Vec<String> = read_sink_json(&work.out, "s")
-        .iter()
-        .map(|l| l["value"].as_str().expect("UTF-8 value").to_owned())
-        .collect();
+    let got = sink_values(&work);
     assert_eq!(got.len(), values.len());
     assert!(got == values, "an event changed on its way");
 }
 
-/// SASL/SCRAM-SHA-256 and SCRAM-SHA-512 against tansu with sqlite storage:
-/// the right password consumes and commits; a wrong one fails `check
-/// --connect` with the broker's refusal, within seconds.
+/// SASL/SCRAM-SHA-256 over plaintext and SCRAM-SHA-512 over TLS (as on
+/// Amazon MSK), against tansu with sqlite storage (behind stunnel for TLS),
+/// on a topic written with zstd: the right password consumes and commits;
+/// a wrong one fails `check --connect` with the broker's refusal, within
+/// seconds, without showing the password.
 #[test]
 fn sasl_scram_authenticates_and_a_wrong_password_is_refused() {
-    let work = Workdir::new();
-    let Some(broker) = ScramBroker::start(&work.path("")) else {
-        // Printed, not hidden: docs/testing.md says how to get the build.
-        println!(
-            "SCRAM NOT TESTED: no tansu with sqlite storage; run scripts/fetch-tansu.sh --sqlite"
-        );
-        return;
-    };
-    let bootstrap = broker.bootstrap.clone();
-    Broker::External(bootstrap.clone()).create_topic("t", 1);
-    let produced = produce(&bootstrap, "t", 1, 150, |_| false);
-    for (mechanism, user, password) in [
-        ("SCRAM-SHA-256", SCRAM_USERS[0].1, SCRAM_USERS[0].2),
-        ("SCRAM-SHA-512", SCRAM_USERS[1].1, SCRAM_USERS[1].2),
-    ] {
-        let group = format!("scram-{user}");
-        let config = work.config(&bootstrap, "t", &group, file_sink(user, "file_sink", ""));
-        let wrong = work.path(&format!("{user}-wrong.toml"));
+    for tls in [false, true] {
+        let work = Workdir::new();
+        let pki = TestPki::new(&work.path(""));
+        let Some(broker) = ScramBroker::start(&work.path(""), tls.then_some(&pki)) else {
+            // Printed, not hidden: docs/testing.md says how to get the build.
+            println!(
+                "SCRAM NOT TESTED: no tansu with sqlite storage; run scripts/fetch-tansu.sh --sqlite"
+            );
+            return;
+        };
+        let (mechanism, user, password) = match tls {
+            false => ("SCRAM-SHA-256", SCRAM_USERS[0].1, SCRAM_USERS[0].2),
+            true => ("SCRAM-SHA-512", SCRAM_USERS[1].1, SCRAM_USERS[1].2),
+        };
+        let bootstrap = broker.bootstrap.clone();
+        Broker::External(bootstrap.clone()).create_topic("t", 1);
+        let values = produce_compressed(&bootstrap, "t", "zstd", 0, 150);
+        let config = work.config(&bootstrap, "t", "scram", file_sink("s", "file_sink", ""));
+        let wrong = work.path("wrong.toml");
         std::fs::copy(&config, &wrong).expect("copy config");
+        let ca = pki.file("ca.pem");
+        let protocol = if tls { "sasl_ssl" } else { "sasl_plaintext" };
         for (path, pw) in [(&config, password), (&wrong, "not-the-password")] {
             add_options(
                 path,
                 &[
-                    ("security.protocol", "sasl_plaintext"),
+                    ("security.protocol", protocol),
+                    ("ssl.ca.location", &ca),
                     ("sasl.mechanisms", mechanism),
                     ("sasl.username", user),
                     ("sasl.password", pw),
@@ -271,23 +297,27 @@ fn sasl_scram_authenticates_and_a_wrong_password_is_refused() {
             );
         }
         let (ok, text, took) = check_connect(&wrong, 10);
-        println!("check --connect, {mechanism}, wrong password ({took:.1} s): {text}");
+        println!("check --connect, {protocol} {mechanism}, wrong password ({took:.1} s): {text}");
         assert!(!ok && took < 15.0, "{text}");
         assert!(!text.contains("not-the-password"), "{text}");
         assert!(text.contains("cannot reach Kafka"), "{text}");
         let (ok, text, _) = check_connect(&config, 15);
+        println!("check --connect, {protocol} {mechanism}:\n{text}");
         assert!(ok, "{mechanism}: {text}");
-        assert!(text.contains("(sasl_plaintext, 1 broker(s))"), "{text}");
+        assert!(
+            text.contains(&format!("({protocol}, 1 broker(s))")),
+            "{text}"
+        );
         run_until_committed(
             &config,
-            &work.path(&format!("{user}.log")),
+            &work.path("flumen.log"),
             &bootstrap,
-            &group,
+            "scram",
             "t",
-            &end_offsets(&produced),
+            &BTreeMap::from([(0, 150)]),
             Duration::from_secs(90),
         );
-        assert_eq!(read_sink(&work.out, user).len(), 150, "{mechanism}");
+        assert_eq!(sink_values(&work), values, "{protocol} {mechanism}");
     }
 }
 

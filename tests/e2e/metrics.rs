@@ -312,9 +312,19 @@ fn the_admin_endpoint_answers_during_a_slow_reload() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // A custom section at the end: the same guest, a different file.
+    // A custom section at the end: the same guest, a file no earlier run
+    // wrote, so that the compile cache cannot serve it.
     let mut bytes = std::fs::read(&component).expect("read component");
-    bytes.extend_from_slice(&[0, 2, 1, b'x']);
+    let nonce = format!(
+        "{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    );
+    let name_len = u8::try_from(nonce.len()).expect("short name");
+    bytes.extend_from_slice(&[0, name_len + 1, name_len]);
+    bytes.extend_from_slice(nonce.as_bytes());
     std::fs::write(&component, bytes).expect("write component");
 
     let started = Instant::now();

@@ -14,9 +14,10 @@ pub const SCRAM_USERS: [(&str, &str, &str); 2] = [
     ("scram512", "bob", "bob-secret"),
 ];
 
-/// tansu requiring SASL/SCRAM on a loopback port.
+/// tansu requiring SASL/SCRAM on a loopback port, perhaps behind TLS.
 pub struct ScramBroker {
     child: Child,
+    stunnel: Option<Child>,
     /// `127.0.0.1:port`.
     pub bootstrap: String,
 }
@@ -34,16 +35,17 @@ pub fn tansu_sqlite() -> Option<PathBuf> {
 }
 
 impl ScramBroker {
-    /// Starts it in `dir` with [`SCRAM_USERS`]; the test's own clients
-    /// ([`client`]) log in as alice with SCRAM-SHA-256. `None` without the
-    /// sqlite build of tansu.
-    pub fn start(dir: &Path) -> Option<Self> {
+    /// Starts it in `dir` with [`SCRAM_USERS`], behind a TLS listener
+    /// with the certificates of `tls` if given (SASL_SSL); the test's own
+    /// clients ([`client`]) log in as alice with SCRAM-SHA-256. `None`
+    /// without the sqlite build of tansu.
+    pub fn start(dir: &Path, tls: Option<&TestPki>) -> Option<Self> {
         let bin = tansu_sqlite()?;
-        let bootstrap = format!("127.0.0.1:{}", free_port());
-        let mut setup = start_tansu_sqlite(&bin, dir, &bootstrap, false);
+        let plain = format!("127.0.0.1:{}", free_port());
+        let mut setup = start_tansu_sqlite(&bin, dir, &plain, &plain, false);
         for (mechanism, user, password) in SCRAM_USERS {
             let out = Command::new(&bin)
-                .args(["user", "create", "--broker", &format!("tcp://{bootstrap}")])
+                .args(["user", "create", "--broker", &format!("tcp://{plain}")])
                 .args(["--mechanism", mechanism, user, password])
                 .output()
                 .expect("run tansu user create");
@@ -55,25 +57,44 @@ impl ScramBroker {
         }
         let _ = setup.kill();
         let _ = setup.wait();
-        let child = start_tansu_sqlite(&bin, dir, &bootstrap, true);
-        register_security(
-            &bootstrap,
-            &[
-                ("security.protocol", "sasl_plaintext"),
-                ("sasl.mechanisms", "SCRAM-SHA-256"),
-                ("sasl.username", SCRAM_USERS[0].1),
-                ("sasl.password", SCRAM_USERS[0].2),
-            ],
-        );
-        Some(Self { child, bootstrap })
+        let bootstrap = match tls {
+            Some(_) => format!("127.0.0.1:{}", free_port()),
+            None => plain.clone(),
+        };
+        let child = start_tansu_sqlite(&bin, dir, &plain, &bootstrap, true);
+        let stunnel = tls.map(|pki| start_stunnel(pki, &bootstrap, &plain, false));
+        let mut options = vec![
+            ("sasl.mechanisms", "SCRAM-SHA-256".to_owned()),
+            ("sasl.username", SCRAM_USERS[0].1.to_owned()),
+            ("sasl.password", SCRAM_USERS[0].2.to_owned()),
+        ];
+        match tls {
+            Some(pki) => {
+                options.push(("security.protocol", "sasl_ssl".to_owned()));
+                options.push(("ssl.ca.location", pki.file("ca.pem")));
+            }
+            None => options.push(("security.protocol", "sasl_plaintext".to_owned())),
+        }
+        let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        register_security(&bootstrap, &options);
+        Some(Self {
+            child,
+            stunnel,
+            bootstrap,
+        })
     }
 }
 
-/// Starts the sqlite build of tansu `bin` on `bootstrap` with its database
-/// and log in `dir`, requiring SASL with `authentication`; returns once it
-/// listens.
-pub fn start_tansu_sqlite(bin: &Path, dir: &Path, bootstrap: &str, authentication: bool) -> Child {
-    let url = format!("tcp://{bootstrap}");
+/// Starts the sqlite build of tansu `bin` listening on `listen` and
+/// advertising `advertised`, with its database and log in `dir`, requiring
+/// SASL with `authentication`; returns once it listens.
+pub fn start_tansu_sqlite(
+    bin: &Path,
+    dir: &Path,
+    listen: &str,
+    advertised: &str,
+    authentication: bool,
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -81,13 +102,8 @@ pub fn start_tansu_sqlite(bin: &Path, dir: &Path, bootstrap: &str, authenticatio
         .expect("tansu log");
     let mut cmd = Command::new(bin);
     cmd.current_dir(dir)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
+        .args(["broker", "--listener-url", &format!("tcp://{listen}")])
+        .args(["--advertised-listener-url", &format!("tcp://{advertised}")])
         .args(["--storage-engine", "sqlite://tansu.db"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -96,13 +112,15 @@ pub fn start_tansu_sqlite(bin: &Path, dir: &Path, bootstrap: &str, authenticatio
         cmd.arg("--authentication");
     }
     let child = cmd.spawn().expect("start tansu");
-    wait_listening(bootstrap);
+    wait_listening(listen);
     child
 }
 
 impl Drop for ScramBroker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in self.stunnel.iter_mut().chain([&mut self.child]) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -98,6 +98,52 @@ impl TestPki {
     }
 }
 
+/// Starts stunnel accepting TLS on `accept` with the test CA's server
+/// certificate and passing the plaintext on to `connect`; with
+/// `require_client_cert`, only clients with a certificate the test CA
+/// signed get through. Returns once it listens.
+pub fn start_stunnel(
+    pki: &TestPki,
+    accept: &str,
+    connect: &str,
+    require_client_cert: bool,
+) -> Child {
+    let bin = ["stunnel4", "stunnel"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("-version").output().is_ok())
+        .expect("stunnel missing: scripts/test.sh installs Debian's stunnel4");
+    let verify = if require_client_cert {
+        format!(
+            "verifyChain = yes\nrequireCert = yes\nCAfile = {}\n",
+            pki.file("ca.pem")
+        )
+    } else {
+        String::new()
+    };
+    let name = accept.replace([':', '.'], "-");
+    let conf = pki.dir.join(format!("stunnel-{name}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "foreground = yes\npid =\ndebug = 4\n[kafka]\naccept = {accept}\nconnect = {connect}\n\
+             cert = {}\nkey = {}\n{verify}",
+            pki.file("server.pem"),
+            pki.file("server.key")
+        ),
+    )
+    .expect("write stunnel conf");
+    let log =
+        std::fs::File::create(pki.dir.join(format!("stunnel-{name}.log"))).expect("stunnel log");
+    let child = Command::new(bin)
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start stunnel");
+    wait_listening(accept);
+    child
+}
+
 /// tansu behind a stunnel TLS listener; tansu advertises the TLS port, so
 /// every connection a client makes goes through TLS.
 pub struct TlsBroker {
@@ -112,33 +158,8 @@ impl TlsBroker {
     /// without a certificate signed by the test CA (mutual TLS). The test's
     /// own clients ([`client`]) connect with the right CA (and certificate).
     pub fn start(pki: &TestPki, require_client_cert: bool) -> Self {
-        let stunnel_bin = ["stunnel4", "stunnel"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("-version").output().is_ok())
-            .expect("stunnel missing: scripts/test.sh installs Debian's stunnel4");
-        let plain_port = free_port();
-        let tls_port = free_port();
-        let tls = format!("127.0.0.1:{tls_port}");
-        let plain = format!("127.0.0.1:{plain_port}");
-        let verify = if require_client_cert {
-            format!(
-                "verifyChain = yes\nrequireCert = yes\nCAfile = {}\n",
-                pki.file("ca.pem")
-            )
-        } else {
-            String::new()
-        };
-        let conf = pki.dir.join(format!("stunnel-{tls_port}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "foreground = yes\npid =\ndebug = 4\n[kafka]\naccept = {tls}\nconnect = {plain}\n\
-                 cert = {}\nkey = {}\n{verify}",
-                pki.file("server.pem"),
-                pki.file("server.key")
-            ),
-        )
-        .expect("write stunnel conf");
+        let plain = format!("127.0.0.1:{}", free_port());
+        let tls = format!("127.0.0.1:{}", free_port());
         let bin = std::env::var_os("FLUMEN_TANSU")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo().join(".tools/tansu/tansu"));
@@ -150,16 +171,8 @@ impl TlsBroker {
             .stderr(Stdio::null())
             .spawn()
             .expect("start tansu");
-        let log = std::fs::File::create(pki.dir.join(format!("stunnel-{tls_port}.log")))
-            .expect("stunnel log");
-        let stunnel = Command::new(stunnel_bin)
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start stunnel");
         wait_listening(&plain);
-        wait_listening(&tls);
+        let stunnel = start_stunnel(pki, &tls, &plain, require_client_cert);
         let mut options = vec![
             ("security.protocol", "ssl".to_owned()),
             ("ssl.ca.location", pki.file("ca.pem")),

@@ -75,7 +75,10 @@ pub fn producer(kafka: &KafkaConfig, message_timeout: Duration) -> ClientConfig 
 /// are made without brokers to bootstrap from, and say nothing.
 pub fn validate(config: &Config) -> Result<(), ConfigError> {
     let kafka = &config.kafka;
-    for (key, value) in kafka.option_strings().chain(kafka.producer_option_strings()) {
+    for (key, value) in kafka
+        .option_strings()
+        .chain(kafka.producer_option_strings())
+    {
         let names_a_file = key.starts_with("ssl.") && key.ends_with(".location");
         if names_a_file && value != "probe" && !std::path::Path::new(&value).exists() {
             return Err(ConfigError::Invalid {

@@ -199,7 +199,7 @@ fn mutual_tls_needs_the_client_certificate() {
     let (ok, text, took) = check_connect(&config, 8);
     assert!(!ok, "connected without a client certificate:\n{text}");
     assert!(took < 12.0, "took {took:.1} s");
-    assert!(text.contains("cannot reach Kafka"), "{text}");
+    assert!(text.contains("cannot connect to Kafka"), "{text}");
 
     let (cert, key) = (pki.file("client.pem"), pki.file("client.key"));
     add_options(
@@ -300,7 +300,7 @@ fn sasl_scram_authenticates_and_a_wrong_password_is_refused() {
         println!("check --connect, {protocol} {mechanism}, wrong password ({took:.1} s): {text}");
         assert!(!ok && took < 15.0, "{text}");
         assert!(!text.contains("not-the-password"), "{text}");
-        assert!(text.contains("cannot reach Kafka"), "{text}");
+        assert!(text.contains("cannot connect to Kafka"), "{text}");
         let (ok, text, _) = check_connect(&config, 15);
         println!("check --connect, {protocol} {mechanism}:\n{text}");
         assert!(ok, "{mechanism}: {text}");
@@ -361,6 +361,6 @@ fn check_connect_names_what_is_missing() {
     let nobody = format!("127.0.0.1:{}", free_port());
     let config = work.config(&nobody, "present", "g", file_sink("s", "file_sink", ""));
     let (ok, text, took) = check_connect(&config, 5);
-    assert!(!ok && text.contains("cannot reach Kafka"), "{text}");
+    assert!(!ok && text.contains("cannot connect to Kafka"), "{text}");
     assert!(took < 10.0, "took {took:.1} s");
 }

@@ -5,6 +5,7 @@
 
 use super::client_config;
 use crate::config::Config;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
@@ -18,27 +19,90 @@ use std::time::{Duration, Instant};
 #[error("{0}")]
 pub struct ProbeError(String);
 
-/// Keeps the last error librdkafka reported in the background (a refused
+/// Keeps the last failure librdkafka logged while connecting (a refused
 /// certificate, failed authentication), which a metadata request that
-/// times out would otherwise hide behind "all brokers down".
+/// times out would otherwise hide behind "broker transport failure". It is
+/// the probe's only output from librdkafka: its other log lines and its
+/// statistics would bury the report.
 #[derive(Default)]
 struct LastError(Mutex<Option<String>>);
 
+/// What librdkafka says once every broker failed ("1/1 brokers are down"):
+/// true, but it must not replace the reason they failed.
+const ALL_DOWN: &str = "brokers are down";
+
 impl ClientContext for LastError {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if let Ok(mut last) = self.0.lock() {
-            *last = Some(format!("{error}: {reason}"));
+    fn log(&self, level: RDKafkaLogLevel, _: &str, message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Error as i32) {
+            self.keep(message);
         }
+    }
+
+    fn stats_raw(&self, _: &[u8]) {}
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.keep(&format!("{error}: {reason}"));
     }
 }
 
 impl ConsumerContext for LastError {}
 
 impl LastError {
-    fn take(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|mut l| l.take())
+    /// Keeps `message`, unless it would hide a reason that waiting will
+    /// not mend, or merely summarizes the reasons seen.
+    fn keep(&self, message: &str) {
+        if let Ok(mut last) = self.0.lock() {
+            let keeps_final = last.as_deref().is_some_and(is_final);
+            if !keeps_final && !(last.is_some() && message.contains(ALL_DOWN)) {
+                *last = Some(message.to_owned());
+            }
+        }
+    }
+
+    fn last(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|l| l.clone())
     }
 }
+
+/// Failures that waiting longer will not mend: a certificate or a password
+/// the broker refuses.
+fn is_final(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("ssl handshake failed") || m.contains("authentication")
+}
+
+/// The cluster's metadata, asked for in short steps so that a refused
+/// certificate or password ends the wait at once rather than at `timeout`.
+fn metadata(consumer: &BaseConsumer<LastError>, timeout: Duration) -> Result<Metadata, String> {
+    let started = Instant::now();
+    loop {
+        let step = STEP.min(timeout.saturating_sub(started.elapsed()));
+        match consumer.fetch_metadata(None, step) {
+            Ok(m) => return Ok(m),
+            Err(e) => {
+                // rdkafka queues librdkafka's log lines and errors for the
+                // consumer's poll: serve them, so that they reach the context.
+                for _ in 0..QUEUED_EVENTS {
+                    let _ = consumer.poll(Duration::ZERO);
+                }
+                let last = consumer.context().last();
+                if let Some(why) = last.as_deref().filter(|why| is_final(why)) {
+                    return Err(why.to_owned());
+                }
+                if started.elapsed() >= timeout {
+                    return Err(last.unwrap_or_else(|| e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// How long each metadata request of [`metadata`] waits.
+const STEP: Duration = Duration::from_millis(500);
+
+/// Events served between two metadata requests: more than a broker's
+/// connection attempts log in one step.
+const QUEUED_EVENTS: usize = 100;
 
 /// Connects as every pipeline of `config` would and returns the report, or
 /// the first problem. Each network step waits at most `timeout`.
@@ -55,12 +119,11 @@ pub fn probe(config: &Config, timeout: Duration) -> Result<String, ProbeError> {
             .create_with_context(LastError::default())
             .map_err(|e| ProbeError(format!("cannot create the consumer: {e}")))?;
         let started = Instant::now();
-        let metadata = consumer.fetch_metadata(None, timeout).map_err(|e| {
-            let why = consumer.context().take().unwrap_or_else(|| e.to_string());
+        let metadata = metadata(&consumer, timeout).map_err(|why| {
             ProbeError(format!(
-                "cannot reach Kafka at {} ({security}) within {} s: {why}",
+                "cannot connect to Kafka at {} ({security}), gave up after {:.1} s: {why}",
                 config.kafka.bootstrap_servers,
-                timeout.as_secs()
+                started.elapsed().as_secs_f64()
             ))
         })?;
         let _ = writeln!(

@@ -53,7 +53,8 @@ impl LastError {
     fn keep(&self, message: &str) {
         if let Ok(mut last) = self.0.lock() {
             let keeps_final = last.as_deref().is_some_and(is_final);
-            if !keeps_final && !(last.is_some() && message.contains(ALL_DOWN)) {
+            let summary = last.is_some() && message.contains(ALL_DOWN);
+            if !keeps_final && !summary {
                 *last = Some(message.to_owned());
             }
         }

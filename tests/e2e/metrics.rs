@@ -274,7 +274,7 @@ fn ready_waits_for_the_group() {
     assert!(flumen.terminate().success());
 }
 
-/// A reload that compiles a large component (the Python file sink, 15 MB,
+/// A reload that compiles a large component (the Python file sink, 18 MB,
 /// changed on disk so that the compile cache cannot serve it) takes many
 /// seconds; meanwhile `/health`, `/ready` and `/metrics` keep answering at
 /// once, one more `POST /reload` waits its turn, and a third is told to

@@ -93,7 +93,8 @@ impl Flumen {
             }
             assert!(
                 Instant::now() < deadline,
-                "flumen did not exit after SIGTERM"
+                "flumen did not exit after SIGTERM; log tail:\n{}",
+                tail(&self.log_text(), 40)
             );
             std::thread::sleep(Duration::from_millis(50));
         }

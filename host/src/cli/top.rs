@@ -242,6 +242,26 @@ pub fn render(addr: &str, prev: &Scrape, now: &Scrape) -> String {
             );
         }
     }
+    for key in now.keys(
+        "flumen_partition_unreadable_offset",
+        "pipeline",
+        &["topic", "partition"],
+    ) {
+        let p = [
+            ("pipeline", key[0].as_str()),
+            ("topic", key[1].as_str()),
+            ("partition", key[2].as_str()),
+        ];
+        let _ = writeln!(
+            out,
+            "\nUNREADABLE {}[{}] (pipeline {}) stopped at offset {:.0}: a batch there cannot be \
+             decoded; see the log",
+            key[1],
+            key[2],
+            key[0],
+            now.sum("flumen_partition_unreadable_offset", &p),
+        );
+    }
     out
 }
 
@@ -310,7 +330,8 @@ mod tests {
             flumen_guest_call_duration_seconds_sum{pipeline=\"p\",component=\"f\",kind=\"interceptor\"} 0.009\n\
             flumen_high_watermark{pipeline=\"p\",topic=\"t\",partition=\"0\"} 2500\n\
             flumen_committed_offset{pipeline=\"p\",topic=\"t\",partition=\"0\"} 2100\n\
-            flumen_consumer_lag{pipeline=\"p\",topic=\"t\",partition=\"0\"} 400\n";
+            flumen_consumer_lag{pipeline=\"p\",topic=\"t\",partition=\"0\"} 400\n\
+            flumen_partition_unreadable_offset{pipeline=\"p\",topic=\"t\",partition=\"1\"} 77\n";
         let frame = render("h:1", &scrape_at(t0, before), &scrape_at(t1, after));
         let pipeline = frame.lines().find(|l| l.starts_with("p ")).expect(&frame);
         assert!(
@@ -324,5 +345,9 @@ mod tests {
         // 4 calls took 8 ms: 2 ms each.
         assert!(component.contains(" 2.00 "), "{frame}");
         assert!(frame.contains("2100") && frame.contains("2500"), "{frame}");
+        assert!(
+            frame.contains("UNREADABLE t[1] (pipeline p) stopped at offset 77"),
+            "{frame}"
+        );
     }
 }

@@ -29,7 +29,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,44 @@ const REVOKED_RETRY: Duration = Duration::from_millis(500);
 /// channel send and usually a thread wake-up each, which dominated the cost
 /// of small events; a burst is handed over as one chunk per partition.
 const BURST: usize = 1000;
+
+/// How much longer than `drain_timeout_ms` leaving the group may take: a
+/// last revocation (drained within `drain_timeout_ms`) and its commit, and
+/// the LeaveGroup round trip.
+const LEAVE_GRACE: Duration = Duration::from_secs(15);
+
+/// Closes the consumer (rdkafka's `Drop`: leave the group, serving the last
+/// rebalance callbacks), waiting at most `within`. That close polls until
+/// librdkafka says the consumer is closed, without a bound, and a shutdown
+/// that lands in the middle of a rebalance was seen to wait there for good
+/// (the fault suite's eager churn, about one run in eight). So it runs on a
+/// thread of its own; past the bound the process goes on without it: what
+/// was finalized is already committed, and the group drops this member at
+/// its session timeout.
+fn leave_group(consumer: Arc<BaseConsumer<PipelineContext>>, pipeline: &str, within: Duration) {
+    let (closed, wait) = sync_channel(1);
+    let leaving = std::thread::Builder::new()
+        .name("flumen-leave".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = closed.send(());
+        });
+    if let Err(e) = leaving {
+        // The consumer went with the closure: it was closed on this thread.
+        tracing::warn!(pipeline, error = %e, "no thread to close the consumer on; closed it here");
+        return;
+    }
+    match wait.recv_timeout(within) {
+        Ok(()) => tracing::info!(pipeline, "consumer stopped"),
+        Err(_) => tracing::warn!(
+            pipeline,
+            seconds = within.as_secs(),
+            "the consumer did not finish leaving its group in time; going on without it \
+             (finalized offsets are committed; the group drops this member at its session \
+             timeout)"
+        ),
+    }
+}
 
 /// One running consumer-group member for one pipeline.
 pub struct PipelineConsumer {
@@ -141,7 +179,11 @@ impl PipelineConsumer {
         let offsets = drain(handles, self.pipeline.drain_timeout());
         commit(&self.consumer, &offsets, &self.stats);
         self.consumer.unsubscribe();
-        tracing::info!(pipeline = %self.pipeline.name, "consumer stopped");
+        let within = self.pipeline.drain_timeout() + LEAVE_GRACE;
+        let Self {
+            consumer, pipeline, ..
+        } = self;
+        leave_group(consumer, &pipeline.name, within);
     }
 
     /// A record could not be decoded: finds the partition that stopped at it

@@ -101,12 +101,13 @@ impl PipelineStats {
     }
 
     /// Records that `partition` of `topic` stopped at `offset`, at a record
-    /// that cannot be decoded.
-    pub fn set_unreadable(&self, topic: &str, partition: i32, offset: i64) {
-        if let Ok(mut m) = self.unreadable.lock() {
-            m.insert((topic.to_owned(), partition), offset);
-            self.any_unreadable.store(true, Ordering::Release);
-        }
+    /// that cannot be decoded; whether that is news (not recorded already).
+    pub fn set_unreadable(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        let Ok(mut m) = self.unreadable.lock() else {
+            return false;
+        };
+        self.any_unreadable.store(true, Ordering::Release);
+        m.insert((topic.to_owned(), partition), offset) != Some(offset)
     }
 
     /// Records that `partition` of `topic` is read again.

@@ -146,6 +146,16 @@ fn rate(prev: &Scrape, now: &Scrape, name: &str, want: &[(&str, &str)]) -> f64 {
     (now.sum(name, want) - prev.sum(name, want)).max(0.0) / dt
 }
 
+/// The labels of one partition's samples, from a `keys(…, "pipeline",
+/// &["topic", "partition"])` key.
+fn partition_labels(key: &[String]) -> [(&'static str, &str); 3] {
+    [
+        ("pipeline", key[0].as_str()),
+        ("topic", key[1].as_str()),
+        ("partition", key[2].as_str()),
+    ]
+}
+
 /// One frame of the view: what changed between `prev` and `now`.
 pub fn render(addr: &str, prev: &Scrape, now: &Scrape) -> String {
     let mut out = String::new();
@@ -225,11 +235,7 @@ pub fn render(addr: &str, prev: &Scrape, now: &Scrape) -> String {
             "PIPELINE", "topic", "partition", "committed", "end", "lag"
         );
         for key in partitions {
-            let p = [
-                ("pipeline", key[0].as_str()),
-                ("topic", key[1].as_str()),
-                ("partition", key[2].as_str()),
-            ];
+            let p = partition_labels(&key);
             let _ = writeln!(
                 out,
                 "{:<20} {:<24} {:>9} {:>14.0} {:>14.0} {:>10.0}",
@@ -247,11 +253,7 @@ pub fn render(addr: &str, prev: &Scrape, now: &Scrape) -> String {
         "pipeline",
         &["topic", "partition"],
     ) {
-        let p = [
-            ("pipeline", key[0].as_str()),
-            ("topic", key[1].as_str()),
-            ("partition", key[2].as_str()),
-        ];
+        let p = partition_labels(&key);
         let _ = writeln!(
             out,
             "\nUNREADABLE {}[{}] (pipeline {}) stopped at offset {:.0}: a batch there cannot be \

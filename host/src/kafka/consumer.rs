@@ -206,12 +206,11 @@ impl PipelineConsumer {
         let paused = |k: &unreadable::Key| parts.get(k).is_some_and(|h| h.paused);
         let confirmed = suspects.observe(&positions, &ends, paused, Instant::now());
         drop(parts);
-        let known = self.stats.unreadable();
         for ((topic, partition), offset) in confirmed {
-            if known.get(&(topic.clone(), partition)) == Some(&offset) {
+            // Reported once per stop, not on every decode error after it.
+            if !self.stats.set_unreadable(&topic, partition, offset) {
                 continue;
             }
-            self.stats.set_unreadable(&topic, partition, offset);
             tracing::error!(pipeline = %self.pipeline.name, %topic, partition, offset, error = %e,
                 "partition {topic}[{partition}] cannot be read at offset {offset}: the record \
                  batch there cannot be decoded (corrupt, or compressed with a codec this build \

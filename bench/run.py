@@ -46,7 +46,6 @@ FLUMEN = Path(os.environ.get("FLUMEN_BIN", ROOT / "target/release/flumen"))
 RAW = ROOT / "target/release/examples/raw_consumer"
 GUESTS = ROOT / "guests/target/wasm32-wasip2/release"
 TANSU = Path(os.environ.get("FLUMEN_TANSU", ROOT / ".tools/tansu/tansu"))
-PARTITIONS = 4
 # One event in ten matches the filter, which drops it.
 PATTERN = "level=debug"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -107,21 +106,21 @@ def start_tansu() -> tuple[subprocess.Popen, str]:
     return proc, f"127.0.0.1:{port}"
 
 
-def load(bootstrap: str, topic: str, events: int, size: int) -> dict[int, int]:
-    """Produces `events` values of `size` bytes round-robin over the
-    partitions; returns the end offset of each partition."""
+def load(bootstrap: str, topic: str, events: int, size: int, partitions: int) -> dict[int, int]:
+    """Produces `events` values of `size` bytes round-robin over
+    `partitions` partitions; returns the end offset of each partition."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
+    for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
         f.result()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
                          "batch.size": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
                          "compression.type": "none", "acks": "all"})
     filler = ("x" * size).encode()
-    counts = {p: 0 for p in range(PARTITIONS)}
+    counts = {p: 0 for p in range(partitions)}
     for i in range(events):
         head = f"level={'debug' if i % 10 == 0 else 'info'} id={i} ".encode()
         value = (head + filler)[:size] if size > len(head) else head[:size]
-        p = i % PARTITIONS
+        p = i % partitions
         while True:
             try:
                 producer.produce(topic, value=value, partition=p)
@@ -268,6 +267,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,100,10000")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--scenarios", default=DEFAULT_SCENARIOS)
+    ap.add_argument("--partitions", type=int, default=4,
+                    help="partitions of each topic: 1 is a single hot partition, 16 many")
     ap.add_argument("--out", default=str(ROOT / "bench"))
     args = ap.parse_args()
     wanted = args.scenarios.split(",")
@@ -277,9 +278,10 @@ def main() -> None:
     try:
         for size in [int(s) for s in args.sizes.split(",")]:
             events = args.events if size <= 1000 else max(args.events // 10, 1)
-            topic = f"bench-{size}"
-            print(f"loading {events} events of {size} bytes …", flush=True)
-            end = load(bootstrap, topic, events, size)
+            topic = f"bench-{size}-p{args.partitions}"
+            print(f"loading {events} events of {size} bytes into {args.partitions} partitions …",
+                  flush=True)
+            end = load(bootstrap, topic, events, size, args.partitions)
             meta[size] = events
             for rep in range(args.reps):
                 for scenario, _ in SCENARIOS:
@@ -338,9 +340,9 @@ def write_report(out: Path, results, meta, args) -> None:
     lines = [
         "# flumen throughput",
         "",
-        f"Command: `scripts/bench.sh` (`bench/run.py --events {args.events} --reps {args.reps}`), "
+        f"Command: `scripts/bench.sh` (`bench/run.py --events {args.events} --reps {args.reps} --partitions {args.partitions}`), "
         f"{datetime.now().strftime('%Y-%m-%d')}, tansu 0.6 (memory storage) on loopback, "
-        f"4 partitions, {os.cpu_count()} cores. Median of {args.reps} runs, spread = min–max; "
+        f"{args.partitions} partition(s), {os.cpu_count()} cores. Median of {args.reps} runs, spread = min–max; "
         "ratio to (1) = median of the per-repetition ratios (each repetition runs the scenarios "
         "back to back; min–max in brackets). Time and CPU = from the consumer's first event "
         "(group join and guest compilation excluded) to its last commit; CPU = user + system "

@@ -42,6 +42,12 @@ const REVOKED_RETRY: Duration = Duration::from_millis(500);
 /// of small events; a burst is handed over as one chunk per partition.
 const BURST: usize = 1000;
 
+/// How long the loop waits for a message while a partition is paused: a
+/// paused partition is resumed only between waits, and librdkafka drops
+/// what it had fetched ahead for it when it was paused, so every moment it
+/// stays paused after its queue has drained is a moment of reading nothing.
+const PAUSED_WAIT: Duration = Duration::from_millis(5);
+
 /// How much longer than `drain_timeout_ms` leaving the group may take: a
 /// last revocation (drained within `drain_timeout_ms`) and its commit, and
 /// the LeaveGroup round trip.
@@ -149,9 +155,14 @@ impl PipelineConsumer {
         let mut last_revoked_retry = Instant::now();
         let mut key = (String::new(), 0);
         let mut suspects = Suspects::default();
+        let mut any_paused = false;
         while !shutdown.load(Ordering::Acquire) {
             // Wait for one message, then take what is already there.
-            let mut wait = Duration::from_millis(100);
+            let mut wait = if any_paused {
+                PAUSED_WAIT
+            } else {
+                Duration::from_millis(100)
+            };
             for _ in 0..BURST {
                 match self.consumer.poll(wait) {
                     None => break,
@@ -167,7 +178,7 @@ impl PipelineConsumer {
                 wait = Duration::ZERO;
             }
             self.flush_all();
-            self.resume_drained();
+            any_paused = self.resume_drained();
             if last_revoked_retry.elapsed() >= REVOKED_RETRY {
                 self.retry_revoked();
                 last_revoked_retry = Instant::now();
@@ -331,8 +342,8 @@ impl PipelineConsumer {
     }
 
     /// Resumes paused partitions whose queue has drained to half, in events
-    /// and in bytes.
-    fn resume_drained(&self) {
+    /// and in bytes. Returns whether a partition is still paused.
+    fn resume_drained(&self) -> bool {
         let mut parts = lock(&self.partitions);
         for (key, h) in parts.iter_mut().filter(|(_, h)| h.paused) {
             if h.shared.queued.load(Ordering::Acquire) <= self.pipeline.max_queued_events / 2
@@ -343,6 +354,7 @@ impl PipelineConsumer {
                 h.paused = false;
             }
         }
+        parts.values().any(|h| h.paused)
     }
 
     fn set_paused(&self, (topic, partition): &(String, i32), pause: bool) -> bool {

@@ -57,6 +57,9 @@ pub enum OfflineError {
         /// What went wrong.
         error: GuestError,
     },
+    /// A batch of the input is too large to hand to a guest.
+    #[error(transparent)]
+    TooLarge(#[from] crate::contract::TooLarge),
     /// Writing the report failed.
     #[error("cannot write the report: {0}")]
     Output(#[from] std::io::Error),
@@ -134,9 +137,10 @@ impl Component {
                 _ => continue,
             };
             let call_failed = |error| OfflineError::Call { first, last, error };
+            let columns = crate::contract::Batch::from_events(&batch)?;
             let lines: Vec<(&'static str, Value)> = match self {
                 Self::Interceptor(g) => {
-                    let verdicts = g.process(&source, &batch).map_err(call_failed)?;
+                    let verdicts = g.process(&source, &columns).map_err(call_failed)?;
                     batch
                         .into_iter()
                         .zip(verdicts)
@@ -144,7 +148,7 @@ impl Component {
                         .collect()
                 }
                 Self::Sink(g) => {
-                    let verdicts = g.deliver(&source, &batch).map_err(call_failed)?;
+                    let verdicts = g.deliver(&source, &columns).map_err(call_failed)?;
                     batch
                         .iter()
                         .zip(verdicts)

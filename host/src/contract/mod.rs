@@ -8,7 +8,10 @@
 //! This module depends on nothing else in the crate, so every other module
 //! may use it.
 
+pub mod batch;
 pub mod bindings;
+
+pub use batch::{Batch, Record, TooLarge};
 
 pub use bindings::{
     Action, Columns, Event, Header, InterceptorVerdict, Level, Replacement, SinkVerdict, Source,

@@ -7,8 +7,7 @@
 //! quiet partition.
 
 use crate::config::BatchConfig;
-use crate::contract::{event_bytes, Event};
-use std::collections::VecDeque;
+use crate::contract::Batch;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
@@ -17,12 +16,12 @@ use std::time::{Duration, Instant};
 const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// Collects batches from one partition's queue. The consumer hands events
-/// over in chunks (one per read burst); a chunk may end up split across
-/// batches.
+/// over in chunks of at most one batch; a chunk that fits is taken whole
+/// (moved, not copied), and one that does not is split across batches.
 pub struct Batcher {
-    rx: Receiver<Vec<Event>>,
+    rx: Receiver<Batch>,
     /// The rest of the last chunk received.
-    carry: VecDeque<Event>,
+    carry: Option<Batch>,
     max_events: usize,
     max_bytes: usize,
     max_wait: Duration,
@@ -30,67 +29,77 @@ pub struct Batcher {
 
 /// A batch being filled.
 struct Filling {
-    events: Vec<Event>,
-    bytes: usize,
+    batch: Batch,
     /// The next event would not fit: hand the batch on now.
     full: bool,
 }
 
 impl Batcher {
     /// A batcher reading `rx`, with the limits of `batch`.
-    pub fn new(rx: Receiver<Vec<Event>>, batch: &BatchConfig) -> Self {
+    pub fn new(rx: Receiver<Batch>, batch: &BatchConfig) -> Self {
         Self {
             rx,
-            carry: VecDeque::new(),
+            carry: None,
             max_events: batch.max_events,
             max_bytes: batch.max_bytes,
             max_wait: Duration::from_millis(batch.max_wait_ms),
         }
     }
 
-    /// Moves carried events into `batch` while they fit.
-    fn take_carry(&mut self, batch: &mut Filling) {
-        while !batch.full {
-            let Some(size) = self.carry.front().map(event_bytes) else {
-                return;
-            };
-            if !batch.events.is_empty() && batch.bytes + size > self.max_bytes {
-                batch.full = true;
-                return;
+    /// Adds a chunk: what fits goes into `filling`, the rest is carried to
+    /// the next batch.
+    fn take(&mut self, mut chunk: Batch, filling: &mut Filling) {
+        let b = &mut filling.batch;
+        // How many of the chunk's events fit; an event larger than
+        // `max_bytes` still goes, alone.
+        let (mut fit, mut bytes) = (0, b.bytes());
+        while fit < chunk.len() && b.len() + fit < self.max_events {
+            let size = chunk.event_bytes(fit);
+            if (b.len() + fit) > 0 && bytes + size > self.max_bytes {
+                break;
             }
-            if let Some(e) = self.carry.pop_front() {
-                batch.bytes += size;
-                batch.events.push(e);
-            }
-            batch.full = batch.events.len() >= self.max_events;
+            bytes += size;
+            fit += 1;
         }
-    }
-
-    /// Adds a received chunk: what fits goes into `batch`, the rest is
-    /// carried to the next batch.
-    fn take(&mut self, chunk: Vec<Event>, batch: &mut Filling) {
-        self.carry.extend(chunk);
-        self.take_carry(batch);
+        if fit < chunk.len() {
+            self.carry = Some(chunk.split_off(fit));
+            filling.full = true;
+        }
+        if b.is_empty() {
+            *b = chunk;
+        } else if b.append(&chunk).is_err() {
+            // Past the 32-bit positions of a guest's batch: this chunk
+            // starts the next one.
+            let mut rest = chunk;
+            if let Some(carried) = self.carry.take() {
+                // Cannot overflow: `rest` and `carried` were one chunk.
+                let _ = rest.append(&carried);
+            }
+            self.carry = Some(rest);
+            filling.full = true;
+            return;
+        }
+        filling.full |= b.len() >= self.max_events;
     }
 
     /// Waits for the next batch. Returns `None` once `stop` is set or the
     /// queue is closed and empty; events still queued then are abandoned —
     /// they were never handed to a guest, so they are not committed and will
-    /// be read again by whoever owns the partition next. With the batch come
-    /// its bytes, as [`event_bytes`] counts them.
-    pub fn next_batch(&mut self, stop: &AtomicBool) -> Option<(Vec<Event>, usize)> {
-        let mut batch = Filling {
-            events: Vec::with_capacity(self.max_events.min(4096)),
-            bytes: 0,
+    /// be read again by whoever owns the partition next.
+    pub fn next_batch(&mut self, stop: &AtomicBool) -> Option<Batch> {
+        let mut filling = Filling {
+            batch: Batch::default(),
             full: false,
         };
-        self.take_carry(&mut batch);
-        while batch.events.is_empty() {
+        if let Some(carry) = self.carry.take() {
+            self.take(carry, &mut filling);
+        }
+        while filling.batch.is_empty() {
             if stop.load(Ordering::Acquire) {
                 return None;
             }
             match self.rx.recv_timeout(STOP_CHECK) {
-                Ok(chunk) => self.take(chunk, &mut batch),
+                Ok(chunk) => self.take(chunk, &mut filling),
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return None,
             }
@@ -99,11 +108,11 @@ impl Batcher {
             return None;
         }
         let deadline = Instant::now() + self.max_wait;
-        while !batch.full {
+        while !filling.full {
             // Take what is already queued without waiting.
             match self.rx.try_recv() {
                 Ok(chunk) => {
-                    self.take(chunk, &mut batch);
+                    self.take(chunk, &mut filling);
                     continue;
                 }
                 Err(TryRecvError::Disconnected) => break,
@@ -114,18 +123,19 @@ impl Batcher {
                 break;
             }
             match self.rx.recv_timeout((deadline - now).min(STOP_CHECK)) {
-                Ok(chunk) => self.take(chunk, &mut batch),
+                Ok(chunk) => self.take(chunk, &mut filling),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        Some((batch.events, batch.bytes))
+        Some(filling.batch)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::{event_bytes, Event};
     use std::sync::mpsc::channel;
 
     fn ev(offset: i64) -> Event {
@@ -150,21 +160,25 @@ mod tests {
         }
     }
 
-    fn offsets(batch: Vec<Event>) -> Vec<i64> {
-        batch.iter().map(|e| e.offset).collect()
+    fn offsets(batch: Batch) -> Vec<i64> {
+        batch.offsets().to_vec()
+    }
+
+    fn chunk(events: impl IntoIterator<Item = Event>) -> Batch {
+        Batch::from_events(&events.into_iter().collect::<Vec<_>>()).unwrap()
     }
 
     #[test]
     fn full_batches_then_a_partial_one_after_max_wait() {
         let (tx, rx) = channel();
         // Chunks of 2, 4 and 1 events: batches of 3 split them.
-        tx.send((0..2).map(ev).collect()).unwrap();
-        tx.send((2..6).map(ev).collect()).unwrap();
-        tx.send(vec![ev(6)]).unwrap();
+        tx.send(chunk((0..2).map(ev))).unwrap();
+        tx.send(chunk((2..6).map(ev))).unwrap();
+        tx.send(chunk([ev(6)])).unwrap();
         let mut b = Batcher::new(rx, &limits(3, 1 << 20));
         let stop = AtomicBool::new(false);
         let batches: Vec<Vec<i64>> = (0..3)
-            .map(|_| offsets(b.next_batch(&stop).unwrap().0))
+            .map(|_| offsets(b.next_batch(&stop).unwrap()))
             .collect();
         assert_eq!(batches, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
         drop(tx);
@@ -173,7 +187,7 @@ mod tests {
 
     #[test]
     fn stop_ends_waiting() {
-        let (_tx, rx) = channel::<Vec<Event>>();
+        let (_tx, rx) = channel::<Batch>();
         let mut b = Batcher::new(rx, &limits(3, 1 << 20));
         let stop = AtomicBool::new(true);
         assert!(b.next_batch(&stop).is_none());
@@ -184,12 +198,12 @@ mod tests {
         let (tx, rx) = channel();
         // 400-byte values under a 1000-byte bound: two per batch. An event
         // larger than the bound still goes, alone.
-        tx.send((0..5).map(|o| sized(o, 400)).collect()).unwrap();
-        tx.send(vec![sized(5, 5000), sized(6, 10)]).unwrap();
+        tx.send(chunk((0..5).map(|o| sized(o, 400)))).unwrap();
+        tx.send(chunk([sized(5, 5000), sized(6, 10)])).unwrap();
         let mut b = Batcher::new(rx, &limits(100, 1000));
         let stop = AtomicBool::new(false);
         let batches: Vec<Vec<i64>> = (0..5)
-            .map(|_| offsets(b.next_batch(&stop).unwrap().0))
+            .map(|_| offsets(b.next_batch(&stop).unwrap()))
             .collect();
         assert_eq!(
             batches,

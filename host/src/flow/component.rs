@@ -8,7 +8,7 @@
 //! wasm engine or a broker.
 
 use crate::config::ComponentConfig;
-use crate::contract::{Event, InterceptorVerdict, SinkVerdict, Source};
+use crate::contract::{Batch, InterceptorVerdict, SinkVerdict, Source};
 
 /// Why a call failed. The flow only shows it (in the log, and in a dead
 /// letter's `flumen.error` header), so any error will do.
@@ -41,7 +41,7 @@ pub trait Interceptor: Component {
     fn process(
         &mut self,
         source: &Source,
-        batch: &[Event],
+        batch: &Batch,
     ) -> Result<Vec<InterceptorVerdict>, CallError>;
 }
 
@@ -49,5 +49,5 @@ pub trait Interceptor: Component {
 pub trait Sink: Component {
     /// Calls the sink on a batch of `source`'s events. A successful call
     /// returns exactly one verdict per event, in order.
-    fn deliver(&mut self, source: &Source, batch: &[Event]) -> Result<Vec<SinkVerdict>, CallError>;
+    fn deliver(&mut self, source: &Source, batch: &Batch) -> Result<Vec<SinkVerdict>, CallError>;
 }

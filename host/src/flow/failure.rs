@@ -160,14 +160,14 @@ impl<'a> Blocked<'a> {
         Self { stats, on: false }
     }
 
-    /// The partition is blocked at `event` by `failure`; logged once.
-    pub fn block(&mut self, event: &Event, failure: &Failure) {
+    /// The partition is blocked at `offset` by `failure`; logged once.
+    pub fn block(&mut self, offset: i64, failure: &Failure) {
         if self.on {
             return;
         }
         self.on = true;
         self.stats.blocked.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(component = %failure.component, offset = event.offset, attempts = failure.attempts,
+        tracing::error!(component = %failure.component, offset, attempts = failure.attempts,
             reason = %failure.reason,
             "partition BLOCKED (on_failure = block): nothing past this offset is committed; \
              retrying until the component succeeds");

@@ -5,7 +5,7 @@
 use super::component::{CallError, Component, Interceptor, Sink};
 use super::dead_letter::{DeadLetters, Failure};
 use crate::config::ComponentConfig;
-use crate::contract::{Event, InterceptorVerdict, SinkVerdict, Source};
+use crate::contract::{Batch, Event, InterceptorVerdict, SinkVerdict, Source};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +35,11 @@ pub fn events(offsets: &[i64]) -> Vec<Event> {
             headers: Vec::new(),
         })
         .collect()
+}
+
+/// [`events`] as the batch a worker takes.
+pub fn batch(offsets: &[i64]) -> Batch {
+    Batch::from_events(&events(offsets)).expect("a small batch")
 }
 
 /// The offsets of a batch as a guest got it.
@@ -99,19 +104,15 @@ impl Interceptor for Fake<InterceptorVerdict> {
     fn process(
         &mut self,
         _source: &Source,
-        batch: &[Event],
+        batch: &Batch,
     ) -> Result<Vec<InterceptorVerdict>, CallError> {
-        self.call(batch)
+        self.call(&batch.to_events())
     }
 }
 
 impl Sink for Fake<SinkVerdict> {
-    fn deliver(
-        &mut self,
-        _source: &Source,
-        batch: &[Event],
-    ) -> Result<Vec<SinkVerdict>, CallError> {
-        self.call(batch)
+    fn deliver(&mut self, _source: &Source, batch: &Batch) -> Result<Vec<SinkVerdict>, CallError> {
+        self.call(&batch.to_events())
     }
 }
 

@@ -14,7 +14,6 @@
 
 use super::offsets::{OffsetTracker, TrackerError};
 use super::route::Route;
-use crate::contract::Event;
 use crate::kafka::PartitionShared;
 use crate::stats::PipelineStats;
 use std::sync::atomic::Ordering;
@@ -53,8 +52,8 @@ impl Finalizer {
     /// every offset tracked before; the consumer guarantees that, and an
     /// error here means the worker must stop rather than commit something
     /// unproven.
-    pub fn track(&mut self, batch: &[Event]) -> Result<(), TrackerError> {
-        batch.iter().try_for_each(|e| self.tracker.track(e.offset))
+    pub fn track(&mut self, offsets: &[i64]) -> Result<(), TrackerError> {
+        offsets.iter().try_for_each(|&o| self.tracker.track(o))
     }
 
     /// An interceptor dropped the event, or routed it to no sink.
@@ -136,7 +135,6 @@ impl Finalizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::fakes::events;
 
     fn finalizer() -> (Finalizer, Arc<PartitionShared>, Arc<PipelineStats>) {
         let shared = Arc::new(PartitionShared::new());
@@ -147,7 +145,7 @@ mod tests {
     #[test]
     fn an_event_is_final_once_every_routed_sink_settled_it() {
         let (mut f, shared, stats) = finalizer();
-        f.track(&events(&[0, 1, 2])).unwrap();
+        f.track(&[0, 1, 2]).unwrap();
         // 0 to sink 0 only, 1 to sinks 0 and 1, 2 to all (two) sinks.
         f.owe(&[Some(vec![0]), Some(vec![0, 1]), None], 2);
         assert_eq!((f.owed(0), f.owed(1), f.owed(2)), (1, 2, 2));
@@ -167,7 +165,7 @@ mod tests {
     #[test]
     fn settling_more_than_owed_changes_nothing() {
         let (mut f, shared, _) = finalizer();
-        f.track(&events(&[0, 1])).unwrap();
+        f.track(&[0, 1]).unwrap();
         f.owe(&[Some(vec![0, 1]), None], 2);
         f.settled(0, 0);
         f.settled(5, 0);
@@ -181,7 +179,7 @@ mod tests {
     #[test]
     fn drops_and_give_ups_are_final_at_once_but_never_pass_a_gap() {
         let (mut f, shared, stats) = finalizer();
-        f.track(&events(&[3, 7, 9])).unwrap();
+        f.track(&[3, 7, 9]).unwrap();
         f.dropped(7);
         f.given_up(9);
         assert_eq!(shared.committable(), None, "3 is in flight");

@@ -9,7 +9,7 @@ use super::finalizer::Finalizer;
 use super::retry::Backoff;
 use super::route::{Route, RoutedBatch};
 use crate::config::FailurePolicy;
-use crate::contract::{replace, Action, Event, InterceptorVerdict};
+use crate::contract::{Action, Batch, InterceptorVerdict, Record};
 use std::sync::atomic::Ordering;
 
 /// An interceptor routed an event to a sink the pipeline does not have.
@@ -37,7 +37,7 @@ struct UnknownSink {
 pub fn run_chain<I: Interceptor>(
     chain: &mut [Guarded<I>],
     sink_names: &[String],
-    batch: Vec<Event>,
+    batch: Batch,
     cx: &FailureContext<'_>,
     finalizer: &mut Finalizer,
 ) -> Option<RoutedBatch> {
@@ -60,76 +60,132 @@ pub fn run_chain<I: Interceptor>(
                      events it fails on"
                 );
                 let mut one_by_one = Vec::with_capacity(routed.events.len());
-                for e in routed.events.chunks(1) {
-                    // `process` checked that one event got one verdict.
-                    let r = call_retrying(guest, e, sink_names, cx)?;
+                for i in 0..routed.events.len() {
+                    let one = match routed.events.select(&[i]) {
+                        Ok(one) => one,
+                        Err(e) => {
+                            one_by_one.push(Err(too_large(guest, e)));
+                            continue;
+                        }
+                    };
+                    let r = call_retrying(guest, &one, sink_names, cx)?;
                     one_by_one.push(r.map(|v| v.into_iter().next()).transpose()?);
                 }
                 one_by_one
             }
         };
-        let mut given_up: Vec<(Event, Failure)> = Vec::new();
-        let mut next = RoutedBatch::default();
-        for ((mut event, route), verdict) in
-            routed.events.into_iter().zip(routed.routes).zip(verdicts)
-        {
-            let (verdict, new_route) = match verdict {
-                Ok(v) => v,
-                Err(failure) if guest.policy == FailurePolicy::FailOpen => {
-                    tracing::warn!(interceptor = %failure.component, offset = event.offset,
-                        reason = %failure.reason, "interceptor failed; event passed on unchanged \
-                        (on_failure = fail-open)");
-                    cx.stats.failed_open.fetch_add(1, Ordering::Relaxed);
-                    next.events.push(event);
-                    next.routes.push(route);
-                    continue;
-                }
-                Err(failure) => {
-                    given_up.push((event, failure));
-                    continue;
-                }
-            };
-            let route = new_route.or(route);
-            let drop_it = match verdict.action {
-                Action::Drop => true,
-                Action::Keep => false,
-                Action::Replace(r) => {
-                    replace(&mut event, r);
-                    false
-                }
-            };
-            if drop_it || route.as_ref().is_some_and(Vec::is_empty) {
-                finalizer.dropped(event.offset);
-            } else {
-                next.events.push(event);
-                next.routes.push(route);
-            }
-        }
-        if !given_up.is_empty() {
-            let letters: Vec<_> = given_up.iter().map(|(e, f)| (e, f)).collect();
-            if !cx.give_up(guest.policy, &letters) {
-                return None;
-            }
-            for (e, _) in &given_up {
-                finalizer.given_up(e.offset);
-            }
-        }
-        routed = next;
+        routed = apply_verdicts(guest, routed, verdicts, cx, finalizer)?;
     }
     Some(routed)
+}
+
+/// A verdict for one event, or why the interceptor gave it up.
+type Outcome = Result<(InterceptorVerdict, Route), Failure>;
+
+/// What is left of `routed` after one interceptor's `verdicts`. When every
+/// event is kept as it is, the batch goes on untouched; otherwise the kept
+/// and replaced events are copied into a new one.
+fn apply_verdicts<I: Interceptor>(
+    guest: &Guarded<I>,
+    routed: RoutedBatch,
+    verdicts: Vec<Outcome>,
+    cx: &FailureContext<'_>,
+    finalizer: &mut Finalizer,
+) -> Option<RoutedBatch> {
+    let unchanged = verdicts.iter().all(|v| {
+        matches!(v, Ok((verdict, route))
+            if matches!(verdict.action, Action::Keep) && route.as_ref().is_none_or(|r| !r.is_empty()))
+    });
+    if unchanged {
+        let routes = (routed.routes.into_iter().zip(verdicts))
+            .map(|(route, v)| v.ok().and_then(|(_, r)| r).or(route))
+            .collect();
+        return Some(RoutedBatch {
+            events: routed.events,
+            routes,
+        });
+    }
+    let events = &routed.events;
+    let mut given_up: Vec<(usize, Failure)> = Vec::new();
+    let mut next = RoutedBatch {
+        events: Batch::with_capacity(events.len(), events.bytes()),
+        routes: Vec::with_capacity(events.len()),
+    };
+    for (i, (route, verdict)) in routed.routes.into_iter().zip(verdicts).enumerate() {
+        let offset = events.offset(i);
+        let (verdict, new_route) = match verdict {
+            Ok(v) => v,
+            Err(failure) if guest.policy == FailurePolicy::FailOpen => {
+                tracing::warn!(interceptor = %failure.component, offset,
+                    reason = %failure.reason, "interceptor failed; event passed on unchanged \
+                    (on_failure = fail-open)");
+                cx.stats.failed_open.fetch_add(1, Ordering::Relaxed);
+                match next.events.push_from(events, i) {
+                    Ok(()) => next.routes.push(route),
+                    Err(e) => given_up.push((i, too_large(guest, e))),
+                }
+                continue;
+            }
+            Err(failure) => {
+                given_up.push((i, failure));
+                continue;
+            }
+        };
+        let route = new_route.or(route);
+        let pushed = match verdict.action {
+            Action::Drop => None,
+            _ if route.as_ref().is_some_and(Vec::is_empty) => None,
+            Action::Keep => Some(next.events.push_from(events, i)),
+            Action::Replace(r) => Some(next.events.push(Record {
+                offset,
+                timestamp: r.timestamp,
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                headers: r.headers.iter().map(|h| (h.name.as_bytes(), &h.value[..])),
+            })),
+        };
+        match pushed {
+            None => finalizer.dropped(offset),
+            Some(Ok(())) => next.routes.push(route),
+            Some(Err(e)) => given_up.push((i, too_large(guest, e))),
+        }
+    }
+    if !given_up.is_empty() {
+        let materialized: Vec<_> = given_up.iter().map(|(i, _)| events.event(*i)).collect();
+        let letters: Vec<_> = materialized
+            .iter()
+            .zip(given_up.iter().map(|(_, f)| f))
+            .collect();
+        if !cx.give_up(guest.policy, &letters) {
+            return None;
+        }
+        for (i, _) in &given_up {
+            finalizer.given_up(events.offset(*i));
+        }
+    }
+    Some(next)
+}
+
+/// An event the interceptor's output made too large to hand on.
+fn too_large<I: Interceptor>(guest: &Guarded<I>, e: crate::contract::TooLarge) -> Failure {
+    Failure {
+        component: guest.guest.name().to_owned(),
+        reason: e.to_string(),
+        attempts: 1,
+    }
 }
 
 /// Calls `guest` on `events` until it succeeds or, under a policy that gives
 /// up, its attempts are spent (`Err`). `None` if stopped first.
 fn call_retrying<I: Interceptor>(
     guest: &mut Guarded<I>,
-    events: &[Event],
+    events: &Batch,
     sink_names: &[String],
     cx: &FailureContext<'_>,
 ) -> Option<Result<Vec<(InterceptorVerdict, Route)>, Failure>> {
     let mut backoff = Backoff::new(&guest.retry);
     let mut blocked = Blocked::new(cx.stats);
-    let first = events.first()?;
+    let first = *events.offsets().first()?;
     for tries in 1.. {
         let result = guest
             .guest
@@ -148,7 +204,7 @@ fn call_retrying<I: Interceptor>(
             return Some(Err(failure));
         }
         cx.stats.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(error = %e, offset = first.offset, events = events.len(), attempt = tries,
+        tracing::warn!(error = %e, offset = first, events = events.len(), attempt = tries,
             "interceptor failed; retrying the batch");
         if guest.spent(tries) {
             blocked.block(first, &failure);
@@ -156,7 +212,7 @@ fn call_retrying<I: Interceptor>(
         if !backoff.wait(cx.stop) {
             return None;
         }
-        guest.switch_version(first.offset, true);
+        guest.switch_version(first, true);
     }
     None
 }

@@ -14,7 +14,7 @@ use super::interceptors::run_chain;
 use super::retry::Backoff;
 use super::sinks::deliver_all;
 use crate::config::{PipelineConfig, RetryConfig};
-use crate::contract::{Event, Source};
+use crate::contract::{Batch, Source};
 use crate::kafka::PartitionShared;
 use crate::stats::PipelineStats;
 use std::sync::atomic::Ordering;
@@ -110,16 +110,16 @@ impl<I: Interceptor, S: Sink> Worker<I, S> {
 
     /// Takes one batch all the way through. Returns `false` if the worker must
     /// stop (asked to, or the batch broke the tracker's ordering invariant).
-    pub fn process(&mut self, batch: Vec<Event>) -> bool {
-        if let Some(first) = batch.first() {
+    pub fn process(&mut self, batch: Batch) -> bool {
+        if let Some(&first) = batch.offsets().first() {
             for g in &mut self.interceptors {
-                g.switch_version(first.offset, false);
+                g.switch_version(first, false);
             }
             for g in &mut self.sinks {
-                g.switch_version(first.offset, false);
+                g.switch_version(first, false);
             }
         }
-        if let Err(err) = self.finalizer.track(&batch) {
+        if let Err(err) = self.finalizer.track(batch.offsets()) {
             // The consumer guarantees increasing offsets; if that ever
             // fails, stop here rather than commit something unproven.
             tracing::error!(error = %err, "offset order broken; partition worker stops");
@@ -157,7 +157,7 @@ pub fn spawn<I, S>(
     stages: Stages<I, S>,
     stats: Arc<PipelineStats>,
     source: Source,
-    rx: Receiver<Vec<Event>>,
+    rx: Receiver<Batch>,
 ) -> std::io::Result<(Arc<PartitionShared>, std::thread::JoinHandle<()>)>
 where
     I: Interceptor + Send + 'static,
@@ -172,7 +172,7 @@ where
             partition = worker.source.partition)
         .entered();
         if worker.start_guests() {
-            while let Some((batch, bytes)) = batcher.next_batch(&worker.shared.stop) {
+            while let Some(batch) = batcher.next_batch(&worker.shared.stop) {
                 worker
                     .shared
                     .queued
@@ -180,7 +180,7 @@ where
                 worker
                     .shared
                     .queued_bytes
-                    .fetch_sub(bytes, Ordering::AcqRel);
+                    .fetch_sub(batch.bytes(), Ordering::AcqRel);
                 if !worker.process(batch) {
                     break;
                 }

@@ -1,7 +1,7 @@
 //! Where events go after the interceptor chain: the chain's output and the
 //! sink fan-out's input.
 
-use crate::contract::Event;
+use crate::contract::Batch;
 
 /// Which sinks an event goes to: `None` means all of them, `Some` lists sink
 /// indices in configuration order, each once.
@@ -11,7 +11,7 @@ pub type Route = Option<Vec<usize>>;
 #[derive(Debug, Default)]
 pub struct RoutedBatch {
     /// Surviving events, in offset order.
-    pub events: Vec<Event>,
+    pub events: Batch,
     /// Route of each event in `events`.
     pub routes: Vec<Route>,
 }

@@ -19,7 +19,7 @@ use super::failure::{Blocked, FailureContext, Guarded};
 use super::finalizer::Finalizer;
 use super::retry::{sleep_until, Backoff};
 use super::route::RoutedBatch;
-use crate::contract::{Event, SinkVerdict, Source};
+use crate::contract::{Batch, SinkVerdict, Source};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -97,15 +97,19 @@ pub fn deliver_all<S: Sink>(
                 continue;
             }
             if state.pending.iter().any(|&i| state.tries[i] > 0) {
-                sink.switch_version(events[state.pending[0]].offset, true);
+                sink.switch_version(events.offset(state.pending[0]), true);
             }
             let round = deliver_round(sink, state, events, cx);
             let settled = round.delivered.len() + round.given_up.len();
             if !round.given_up.is_empty() {
-                let letters: Vec<_> = round
+                let materialized: Vec<_> = round
                     .given_up
                     .iter()
-                    .map(|(i, f)| (&events[*i], f))
+                    .map(|(i, _)| events.event(*i))
+                    .collect();
+                let letters: Vec<_> = materialized
+                    .iter()
+                    .zip(round.given_up.iter().map(|(_, f)| f))
                     .collect();
                 if !cx.give_up(sink.policy, &letters) {
                     return false;
@@ -118,18 +122,18 @@ pub fn deliver_all<S: Sink>(
                 .iter()
                 .chain(round.given_up.iter().map(|(i, _)| i))
             {
-                finalizer.settled(*i, events[*i].offset);
+                finalizer.settled(*i, events.offset(*i));
             }
             let Some((i, failure)) = &round.first_failed else {
                 state.backoff.reset();
                 continue;
             };
             cx.stats.retries.fetch_add(1, Ordering::Relaxed);
-            let e = &events[*i];
-            tracing::warn!(sink = sink.guest.name(), offset = e.offset, failed = round.failed, attempt = failure.attempts,
+            let offset = events.offset(*i);
+            tracing::warn!(sink = sink.guest.name(), offset, failed = round.failed, attempt = failure.attempts,
                 reason = %failure.reason, "sink did not deliver; retrying");
             if !sink.gives_up_events() && sink.spent(failure.attempts) {
-                blocked.block(e, failure);
+                blocked.block(offset, failure);
             }
             // Progress (something settled) earns an immediate next call;
             // only a round that achieved nothing backs off.
@@ -156,7 +160,7 @@ pub fn deliver_all<S: Sink>(
 fn deliver_round<S: Sink>(
     sink: &mut Guarded<S>,
     state: &mut SinkState,
-    events: &[Event],
+    events: &Batch,
     cx: &FailureContext<'_>,
 ) -> Round {
     let offered = if state.isolate {
@@ -227,13 +231,11 @@ fn deliver_round<S: Sink>(
 fn call<S: Sink>(
     sink: &mut S,
     source: &Source,
-    events: &[Event],
+    events: &Batch,
     offer: &[usize],
 ) -> Result<Vec<SinkVerdict>, CallError> {
-    // The common case, the whole batch, is passed without copying.
     if offer.len() == events.len() {
         return sink.deliver(source, events);
     }
-    let subset: Vec<Event> = offer.iter().map(|&i| events[i].clone()).collect();
-    sink.deliver(source, &subset)
+    sink.deliver(source, &events.select(offer)?)
 }

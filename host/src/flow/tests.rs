@@ -4,7 +4,9 @@
 //! single events, each `on_failure` policy, and a property test of the
 //! commit rule over random verdicts.
 
-use super::fakes::{deliver, events, offsets, verdict, FakeDeadLetters, FakeInterceptor, FakeSink};
+use super::fakes::{
+    batch, deliver, events, offsets, verdict, FakeDeadLetters, FakeInterceptor, FakeSink,
+};
 use super::partition::{Stages, Worker};
 use super::DeadLetters;
 use crate::config::PipelineConfig;
@@ -101,7 +103,7 @@ fn fan_out_and_routes_owe_each_event_to_its_sinks() {
     });
     let (a_calls, b_calls) = (a.log(), b.log());
     let mut h = harness(vec![router], vec![a, b], None, shared);
-    assert!(h.worker.process(events(&[0, 1, 2, 3])));
+    assert!(h.worker.process(batch(&[0, 1, 2, 3])));
     assert_eq!(calls(&a_calls), [vec![0, 1, 2]]);
     assert_eq!(calls(&b_calls), [vec![1, 2], vec![1, 2]]);
     assert_eq!(h.shared.committable(), Some(4));
@@ -127,7 +129,7 @@ fn a_retry_resends_only_what_the_sink_did_not_accept_in_order() {
     });
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, Arc::default());
-    assert!(h.worker.process(events(&[10, 11, 12, 13, 14])));
+    assert!(h.worker.process(batch(&[10, 11, 12, 13, 14])));
     assert_eq!(calls(&log), [vec![10, 11, 12, 13, 14], vec![11, 13]]);
     assert_eq!(h.shared.committable(), Some(15));
     assert_eq!(count(&h.stats.retries), 1);
@@ -145,7 +147,7 @@ fn a_failing_call_is_narrowed_to_the_event_that_fails_it() {
     );
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, Arc::default());
-    assert!(h.worker.process(events(&[0, 1, 2, 3])));
+    assert!(h.worker.process(batch(&[0, 1, 2, 3])));
     // The whole call, then one event at a time until the poison is found
     // and skipped, then whole batches again.
     assert_eq!(
@@ -173,7 +175,7 @@ fn block_holds_the_partition_at_the_failing_event() {
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, shared);
     assert!(
-        !h.worker.process(events(&[0, 1, 2])),
+        !h.worker.process(batch(&[0, 1, 2])),
         "stopped while blocked"
     );
     let calls = calls(&log);
@@ -197,7 +199,7 @@ fn skip_gives_a_rejected_event_up_at_once() {
     let sink = rejecting_one("skip");
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, Arc::default());
-    assert!(h.worker.process(events(&[0, 1, 2])));
+    assert!(h.worker.process(batch(&[0, 1, 2])));
     assert_eq!(calls(&log), [vec![0, 1, 2]], "a rejection is not retried");
     assert_eq!(count(&h.stats.skipped), 1);
     assert_eq!(h.shared.committable(), Some(3));
@@ -225,7 +227,7 @@ fn a_dead_letter_finalizes_only_once_acknowledged() {
         Some(dlq.clone()),
         Arc::default(),
     );
-    assert!(!h.worker.process(events(&[0, 1, 2])));
+    assert!(!h.worker.process(batch(&[0, 1, 2])));
     assert_eq!(h.shared.committable(), None);
     assert_eq!(h.worker.finalizer().in_flight(), 3);
     assert_eq!(count(&h.stats.dead_lettered), 0);
@@ -245,7 +247,7 @@ fn a_dead_letter_finalizes_only_once_acknowledged() {
         Some(dlq.clone()),
         shared,
     );
-    assert!(h.worker.process(events(&[0, 1, 2])));
+    assert!(h.worker.process(batch(&[0, 1, 2])));
     assert_eq!(h.shared.committable(), Some(3));
     assert_eq!(*dlq.acked.lock().expect("acked"), [("s".to_string(), 1, 1)]);
     assert_eq!(count(&h.stats.dead_lettered), 1);
@@ -279,7 +281,7 @@ fn fail_open_passes_the_event_on_unchanged() {
     });
     let ilog = interceptor.log();
     let mut h = harness(vec![interceptor], vec![sink], None, Arc::default());
-    assert!(h.worker.process(events(&[0, 1, 2])));
+    assert!(h.worker.process(batch(&[0, 1, 2])));
     // Twice whole (attempts = 2), then one by one; 1 fails twice alone.
     assert_eq!(
         calls(&ilog),
@@ -325,10 +327,10 @@ fn interceptor_drops_finalize_at_once_and_bad_routes_are_dead_lettered() {
         Some(dlq.clone()),
         Arc::default(),
     );
-    assert!(h.worker.process(events(&[0])));
+    assert!(h.worker.process(batch(&[0])));
     assert_eq!(h.shared.committable(), Some(1), "dropped: final at once");
     assert_eq!(count(&h.stats.dropped), 1);
-    assert!(h.worker.process(events(&[1, 2])));
+    assert!(h.worker.process(batch(&[1, 2])));
     // The route names no sink: the call breaks the contract, is retried,
     // then narrowed, and only 1 is given up.
     assert_eq!(*dlq.acked.lock().expect("acked"), [("i".to_string(), 1, 2)]);
@@ -341,8 +343,8 @@ fn out_of_order_offsets_stop_the_worker_before_any_call() {
     let sink = FakeSink::new("s", "", deliver);
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, Arc::default());
-    assert!(h.worker.process(events(&[5, 6])));
-    assert!(!h.worker.process(events(&[6, 7])));
+    assert!(h.worker.process(batch(&[5, 6])));
+    assert!(!h.worker.process(batch(&[6, 7])));
     assert_eq!(calls(&log), [vec![5, 6]]);
     assert_eq!(h.shared.committable(), Some(7));
 }
@@ -637,7 +639,8 @@ mod commit_rule {
             let take = (*sizes.next().unwrap_or(&1)).min(rest.len());
             let (batch, tail) = rest.split_at(take);
             rest = tail;
-            prop_assert!(h.worker.process(batch.to_vec()), "the worker stopped");
+            let batch = crate::contract::Batch::from_events(batch).expect("small");
+            prop_assert!(h.worker.process(batch), "the worker stopped");
             check(&model, &dlq, &shared, "after a batch");
         }
         let dead = given_up(&dlq);

@@ -3,7 +3,7 @@
 //! stops workers and collects what they finalized.
 
 use super::handoff::PartitionShared;
-use crate::contract::Event;
+use crate::contract::Batch;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -12,22 +12,23 @@ use std::time::{Duration, Instant};
 
 /// A partition this member is working on.
 pub struct PartitionHandle {
-    pub tx: Sender<Vec<Event>>,
-    /// Events read in the current burst, not yet handed to the worker. If
-    /// the partition is revoked first they are dropped with the handle:
-    /// never handed over, so never committed, so read again by the next
-    /// owner.
-    pub pending: Vec<Event>,
-    /// Their bytes, as [`crate::contract::event_bytes`] counts them. The worker's queue
-    /// counters are raised once per chunk, not once per event: the worker
-    /// lowers them from another core, and an atomic add per event made
-    /// their cache line bounce between the two.
-    pub pending_bytes: usize,
+    pub tx: Sender<Batch>,
+    /// Events read and not yet handed to the worker, already in the form
+    /// the guests take. If the partition is revoked first they are dropped
+    /// with the handle: never handed over, so never committed, so read
+    /// again by the next owner. The worker's queue counters are raised once
+    /// per chunk, not once per event: the worker lowers them from another
+    /// core, and an atomic add per event made their cache line bounce
+    /// between the two.
+    pub pending: Batch,
     pub shared: Arc<PartitionShared>,
     pub thread: std::thread::JoinHandle<()>,
     pub paused: bool,
     /// Last offset read for the worker; guards against re-reads.
     pub last_offset: i64,
+    /// A record could not be queued (see `PipelineConsumer::queue`): nothing
+    /// after it is queued either, so nothing past it is committed.
+    pub stuck: bool,
 }
 
 impl PartitionHandle {
@@ -42,7 +43,7 @@ impl PartitionHandle {
         self.shared.queued.fetch_add(chunk.len(), Ordering::AcqRel);
         self.shared
             .queued_bytes
-            .fetch_add(std::mem::take(&mut self.pending_bytes), Ordering::AcqRel);
+            .fetch_add(chunk.bytes(), Ordering::AcqRel);
         if self.tx.send(chunk).is_err() {
             tracing::error!(%topic, partition,
                 "partition worker has stopped; events of this partition are not processed \

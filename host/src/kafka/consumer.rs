@@ -18,11 +18,11 @@ use super::assignment::{drain, lock, PartitionHandle, Partitions};
 use super::client_config;
 use super::commit::{commit, Committer};
 use super::handoff::PartitionWorkers;
-use super::message::to_event;
+use super::message::push_message;
 use super::rebalance::PipelineContext;
 use super::unreadable::{self, Suspects};
 use crate::config::{Config, PipelineConfig};
-use crate::contract::event_bytes;
+use crate::contract::Batch;
 use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -253,12 +253,12 @@ impl PipelineConsumer {
                     "first event of the partition read; its worker started");
                 let h = parts.entry(key.clone()).or_insert(PartitionHandle {
                     tx,
-                    pending: Vec::new(),
-                    pending_bytes: 0,
+                    pending: Batch::default(),
                     shared: worker.shared,
                     thread: worker.thread,
                     paused: false,
                     last_offset: -1,
+                    stuck: false,
                 });
                 self.queue(h, key, msg);
             }
@@ -271,18 +271,38 @@ impl PipelineConsumer {
     }
 
     /// Adds one message to its partition's pending events, and pauses the
-    /// partition once its queue is full.
+    /// partition once its queue is full. The pending events are handed over
+    /// whenever they make a full batch, so that a chunk crosses to the
+    /// worker as the batch it becomes, without being copied again.
     fn queue(&self, h: &mut PartitionHandle, key: &(String, i32), msg: &BorrowedMessage<'_>) {
-        if msg.offset() <= h.last_offset {
+        if msg.offset() <= h.last_offset || h.stuck {
             tracing::debug!(offset = msg.offset(), "offset already queued; skipped");
             return;
         }
+        let batch = &self.pipeline.batch;
+        let size = msg.key().map_or(0, <[u8]>::len) + msg.payload().map_or(0, <[u8]>::len);
+        if h.pending.len() >= batch.max_events
+            || (!h.pending.is_empty() && h.pending.bytes() + size > batch.max_bytes)
+        {
+            h.flush(&key.0, key.1);
+        }
+        if push_message(&mut h.pending, msg).is_err() {
+            // The chunk's 32-bit positions are full: start a new chunk.
+            h.flush(&key.0, key.1);
+            if let Err(e) = push_message(&mut h.pending, msg) {
+                // Cannot happen for a Kafka record (its size is a 32-bit
+                // signed number); if it did, skipping it would commit past
+                // it, so the partition stops here instead.
+                tracing::error!(topic = %key.0, partition = key.1, offset = msg.offset(),
+                    error = %e, "a record is too large to hand to the guests; the partition \
+                    stops at it (nothing after it is delivered or committed)");
+                h.stuck = true;
+                return;
+            }
+        }
         h.last_offset = msg.offset();
-        let event = to_event(msg);
-        h.pending_bytes += event_bytes(&event);
-        h.pending.push(event);
         let queued = h.shared.queued.load(Ordering::Acquire) + h.pending.len();
-        let queued_bytes = h.shared.queued_bytes.load(Ordering::Acquire) + h.pending_bytes;
+        let queued_bytes = h.shared.queued_bytes.load(Ordering::Acquire) + h.pending.bytes();
         if !h.paused
             && (queued >= self.pipeline.max_queued_events
                 || queued_bytes >= self.pipeline.max_queued_bytes)

@@ -4,7 +4,7 @@
 //! publishes. The consumer starts workers through [`PartitionWorkers`], so
 //! it knows nothing of what a worker does with the events.
 
-use crate::contract::Event;
+use crate::contract::Batch;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -62,11 +62,12 @@ pub struct WorkerHandle {
 /// Starts the worker of a partition this member has begun to read.
 pub trait PartitionWorkers: Send {
     /// Starts the worker for `topic`/`partition`, which receives the
-    /// partition's events, in offset order and in chunks, through `events`.
+    /// partition's events, in offset order and in chunks of at most one
+    /// batch each, through `events`.
     fn start(
         &self,
         topic: &str,
         partition: i32,
-        events: Receiver<Vec<Event>>,
+        events: Receiver<Batch>,
     ) -> std::io::Result<WorkerHandle>;
 }

@@ -3,7 +3,7 @@
 //! pipeline until asked to stop.
 
 use crate::config::{ComponentConfig, Config, ConfigError, PipelineConfig};
-use crate::contract::{Event, Source};
+use crate::contract::{Batch, Source};
 use crate::flow::partition;
 use crate::flow::{DeadLetterError, DeadLetterQueue, DeadLetters, Stages};
 use crate::kafka;
@@ -54,7 +54,7 @@ impl PartitionWorkers for Workers {
         &self,
         topic: &str,
         partition: i32,
-        events: Receiver<Vec<Event>>,
+        events: Receiver<Batch>,
     ) -> std::io::Result<WorkerHandle> {
         let source = Source {
             topic: topic.to_owned(),

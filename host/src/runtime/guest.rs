@@ -12,7 +12,7 @@ use super::metrics::GuestMetrics;
 use super::slot::Slot;
 use super::state::{GuestState, GuestTag};
 use crate::config::ComponentConfig;
-use crate::contract::{Event, InterceptorVerdict, SinkVerdict, Source};
+use crate::contract::{Batch, InterceptorVerdict, SinkVerdict, Source};
 use crate::flow::{self, CallError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -163,19 +163,21 @@ impl Guest<InterceptorPre> {
     pub fn process(
         &mut self,
         source: &Source,
-        batch: &[Event],
+        batch: &Batch,
     ) -> Result<Vec<InterceptorVerdict>, GuestError> {
         let started = Instant::now();
         let r = self
             .call(|b, s| match b {
-                InterceptorInstance::Records(b) => b
-                    .flumen_pipeline_interception()
-                    .call_process(s, source, batch),
+                InterceptorInstance::Records(b) => {
+                    b.flumen_pipeline_interception()
+                        .call_process(s, source, &batch.to_events())
+                }
                 InterceptorInstance::Columns(b) => {
-                    let columns = columns::from_events(batch)?;
-                    let r = b
-                        .flumen_pipeline_columnar_interception()
-                        .call_process(s, source, &columns)?;
+                    let r = b.flumen_pipeline_columnar_interception().call_process(
+                        s,
+                        source,
+                        batch.columns(),
+                    )?;
                     Ok(r.map(|v| v.into_iter().map(columns::interceptor_verdict).collect()))
                 }
             })
@@ -191,19 +193,21 @@ impl Guest<SinkPre> {
     pub fn deliver(
         &mut self,
         source: &Source,
-        batch: &[Event],
+        batch: &Batch,
     ) -> Result<Vec<SinkVerdict>, GuestError> {
         let started = Instant::now();
         let r = self
             .call(|b, s| match b {
                 SinkInstance::Records(b) => {
-                    b.flumen_pipeline_delivery().call_deliver(s, source, batch)
+                    b.flumen_pipeline_delivery()
+                        .call_deliver(s, source, &batch.to_events())
                 }
                 SinkInstance::Columns(b) => {
-                    let columns = columns::from_events(batch)?;
-                    let r = b
-                        .flumen_pipeline_columnar_delivery()
-                        .call_deliver(s, source, &columns)?;
+                    let r = b.flumen_pipeline_columnar_delivery().call_deliver(
+                        s,
+                        source,
+                        batch.columns(),
+                    )?;
                     Ok(r.map(|v| v.into_iter().map(columns::sink_verdict).collect()))
                 }
             })
@@ -235,14 +239,14 @@ impl flow::Interceptor for Guest<InterceptorPre> {
     fn process(
         &mut self,
         source: &Source,
-        batch: &[Event],
+        batch: &Batch,
     ) -> Result<Vec<InterceptorVerdict>, CallError> {
         Guest::process(self, source, batch).map_err(CallError::from)
     }
 }
 
 impl flow::Sink for Guest<SinkPre> {
-    fn deliver(&mut self, source: &Source, batch: &[Event]) -> Result<Vec<SinkVerdict>, CallError> {
+    fn deliver(&mut self, source: &Source, batch: &Batch) -> Result<Vec<SinkVerdict>, CallError> {
         Guest::deliver(self, source, batch).map_err(CallError::from)
     }
 }

@@ -5,7 +5,7 @@
 //! `/metrics` renders.
 
 use super::error::GuestError;
-use crate::contract::{event_bytes, record_bytes, Action, Event, InterceptorVerdict, SinkVerdict};
+use crate::contract::{record_bytes, Action, Batch, InterceptorVerdict, SinkVerdict};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -143,11 +143,10 @@ impl GuestMetrics {
     }
 
     /// Counts a call on `batch` that took `took`, and how it ended.
-    fn call<T>(&self, batch: &[Event], took: Duration, result: &Result<T, GuestError>) {
+    fn call<T>(&self, batch: &Batch, took: Duration, result: &Result<T, GuestError>) {
         self.duration.observe(took.as_secs_f64());
         self.events_in.inc_by(batch.len() as u64);
-        self.bytes_in
-            .inc_by(batch.iter().map(event_bytes).sum::<usize>() as u64);
+        self.bytes_in.inc_by(batch.bytes() as u64);
         let outcome = match result {
             Ok(_) => 0,
             Err(GuestError::Failed { .. }) => 1,
@@ -171,16 +170,16 @@ impl GuestMetrics {
     /// the events it passed on.
     pub fn interceptor_call(
         &self,
-        batch: &[Event],
+        batch: &Batch,
         took: Duration,
         result: &Result<Vec<InterceptorVerdict>, GuestError>,
     ) {
         self.call(batch, took, result);
         let Ok(verdicts) = result else { return };
         let (mut counts, mut out_events, mut out_bytes) = ([0u64; 3], 0, 0);
-        for (e, v) in batch.iter().zip(verdicts) {
+        for (e, v) in verdicts.iter().enumerate() {
             let (i, out) = match &v.action {
-                Action::Keep => (0, Some(event_bytes(e))),
+                Action::Keep => (0, Some(batch.event_bytes(e))),
                 Action::Drop => (1, None),
                 Action::Replace(r) => (
                     2,
@@ -204,18 +203,18 @@ impl GuestMetrics {
     /// it delivered.
     pub fn sink_call(
         &self,
-        batch: &[Event],
+        batch: &Batch,
         took: Duration,
         result: &Result<Vec<SinkVerdict>, GuestError>,
     ) {
         self.call(batch, took, result);
         let Ok(verdicts) = result else { return };
         let (mut counts, mut out_bytes) = ([0u64; 3], 0);
-        for (e, v) in batch.iter().zip(verdicts) {
+        for (e, v) in verdicts.iter().enumerate() {
             match v {
                 SinkVerdict::Delivered => {
                     counts[0] += 1;
-                    out_bytes += event_bytes(e);
+                    out_bytes += batch.event_bytes(e);
                 }
                 SinkVerdict::Retry(_) => counts[1] += 1,
                 SinkVerdict::Reject(_) => counts[2] += 1,

@@ -115,7 +115,7 @@ fn run_attempt(runtime: &Runtime, dir: &Path, attempt: &str, target: &str, extra
             topic: "t".into(),
             partition: 0,
         },
-        &[event()],
+        &flumen::contract::Batch::from_events(&[event()]).expect("one event"),
     ) {
         Ok(v) => match v.into_iter().next() {
             Some(SinkVerdict::Reject(why)) => why,

@@ -15,7 +15,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flumen::config::Config;
-use flumen::contract::{Event, Source};
+use flumen::contract::{Batch, Event, Source};
 use flumen::runtime::{GuestTag, InterceptorGuest, Runtime, SinkGuest, Slot};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -36,8 +36,8 @@ fn guest(name: &str) -> PathBuf {
 }
 
 /// A batch like the benchmark's: one event in ten matches the filter.
-fn batch(n: usize) -> Vec<Event> {
-    (0..n)
+fn batch(n: usize) -> Batch {
+    let events: Vec<Event> = (0..n)
         .map(|i| {
             let level = if i % 10 == 0 { "debug" } else { "info" };
             let mut value = format!("level={level} id={i} ").into_bytes();
@@ -50,7 +50,8 @@ fn batch(n: usize) -> Vec<Event> {
                 headers: Vec::new(),
             }
         })
-        .collect()
+        .collect();
+    Batch::from_events(&events).expect("a small batch")
 }
 
 fn config() -> Config {

@@ -36,6 +36,11 @@ pub struct PipelineConfig {
     pub dead_letter: Option<DeadLetterConfig>,
     /// Events read from Kafka but not yet handed to the guests, per partition,
     /// before the partition is paused. Bounds memory when sinks are slow.
+    /// A queued event costs its bytes and 29 more (its place in the batch's
+    /// columns), so the byte bound is usually the one that binds; pausing
+    /// is not free (librdkafka drops what it had fetched ahead for the
+    /// partition, and reads it again on resume), so the default leaves
+    /// small events room to queue.
     #[serde(default = "default_max_queued")]
     pub max_queued_events: usize,
     /// The same bound in bytes of keys, values and headers: with large
@@ -55,7 +60,7 @@ pub struct PipelineConfig {
 }
 
 fn default_max_queued() -> usize {
-    10_000
+    100_000
 }
 fn default_max_queued_bytes() -> usize {
     8 << 20

@@ -37,7 +37,8 @@ impl PartitionHandle {
         if self.pending.is_empty() {
             return;
         }
-        let chunk = std::mem::take(&mut self.pending);
+        let next = Batch::sized_like(&self.pending);
+        let chunk = std::mem::replace(&mut self.pending, next);
         // Counted before the send, so the worker never lowers a counter
         // below zero.
         self.shared.queued.fetch_add(chunk.len(), Ordering::AcqRel);

@@ -60,7 +60,7 @@ pub struct PipelineConfig {
 }
 
 fn default_max_queued() -> usize {
-    100_000
+    30_000
 }
 fn default_max_queued_bytes() -> usize {
     8 << 20

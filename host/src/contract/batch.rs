@@ -11,7 +11,6 @@
 //! letter, a replacement) materialize just that event.
 
 use super::bindings::{Columns, Event, Header};
-use std::borrow::Cow;
 use std::ops::Range;
 
 /// `presence` bit: the event has a key.
@@ -105,9 +104,7 @@ fn spans(ends: &[u32], items: Range<usize>) -> usize {
     if items.is_empty() {
         return 0;
     }
-    span(ends, items.start)
-        .start
-        .abs_diff(ends[items.end - 1] as usize)
+    ends[items.end - 1] as usize - span(ends, items.start).start
 }
 
 /// Where the first `n` items of a column end: the length its byte buffer
@@ -417,11 +414,9 @@ impl Batch {
             headers: self
                 .headers(i)
                 .map(|(name, value)| Header {
-                    // Stored from a `str` (see `push`), so this borrows.
-                    name: match String::from_utf8_lossy(name) {
-                        Cow::Borrowed(s) => s.to_owned(),
-                        Cow::Owned(s) => s,
-                    },
+                    // Stored from a `str` (see `push`), so nothing is
+                    // replaced here.
+                    name: String::from_utf8_lossy(name).into_owned(),
                     value: value.to_vec(),
                 })
                 .collect(),

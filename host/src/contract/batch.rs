@@ -243,10 +243,10 @@ impl Batch {
     where
         H: IntoIterator<Item = (&'a [u8], &'a [u8])>,
     {
-        let rollback = self.mark();
+        let (events, bytes) = (self.len(), self.bytes);
         let result = self.push_parts(r);
         if result.is_err() {
-            self.truncate_to(rollback);
+            self.truncate(events, bytes);
         }
         result
     }
@@ -296,41 +296,25 @@ impl Batch {
         Ok(())
     }
 
-    /// The lengths of every column, to roll a failed push back to.
-    fn mark(&self) -> [usize; 13] {
-        let c = &self.cols;
-        [
-            c.offsets.len(),
-            c.timestamps.len(),
-            c.presence.len(),
-            c.keys.len(),
-            c.key_ends.len(),
-            c.values.len(),
-            c.value_ends.len(),
-            c.header_ends.len(),
-            c.header_names.len(),
-            c.header_name_ends.len(),
-            c.header_values.len(),
-            c.header_value_ends.len(),
-            self.bytes,
-        ]
-    }
-
-    fn truncate_to(&mut self, m: [usize; 13]) {
+    /// Keeps the first `events` events, whose keys, values and headers come
+    /// to `bytes`. Where each column is cut follows from the first `events`
+    /// ends, so this also drops the parts of a push that failed half way.
+    fn truncate(&mut self, events: usize, bytes: usize) {
         let c = &mut self.cols;
-        c.offsets.truncate(m[0]);
-        c.timestamps.truncate(m[1]);
-        c.presence.truncate(m[2]);
-        c.keys.truncate(m[3]);
-        c.key_ends.truncate(m[4]);
-        c.values.truncate(m[5]);
-        c.value_ends.truncate(m[6]);
-        c.header_ends.truncate(m[7]);
-        c.header_names.truncate(m[8]);
-        c.header_name_ends.truncate(m[9]);
-        c.header_values.truncate(m[10]);
-        c.header_value_ends.truncate(m[11]);
-        self.bytes = m[12];
+        let headers = cut(&c.header_ends, events);
+        c.keys.truncate(cut(&c.key_ends, events));
+        c.values.truncate(cut(&c.value_ends, events));
+        c.header_names.truncate(cut(&c.header_name_ends, headers));
+        c.header_values.truncate(cut(&c.header_value_ends, headers));
+        c.header_name_ends.truncate(headers);
+        c.header_value_ends.truncate(headers);
+        c.key_ends.truncate(events);
+        c.value_ends.truncate(events);
+        c.header_ends.truncate(events);
+        c.offsets.truncate(events);
+        c.timestamps.truncate(events);
+        c.presence.truncate(events);
+        self.bytes = bytes;
     }
 
     /// Appends event `i` of `other`.
@@ -357,10 +341,10 @@ impl Batch {
 
     /// Appends every event of `other`, in order; on [`TooLarge`], none.
     pub fn append(&mut self, other: &Batch) -> Result<(), TooLarge> {
-        let rollback = self.mark();
+        let (events, bytes) = (self.len(), self.bytes);
         let result = (0..other.len()).try_for_each(|i| self.push_from(other, i));
         if result.is_err() {
-            self.truncate_to(rollback);
+            self.truncate(events, bytes);
         }
         result
     }
@@ -383,24 +367,7 @@ impl Batch {
             // Cannot overflow: these events fitted together in `self`.
             let _ = rest.push_from(self, i);
         }
-        let c = &self.cols;
-        let headers = cut(&c.header_ends, at);
-        let mark = [
-            at,
-            at,
-            at,
-            cut(&c.key_ends, at),
-            at,
-            cut(&c.value_ends, at),
-            at,
-            at,
-            cut(&c.header_name_ends, headers),
-            headers,
-            cut(&c.header_value_ends, headers),
-            headers,
-            self.bytes - rest.bytes,
-        ];
-        self.truncate_to(mark);
+        self.truncate(at, self.bytes - rest.bytes);
         rest
     }
 

@@ -1,9 +1,8 @@
-//! Reading a batch in columns (`types.columns`, contract 0.2.2) event by
+//! Reading a batch in columns (`types.columns`, contract 0.3) event by
 //! event, without copying.
 //!
-//! A columnar guest (world `columnar-sink` or `columnar-interceptor`) gets
-//! its batch as a dozen flat lists instead of one record per event, because
-//! that crosses into the guest several times faster. [`columns!`](crate::columns!) borrows
+//! A guest gets its batch as a dozen flat lists instead of one record per
+//! event, because that crosses into the guest several times faster. [`columns!`](crate::columns!) borrows
 //! them from the guest's generated `Columns` and [`Batch`] checks them once,
 //! so that reading an event afterwards is a few slice lookups that cannot
 //! fail:

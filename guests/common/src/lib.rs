@@ -347,7 +347,7 @@ pub fn header_name(config: &Config, key: &str, default: &str) -> Result<String, 
 }
 
 /// Makes the interceptor component of a [`Transform`]: generates the
-/// `columnar-interceptor` world's bindings from `wit/` and exports them,
+/// `interceptor` world's bindings from `wit/` and exports them,
 /// calling `Transform::new` from `init` and `Transform::apply` for each event
 /// of a batch. The crate must depend on `wit-bindgen` and sit two folders
 /// below `guests/` (as `guests/library/<name>` does): the WIT path is
@@ -355,14 +355,13 @@ pub fn header_name(config: &Config, key: &str, default: &str) -> Result<String, 
 ///
 /// Each event's fields are copied out of the batch's columns into the
 /// [`Fields`] that `apply` may change, and moved into the `replace` answer
-/// when it did; the columns cross into the guest as a few block copies, where
-/// a `list<event>` costs an allocation per field on both sides.
+/// when it did; the columns cross into the guest as a few block copies,.
 #[macro_export]
 macro_rules! transform_interceptor {
     ($t:ty) => {
-        wit_bindgen::generate!({ world: "columnar-interceptor", path: "../../../wit" });
+        wit_bindgen::generate!({ world: "interceptor", path: "../../../wit" });
 
-        use exports::flumen::pipeline::columnar_interception as __interception;
+        use exports::flumen::pipeline::interception as __interception;
         use flumen::pipeline::types::Header as __Header;
 
         std::thread_local! {

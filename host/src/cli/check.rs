@@ -3,6 +3,7 @@
 
 use crate::config::{secret, ComponentConfig, Config, KafkaConfig, Limits};
 use crate::ops::pipeline;
+use crate::runtime::contract_version::SPOKEN;
 use crate::runtime::{Compiled, GuestKind, Origin, Runtime, Slot};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -40,12 +41,7 @@ pub fn command(path: PathBuf, connect: Option<Duration>) -> anyhow::Result<ExitC
         for ((kind, c), (compiled, world)) in kinds.zip(compiled) {
             let retry = c.retry_or(&p.config.retry);
             println!("  ok  {kind:<11} `{}` {}", c.name, c.component.display());
-            let form = if world.starts_with("columnar-") {
-                "columns"
-            } else {
-                "records"
-            };
-            println!("        world   {world} (batches as {form})");
+            println!("        world   {world} (flumen:pipeline@{SPOKEN})");
             println!(
                 "        code    {} in {} ms",
                 match compiled.origin {

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 /// A loaded component, of whichever world it exports.
 pub enum Component {
-    /// It exports `flumen:pipeline/interception` or `columnar-interception`.
+    /// It exports `flumen:pipeline/interception`.
     Interceptor(InterceptorGuest),
-    /// It exports `flumen:pipeline/delivery` or `columnar-delivery`.
+    /// It exports `flumen:pipeline/delivery`.
     Sink(SinkGuest),
 }
 
@@ -36,7 +36,7 @@ pub enum OfflineError {
     /// The component exports neither world.
     #[error(
         "`{name}` is neither an interceptor nor a sink of this flumen's contract \
-         (flumen:pipeline@0.2.x). As an interceptor: {interceptor}. As a sink: {sink}"
+         (flumen:pipeline@0.3.x). As an interceptor: {interceptor}. As a sink: {sink}"
     )]
     NoWorld {
         /// The component's name.

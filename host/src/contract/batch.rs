@@ -10,7 +10,8 @@
 //! [`Batch::to_events`], and the rare paths that need one event (a dead
 //! letter, a replacement) materialize just that event.
 
-use super::bindings::{Columns, Event, Header};
+use super::bindings::{Columns, Header};
+use super::event::Event;
 use std::ops::Range;
 
 /// `presence` bit: the event has a key.
@@ -410,7 +411,7 @@ impl Batch {
 mod tests {
     use super::*;
 
-    /// The events' debug forms (the generated `Event` has no `PartialEq`).
+    /// The events' debug forms (a generated `Header` has no `PartialEq`).
     fn shown(events: &[Event]) -> String {
         format!("{events:?}")
     }

@@ -1,21 +1,24 @@
 //! The guest contract (`wit/`) as Rust: the vocabulary every stage of the
 //! flow shares.
 //!
-//! An [`Event`] is what the consumer reads, the batcher groups, the guests
+//! A [`Batch`] is what the consumer reads, the batcher groups, the guests
 //! see and the offset tracker finalizes; a verdict is what a guest answers
-//! per event. These types are generated from the WIT package by
-//! [`bindings`], so the host and the guests cannot disagree about them.
+//! per event. The batch's columns and the verdicts are generated from the
+//! WIT package by [`bindings`], so the host and the guests cannot disagree
+//! about them.
 //! This module depends on nothing else in the crate, so every other module
 //! may use it.
 
 pub mod batch;
 pub mod bindings;
+pub mod event;
 
 pub use batch::{Batch, Record, TooLarge};
 
 pub use bindings::{
-    Action, Columns, Event, Header, InterceptorVerdict, Level, Replacement, SinkVerdict, Source,
+    Action, Columns, Header, InterceptorVerdict, Level, Replacement, SinkVerdict, Source,
 };
+pub use event::Event;
 
 /// The bytes of an event that count against `batch.max_bytes` and
 /// `max_queued_bytes`, and that `/metrics` reports: key, value and headers,

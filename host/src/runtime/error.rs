@@ -16,7 +16,7 @@ pub enum GuestError {
         reason: String,
     },
     /// The component does not implement the world it is configured as.
-    #[error("component `{name}` ({path}) is not a flumen {world} (it must implement the `flumen:pipeline/{world}` or `flumen:pipeline/columnar-{world}` world of wit/): {reason}")]
+    #[error("component `{name}` ({path}) is not a flumen {world} (it must implement the `flumen:pipeline/{world}` world of wit/): {reason}")]
     WrongWorld {
         /// Component name.
         name: String,
@@ -26,6 +26,17 @@ pub enum GuestError {
         world: &'static str,
         /// wasmtime's explanation.
         reason: String,
+    },
+    /// The component was built against a release of the contract this
+    /// host does not speak.
+    #[error("component `{name}` ({path}) was built against contract flumen:pipeline@{found}, and this flumen speaks flumen:pipeline@{spoken}.x, which passes every batch in columns; rebuild it against this release's wit/, reading the batch with flumen-guest-common in Rust or the helper in guests/helpers/ in Python, JavaScript and C (docs/guests.md, \"Contract versions\")", spoken = super::contract_version::SPOKEN)]
+    OldContract {
+        /// Component name.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// The contract version it names.
+        found: String,
     },
     /// A grant could not be given (a directory that cannot be opened, a
     /// variable that is not set).

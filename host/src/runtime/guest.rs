@@ -4,9 +4,8 @@
 //! what the flow calls, through [`crate::flow::Interceptor`] and
 //! [`crate::flow::Sink`].
 
-use super::columns;
 use super::error::{trap, GuestError};
-use super::kind::{GuestKind, InterceptorInstance, InterceptorPre, SinkInstance, SinkPre};
+use super::kind::{GuestKind, InterceptorPre, SinkPre};
 use super::loaded::Loaded;
 use super::metrics::GuestMetrics;
 use super::slot::Slot;
@@ -167,19 +166,9 @@ impl Guest<InterceptorPre> {
     ) -> Result<Vec<InterceptorVerdict>, GuestError> {
         let started = Instant::now();
         let r = self
-            .call(|b, s| match b {
-                InterceptorInstance::Records(b) => {
-                    b.flumen_pipeline_interception()
-                        .call_process(s, source, &batch.to_events())
-                }
-                InterceptorInstance::Columns(b) => {
-                    let r = b.flumen_pipeline_columnar_interception().call_process(
-                        s,
-                        source,
-                        batch.columns(),
-                    )?;
-                    Ok(r.map(|v| v.into_iter().map(columns::interceptor_verdict).collect()))
-                }
+            .call(|b, s| {
+                b.flumen_pipeline_interception()
+                    .call_process(s, source, batch.columns())
             })
             .and_then(|r| self.checked(r, batch.len()));
         self.metrics.interceptor_call(batch, started.elapsed(), &r);
@@ -197,19 +186,9 @@ impl Guest<SinkPre> {
     ) -> Result<Vec<SinkVerdict>, GuestError> {
         let started = Instant::now();
         let r = self
-            .call(|b, s| match b {
-                SinkInstance::Records(b) => {
-                    b.flumen_pipeline_delivery()
-                        .call_deliver(s, source, &batch.to_events())
-                }
-                SinkInstance::Columns(b) => {
-                    let r = b.flumen_pipeline_columnar_delivery().call_deliver(
-                        s,
-                        source,
-                        batch.columns(),
-                    )?;
-                    Ok(r.map(|v| v.into_iter().map(columns::sink_verdict).collect()))
-                }
+            .call(|b, s| {
+                b.flumen_pipeline_delivery()
+                    .call_deliver(s, source, batch.columns())
             })
             .and_then(|r| self.checked(r, batch.len()));
         self.metrics.sink_call(batch, started.elapsed(), &r);

@@ -93,14 +93,12 @@ impl<P> Loaded<P> {
         self.compiled
     }
 
-    /// The `flumen:pipeline` world it implements, which says how it takes
-    /// its batches: `interceptor` and `sink` as records,
-    /// `columnar-interceptor` and `columnar-sink` as columns.
+    /// The `flumen:pipeline` world it implements: `interceptor` or `sink`.
     pub fn world(&self) -> &'static str
     where
         P: GuestKind,
     {
-        self.pre.world()
+        P::WORLD
     }
 
     /// The [`content_digest`] of the file it was compiled from.

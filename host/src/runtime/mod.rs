@@ -13,7 +13,7 @@
 //! version; each partition's [`Guest`] notices at its next batch boundary.
 
 pub mod cache;
-pub mod columns;
+pub mod contract_version;
 mod error;
 mod guest;
 mod kind;
@@ -203,6 +203,13 @@ impl Runtime {
         };
         tracing::info!(component = %cfg.name, ?origin, ms = compiled.took.as_millis() as u64,
             "component loaded");
+        if let Some(found) = contract_version::unspoken(&component, &self.engine) {
+            return Err(GuestError::OldContract {
+                name: cfg.name.clone(),
+                path: cfg.component.clone(),
+                found,
+            });
+        }
         let digest = content_digest(bytes);
         let pre = self
             .linker

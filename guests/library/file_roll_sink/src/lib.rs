@@ -25,9 +25,9 @@
 //! A batch is delivered only once every line of it is written and flushed
 //! (and synced): any failure fails the whole call, which flumen retries.
 
-wit_bindgen::generate!({ world: "columnar-sink", path: "../../../wit" });
+wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};
 use flumen_guest_common::{write_json_line, Config};
 use std::cell::RefCell;

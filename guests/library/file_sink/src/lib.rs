@@ -18,12 +18,12 @@
 //! is not in the file. A failed write fails the whole call; the host retries
 //! it, which may append some lines twice (at-least-once).
 //!
-//! It takes its batches in columns (world `columnar-sink`), the cheapest form
+//! It reads its batch in columns, the cheapest form
 //! to cross into a guest; it renders each event straight from them.
 
-wit_bindgen::generate!({ world: "columnar-sink", path: "../../../wit" });
+wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};
 use flumen_guest_common::{write_json_line, Config, PartitionFile};
 use std::cell::RefCell;

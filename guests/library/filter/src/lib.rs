@@ -12,13 +12,13 @@
 //! An event without the field (a tombstone, no key, no such header) does not
 //! match.
 //!
-//! It takes its batches in columns (world `columnar-interceptor`): a filter
+//! It reads its batch in columns: a filter
 //! reads one field of each event and passes it on unchanged, so what it
 //! costs is mostly the crossing, which columns make several times cheaper.
 
-wit_bindgen::generate!({ world: "columnar-interceptor", path: "../../../wit" });
+wit_bindgen::generate!({ world: "interceptor", path: "../../../wit" });
 
-use exports::flumen::pipeline::columnar_interception::{Action, Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::interception::{Action, Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};
 use flumen_guest_common::columns::EventRef;
 use flumen_guest_common::Config;

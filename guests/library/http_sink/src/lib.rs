@@ -15,9 +15,9 @@
 //! carries the status and the start of the answer's body). A request that
 //! cannot be made at all (denied, refused, timed out) fails the call.
 
-wit_bindgen::generate!({ world: "columnar-sink", path: "../../../wit" });
+wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
 use flumen_guest_common::{json_line, Config};
 use std::cell::RefCell;
 use wasi::http::outgoing_handler;

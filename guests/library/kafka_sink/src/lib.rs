@@ -23,8 +23,9 @@
 
 wit_bindgen::generate!({ world: "kafka-sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::producer::{send, Outgoing, SendError};
+use flumen::pipeline::types::Header;
 use flumen_guest_common::Config;
 use std::cell::RefCell;
 
@@ -59,23 +60,33 @@ impl Guest for KafkaSink {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+        let batch = flumen_guest_common::columns!(batch)?;
         let records = SETTINGS.with(|s| {
             let s = s.borrow();
             let s = s.as_ref().ok_or("deliver called before init")?;
             let topic = s.topic.replace("%{topic}", &source.topic);
-            // The events are moved into the records: no copy of a value
-            // is made inside the guest.
+            // `send` takes owned records, so each key, value and header is
+            // copied once here, from the batch's columns.
             Ok::<_, String>(
                 batch
-                    .into_iter()
+                    .iter()
                     .map(|e| Outgoing {
                         topic: topic.clone(),
                         partition: s.same_partition.then_some(source.partition),
                         timestamp: if s.keep_timestamp { e.timestamp } else { None },
-                        key: e.key,
-                        value: e.value,
-                        headers: if s.headers { e.headers } else { Vec::new() },
+                        key: e.key.map(<[u8]>::to_vec),
+                        value: e.value.map(<[u8]>::to_vec),
+                        headers: if s.headers {
+                            e.headers()
+                                .map(|(name, value)| Header {
+                                    name: name.to_owned(),
+                                    value: value.to_vec(),
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
                     })
                     .collect::<Vec<_>>(),
             )

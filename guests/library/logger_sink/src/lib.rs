@@ -12,9 +12,9 @@
 //! with bytes that are not printable ASCII escaped (`\xNN`). The host adds
 //! the component, pipeline, topic and partition.
 
-wit_bindgen::generate!({ world: "columnar-sink", path: "../../../wit" });
+wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
 use flumen::pipeline::log::{log, Level};
 use flumen_guest_common::columns::EventRef;
 use flumen_guest_common::Config;

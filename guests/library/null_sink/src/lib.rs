@@ -1,10 +1,9 @@
 //! The null sink: accepts every event and does nothing with it. The baseline
-//! for measuring the host's own cost, so it takes its batches in columns
-//! (world `columnar-sink`), the cheapest form to cross into a guest.
+//! for measuring the host's own cost: it does not even read the batch.
 
-wit_bindgen::generate!({ world: "columnar-sink", path: "../../../wit" });
+wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::columnar_delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
 
 struct NullSink;
 

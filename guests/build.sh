@@ -13,11 +13,11 @@ here=$(pwd)
 wit="$here/../wit"
 
 # Rebuilds `out` from the files under `src` only when one of them (or the
-# WIT contract) is newer, since Python and JavaScript builds take seconds
+# WIT contract, or a language helper) is newer, since Python and JavaScript builds take seconds
 # each.
 stale() {
   local out=$1 src=$2
-  [ ! -f "$out" ] || [ -n "$(find "$src" "$wit" -newer "$out" -type f -print -quit)" ]
+  [ ! -f "$out" ] || [ -n "$(find "$src" "$wit" "$here/helpers" -newer "$out" -type f -print -quit)" ]
 }
 
 build_rust() {
@@ -89,8 +89,8 @@ componentize_c() {
   "$tool" bindings "$wit" "$2" "$gen"
   # Debian's clang 14 looks for wasm-ld-14, which Debian does not ship
   # beside rustc-web's LLVM 22; wasm-ld-22 links its output fine.
-  clang --target=wasm32-wasi -fuse-ld=/usr/bin/wasm-ld-22 -Os -Wall -Wextra -Werror \
-    -mexec-model=reactor -Wl,--strip-all -I"$gen" \
+  clang --target=wasm32-wasi -fuse-ld=/usr/bin/wasm-ld-22 -O2 -Wall -Wextra -Werror \
+    -mexec-model=reactor -Wl,--strip-all -I"$gen" -I"$here/helpers/c" \
     "$1"/*.c "$gen/$2.c" "$gen/${2}_component_type.o" -o "$gen/$name.core.wasm"
   "$tool" component "$gen/$name.core.wasm" "$3"
 }

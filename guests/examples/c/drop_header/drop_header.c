@@ -1,8 +1,11 @@
 // A header filter, in C: drops every event whose header `header` has the
 // value `value` (both required config keys) and keeps the rest unchanged.
 // An event without the header is kept.
+//
+// It reads the batch's columns through guests/helpers/c/flumen_guest.h.
 
 #include "interceptor.h"
+#include "flumen_guest.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,25 +51,31 @@ bool exports_flumen_pipeline_interception_init(
 
 bool exports_flumen_pipeline_interception_process(
     exports_flumen_pipeline_interception_source_t *source,
-    exports_flumen_pipeline_interception_list_event_t *batch,
+    exports_flumen_pipeline_interception_columns_t *batch,
     exports_flumen_pipeline_interception_list_verdict_t *ret, interceptor_string_t *err) {
-  (void)err;
-  ret->len = batch->len;
-  ret->ptr = calloc(batch->len ? batch->len : 1, sizeof(verdict_t));
-  if (!ret->ptr) abort();
-  for (size_t i = 0; i < batch->len; i++) {
-    const flumen_pipeline_types_event_t *e = &batch->ptr[i];
-    bool drop = false;
-    for (size_t j = 0; j < e->headers.len && !drop; j++) {
-      const flumen_pipeline_types_header_t *h = &e->headers.ptr[j];
-      drop = same(h->name.ptr, h->name.len, header.ptr, header.len) &&
-             same(h->value.ptr, h->value.len, value.ptr, value.len);
+  const char *bad = flumen_batch_check(batch);
+  bool ok = !bad;
+  if (bad) {
+    interceptor_string_dup(err, bad);
+  } else {
+    size_t n = flumen_batch_len(batch);
+    ret->len = n;
+    ret->ptr = calloc(n ? n : 1, sizeof(verdict_t));
+    if (!ret->ptr) abort();
+    for (size_t i = 0; i < n; i++) {
+      flumen_event_t e = flumen_batch_event(batch, i);
+      bool drop = false;
+      for (size_t h = e.first_header; h < e.end_header && !drop; h++) {
+        flumen_header_t hd = flumen_batch_header(batch, h);
+        drop = flumen_bytes_eq(hd.name, header.ptr, header.len) &&
+               flumen_bytes_eq(hd.value, value.ptr, value.len);
+      }
+      ret->ptr[i].action.tag = drop ? EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_DROP
+                                    : EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_KEEP;
+      ret->ptr[i].route.is_some = false;
     }
-    ret->ptr[i].action.tag = drop ? EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_DROP
-                                  : EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_KEEP;
-    ret->ptr[i].route.is_some = false;
   }
   exports_flumen_pipeline_interception_source_free(source);
-  exports_flumen_pipeline_interception_list_event_free(batch);
-  return true;
+  exports_flumen_pipeline_interception_columns_free(batch);
+  return ok;
 }

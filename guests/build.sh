@@ -64,7 +64,7 @@ need() {
 }
 
 componentize_python() {
-  (cd "$1" && "$here/../target/guest-venv/bin/componentize-py" -d "$wit" -w "$2" componentize app -o "$3" >/dev/null)
+  (cd "$1" && "$here/../target/guest-venv/bin/componentize-py" -d "$wit" -w "$2" componentize -p . -p "$here/helpers/python" app -o "$3" >/dev/null)
 }
 
 componentize_js() {

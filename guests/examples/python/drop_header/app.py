@@ -3,9 +3,12 @@ the value `value` (both required), and keeps the rest unchanged.
 
 For example `header = "level"`, `value = "debug"` drops debug events. An
 event without the header is kept.
+
+It reads the batch's columns through `flumen_guest` (guests/helpers/python/).
 """
 
 from componentize_py_types import Err
+from flumen_guest import Batch
 from wit_world import exports
 from wit_world.exports.interception import Action_Drop, Action_Keep, Verdict
 
@@ -27,10 +30,7 @@ class Interception(exports.Interception):
         state["value"] = config["value"].encode("utf-8")
 
     def process(self, source, batch):
-        name, value = state["header"], state["value"]
+        wanted = (state["header"], state["value"])
         keep = Verdict(action=Action_Keep(), route=None)
         drop = Verdict(action=Action_Drop(), route=None)
-        return [
-            drop if any(h.name == name and h.value == value for h in e.headers) else keep
-            for e in batch
-        ]
+        return [drop if wanted in e.headers else keep for e in Batch(batch)]

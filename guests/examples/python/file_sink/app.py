@@ -1,5 +1,6 @@
 """The file sink, in Python: appends each event as one JSON line to a file
-per partition, in the same format as the Rust `file_sink`.
+per partition, in the same format as the Rust `file_sink`. It reads the
+batch's columns through `flumen_guest` (guests/helpers/python/).
 
 Config keys:
 - `path` (required): the file as the guest sees it, with `%{partition}` and
@@ -17,6 +18,7 @@ import json
 import os
 
 from componentize_py_types import Err
+from flumen_guest import Batch
 from wit_world import exports
 from wit_world.exports.delivery import Verdict_Delivered
 from wit_world.imports.log import Level, log
@@ -26,36 +28,42 @@ KNOWN = ("path", "sync", "label")
 # One instance serves one partition; module state lives as long as it does.
 state = {}
 
+# JSON string literals, as the Rust sink writes them (serde_json: no ASCII
+# escaping, so UTF-8 text stays as it is).
+quote = json.JSONEncoder(ensure_ascii=False).encode
 
-def bytes_field(line, field, data):
-    """UTF-8 text as a string under `field`, anything else as base64 under
-    `<field>_base64`, so no byte is lost or mangled."""
+
+def bytes_field(field, data):
+    """`,"field":"text"` for UTF-8 text, `,"field_base64":"..."` for anything
+    else, so no byte is lost or mangled; `,"field":null` when absent."""
     if data is None:
-        line[field] = None
-        return
+        return f',"{field}":null'
     try:
-        line[field] = data.decode("utf-8")
+        return f',"{field}":{quote(data.decode("utf-8"))}'
     except UnicodeDecodeError:
-        line[field + "_base64"] = base64.b64encode(data).decode("ascii")
+        return f',"{field}_base64":"{base64.b64encode(data).decode("ascii")}"'
 
 
-def json_line(source, event, label):
-    line = {}
+def json_lines(source, batch, label):
+    """Every event of `batch` as one JSON line each. The fields that are
+    the same for the whole batch are rendered once; each line is written
+    field by field rather than through a dict, which halves the time."""
+    prefix = "{"
     if label is not None:
-        line["label"] = label
-    line["topic"] = source.topic
-    line["partition"] = source.partition
-    line["offset"] = event.offset
-    line["timestamp"] = event.timestamp
-    bytes_field(line, "key", event.key)
-    bytes_field(line, "value", event.value)
-    headers = []
-    for h in event.headers:
-        header = {"name": h.name}
-        bytes_field(header, "value", h.value)
-        headers.append(header)
-    line["headers"] = headers
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
+        prefix += f'"label":{quote(label)},'
+    prefix += f'"topic":{quote(source.topic)},"partition":{source.partition},"offset":'
+    out = []
+    for e in batch:
+        ts = e.timestamp
+        headers = ",".join(
+            '{"name":' + quote(name) + bytes_field("value", value) + "}"
+            for name, value in e.headers
+        )
+        out.append(
+            f'{prefix}{e.offset},"timestamp":{"null" if ts is None else ts}'
+            f'{bytes_field("key", e.key)}{bytes_field("value", e.value)},"headers":[{headers}]}}\n'
+        )
+    return "".join(out)
 
 
 class Delivery(exports.Delivery):
@@ -86,6 +94,7 @@ class Delivery(exports.Delivery):
         log(Level.DEBUG, f"appending to {path} (sync={sync})")
 
     def deliver(self, source, batch):
+        batch = Batch(batch)
         if not batch:
             return []
         path = (
@@ -93,7 +102,7 @@ class Delivery(exports.Delivery):
             .replace("%{topic}", source.topic)
             .replace("%{partition}", str(source.partition))
         )
-        text = "".join(json_line(source, e, state["label"]) for e in batch)
+        text = json_lines(source, batch, state["label"])
         try:
             f = state["file"]
             if f is None or f.name != path:

@@ -1,0 +1,148 @@
+"""Reads a flumen batch (contract flumen:pipeline@0.3, `types.columns`)
+event by event.
+
+A batch crosses into the guest as a dozen flat lists: every event's offset,
+timestamp and presence bits, all keys back to back with where each ends, all
+values the same way, and the headers likewise. That is several times cheaper
+than one object per event, and this module gives back the event-by-event
+view, copying only the fields a guest reads:
+
+    from flumen_guest import Batch
+
+    class Delivery(exports.Delivery):
+        def deliver(self, source, batch):
+            batch = Batch(batch)
+            for e in batch:
+                use(e.offset, e.value, e.headers)
+            return [Verdict_Delivered()] * len(batch)
+
+Copy this file next to your `app.py` (`flumen new` does), or pass its
+directory to componentize-py with `-p`.
+"""
+
+HAS_KEY = 1
+"""`presence` bit: the event has a key."""
+HAS_VALUE = 2
+"""`presence` bit: the event has a value (clear: a tombstone)."""
+HAS_TIMESTAMP = 4
+"""`presence` bit: the broker supplied a timestamp."""
+
+try:
+    # Raised from a guest's export, componentize-py's `Err` becomes the
+    # call's error result, which names the problem to the operator.
+    from componentize_py_types import Err as _Error
+except ImportError:  # outside a component, e.g. in the helper's own tests
+    _Error = ValueError
+
+
+class Event:
+    """One event of a `Batch`. `offset` is read up front; `timestamp`,
+    `key`, `value` and `headers` are read from the columns when asked for.
+    `key` and `value` are `bytes`, or `None` when absent (a value of `None`
+    is a tombstone)."""
+
+    __slots__ = ("_c", "_i", "offset")
+
+    def __init__(self, columns, i):
+        self._c = columns
+        self._i = i
+        self.offset = columns.offsets[i]
+
+    @property
+    def timestamp(self):
+        """Milliseconds since the Unix epoch, or `None`."""
+        c, i = self._c, self._i
+        return c.timestamps[i] if c.presence[i] & HAS_TIMESTAMP else None
+
+    @property
+    def key(self):
+        """The key as `bytes`, or `None`."""
+        c, i = self._c, self._i
+        if not c.presence[i] & HAS_KEY:
+            return None
+        ends = c.key_ends
+        return c.keys[ends[i - 1] if i else 0 : ends[i]]
+
+    @property
+    def value(self):
+        """The value as `bytes`, or `None` for a tombstone."""
+        c, i = self._c, self._i
+        if not c.presence[i] & HAS_VALUE:
+            return None
+        ends = c.value_ends
+        return c.values[ends[i - 1] if i else 0 : ends[i]]
+
+    @property
+    def headers(self):
+        """The headers as a list of `(name: str, value: bytes)`, in the
+        order the producer wrote them; a name may repeat."""
+        c, i = self._c, self._i
+        ends = c.header_ends
+        first, end = (ends[i - 1] if i else 0), ends[i]
+        if first == end:
+            return []
+        names, name_ends = c.header_names, c.header_name_ends
+        values, value_ends = c.header_values, c.header_value_ends
+        out = []
+        for h in range(first, end):
+            n0 = name_ends[h - 1] if h else 0
+            v0 = value_ends[h - 1] if h else 0
+            out.append((names[n0 : name_ends[h]].decode("utf-8"), values[v0 : value_ends[h]]))
+        return out
+
+    def header(self, name):
+        """The value of the first header called `name`, or `None`."""
+        for n, v in self.headers:
+            if n == name:
+                return v
+        return None
+
+
+class Batch:
+    """The events of a `types.columns`, in batch order: `len(batch)`,
+    `batch[i]` and `for e in batch` give `Event`s.
+
+    Building one checks that every list has the length the contract says
+    and that every buffer is as long as its last end, and raises `Err` (the
+    call's error) naming what is wrong otherwise. The host never sends a
+    malformed batch; Python slicing cannot read out of bounds, so the check
+    is only there to turn a broken batch into a clear error."""
+
+    __slots__ = ("columns", "_n")
+
+    def __init__(self, columns):
+        self.columns = columns
+        self._n = n = len(columns.offsets)
+        c = columns
+        for what, got in (
+            ("timestamps", len(c.timestamps)),
+            ("presence", len(c.presence)),
+            ("key-ends", len(c.key_ends)),
+            ("value-ends", len(c.value_ends)),
+            ("header-ends", len(c.header_ends)),
+        ):
+            if got != n:
+                raise _Error(f"malformed batch: {got} entries in {what}, expected {n}")
+        headers = len(c.header_name_ends)
+        if len(c.header_value_ends) != headers or (n and c.header_ends[-1] != headers):
+            raise _Error("malformed batch: header columns disagree on the number of headers")
+        for what, ends, buf in (
+            ("key-ends", c.key_ends, c.keys),
+            ("value-ends", c.value_ends, c.values),
+            ("header-name-ends", c.header_name_ends, c.header_names),
+            ("header-value-ends", c.header_value_ends, c.header_values),
+        ):
+            if ends and ends[-1] > len(buf):
+                raise _Error(f"malformed batch: {what} ends at {ends[-1]}, past {len(buf)} bytes")
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, i):
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return Event(self.columns, i % self._n)
+
+    def __iter__(self):
+        c = self.columns
+        return (Event(c, i) for i in range(self._n))

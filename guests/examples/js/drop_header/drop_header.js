@@ -4,7 +4,10 @@
 //
 // Built with componentize-js for the `interceptor` world of wit/. WIT names
 // become camelCase, `list<u8>` a Uint8Array, `s64` a BigInt, variants
-// `{ tag }` objects; a thrown string is the `err` of a `result`.
+// `{ tag }` objects; a thrown string is the `err` of a `result`. The batch's
+// columns are read through guests/helpers/js/flumen-guest.js.
+
+import { Batch } from "./flumen-guest.js";
 
 const KNOWN = ["header", "value"];
 let header;
@@ -29,8 +32,8 @@ export const interception = {
     if (value === undefined) throw "missing required config key `value`";
   },
 
-  process(source, batch) {
-    return batch.map((event) => {
+  process(source, columns) {
+    return new Batch(columns).map((event) => {
       const drop = event.headers.some((h) => h.name === header && sameBytes(h.value, value));
       return { action: { tag: drop ? "drop" : "keep" }, route: undefined };
     });

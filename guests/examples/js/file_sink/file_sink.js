@@ -15,8 +15,10 @@
 //
 // Files are reached through wasi:filesystem directly (this guest's world,
 // in wit/, adds it to flumen's `sink`): StarlingMonkey has no `fs` module.
+// The batch's columns are read through guests/helpers/js/flumen-guest.js.
 
-import { log } from "flumen:pipeline/log@0.2.2";
+import { Batch } from "./flumen-guest.js";
+import { log } from "flumen:pipeline/log@0.3.0";
 import { getDirectories } from "wasi:filesystem/preopens@0.2.12";
 
 const KNOWN = ["path", "sync", "label"];
@@ -115,7 +117,8 @@ export const delivery = {
     log("debug", `appending to ${path} (sync=${s})`);
   },
 
-  deliver(source, batch) {
+  deliver(source, columns) {
+    const batch = new Batch(columns);
     if (batch.length === 0) return [];
     const path = template
       .replaceAll("%{topic}", source.topic)

@@ -6,8 +6,12 @@
 // point of `flumen new --lang js --kind sink`. For files, see file_sink/:
 // a JavaScript guest reaches wasi:filesystem only through a world that
 // lists it.
+//
+// The batch's columns are read through flumen-guest.js, the JavaScript
+// guest helper (guests/helpers/js/ in flumen's repository).
 
-import { log } from "flumen:pipeline/log@0.2.2";
+import { Batch } from "./flumen-guest.js";
+import { log } from "flumen:pipeline/log@0.3.0";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error"];
 let level = "info";
@@ -21,7 +25,8 @@ export const delivery = {
     }
   },
 
-  deliver(source, batch) {
+  deliver(source, columns) {
+    const batch = new Batch(columns);
     const text = new TextDecoder();
     for (const event of batch) {
       const value = event.value === undefined ? "" : text.decode(event.value);

@@ -1,0 +1,1 @@
+../../../helpers/js/flumen-guest.js

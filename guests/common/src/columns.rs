@@ -214,20 +214,6 @@ impl<'a> EventRef<'a> {
     pub fn headers(&self) -> Headers<'a> {
         self.headers.clone()
     }
-
-    /// The event's fields, with its batch's `topic` and `partition`, as
-    /// [`write_json_line`](crate::write_json_line) takes them.
-    pub fn fields(&self, topic: &'a str, partition: i32) -> crate::EventFields<'a, Headers<'a>> {
-        crate::EventFields {
-            topic,
-            partition,
-            offset: self.offset,
-            timestamp: self.timestamp,
-            key: self.key,
-            value: self.value,
-            headers: self.headers(),
-        }
-    }
 }
 
 /// The headers of one event of a [`Batch`].
@@ -352,18 +338,5 @@ mod tests {
         assert!(Batch::new(bad_name)
             .unwrap_err()
             .contains("header 1's name"));
-    }
-
-    #[test]
-    fn renders_the_same_json_line_as_a_record_event() {
-        let batch = Batch::new(two()).expect("well formed");
-        let e = batch.get(0).expect("first");
-        let line = crate::json_line(e.fields("t", 3));
-        assert_eq!(
-            line,
-            "{\"topic\":\"t\",\"partition\":3,\"offset\":10,\"timestamp\":1700000000000,\
-             \"key\":\"k\",\"value\":\"hello\",\"headers\":[{\"name\":\"a\",\"value_base64\":\
-             \"/w==\"},{\"name\":\"bc\",\"value\":\"2\"}]}\n"
-        );
     }
 }

@@ -428,3 +428,52 @@ macro_rules! transform_interceptor {
         export!(__Interceptor);
     };
 }
+
+// Here rather than in `columns`, so that `columns.rs` stands alone: `flumen
+// new` copies it into Rust guest projects, which have no JSON lines.
+impl<'a> columns::EventRef<'a> {
+    /// The event's fields, with its batch's `topic` and `partition`, as
+    /// [`write_json_line`] takes them.
+    pub fn fields(&self, topic: &'a str, partition: i32) -> EventFields<'a, columns::Headers<'a>> {
+        EventFields {
+            topic,
+            partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key,
+            value: self.value,
+            headers: self.headers(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::columns::{Batch, ColumnsRef, HAS_KEY, HAS_TIMESTAMP, HAS_VALUE};
+
+    #[test]
+    fn renders_an_event_of_a_batch_as_one_json_line() {
+        let batch = Batch::new(ColumnsRef {
+            offsets: &[10],
+            timestamps: &[1_700_000_000_000],
+            presence: &[HAS_KEY | HAS_VALUE | HAS_TIMESTAMP],
+            keys: b"k",
+            key_ends: &[1],
+            values: b"hello",
+            value_ends: &[5],
+            header_ends: &[2],
+            header_names: b"abc",
+            header_name_ends: &[1, 3],
+            header_values: b"\xff2",
+            header_value_ends: &[1, 2],
+        })
+        .expect("well formed");
+        let e = batch.get(0).expect("first");
+        assert_eq!(
+            super::json_line(e.fields("t", 3)),
+            "{\"topic\":\"t\",\"partition\":3,\"offset\":10,\"timestamp\":1700000000000,\
+             \"key\":\"k\",\"value\":\"hello\",\"headers\":[{\"name\":\"a\",\"value_base64\":\
+             \"/w==\"},{\"name\":\"bc\",\"value\":\"2\"}]}\n"
+        );
+    }
+}

@@ -68,10 +68,36 @@ impl Lang {
         }
     }
 
+    /// `(path in the project, source)` of the language's guest helper,
+    /// which reads a batch's columns event by event. The project gets its
+    /// own copy, as it gets its own copy of the contract: it then builds
+    /// without flumen's repository.
+    fn helper(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Rust => (
+                "src/columns.rs",
+                include_str!("../../../guests/common/src/columns.rs"),
+            ),
+            Self::Python => (
+                "flumen_guest.py",
+                include_str!("../../../guests/helpers/python/flumen_guest.py"),
+            ),
+            Self::Js => (
+                "flumen-guest.js",
+                include_str!("../../../guests/helpers/js/flumen-guest.js"),
+            ),
+            Self::C => (
+                "flumen_guest.h",
+                include_str!("../../../guests/helpers/c/flumen_guest.h"),
+            ),
+        }
+    }
+
     /// `(path in the project, template)` of the sources and build script.
     fn files(self, kind: Kind, name: &str) -> Vec<(String, &'static str)> {
         // Per language: the source file, its interceptor and sink templates,
         // the build script.
+        let (helper_path, helper) = self.helper();
         let (source, interceptor, sink, build) = match self {
             Self::Rust => (
                 "src/lib.rs".to_owned(),
@@ -101,6 +127,7 @@ impl Lang {
             ),
         };
         let mut files = vec![
+            (helper_path.to_owned(), helper),
             (
                 source,
                 if kind == Kind::Sink {
@@ -283,6 +310,32 @@ mod tests {
         }
         for bad in ["", "9lives", "My", "a b", "../x", "a.b"] {
             assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_project_carries_its_language_s_helper() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (lang, helper, use_) in [
+            (Lang::Rust, "src/columns.rs", "columns!(batch)"),
+            (
+                Lang::Python,
+                "flumen_guest.py",
+                "from flumen_guest import Batch",
+            ),
+            (Lang::Js, "flumen-guest.js", "from \"./flumen-guest.js\""),
+            (Lang::C, "flumen_guest.h", "#include \"flumen_guest.h\""),
+        ] {
+            for kind in [Kind::Interceptor, Kind::Sink] {
+                let name = format!("g{}", tmp.path().read_dir().unwrap().count());
+                let dir = create(lang, kind, &name, tmp.path()).unwrap();
+                assert!(dir.join(helper).is_file(), "{lang:?} {kind:?}: no {helper}");
+                let (source, template) = lang.files(kind, &name).swap_remove(1);
+                assert!(
+                    template.contains(use_),
+                    "{lang:?} {kind:?}: {source} does not use {helper}"
+                );
+            }
         }
     }
 

@@ -12,6 +12,6 @@ ld=${WASM_LD:-}
 rm -rf gen
 "$tool" bindings wit {{world}} gen
 clang --target=wasm32-wasi ${ld:+-fuse-ld=$ld} -Os -Wall -Wextra -Werror -mexec-model=reactor \
-  -Wl,--strip-all -Igen {{name}}.c gen/{{world}}.c gen/{{world}}_component_type.o -o gen/{{name}}.core.wasm
+  -Wl,--strip-all -Igen -I. {{name}}.c gen/{{world}}.c gen/{{world}}_component_type.o -o gen/{{name}}.core.wasm
 "$tool" component gen/{{name}}.core.wasm {{name}}.wasm
 echo "built {{name}}.wasm"

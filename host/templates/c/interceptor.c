@@ -6,6 +6,7 @@
 // guest's to free, the result is handed to the host.
 
 #include "interceptor.h"
+#include "flumen_guest.h"  // reads the batch's columns event by event
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,20 +44,27 @@ bool exports_flumen_pipeline_interception_init(
 
 bool exports_flumen_pipeline_interception_process(
     exports_flumen_pipeline_interception_source_t *source,
-    exports_flumen_pipeline_interception_list_event_t *batch,
+    exports_flumen_pipeline_interception_columns_t *batch,
     exports_flumen_pipeline_interception_list_verdict_t *ret, interceptor_string_t *err) {
-  (void)err;
-  ret->len = batch->len;
-  ret->ptr = calloc(batch->len ? batch->len : 1, sizeof *ret->ptr);
+  const char *bad = flumen_batch_check(batch);
+  if (bad) {
+    interceptor_string_dup(err, bad);
+    exports_flumen_pipeline_interception_source_free(source);
+    exports_flumen_pipeline_interception_columns_free(batch);
+    return false;
+  }
+  size_t n = flumen_batch_len(batch);
+  ret->len = n;
+  ret->ptr = calloc(n ? n : 1, sizeof *ret->ptr);
   if (!ret->ptr) abort();
-  for (size_t i = 0; i < batch->len; i++) {
-    const flumen_pipeline_types_event_t *e = &batch->ptr[i];
-    bool drop = e->value.is_some && contains(e->value.val.ptr, e->value.val.len, needle, needle_len);
+  for (size_t i = 0; i < n; i++) {
+    flumen_event_t e = flumen_batch_event(batch, i);
+    bool drop = e.has_value && contains(e.value.ptr, e.value.len, needle, needle_len);
     ret->ptr[i].action.tag = drop ? EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_DROP
                                   : EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_KEEP;
     ret->ptr[i].route.is_some = false;
   }
   exports_flumen_pipeline_interception_source_free(source);
-  exports_flumen_pipeline_interception_list_event_free(batch);
+  exports_flumen_pipeline_interception_columns_free(batch);
   return true;
 }

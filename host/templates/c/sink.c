@@ -7,6 +7,7 @@
 // guest's to free, the result is handed to the host.
 
 #include "sink.h"
+#include "flumen_guest.h"  // reads the batch's columns event by event
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,35 +48,41 @@ static char *path_for(int32_t partition) {
 }
 
 bool exports_flumen_pipeline_delivery_deliver(exports_flumen_pipeline_delivery_source_t *source,
-                                              exports_flumen_pipeline_delivery_list_event_t *batch,
+                                              exports_flumen_pipeline_delivery_columns_t *batch,
                                               exports_flumen_pipeline_delivery_list_verdict_t *ret,
                                               sink_string_t *err) {
   static char message[512];
+  const char *bad = flumen_batch_check(batch);
+  if (bad) {
+    sink_string_dup(err, bad);
+    exports_flumen_pipeline_delivery_source_free(source);
+    exports_flumen_pipeline_delivery_columns_free(batch);
+    return false;
+  }
+  size_t n = flumen_batch_len(batch);
   char *path = path_for(source->partition);
   FILE *f = fopen(path, "a");
   bool ok = f != NULL;
-  for (size_t i = 0; ok && i < batch->len; i++) {
-    const flumen_pipeline_types_event_t *e = &batch->ptr[i];
-    ok = fprintf(f, "%" PRId64 "\t", e->offset) > 0 &&
-         (!e->value.is_some ||
-          fwrite(e->value.val.ptr, 1, e->value.val.len, f) == e->value.val.len) &&
-         fputc('\n', f) != EOF;
+  for (size_t i = 0; ok && i < n; i++) {
+    flumen_event_t e = flumen_batch_event(batch, i);
+    ok = fprintf(f, "%" PRId64 "\t", e.offset) > 0 &&
+         fwrite(e.value.ptr, 1, e.value.len, f) == e.value.len && fputc('\n', f) != EOF;
   }
   // Delivered means written: an error fails the whole call, and flumen
   // retries it (nothing is committed before).
   if (f && fclose(f)) ok = false;
   if (ok) {
-    ret->len = batch->len;
-    ret->ptr = calloc(batch->len ? batch->len : 1, sizeof *ret->ptr);
+    ret->len = n;
+    ret->ptr = calloc(n ? n : 1, sizeof *ret->ptr);
     if (!ret->ptr) abort();
-    for (size_t i = 0; i < batch->len; i++)
+    for (size_t i = 0; i < n; i++)
       ret->ptr[i].tag = EXPORTS_FLUMEN_PIPELINE_DELIVERY_VERDICT_DELIVERED;
   } else {
-    snprintf(message, sizeof message, "cannot append %zu events to %s", batch->len, path);
+    snprintf(message, sizeof message, "cannot append %zu events to %s", n, path);
     sink_string_dup(err, message);
   }
   free(path);
   exports_flumen_pipeline_delivery_source_free(source);
-  exports_flumen_pipeline_delivery_list_event_free(batch);
+  exports_flumen_pipeline_delivery_columns_free(batch);
   return ok;
 }

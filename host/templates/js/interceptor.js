@@ -4,6 +4,9 @@
 //
 // WIT names become camelCase, `list<u8>` a Uint8Array, `s64` a BigInt,
 // variants `{ tag }` objects; a thrown string is the `err` of a `result`.
+// A batch comes as columns; flumen-guest.js reads them event by event.
+
+import { Batch } from "./flumen-guest.js";
 
 let needle = new TextEncoder().encode("DROP");
 
@@ -24,8 +27,8 @@ export const interception = {
     }
   },
 
-  process(source, batch) {
-    return batch.map((event) => {
+  process(source, columns) {
+    return new Batch(columns).map((event) => {
       const drop = event.value !== undefined && contains(event.value, needle);
       return { action: { tag: drop ? "drop" : "keep" }, route: undefined };
     });

@@ -3,6 +3,7 @@ the config key `drop_containing` (default `DROP`) and keeps the rest
 unchanged."""
 
 from componentize_py_types import Err
+from flumen_guest import Batch
 from wit_world import exports
 from wit_world.exports.interception import Action_Drop, Action_Keep, Verdict
 
@@ -23,4 +24,4 @@ class Interception(exports.Interception):
         needle = state["needle"]
         keep = Verdict(action=Action_Keep(), route=None)
         drop = Verdict(action=Action_Drop(), route=None)
-        return [drop if e.value is not None and needle in e.value else keep for e in batch]
+        return [drop if needle in (e.value or b"") else keep for e in Batch(batch)]

@@ -4,6 +4,7 @@ to a file per partition: config key `path` (default
 `dirs = [{ host = "...", guest = "/out" }]`."""
 
 from componentize_py_types import Err
+from flumen_guest import Batch
 from wit_world import exports
 from wit_world.exports.delivery import Verdict_Delivered
 
@@ -18,6 +19,7 @@ class Delivery(exports.Delivery):
             state["path"] = value
 
     def deliver(self, source, batch):
+        batch = Batch(batch)
         path = state["path"].replace("%{partition}", str(source.partition))
         lines = b"".join(b"%d\t%s\n" % (e.offset, e.value or b"") for e in batch)
         # Delivered means written: an error fails the whole call, and flumen

@@ -4,7 +4,10 @@
 
 wit_bindgen::generate!({ world: "interceptor", path: "wit" });
 
-use exports::flumen::pipeline::interception::{Action, Event, Guest, Source, Verdict};
+// flumen's guest helper: reads the batch's columns event by event.
+mod columns;
+
+use exports::flumen::pipeline::interception::{Action, Columns, Guest, Source, Verdict};
 use std::cell::RefCell;
 
 thread_local! {
@@ -31,7 +34,8 @@ impl Guest for Component {
         Ok(())
     }
 
-    fn process(_source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn process(_source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+        let batch = columns!(batch)?;
         NEEDLE.with(|n| {
             let needle = n.borrow();
             Ok(batch
@@ -39,7 +43,6 @@ impl Guest for Component {
                 .map(|e| {
                     let drop = e
                         .value
-                        .as_deref()
                         .is_some_and(|v| v.windows(needle.len()).any(|w| w == needle.as_slice()));
                     Verdict {
                         action: if drop { Action::Drop } else { Action::Keep },

@@ -5,7 +5,10 @@
 
 wit_bindgen::generate!({ world: "sink", path: "wit" });
 
-use exports::flumen::pipeline::delivery::{Event, Guest, Source, Verdict};
+// flumen's guest helper: reads the batch's columns event by event.
+mod columns;
+
+use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
 use std::cell::RefCell;
 use std::io::Write;
 
@@ -26,12 +29,13 @@ impl Guest for Component {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Vec<Event>) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+        let batch = columns!(batch)?;
         let path = PATH.with(|p| p.borrow().replace("%{partition}", &source.partition.to_string()));
         let mut lines = Vec::new();
-        for e in &batch {
+        for e in batch.iter() {
             lines.extend_from_slice(format!("{}\t", e.offset).as_bytes());
-            lines.extend_from_slice(e.value.as_deref().unwrap_or_default());
+            lines.extend_from_slice(e.value.unwrap_or_default());
             lines.push(b'\n');
         }
         // Delivered means written: an error fails the whole call, and flumen

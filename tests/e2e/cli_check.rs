@@ -103,20 +103,34 @@ fn check_shows_limits_and_grants() {
 fn check_names_the_world_each_component_implements() {
     let components = format!(
         "{}{}",
+        format!(
+            "[[pipeline.interceptor]]\nname = \"filter\"\ncomponent = \"{}\"\n\
+             config = {{ pattern = \"x\" }}\n",
+            guest("filter").display()
+        ),
+        sink("fast", &guest("null_sink"), "")
+    );
+    let (ok, text) = check(&config_with(&components));
+    assert!(ok, "{text}");
+    // In configuration order: the interceptor, then the sink.
+    let interceptor = text.find("world   interceptor (flumen:pipeline@0.3)");
+    let sink = text.find("world   sink (flumen:pipeline@0.3)");
+    assert!(interceptor.is_some() && interceptor < sink, "{text}");
+}
+
+#[test]
+fn check_refuses_a_component_built_against_contract_0_2() {
+    let components = format!(
+        "{}{}",
         sink("fast", &guest("null_sink"), ""),
         sink("old", &guest("compat_sink"), "")
     );
     let (ok, text) = check(&config_with(&components));
-    assert!(ok, "{text}");
-    for want in [
-        "world   columnar-sink (batches as columns)",
-        "world   sink (batches as records)",
-    ] {
-        assert!(text.contains(want), "missing {want:?} in:\n{text}");
-    }
-    // In configuration order: the columnar null sink, then the 0.2.0 sink.
+    assert!(!ok, "{text}");
     assert!(
-        text.find("columnar-sink") < text.find("world   sink"),
+        text.contains("component `old`")
+            && text.contains("built against contract flumen:pipeline@0.2.0")
+            && text.contains("docs/guests.md"),
         "{text}"
     );
 }

@@ -566,7 +566,7 @@ fn kafka_sink_writes_only_granted_topics_and_only_acknowledged_records_are_deliv
 }
 
 #[test]
-fn a_component_built_against_contract_0_2_0_still_loads() {
+fn a_component_built_against_contract_0_2_is_refused_with_how_to_rebuild_it() {
     let component = guest("compat_sink");
     let bytes = std::fs::read(&component).expect("read component");
     let names_old = |name: &str| bytes.windows(name.len()).any(|w| w == name.as_bytes());
@@ -574,13 +574,22 @@ fn a_component_built_against_contract_0_2_0_still_loads() {
     // against the older release.
     assert!(names_old("flumen:pipeline/delivery@0.2.0") && names_old("flumen:pipeline/log@0.2.0"));
     let r = flumen_test(&component, &[], &[ev("a"), ev("b")]);
-    assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.verdicts(), ["delivered", "delivered"]);
-    assert!(
-        r.stderr.contains("contract 0.2.0 sink: 2 events"),
-        "{}",
-        r.stderr
-    );
+    assert!(!r.ok, "{:?}", r.lines);
+    for want in [
+        "was built against contract flumen:pipeline@0.2.0",
+        "speaks flumen:pipeline@0.3.x",
+        "rebuild it against this release's wit/",
+        "guests/helpers/",
+    ] {
+        assert!(
+            r.stderr.contains(want),
+            "missing {want:?} in:\n{}",
+            r.stderr
+        );
+    }
+    // Refused before it ran: no verdict, and not the linker's complaint.
+    assert!(r.verdicts().is_empty(), "{:?}", r.lines);
+    assert!(!r.stderr.contains("import"), "{}", r.stderr);
 }
 
 /// The lines of every file under `dir`, by path relative to it.
@@ -736,20 +745,20 @@ fn every_kind_of_event() -> Vec<Value> {
 }
 
 #[test]
-fn a_columnar_sink_sees_every_part_of_every_event_as_a_record_sink_does() {
-    // The Rust file sink takes batches in columns; the C one takes records.
-    // The same events must come out as the same lines.
+fn every_language_s_helper_reads_every_part_of_every_event_alike() {
+    // The same JSON-lines file sink in Rust (flumen-guest-common), C
+    // (flumen_guest.h), Python (flumen_guest.py) and JavaScript
+    // (flumen-guest.js): each reads the batch's columns through its
+    // language's helper, and the same events must come out as the same
+    // lines, byte for byte.
     let events = every_kind_of_event();
     let mut outputs = Vec::new();
     for component in [
         guest("file_sink"),
         repo().join("guests/target/c/file_sink.wasm"),
+        repo().join("guests/target/python/file_sink.wasm"),
+        repo().join("guests/target/js/file_sink.wasm"),
     ] {
-        let bytes = std::fs::read(&component).expect("read component");
-        let columnar = {
-            let name = b"flumen:pipeline/columnar-delivery@";
-            bytes.windows(name.len()).any(|w| w == name)
-        };
         let work = tempfile::tempdir().expect("tempdir");
         let grant = format!("{}=/out", work.path().display());
         let r = flumen_test(
@@ -762,14 +771,19 @@ fn a_columnar_sink_sees_every_part_of_every_event_as_a_record_sink_does() {
             ],
             &events,
         );
-        assert!(r.ok, "{}", r.stderr);
+        assert!(r.ok, "{}: {}", component.display(), r.stderr);
         assert_eq!(r.verdicts(), ["delivered"; 5]);
         let text = std::fs::read_to_string(work.path().join("o-0.jsonl")).expect("sink output");
-        outputs.push((columnar, text));
+        outputs.push((component, text));
     }
-    // Otherwise this would compare two sinks of the same form.
-    assert_eq!((outputs[0].0, outputs[1].0), (true, false));
-    assert_eq!(outputs[0].1, outputs[1].1);
+    for (component, text) in &outputs[1..] {
+        assert_eq!(
+            text,
+            &outputs[0].1,
+            "{} differs from Rust",
+            component.display()
+        );
+    }
     let lines: Vec<Value> = outputs[0]
         .1
         .lines()
@@ -806,7 +820,7 @@ fn a_columnar_sink_sees_every_part_of_every_event_as_a_record_sink_does() {
 }
 
 #[test]
-fn the_columnar_filter_matches_values_keys_and_headers() {
+fn the_filter_matches_values_keys_and_headers() {
     let events = every_kind_of_event();
     let filter = |args: &[&str]| {
         let r = flumen_test(&guest("filter"), args, &events);

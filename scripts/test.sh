@@ -15,9 +15,11 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq systemd >/dev/null
 fi
 guests/build.sh
-# The Rust guests' shared helpers (reading a columnar batch, rendering JSON
-# lines) have unit tests of their own, run natively.
+# The guest helpers (reading a batch's columns event by event; for Rust
+# also rendering JSON lines) have unit tests of their own, run natively.
 (cd guests && cargo test --locked -q -p flumen-guest-common)
+python3 -m unittest discover -s guests/helpers/python
+node --test guests/helpers/js/
 cargo fmt --all --check
 cargo clippy --all-targets --locked -- -D warnings
 # Two test threads: libtest reads this; criterion's bench harness (run once

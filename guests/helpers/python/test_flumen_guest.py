@@ -1,0 +1,68 @@
+"""Unit tests of flumen_guest.py, run with plain CPython (no component):
+`python3 -m unittest discover guests/helpers/python`."""
+
+import unittest
+from types import SimpleNamespace
+
+from flumen_guest import HAS_KEY, HAS_TIMESTAMP, HAS_VALUE, Batch
+
+
+def two(**changes):
+    """Two events: one with everything, one tombstone with nothing."""
+    columns = dict(
+        offsets=[10, 11],
+        timestamps=[1_700_000_000_000, 0],
+        presence=bytes([HAS_KEY | HAS_VALUE | HAS_TIMESTAMP, 0]),
+        keys=b"k",
+        key_ends=[1, 1],
+        values=b"hello",
+        value_ends=[5, 5],
+        header_ends=[2, 2],
+        header_names=b"abc",
+        header_name_ends=[1, 3],
+        header_values=b"\xff2",
+        header_value_ends=[1, 2],
+    )
+    columns.update(changes)
+    return SimpleNamespace(**columns)
+
+
+class BatchTest(unittest.TestCase):
+    def test_reads_every_field_back(self):
+        batch = Batch(two())
+        self.assertEqual(len(batch), 2)
+        first, second = list(batch)
+        self.assertEqual(
+            (first.offset, first.timestamp, first.key, first.value),
+            (10, 1_700_000_000_000, b"k", b"hello"),
+        )
+        self.assertEqual(first.headers, [("a", b"\xff"), ("bc", b"2")])
+        self.assertEqual(first.header("bc"), b"2")
+        self.assertIsNone(first.header("missing"))
+        self.assertEqual(
+            (second.offset, second.timestamp, second.key, second.value, second.headers),
+            (11, None, None, None, []),
+        )
+        self.assertEqual(batch[-1].offset, 11)
+        with self.assertRaises(IndexError):
+            batch[2]
+
+    def test_an_empty_batch_has_no_events(self):
+        empty = {k: type(v)() for k, v in vars(two()).items()}
+        self.assertEqual(list(Batch(SimpleNamespace(**empty))), [])
+
+    def test_a_malformed_batch_is_an_error_naming_the_column(self):
+        for changes, want in [
+            (dict(presence=b"\x00"), "presence"),
+            (dict(key_ends=[1]), "key-ends"),
+            (dict(value_ends=[5, 6]), "value-ends ends at 6, past 5 bytes"),
+            (dict(header_value_ends=[1]), "number of headers"),
+            (dict(header_name_ends=[1, 4]), "header-name-ends"),
+        ]:
+            with self.assertRaises(ValueError) as raised:
+                Batch(two(**changes))
+            self.assertIn(want, str(raised.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -156,7 +156,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// What the README says the scaffold does, and how to try it.
-fn readme_parts(lang: Lang, kind: Kind, name: &str) -> [(&'static str, String); 4] {
+fn readme_parts(lang: Lang, kind: Kind, name: &str) -> [(&'static str, String); 5] {
     let writes_files = kind == Kind::Sink && lang != Lang::Js;
     let what = match (kind, writes_files) {
         (Kind::Interceptor, _) => "It drops every event whose value contains the config key \
@@ -196,6 +196,7 @@ fn readme_parts(lang: Lang, kind: Kind, name: &str) -> [(&'static str, String); 
         ),
     };
     [
+        ("{{helper}}", lang.helper().0.to_owned()),
         ("{{language}}", lang.label().to_owned()),
         ("{{what}}", what),
         ("{{test_args}}", test_args),

@@ -102,12 +102,9 @@ fn check_shows_limits_and_grants() {
 #[test]
 fn check_names_the_world_each_component_implements() {
     let components = format!(
-        "{}{}",
-        format!(
-            "[[pipeline.interceptor]]\nname = \"filter\"\ncomponent = \"{}\"\n\
-             config = {{ pattern = \"x\" }}\n",
-            guest("filter").display()
-        ),
+        "[[pipeline.interceptor]]\nname = \"filter\"\ncomponent = \"{}\"\n\
+         config = {{ pattern = \"x\" }}\n{}",
+        guest("filter").display(),
         sink("fast", &guest("null_sink"), "")
     );
     let (ok, text) = check(&config_with(&components));

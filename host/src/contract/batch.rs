@@ -4,11 +4,11 @@
 //! The consumer appends each record straight from librdkafka's buffer into
 //! a [`Batch`]: a handful of block copies into a few growing buffers, where
 //! an [`Event`] per record cost an allocation for its value, one for its
-//! key, and a free for each on the worker's core. A columnar guest is
-//! handed the columns as they are, so the batch is not converted again per
-//! call or per sink; a guest of the `list<event>` worlds gets
-//! [`Batch::to_events`], and the rare paths that need one event (a dead
-//! letter, a replacement) materialize just that event.
+//! key, and a free for each on the worker's core. Every guest is handed
+//! the columns as they are (contract 0.3.0 has no other form), so the
+//! batch is not converted per call or per sink; the rare paths that need
+//! one event (a dead letter, a replacement) materialize just that event,
+//! and `flumen test` and the unit tests' fakes use [`Batch::to_events`].
 
 use super::bindings::{Columns, Header};
 use super::event::Event;
@@ -193,7 +193,7 @@ impl Batch {
         self.cols.offsets[i]
     }
 
-    /// The columns, as a columnar guest receives them.
+    /// The columns, as a guest receives them.
     pub fn columns(&self) -> &Columns {
         &self.cols
     }

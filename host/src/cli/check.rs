@@ -96,7 +96,7 @@ fn describe_kafka(kafka: &KafkaConfig) -> String {
 /// implements.
 fn compiled_and_world<P: GuestKind + Clone>(slot: &Slot<P>) -> (Compiled, &'static str) {
     let loaded = slot.current().1;
-    (loaded.compiled(), loaded.world())
+    (loaded.compiled(), P::WORLD)
 }
 
 fn describe_limits(l: &Limits) -> String {

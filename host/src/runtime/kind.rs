@@ -31,12 +31,9 @@ pub trait GuestKind: Sized {
 #[derive(Clone)]
 pub struct InterceptorPre(TypedInterceptorPre<GuestState>);
 
-/// A live interceptor instance.
-pub type InterceptorInstance = Interceptor;
-
 impl GuestKind for InterceptorPre {
     const WORLD: &'static str = "interceptor";
-    type Bindings = InterceptorInstance;
+    type Bindings = Interceptor;
     fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
         TypedInterceptorPre::new(pre).map(Self)
     }
@@ -56,12 +53,9 @@ impl GuestKind for InterceptorPre {
 #[derive(Clone)]
 pub struct SinkPre(TypedSinkPre<GuestState>);
 
-/// A live sink instance.
-pub type SinkInstance = Sink;
-
 impl GuestKind for SinkPre {
     const WORLD: &'static str = "sink";
-    type Bindings = SinkInstance;
+    type Bindings = Sink;
     fn new(pre: wasmtime::component::InstancePre<GuestState>) -> wasmtime::Result<Self> {
         TypedSinkPre::new(pre).map(Self)
     }

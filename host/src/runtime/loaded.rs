@@ -2,7 +2,6 @@
 //! instances runs in.
 
 use super::error::{trap, GuestError};
-use super::kind::GuestKind;
 use super::sandbox;
 use super::state::{GuestState, GuestTag};
 use super::{producer, Origin, Runtime, EPOCH_TICK};
@@ -91,14 +90,6 @@ impl<P> Loaded<P> {
     /// How its machine code was obtained.
     pub fn compiled(&self) -> Compiled {
         self.compiled
-    }
-
-    /// The `flumen:pipeline` world it implements: `interceptor` or `sink`.
-    pub fn world(&self) -> &'static str
-    where
-        P: GuestKind,
-    {
-        P::WORLD
     }
 
     /// The [`content_digest`] of the file it was compiled from.

@@ -27,7 +27,7 @@ mod state;
 pub use cache::{CompileCache, Origin};
 pub use error::GuestError;
 pub use guest::Guest;
-pub use kind::{GuestKind, InterceptorInstance, InterceptorPre, SinkInstance, SinkPre};
+pub use kind::{GuestKind, InterceptorPre, SinkPre};
 pub use loaded::{content_digest, Compiled, Loaded};
 pub use slot::Slot;
 pub use state::{GuestState, GuestTag};

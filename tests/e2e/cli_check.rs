@@ -110,8 +110,8 @@ fn check_names_the_world_each_component_implements() {
     let (ok, text) = check(&config_with(&components));
     assert!(ok, "{text}");
     // In configuration order: the interceptor, then the sink.
-    let interceptor = text.find("world   interceptor (flumen:pipeline@0.3)");
-    let sink = text.find("world   sink (flumen:pipeline@0.3)");
+    let interceptor = text.find("world   interceptor (flumen:pipeline@0.4)");
+    let sink = text.find("world   sink (flumen:pipeline@0.4)");
     assert!(interceptor.is_some() && interceptor < sink, "{text}");
 }
 

@@ -577,7 +577,7 @@ fn a_component_built_against_contract_0_2_is_refused_with_how_to_rebuild_it() {
     assert!(!r.ok, "{:?}", r.lines);
     for want in [
         "was built against contract flumen:pipeline@0.2.0",
-        "speaks flumen:pipeline@0.3.x",
+        "speaks flumen:pipeline@0.4.x",
         "rebuild it against this release's wit/",
         "guests/helpers/",
     ] {

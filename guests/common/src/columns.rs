@@ -1,19 +1,20 @@
-//! Reading a batch in columns (`types.columns`, contract 0.3) event by
+//! Reading a batch in columns (`types.columns`, contract 0.3 and later) event by
 //! event, without copying.
 //!
 //! A guest gets its batch as a dozen flat lists instead of one record per
-//! event, because that crosses into the guest several times faster. [`columns!`](crate::columns!) borrows
+//! event, because that crosses into the guest several times faster.
+//! [`columns!`](crate::columns!) borrows
 //! them from the guest's generated `Columns` and [`Batch`] checks them once,
 //! so that reading an event afterwards is a few slice lookups that cannot
 //! fail:
 //!
 //! ```ignore
-//! fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+//! fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
 //!     let batch = flumen_guest_common::columns!(batch)?;
 //!     for e in batch.iter() {
 //!         let _ = (e.offset, e.value, e.headers().count());
 //!     }
-//!     Ok(vec![Verdict::Delivered; batch.len()])
+//!     Ok(Vec::new()) // every event delivered
 //! }
 //! ```
 

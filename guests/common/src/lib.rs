@@ -3,6 +3,7 @@
 //! Each guest generates its own bindings from `wit/`, so the event types differ
 //! per crate; the helpers here take plain borrowed fields instead.
 
+pub mod answer;
 pub mod columns;
 
 use base64::Engine as _;
@@ -354,8 +355,8 @@ pub fn header_name(config: &Config, key: &str, default: &str) -> Result<String, 
 /// relative to it.
 ///
 /// Each event's fields are copied out of the batch's columns into the
-/// [`Fields`] that `apply` may change, and moved into the `replace` answer
-/// when it did; the columns cross into the guest as a few block copies,.
+/// [`Fields`] that `apply` may change, and moved into a replacement when it
+/// did; the answer holds no action bytes at all while every event is kept.
 #[macro_export]
 macro_rules! transform_interceptor {
     ($t:ty) => {
@@ -382,45 +383,49 @@ macro_rules! transform_interceptor {
             fn process(
                 source: __interception::Source,
                 batch: __interception::Columns,
-            ) -> Result<Vec<__interception::Verdict>, String> {
+            ) -> Result<__interception::Verdicts, String> {
                 let batch = $crate::columns!(batch)?;
                 __STATE.with(|s| {
                     let mut s = s.borrow_mut();
                     let t = s.as_mut().ok_or("process called before init")?;
-                    Ok(batch
-                        .iter()
-                        .map(|e| {
-                            let mut fields = $crate::Fields {
-                                timestamp: e.timestamp,
-                                key: e.key.map(<[u8]>::to_vec),
-                                value: e.value.map(<[u8]>::to_vec),
-                                headers: e
-                                    .headers()
-                                    .map(|(name, value)| (name.to_owned(), value.to_vec()))
-                                    .collect(),
-                            };
-                            let outcome = <$t as $crate::Transform>::apply(
-                                t, &source.topic, source.partition, e.offset, &mut fields,
-                            );
-                            let action = match outcome {
-                                $crate::Outcome::Keep => __interception::Action::Keep,
-                                $crate::Outcome::Drop => __interception::Action::Drop,
-                                $crate::Outcome::Changed => {
-                                    __interception::Action::Replace(__interception::Replacement {
-                                        timestamp: fields.timestamp,
-                                        key: fields.key,
-                                        value: fields.value,
-                                        headers: fields
-                                            .headers
-                                            .into_iter()
-                                            .map(|(name, value)| __Header { name, value })
-                                            .collect(),
-                                    })
-                                }
-                            };
-                            __interception::Verdict { action, route: None }
-                        })
-                        .collect())
+                    let mut actions = $crate::answer::Actions::new(batch.len());
+                    let mut replacements = Vec::new();
+                    for (i, e) in batch.iter().enumerate() {
+                        let mut fields = $crate::Fields {
+                            timestamp: e.timestamp,
+                            key: e.key.map(<[u8]>::to_vec),
+                            value: e.value.map(<[u8]>::to_vec),
+                            headers: e
+                                .headers()
+                                .map(|(name, value)| (name.to_owned(), value.to_vec()))
+                                .collect(),
+                        };
+                        let outcome = <$t as $crate::Transform>::apply(
+                            t, &source.topic, source.partition, e.offset, &mut fields,
+                        );
+                        match outcome {
+                            $crate::Outcome::Keep => {}
+                            $crate::Outcome::Drop => actions.set(i, $crate::answer::DROP),
+                            $crate::Outcome::Changed => {
+                                actions.set(i, $crate::answer::REPLACE);
+                                replacements.push(__interception::Replacement {
+                                    timestamp: fields.timestamp,
+                                    key: fields.key,
+                                    value: fields.value,
+                                    headers: fields
+                                        .headers
+                                        .into_iter()
+                                        .map(|(name, value)| __Header { name, value })
+                                        .collect(),
+                                });
+                            }
+                        }
+                    }
+                    Ok(__interception::Verdicts {
+                        actions: actions.into_bytes(),
+                        replacements,
+                        routes: Vec::new(),
+                    })
                 })
             }
         }

@@ -1,5 +1,6 @@
-// flumen_guest.h: reads a flumen batch (contract flumen:pipeline@0.3,
-// `types.columns`) event by event, without copying. Header-only.
+// flumen_guest.h: reads a flumen batch (contract flumen:pipeline@0.4,
+// `types.columns`) event by event, without copying, and names the bytes of
+// an interceptor's answer. Header-only.
 //
 // A batch crosses into the guest as a dozen flat lists: every event's
 // offset, timestamp and presence bits, all keys back to back with where
@@ -24,6 +25,11 @@
 // Check the batch once with flumen_batch_check; the accessors then read
 // within bounds without checking again. The pointers stay valid until the
 // batch is freed (`..._columns_free`).
+//
+// A sink answers with the events it did not deliver (`ret->len = 0`: all
+// delivered); an interceptor with one action byte per event in
+// `ret->actions` (FLUMEN_KEEP, FLUMEN_DROP, FLUMEN_REPLACE), or none to keep
+// every event.
 
 #ifndef FLUMEN_GUEST_H
 #define FLUMEN_GUEST_H
@@ -38,6 +44,13 @@ enum {
   FLUMEN_HAS_KEY = 1,        // the event has a key
   FLUMEN_HAS_VALUE = 2,      // it has a value (clear: a tombstone)
   FLUMEN_HAS_TIMESTAMP = 4,  // the broker supplied a timestamp
+};
+
+// Action bytes of an interceptor's answer (`verdicts.actions`).
+enum {
+  FLUMEN_KEEP = 0,     // keep the event as it is
+  FLUMEN_DROP = 1,     // drop it: it reaches no sink and may be committed
+  FLUMEN_REPLACE = 2,  // replace it with the next of `replacements`
 };
 
 // Bytes borrowed from the batch.

@@ -1,5 +1,6 @@
-// flumen-guest.js: reads a flumen batch (contract flumen:pipeline@0.3,
-// `types.columns`) event by event, without copying.
+// flumen-guest.js: reads a flumen batch (contract flumen:pipeline@0.4,
+// `types.columns`) event by event, without copying, and builds an
+// interceptor's compact answer.
 //
 // A batch crosses into the guest as a dozen flat lists: every event's
 // offset, timestamp and presence bits, all keys back to back with where
@@ -14,9 +15,17 @@
 //     deliver(source, columns) {
 //       const batch = new Batch(columns);
 //       for (const e of batch) use(e.offset, e.value, e.headers);
-//       return batch.map(() => ({ tag: "delivered" }));
+//       return []; // the events not delivered: none
 //     },
 //   };
+//
+// An interceptor answers with one action byte per event (`KEEP`, `DROP`,
+// `REPLACE`), or with none at all to keep every event:
+//
+//   process(source, columns) {
+//     const actions = new Batch(columns).actions((e) => (e.value ? KEEP : DROP));
+//     return { actions, replacements: [], routes: [] };
+//   }
 //
 // A key or value is a `Uint8Array` view into the batch (no copy), or
 // `undefined` when absent; offsets and timestamps are `BigInt`s, as
@@ -28,6 +37,13 @@ export const HAS_KEY = 1;
 export const HAS_VALUE = 2;
 /** `presence` bit: the broker supplied a timestamp. */
 export const HAS_TIMESTAMP = 4;
+
+/** Action byte: keep the event as it is. */
+export const KEEP = 0;
+/** Action byte: drop the event; it reaches no sink and may be committed. */
+export const DROP = 1;
+/** Action byte: replace the event with the next of `replacements`. */
+export const REPLACE = 2;
 
 const utf8 = new TextDecoder("utf-8");
 
@@ -133,11 +149,18 @@ export class Batch {
     for (let i = 0; i < this.length; i++) yield new Event(this.columns, i);
   }
 
-  /** `f(event, i)` for every event, in order, as an array (one verdict
-   * per event, typically). */
+  /** `f(event, i)` for every event, in order, as an array. */
   map(f) {
     const out = new Array(this.length);
     for (let i = 0; i < this.length; i++) out[i] = f(new Event(this.columns, i), i);
+    return out;
+  }
+
+  /** The action byte `decide(event, i)` returns for every event, in order,
+   * as the `Uint8Array` an interceptor answers with (`verdicts.actions`). */
+  actions(decide) {
+    const out = new Uint8Array(this.length);
+    for (let i = 0; i < this.length; i++) out[i] = decide(new Event(this.columns, i), i);
     return out;
   }
 }

@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Batch, HAS_KEY, HAS_TIMESTAMP, HAS_VALUE } from "./flumen-guest.js";
+import { Batch, DROP, HAS_KEY, HAS_TIMESTAMP, HAS_VALUE, KEEP, REPLACE } from "./flumen-guest.js";
 
 const bytes = (s) => new TextEncoder().encode(s);
 
@@ -47,6 +47,10 @@ test("reads every field back", () => {
   assert.equal(second.value, undefined);
   assert.deepEqual(second.headers, []);
   assert.deepEqual(batch.map((e, i) => [e.offset, i]), [[10n, 0], [11n, 1]]);
+  const actions = batch.actions((e) => (e.value === undefined ? DROP : KEEP));
+  assert.ok(actions instanceof Uint8Array);
+  assert.deepEqual([...actions], [KEEP, DROP]);
+  assert.deepEqual([KEEP, DROP, REPLACE], [0, 1, 2]);
 });
 
 test("a malformed batch is an error naming the column", () => {

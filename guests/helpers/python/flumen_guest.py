@@ -1,5 +1,5 @@
-"""Reads a flumen batch (contract flumen:pipeline@0.3, `types.columns`)
-event by event.
+"""Reads a flumen batch (contract flumen:pipeline@0.4, `types.columns`)
+event by event, and names the bytes of an interceptor's compact answer.
 
 A batch crosses into the guest as a dozen flat lists: every event's offset,
 timestamp and presence bits, all keys back to back with where each ends, all
@@ -11,10 +11,22 @@ view, copying only the fields a guest reads:
 
     class Delivery(exports.Delivery):
         def deliver(self, source, batch):
-            batch = Batch(batch)
-            for e in batch:
+            for e in Batch(batch):
                 use(e.offset, e.value, e.headers)
-            return [Verdict_Delivered()] * len(batch)
+            return []  # the events not delivered: none
+
+An interceptor answers with one action byte per event (`KEEP`, `DROP`,
+`REPLACE`), or with no bytes at all to keep every event:
+
+    from flumen_guest import DROP, KEEP, Batch
+    from wit_world.exports.interception import Verdicts
+
+        def process(self, source, batch):
+            actions = bytes(DROP if e.value is None else KEEP for e in Batch(batch))
+            return Verdicts(actions=actions, replacements=[], routes=[])
+
+Answering in bytes matters in Python: building an object per event cost
+about 2 microseconds an event, most of a simple interceptor's time.
 
 Copy this file next to your `app.py` (`flumen new` does), or pass its
 directory to componentize-py with `-p`.
@@ -26,6 +38,13 @@ HAS_VALUE = 2
 """`presence` bit: the event has a value (clear: a tombstone)."""
 HAS_TIMESTAMP = 4
 """`presence` bit: the broker supplied a timestamp."""
+
+KEEP = 0
+"""Action byte: keep the event as it is."""
+DROP = 1
+"""Action byte: drop the event; it reaches no sink and may be committed."""
+REPLACE = 2
+"""Action byte: replace the event with the next of `replacements`."""
 
 try:
     # Raised from a guest's export, componentize-py's `Err` becomes the

@@ -319,11 +319,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         for (lang, helper, use_) in [
             (Lang::Rust, "src/columns.rs", "columns!(batch)"),
-            (
-                Lang::Python,
-                "flumen_guest.py",
-                "from flumen_guest import Batch",
-            ),
+            (Lang::Python, "flumen_guest.py", "from flumen_guest import "),
             (Lang::Js, "flumen-guest.js", "from \"./flumen-guest.js\""),
             (Lang::C, "flumen_guest.h", "#include \"flumen_guest.h\""),
         ] {

@@ -36,7 +36,7 @@ pub enum OfflineError {
     /// The component exports neither world.
     #[error(
         "`{name}` is neither an interceptor nor a sink of this flumen's contract \
-         (flumen:pipeline@0.3.x). As an interceptor: {interceptor}. As a sink: {sink}"
+         (flumen:pipeline@0.4.x). As an interceptor: {interceptor}. As a sink: {sink}"
     )]
     NoWorld {
         /// The component's name.

@@ -37,9 +37,7 @@ pub mod kafka_sink {
     });
 }
 
-pub use interceptor::exports::flumen::pipeline::interception::{
-    Action, Replacement, Verdict as InterceptorVerdict,
-};
+pub use interceptor::exports::flumen::pipeline::interception::{Replacement, Route, Verdicts};
 pub use interceptor::flumen::pipeline::log::Level;
 pub use interceptor::flumen::pipeline::types::{Columns, Header, Source};
-pub use sink::exports::flumen::pipeline::delivery::Verdict as SinkVerdict;
+pub use sink::exports::flumen::pipeline::delivery::{Failure, FailureKind};

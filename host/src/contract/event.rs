@@ -1,6 +1,6 @@
 //! One event on its own, materialized from a [`Batch`](super::Batch).
 //!
-//! Guests only ever see batches in columns (contract 0.3.0). The host
+//! Guests only ever see batches in columns (since contract 0.3.0). The host
 //! still needs a single event in a few places off the main path: a dead
 //! letter carries one, `flumen test` reads and prints events as JSON, and
 //! the unit tests' fakes script on them. Those places use this type.

@@ -12,13 +12,13 @@
 pub mod batch;
 pub mod bindings;
 pub mod event;
+pub mod verdict;
 
 pub use batch::{Batch, Record, TooLarge};
 
-pub use bindings::{
-    Action, Columns, Header, InterceptorVerdict, Level, Replacement, SinkVerdict, Source,
-};
+pub use bindings::{Columns, Header, Level, Replacement, Source};
 pub use event::Event;
+pub use verdict::{Action, InterceptorVerdict, SinkVerdict};
 
 /// The bytes of an event that count against `batch.max_bytes` and
 /// `max_queued_bytes`, and that `/metrics` reports: key, value and headers,

@@ -11,9 +11,9 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 /// The release of the contract this host speaks, as `major.minor`: a
-/// component built against any `0.3.y` loads (additions bump the patch
+/// component built against any `0.4.y` loads (additions bump the patch
 /// while at 0.x), one built against another minor does not.
-pub const SPOKEN: &str = "0.3";
+pub const SPOKEN: &str = "0.4";
 
 /// The first `flumen:pipeline` version among the component's imports and
 /// exports that this host does not speak, if any.
@@ -60,11 +60,12 @@ mod tests {
 
     #[test]
     fn speaks_every_patch_of_its_minor_and_nothing_else() {
-        assert!(speaks("0.3.0"));
-        assert!(speaks("0.3.7"));
+        assert!(speaks("0.4.0"));
+        assert!(speaks("0.4.7"));
+        assert!(!speaks("0.3.0"));
         assert!(!speaks("0.2.2"));
         assert!(!speaks("0.1.0"));
-        assert!(!speaks("0.30.0"));
+        assert!(!speaks("0.40.0"));
         assert!(!speaks("1.0.0"));
     }
 }

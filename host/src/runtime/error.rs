@@ -29,7 +29,7 @@ pub enum GuestError {
     },
     /// The component was built against a release of the contract this
     /// host does not speak.
-    #[error("component `{name}` ({path}) was built against contract flumen:pipeline@{found}, and this flumen speaks flumen:pipeline@{spoken}.x, which passes every batch in columns; rebuild it against this release's wit/, reading the batch with flumen-guest-common in Rust or the helper in guests/helpers/ in Python, JavaScript and C (docs/guests.md, \"Contract versions\")", spoken = super::contract_version::SPOKEN)]
+    #[error("component `{name}` ({path}) was built against contract flumen:pipeline@{found}, and this flumen speaks flumen:pipeline@{spoken}.x, which passes every batch in columns and takes compact answers; rebuild it against this release's wit/, reading the batch and answering with flumen-guest-common in Rust or the helper in guests/helpers/ in Python, JavaScript and C (docs/guests.md, \"Contract versions\")", spoken = super::contract_version::SPOKEN)]
     OldContract {
         /// Component name.
         name: String,

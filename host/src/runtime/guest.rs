@@ -11,7 +11,7 @@ use super::metrics::GuestMetrics;
 use super::slot::Slot;
 use super::state::{GuestState, GuestTag};
 use crate::config::ComponentConfig;
-use crate::contract::{Batch, InterceptorVerdict, SinkVerdict, Source};
+use crate::contract::{verdict, Batch, InterceptorVerdict, SinkVerdict, Source};
 use crate::flow::{self, CallError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -133,26 +133,24 @@ impl<P: GuestKind> Guest<P> {
         result.map_err(|e| trap(self.loaded.name(), e))
     }
 
-    fn checked<V>(
+    /// One verdict per event of a batch of `len`, from the guest's
+    /// compact `answer` expanded by `expand`: an error the guest returned
+    /// fails the call, and so does an answer that does not fit the batch.
+    fn checked<A, V>(
         &self,
-        result: Result<Vec<V>, String>,
-        expected: usize,
+        answer: Result<A, String>,
+        len: usize,
+        expand: fn(A, usize) -> Result<Vec<V>, String>,
     ) -> Result<Vec<V>, GuestError> {
-        let name = self.name().to_owned();
-        let verdicts = result.map_err(|message| GuestError::Failed {
-            name: name.clone(),
+        let name = self.name();
+        let answer = answer.map_err(|message| GuestError::Failed {
+            name: name.to_owned(),
             message,
         })?;
-        if verdicts.len() != expected {
-            return Err(GuestError::Contract {
-                name,
-                message: format!(
-                    "returned {} verdicts for a batch of {expected}",
-                    verdicts.len()
-                ),
-            });
-        }
-        Ok(verdicts)
+        expand(answer, len).map_err(|message| GuestError::Contract {
+            name: name.to_owned(),
+            message,
+        })
     }
 }
 
@@ -170,7 +168,7 @@ impl Guest<InterceptorPre> {
                 b.flumen_pipeline_interception()
                     .call_process(s, source, batch.columns())
             })
-            .and_then(|r| self.checked(r, batch.len()));
+            .and_then(|r| self.checked(r, batch.len(), verdict::interceptor_verdicts));
         self.metrics.interceptor_call(batch, started.elapsed(), &r);
         r
     }
@@ -190,7 +188,7 @@ impl Guest<SinkPre> {
                 b.flumen_pipeline_delivery()
                     .call_deliver(s, source, batch.columns())
             })
-            .and_then(|r| self.checked(r, batch.len()));
+            .and_then(|r| self.checked(r, batch.len(), verdict::sink_verdicts));
         self.metrics.sink_call(batch, started.elapsed(), &r);
         r
     }

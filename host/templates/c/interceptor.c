@@ -45,7 +45,7 @@ bool exports_flumen_pipeline_interception_init(
 bool exports_flumen_pipeline_interception_process(
     exports_flumen_pipeline_interception_source_t *source,
     exports_flumen_pipeline_interception_columns_t *batch,
-    exports_flumen_pipeline_interception_list_verdict_t *ret, interceptor_string_t *err) {
+    exports_flumen_pipeline_interception_verdicts_t *ret, interceptor_string_t *err) {
   const char *bad = flumen_batch_check(batch);
   if (bad) {
     interceptor_string_dup(err, bad);
@@ -53,16 +53,17 @@ bool exports_flumen_pipeline_interception_process(
     exports_flumen_pipeline_interception_columns_free(batch);
     return false;
   }
+  // One action byte per event (no bytes at all would keep every event);
+  // no replacements and no routes. flumen frees what `ret` points to.
   size_t n = flumen_batch_len(batch);
-  ret->len = n;
-  ret->ptr = calloc(n ? n : 1, sizeof *ret->ptr);
-  if (!ret->ptr) abort();
+  *ret = (exports_flumen_pipeline_interception_verdicts_t){0};
+  ret->actions.len = n;
+  ret->actions.ptr = malloc(n ? n : 1);
+  if (!ret->actions.ptr) abort();
   for (size_t i = 0; i < n; i++) {
     flumen_event_t e = flumen_batch_event(batch, i);
     bool drop = e.has_value && contains(e.value.ptr, e.value.len, needle, needle_len);
-    ret->ptr[i].action.tag = drop ? EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_DROP
-                                  : EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_KEEP;
-    ret->ptr[i].route.is_some = false;
+    ret->actions.ptr[i] = drop ? FLUMEN_DROP : FLUMEN_KEEP;
   }
   exports_flumen_pipeline_interception_source_free(source);
   exports_flumen_pipeline_interception_columns_free(batch);

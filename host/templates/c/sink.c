@@ -49,7 +49,7 @@ static char *path_for(int32_t partition) {
 
 bool exports_flumen_pipeline_delivery_deliver(exports_flumen_pipeline_delivery_source_t *source,
                                               exports_flumen_pipeline_delivery_columns_t *batch,
-                                              exports_flumen_pipeline_delivery_list_verdict_t *ret,
+                                              exports_flumen_pipeline_delivery_list_failure_t *ret,
                                               sink_string_t *err) {
   static char message[512];
   const char *bad = flumen_batch_check(batch);
@@ -72,11 +72,8 @@ bool exports_flumen_pipeline_delivery_deliver(exports_flumen_pipeline_delivery_s
   // retries it (nothing is committed before).
   if (f && fclose(f)) ok = false;
   if (ok) {
-    ret->len = n;
-    ret->ptr = calloc(n ? n : 1, sizeof *ret->ptr);
-    if (!ret->ptr) abort();
-    for (size_t i = 0; i < n; i++)
-      ret->ptr[i].tag = EXPORTS_FLUMEN_PIPELINE_DELIVERY_VERDICT_DELIVERED;
+    // The events not delivered: none, every line is written.
+    *ret = (exports_flumen_pipeline_delivery_list_failure_t){0};
   } else {
     snprintf(message, sizeof message, "cannot append %zu events to %s", n, path);
     sink_string_dup(err, message);

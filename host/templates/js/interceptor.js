@@ -3,10 +3,11 @@
 // unchanged.
 //
 // WIT names become camelCase, `list<u8>` a Uint8Array, `s64` a BigInt,
-// variants `{ tag }` objects; a thrown string is the `err` of a `result`.
-// A batch comes as columns; flumen-guest.js reads them event by event.
+// records plain objects; a thrown string is the `err` of a `result`. A batch
+// comes as columns; flumen-guest.js reads them event by event and builds
+// the answer's action bytes.
 
-import { Batch } from "./flumen-guest.js";
+import { Batch, DROP, KEEP } from "./flumen-guest.js";
 
 let needle = new TextEncoder().encode("DROP");
 
@@ -28,9 +29,10 @@ export const interception = {
   },
 
   process(source, columns) {
-    return new Batch(columns).map((event) => {
-      const drop = event.value !== undefined && contains(event.value, needle);
-      return { action: { tag: drop ? "drop" : "keep" }, route: undefined };
-    });
+    // One action byte per event (no bytes at all would keep every event).
+    const actions = new Batch(columns).actions((event) =>
+      event.value !== undefined && contains(event.value, needle) ? DROP : KEEP,
+    );
+    return { actions, replacements: [], routes: [] };
   },
 };

@@ -3,9 +3,9 @@ the config key `drop_containing` (default `DROP`) and keeps the rest
 unchanged."""
 
 from componentize_py_types import Err
-from flumen_guest import Batch
+from flumen_guest import DROP, KEEP, Batch
 from wit_world import exports
-from wit_world.exports.interception import Action_Drop, Action_Keep, Verdict
+from wit_world.exports.interception import Verdicts
 
 # One instance serves one partition; module state lives as long as it does.
 state = {"needle": b"DROP"}
@@ -22,6 +22,6 @@ class Interception(exports.Interception):
 
     def process(self, source, batch):
         needle = state["needle"]
-        keep = Verdict(action=Action_Keep(), route=None)
-        drop = Verdict(action=Action_Drop(), route=None)
-        return [drop if needle in (e.value or b"") else keep for e in Batch(batch)]
+        # One action byte per event (no bytes at all would keep every event).
+        actions = bytes(DROP if needle in (e.value or b"") else KEEP for e in Batch(batch))
+        return Verdicts(actions=actions, replacements=[], routes=[])

@@ -7,7 +7,7 @@ wit_bindgen::generate!({ world: "interceptor", path: "wit" });
 // flumen's guest helper: reads the batch's columns event by event.
 mod columns;
 
-use exports::flumen::pipeline::interception::{Action, Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::interception::{Columns, Guest, Source, Verdicts};
 use std::cell::RefCell;
 
 thread_local! {
@@ -34,22 +34,26 @@ impl Guest for Component {
         Ok(())
     }
 
-    fn process(_source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+    fn process(_source: Source, batch: Columns) -> Result<Verdicts, String> {
         let batch = columns!(batch)?;
         NEEDLE.with(|n| {
             let needle = n.borrow();
-            Ok(batch
+            // One action byte per event: 0 keeps it, 1 drops it. (An empty
+            // list would keep every event.)
+            let actions = batch
                 .iter()
                 .map(|e| {
                     let drop = e
                         .value
                         .is_some_and(|v| v.windows(needle.len()).any(|w| w == needle.as_slice()));
-                    Verdict {
-                        action: if drop { Action::Drop } else { Action::Keep },
-                        route: None,
-                    }
+                    u8::from(drop)
                 })
-                .collect())
+                .collect();
+            Ok(Verdicts {
+                actions,
+                replacements: Vec::new(),
+                routes: Vec::new(),
+            })
         })
     }
 }

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef exports_flumen_pipeline_interception_verdict_t verdict_t;
-
 static interceptor_string_t header, value;
 
 static bool same(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
@@ -52,16 +50,17 @@ bool exports_flumen_pipeline_interception_init(
 bool exports_flumen_pipeline_interception_process(
     exports_flumen_pipeline_interception_source_t *source,
     exports_flumen_pipeline_interception_columns_t *batch,
-    exports_flumen_pipeline_interception_list_verdict_t *ret, interceptor_string_t *err) {
+    exports_flumen_pipeline_interception_verdicts_t *ret, interceptor_string_t *err) {
   const char *bad = flumen_batch_check(batch);
   bool ok = !bad;
   if (bad) {
     interceptor_string_dup(err, bad);
   } else {
     size_t n = flumen_batch_len(batch);
-    ret->len = n;
-    ret->ptr = calloc(n ? n : 1, sizeof(verdict_t));
-    if (!ret->ptr) abort();
+    *ret = (exports_flumen_pipeline_interception_verdicts_t){0};
+    ret->actions.len = n;
+    ret->actions.ptr = malloc(n ? n : 1);
+    if (!ret->actions.ptr) abort();
     for (size_t i = 0; i < n; i++) {
       flumen_event_t e = flumen_batch_event(batch, i);
       bool drop = false;
@@ -70,9 +69,7 @@ bool exports_flumen_pipeline_interception_process(
         drop = flumen_bytes_eq(hd.name, header.ptr, header.len) &&
                flumen_bytes_eq(hd.value, value.ptr, value.len);
       }
-      ret->ptr[i].action.tag = drop ? EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_DROP
-                                    : EXPORTS_FLUMEN_PIPELINE_INTERCEPTION_ACTION_KEEP;
-      ret->ptr[i].route.is_some = false;
+      ret->actions.ptr[i] = drop ? FLUMEN_DROP : FLUMEN_KEEP;
     }
   }
   exports_flumen_pipeline_interception_source_free(source);

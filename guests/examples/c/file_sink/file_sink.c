@@ -20,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef exports_flumen_pipeline_delivery_verdict_t verdict_t;
 
 static char *template_path;
 static char *label;
@@ -260,7 +259,7 @@ bool exports_flumen_pipeline_delivery_init(exports_flumen_pipeline_delivery_conf
 
 bool exports_flumen_pipeline_delivery_deliver(exports_flumen_pipeline_delivery_source_t *source,
                                               exports_flumen_pipeline_delivery_columns_t *batch,
-                                              exports_flumen_pipeline_delivery_list_verdict_t *ret,
+                                              exports_flumen_pipeline_delivery_list_failure_t *ret,
                                               sink_string_t *err) {
   static char message[512];
   const char *bad = flumen_batch_check(batch);
@@ -294,13 +293,8 @@ bool exports_flumen_pipeline_delivery_deliver(exports_flumen_pipeline_delivery_s
     file = NULL;
     ok = fail(err, message);
   }
-  if (ok) {
-    ret->len = n;
-    ret->ptr = calloc(n ? n : 1, sizeof(verdict_t));
-    if (!ret->ptr) abort();
-    for (size_t i = 0; i < n; i++)
-      ret->ptr[i].tag = EXPORTS_FLUMEN_PIPELINE_DELIVERY_VERDICT_DELIVERED;
-  }
+  // The events not delivered: none, or the call failed as a whole.
+  if (ok) *ret = (exports_flumen_pipeline_delivery_list_failure_t){0};
   free(b.ptr);
   exports_flumen_pipeline_delivery_source_free(source);
   exports_flumen_pipeline_delivery_columns_free(batch);

@@ -3,11 +3,12 @@
 // unchanged. An event without the header is kept.
 //
 // Built with componentize-js for the `interceptor` world of wit/. WIT names
-// become camelCase, `list<u8>` a Uint8Array, `s64` a BigInt, variants
-// `{ tag }` objects; a thrown string is the `err` of a `result`. The batch's
-// columns are read through guests/helpers/js/flumen-guest.js.
+// become camelCase, `list<u8>` a Uint8Array, `s64` a BigInt, records plain
+// objects; a thrown string is the `err` of a `result`. The batch's columns
+// are read, and the answer's action bytes built, through
+// guests/helpers/js/flumen-guest.js.
 
-import { Batch } from "./flumen-guest.js";
+import { Batch, DROP, KEEP } from "./flumen-guest.js";
 
 const KNOWN = ["header", "value"];
 let header;
@@ -33,9 +34,9 @@ export const interception = {
   },
 
   process(source, columns) {
-    return new Batch(columns).map((event) => {
-      const drop = event.headers.some((h) => h.name === header && sameBytes(h.value, value));
-      return { action: { tag: drop ? "drop" : "keep" }, route: undefined };
-    });
+    const actions = new Batch(columns).actions((event) =>
+      event.headers.some((h) => h.name === header && sameBytes(h.value, value)) ? DROP : KEEP,
+    );
+    return { actions, replacements: [], routes: [] };
   },
 };

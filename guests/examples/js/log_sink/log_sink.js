@@ -11,7 +11,7 @@
 // guest helper (guests/helpers/js/ in flumen's repository).
 
 import { Batch } from "./flumen-guest.js";
-import { log } from "flumen:pipeline/log@0.3.0";
+import { log } from "flumen:pipeline/log@0.4.0";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error"];
 let level = "info";
@@ -32,6 +32,6 @@ export const delivery = {
       const value = event.value === undefined ? "" : text.decode(event.value);
       log(level, `${event.offset}\t${value}`);
     }
-    return batch.map(() => ({ tag: "delivered" }));
+    return []; // the events not delivered: none
   },
 };

@@ -8,9 +8,9 @@ It reads the batch's columns through `flumen_guest` (guests/helpers/python/).
 """
 
 from componentize_py_types import Err
-from flumen_guest import Batch
+from flumen_guest import DROP, KEEP, Batch
 from wit_world import exports
-from wit_world.exports.interception import Action_Drop, Action_Keep, Verdict
+from wit_world.exports.interception import Verdicts
 
 KNOWN = ("header", "value")
 
@@ -31,6 +31,7 @@ class Interception(exports.Interception):
 
     def process(self, source, batch):
         wanted = (state["header"], state["value"])
-        keep = Verdict(action=Action_Keep(), route=None)
-        drop = Verdict(action=Action_Drop(), route=None)
-        return [drop if wanted in e.headers else keep for e in Batch(batch)]
+        # One action byte per event, built by Python's C code rather than
+        # as an object per event.
+        actions = bytes(DROP if wanted in e.headers else KEEP for e in Batch(batch))
+        return Verdicts(actions=actions, replacements=[], routes=[])

@@ -27,7 +27,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Failure, Guest, Source};
 use flumen::pipeline::log::{log, Level};
 use flumen_guest_common::{write_json_line, Config};
 use std::cell::RefCell;
@@ -234,7 +234,7 @@ impl Guest for FileRollSink {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
         let batch = flumen_guest_common::columns!(batch)?;
         STATE.with(|s| {
             let mut s = s.borrow_mut();
@@ -267,7 +267,7 @@ impl Guest for FileRollSink {
                 Level::Trace,
                 &format!("{} events, {} file switches", batch.len(), touched.len()),
             );
-            Ok(vec![Verdict::Delivered; batch.len()])
+            Ok(Vec::new())
         })
     }
 }

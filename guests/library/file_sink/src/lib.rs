@@ -23,7 +23,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Failure, Guest, Source};
 use flumen::pipeline::log::{log, Level};
 use flumen_guest_common::{write_json_line, Config, PartitionFile};
 use std::cell::RefCell;
@@ -54,7 +54,7 @@ impl Guest for FileSink {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
         let batch = flumen_guest_common::columns!(batch)?;
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -78,7 +78,7 @@ impl Guest for FileSink {
                 Ok(())
             };
             write(file).map_err(|e| format!("writing {} events to {path}: {e}", batch.len()))?;
-            Ok(vec![Verdict::Delivered; batch.len()])
+            Ok(Vec::new())
         })
     }
 }

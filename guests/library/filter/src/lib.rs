@@ -18,8 +18,9 @@
 
 wit_bindgen::generate!({ world: "interceptor", path: "../../../wit" });
 
-use exports::flumen::pipeline::interception::{Action, Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::interception::{Columns, Guest, Source, Verdicts};
 use flumen::pipeline::log::{log, Level};
+use flumen_guest_common::answer::{Actions, DROP};
 use flumen_guest_common::columns::EventRef;
 use flumen_guest_common::Config;
 use regex::bytes::Regex;
@@ -91,22 +92,22 @@ impl Guest for FilterInterceptor {
         Ok(())
     }
 
-    fn process(_source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+    fn process(_source: Source, batch: Columns) -> Result<Verdicts, String> {
         let batch = flumen_guest_common::columns!(batch)?;
         FILTER.with(|f| {
             let filter = f.borrow();
             let filter = filter.as_ref().ok_or("process called before init")?;
-            Ok(batch
-                .iter()
-                .map(|e| Verdict {
-                    action: if filter.matches(&e) == filter.keep_matching {
-                        Action::Keep
-                    } else {
-                        Action::Drop
-                    },
-                    route: None,
-                })
-                .collect())
+            let mut actions = Actions::new(batch.len());
+            for (i, e) in batch.iter().enumerate() {
+                if filter.matches(&e) != filter.keep_matching {
+                    actions.set(i, DROP);
+                }
+            }
+            Ok(Verdicts {
+                actions: actions.into_bytes(),
+                replacements: Vec::new(),
+                routes: Vec::new(),
+            })
         })
     }
 }

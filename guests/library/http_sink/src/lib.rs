@@ -17,7 +17,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Failure, FailureKind, Guest, Source};
 use flumen_guest_common::{json_line, Config};
 use std::cell::RefCell;
 use wasi::http::outgoing_handler;
@@ -151,7 +151,7 @@ impl Guest for HttpSink {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
         let batch = flumen_guest_common::columns!(batch)?;
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -164,12 +164,21 @@ impl Guest for HttpSink {
             let t = t.borrow();
             let t = t.as_ref().ok_or("deliver called before init")?;
             let (status, answer) = post(t, body.as_bytes())?;
-            let verdict = match status {
-                200..=299 => Verdict::Delivered,
-                408 | 429 | 500..=599 => Verdict::Retry(format!("HTTP {status}: {answer}")),
-                _ => Verdict::Reject(format!("HTTP {status}: {answer}")),
+            let kind = match status {
+                200..=299 => return Ok(Vec::new()),
+                408 | 429 | 500..=599 => FailureKind::Retry,
+                _ => FailureKind::Reject,
             };
-            Ok(vec![verdict; batch.len()])
+            // One request carried the whole batch, so every event failed
+            // alike.
+            let reason = format!("HTTP {status}: {answer}");
+            Ok((0..batch.len() as u32)
+                .map(|event| Failure {
+                    event,
+                    kind,
+                    reason: reason.clone(),
+                })
+                .collect())
         })
     }
 }

@@ -23,7 +23,7 @@
 
 wit_bindgen::generate!({ world: "kafka-sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Failure, FailureKind, Guest, Source};
 use flumen::pipeline::producer::{send, Outgoing, SendError};
 use flumen::pipeline::types::Header;
 use flumen_guest_common::Config;
@@ -60,7 +60,7 @@ impl Guest for KafkaSink {
         Ok(())
     }
 
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
         let batch = flumen_guest_common::columns!(batch)?;
         let records = SETTINGS.with(|s| {
             let s = s.borrow();
@@ -91,12 +91,32 @@ impl Guest for KafkaSink {
                     .collect::<Vec<_>>(),
             )
         })?;
-        Ok(send(&records)
+        let results = send(&records);
+        // An event not named as failed counts as delivered, so a short
+        // answer from `send` must not pass for success.
+        if results.len() != records.len() {
+            return Err(format!(
+                "the producer answered {} results for {} records",
+                results.len(),
+                records.len()
+            ));
+        }
+        Ok(results
             .into_iter()
-            .map(|r| match r {
-                Ok(()) => Verdict::Delivered,
-                Err(SendError::NotGranted(m) | SendError::Refused(m)) => Verdict::Reject(m),
-                Err(SendError::Transient(m)) => Verdict::Retry(m),
+            .zip(0..)
+            .filter_map(|(r, event)| {
+                let (kind, reason) = match r {
+                    Ok(()) => return None,
+                    Err(SendError::NotGranted(m) | SendError::Refused(m)) => {
+                        (FailureKind::Reject, m)
+                    }
+                    Err(SendError::Transient(m)) => (FailureKind::Retry, m),
+                };
+                Some(Failure {
+                    event,
+                    kind,
+                    reason,
+                })
             })
             .collect())
     }

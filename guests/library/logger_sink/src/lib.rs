@@ -14,7 +14,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Failure, Guest, Source};
 use flumen::pipeline::log::{log, Level};
 use flumen_guest_common::columns::EventRef;
 use flumen_guest_common::Config;
@@ -86,7 +86,7 @@ impl Guest for LoggerSink {
         Ok(())
     }
 
-    fn deliver(_source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
+    fn deliver(_source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
         let batch = flumen_guest_common::columns!(batch)?;
         let (level, max) = SETTINGS
             .with(Cell::get)
@@ -94,7 +94,7 @@ impl Guest for LoggerSink {
         for e in batch.iter() {
             log(level, &line(&e, max));
         }
-        Ok(vec![Verdict::Delivered; batch.len()])
+        Ok(Vec::new())
     }
 }
 

@@ -3,7 +3,7 @@
 
 wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
-use exports::flumen::pipeline::delivery::{Columns, Guest, Source, Verdict};
+use exports::flumen::pipeline::delivery::{Columns, Failure, Guest, Source};
 
 struct NullSink;
 
@@ -15,8 +15,8 @@ impl Guest for NullSink {
         }
     }
 
-    fn deliver(_source: Source, batch: Columns) -> Result<Vec<Verdict>, String> {
-        Ok(vec![Verdict::Delivered; batch.offsets.len()])
+    fn deliver(_source: Source, _batch: Columns) -> Result<Vec<Failure>, String> {
+        Ok(Vec::new())
     }
 }
 

@@ -376,6 +376,34 @@ fn flumen_test_runs_a_sink_with_its_grants_and_reports_each_verdict() {
 }
 
 #[test]
+fn an_answer_that_does_not_fit_the_batch_fails_the_call_by_name() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let grant = format!("{}=/out", work.path().display());
+    let r = flumen_test(
+        &guest("reject_sink"),
+        &[
+            "--config",
+            "path=/out/o-%{partition}.jsonl",
+            "--config",
+            "miscount=odd",
+            "--dir",
+            &grant,
+        ],
+        &[ev("one"), ev("odd one")],
+    );
+    assert!(!r.ok, "a miscounted answer passed: {:?}", r.lines);
+    assert!(r.verdicts().is_empty(), "{:?}", r.lines);
+    assert!(
+        r.stderr.contains(
+            "component `reject_sink` broke the contract: a failure names event 2 in a \
+             batch of 2"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn flumen_test_output_pipes_into_the_next_component() {
     let events = [ev("level=info a"), ev("level=debug b")];
     let tagged = flumen_test(

@@ -165,3 +165,47 @@ class Batch:
     def __iter__(self):
         c = self.columns
         return (Event(c, i) for i in range(self._n))
+
+    # A column at a time: each of these reads one field of every event in
+    # one comprehension, which costs a fraction of reading the same field
+    # event by event through `Event` objects (a guest that touches every
+    # event should prefer them).
+
+    @property
+    def offsets(self):
+        """Every event's offset, in batch order."""
+        return self.columns.offsets
+
+    def timestamps(self):
+        """Every event's timestamp (milliseconds since the Unix epoch), or
+        `None` where the broker supplied none."""
+        c = self.columns
+        return [t if p & HAS_TIMESTAMP else None for t, p in zip(c.timestamps, c.presence)]
+
+    def keys(self):
+        """Every event's key as `bytes`, or `None` where it has none."""
+        c = self.columns
+        return _column(c.keys, c.key_ends, c.presence, HAS_KEY)
+
+    def values(self):
+        """Every event's value as `bytes`, or `None` for a tombstone."""
+        c = self.columns
+        return _column(c.values, c.value_ends, c.presence, HAS_VALUE)
+
+    def headers(self):
+        """Every event's headers, as `Event.headers` gives them."""
+        c = self.columns
+        out = []
+        first = 0
+        for i, end in enumerate(c.header_ends):
+            out.append(Event(c, i).headers if end != first else [])
+            first = end
+        return out
+
+
+def _column(buf, ends, presence, bit):
+    """The slices of `buf` that `ends` delimit, `None` where `presence`
+    lacks `bit`."""
+    starts = [0]
+    starts += ends[:-1]
+    return [buf[s:e] if p & bit else None for s, e, p in zip(starts, ends, presence)]

@@ -47,9 +47,26 @@ class BatchTest(unittest.TestCase):
         with self.assertRaises(IndexError):
             batch[2]
 
+    def test_reads_a_column_at_a_time_as_event_by_event(self):
+        batch = Batch(two())
+        self.assertEqual(batch.offsets, [10, 11])
+        self.assertEqual(batch.timestamps(), [1_700_000_000_000, None])
+        self.assertEqual(batch.keys(), [b"k", None])
+        self.assertEqual(batch.values(), [b"hello", None])
+        self.assertEqual(batch.headers(), [[("a", b"\xff"), ("bc", b"2")], []])
+        for column, field in [
+            (batch.timestamps(), "timestamp"),
+            (batch.keys(), "key"),
+            (batch.values(), "value"),
+            (batch.headers(), "headers"),
+        ]:
+            self.assertEqual(column, [getattr(e, field) for e in batch], field)
+
     def test_an_empty_batch_has_no_events(self):
         empty = {k: type(v)() for k, v in vars(two()).items()}
-        self.assertEqual(list(Batch(SimpleNamespace(**empty))), [])
+        batch = Batch(SimpleNamespace(**empty))
+        self.assertEqual(list(batch), [])
+        self.assertEqual((batch.keys(), batch.values(), batch.headers()), ([], [], []))
 
     def test_a_malformed_batch_is_an_error_naming_the_column(self):
         for changes, want in [

@@ -335,11 +335,35 @@ def paired_ratio(runs, raw) -> str:
     return f"{med:.0%} ({min(ratios):.0%}–{max(ratios):.0%})"
 
 
+def kept_intro(report: Path) -> list[str]:
+    """The title and hand-written prose above the `Command:` line of an
+    earlier report, so a rerun refreshes the figures and keeps what
+    explains them; a plain title for a new report."""
+    if report.exists():
+        text = report.read_text().split("\n")
+        for i, line in enumerate(text):
+            if line.startswith("Command:"):
+                return text[:i]
+    return ["# flumen throughput", ""]
+
+
+def against_rust_sink(results, size) -> list[str]:
+    """For the language scenarios: each file sink's throughput against the
+    Rust one (5), paired per repetition like the ratios to (1)."""
+    rust = results.get((size, "5"))
+    others = [(sc, label) for sc, label in SCENARIOS
+              if sc in ("5py", "5js", "5c") and results.get((size, sc))]
+    if not rust or not others:
+        return []
+    lines = ["Against the Rust file sink (5), median of the per-repetition ratios (min–max):", ""]
+    for scenario, label in others:
+        lines.append(f"- ({scenario}) {label}: {paired_ratio(results[(size, scenario)], rust)}")
+    return lines + [""]
+
+
 def write_report(out: Path, results, meta, args) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "# flumen throughput",
-        "",
+    lines = kept_intro(out / "results.md") + [
         f"Command: `scripts/bench.sh` (`bench/run.py --events {args.events} --reps {args.reps} --partitions {args.partitions}`), "
         f"{datetime.now().strftime('%Y-%m-%d')}, tansu 0.6 (memory storage) on loopback, "
         f"{args.partitions} partition(s), {os.cpu_count()} cores. Median of {args.reps} runs, spread = min–max; "
@@ -367,6 +391,7 @@ def write_report(out: Path, results, meta, args) -> None:
                 f"{statistics.median(r['broker_cpu'] for r in runs):.1f} | "
                 f"{max(r['rss_mib'] for r in runs):.0f} |")
         lines.append("")
+        lines += against_rust_sink(results, size)
     (out / "results.md").write_text("\n".join(lines))
     (out / "results.json").write_text(json.dumps(
         {f"{s}/{sc}": runs for (s, sc), runs in results.items()}, indent=1))

@@ -14,6 +14,9 @@
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "escape_flooding.rs"]
+mod flooding;
+
 use flumen::config::Config;
 use flumen::contract::{Event, SinkVerdict, Source};
 use flumen::runtime::{GuestTag, Runtime, SinkComponent, SinkGuest, Slot};
@@ -58,7 +61,17 @@ impl Write for Captured {
 
 impl Captured {
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        self.text_since(0)
+    }
+
+    /// What was written from byte `start` on.
+    fn text_since(&self, start: usize) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()[start..]).into_owned()
+    }
+
+    /// Bytes written so far.
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
     }
 }
 
@@ -144,6 +157,7 @@ fn cell(outcome: &str) -> String {
             .unwrap_or("");
         // Drop the frame (`3: 0x6aa8 - <unknown>!<wasm function 140>: `).
         let cause = cause.rsplit_once(">: ").map_or(cause, |(_, c)| c);
+        let cause = cause.strip_prefix("stopped: ").unwrap_or(cause);
         format!("stopped: {}", cause.trim())
     } else if let Some(got) = outcome.strip_prefix("ESCAPED: ") {
         format!("allowed: {got}")
@@ -294,6 +308,8 @@ fn main() {
         log.contains("guest HTTP request DENIED"),
     ));
 
+    let flood = flooding::run(&captured, root);
+
     println!();
     println!("| attempt | expected | outcome | pass |");
     println!("|---|---|---|---|");
@@ -318,12 +334,14 @@ fn main() {
             if *ok { "yes" } else { "**NO**" }
         );
     }
+    flooding::print(&flood);
     println!();
     let failed: Vec<&str> = rows
         .iter()
         .filter(|r| !r.ok)
         .map(|r| r.attempt.as_str())
         .chain(host.iter().filter(|(_, ok)| !ok).map(|(w, _)| *w))
+        .chain(flood.iter().filter(|r| !r.ok).map(|r| r.attack))
         .collect();
     if !failed.is_empty() {
         eprintln!("escape suite FAILED: {}", failed.join("; "));
@@ -331,6 +349,6 @@ fn main() {
     }
     eprintln!(
         "escape suite: {} attempts, all as expected",
-        rows.len() + host.len()
+        rows.len() + host.len() + flood.len()
     );
 }

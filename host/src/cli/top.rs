@@ -224,7 +224,7 @@ pub fn render(addr: &str, prev: &Scrape, now: &Scrape) -> String {
             rate(prev, now, "flumen_guest_call_duration_seconds_count", &c),
             avg_ms,
             outcome("error") + outcome("contract") + outcome("start_failed"),
-            outcome("trap"),
+            outcome("trap") + outcome("over_budget"),
         );
     }
     let partitions = now.keys("flumen_high_watermark", "pipeline", &["topic", "partition"]);

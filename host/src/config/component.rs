@@ -49,6 +49,9 @@ pub struct ComponentConfig {
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Budgets on the work the guest can make the host do for it.
+    #[serde(default)]
+    pub budgets: Budgets,
     /// Retries for this component; without it, the pipeline's `retry`.
     #[serde(default)]
     pub retry: Option<RetryConfig>,
@@ -109,6 +112,42 @@ impl Default for Limits {
             max_instances: 32,
             max_tables: 32,
             max_table_elements: 100_000,
+        }
+    }
+}
+
+/// Budgets on what a component can make the host do on its behalf: write
+/// log lines, hold what a call hands back, produce records. The sandbox
+/// stops a guest reaching out; these stop it flooding the host from
+/// within (a log that fills the disk, an answer that fills memory). The
+/// defaults sit far above what a well-behaved guest does.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budgets {
+    /// Log lines per second the component may write, through the `log`
+    /// import, stdout and stderr together, summed over all its instances.
+    /// Lines beyond it are dropped and counted; a summary line says how
+    /// many.
+    pub log_lines_per_s: u32,
+    /// Bytes of log text per second, counted the same way. A single line is
+    /// cut at 16 KiB whatever this is.
+    pub log_bytes_per_s: u64,
+    /// Bytes one call may hand back to the host: an interceptor's
+    /// replacement events and route names, a sink's failure reasons, the
+    /// records a Kafka sink sends. A call beyond it fails like a trap, and
+    /// the component's `on_failure` applies.
+    pub output_bytes_per_call: u64,
+    /// Records one `send` to the host's producer may carry.
+    pub produce_records_per_send: u32,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            log_lines_per_s: 100,
+            log_bytes_per_s: 32 * 1024,
+            output_bytes_per_call: 64 << 20,
+            produce_records_per_send: 10_000,
         }
     }
 }
@@ -216,6 +255,23 @@ impl ComponentConfig {
                 "limits",
                 "max_instances and max_tables must be at least 1".into(),
             );
+        }
+        let b = &self.budgets;
+        for (key, value) in [
+            ("log_lines_per_s", u64::from(b.log_lines_per_s)),
+            ("log_bytes_per_s", b.log_bytes_per_s),
+            ("output_bytes_per_call", b.output_bytes_per_call),
+            (
+                "produce_records_per_send",
+                u64::from(b.produce_records_per_send),
+            ),
+        ] {
+            if value == 0 {
+                return bad(
+                    &format!("budgets.{key}"),
+                    "must be at least 1 (leave it out for the default)".into(),
+                );
+            }
         }
         for name in self.env.keys().chain(&self.env_from_host) {
             if name.is_empty() || name.contains(['=', '\0']) {

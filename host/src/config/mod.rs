@@ -19,7 +19,7 @@ mod pipeline;
 pub mod secret;
 pub mod wording;
 
-pub use component::{ComponentConfig, DirGrant, Limits};
+pub use component::{Budgets, ComponentConfig, DirGrant, Limits};
 pub use failure::{FailurePolicy, RetryConfig};
 pub use host_pattern::HostPattern;
 pub use kafka::KafkaConfig;
@@ -399,6 +399,26 @@ mod tests {
         assert!(e.contains("limits.memory_mb"), "{e}");
     }
 
+    #[test]
+    fn budgets_default_high_and_refuse_zero() {
+        let c = Config::parse(MINIMAL, Path::new("/")).unwrap();
+        assert_eq!(c.pipelines[0].sinks[0].budgets, Budgets::default());
+        let text = format!("{MINIMAL}\nbudgets = {{ log_lines_per_s = 5 }}");
+        let c = Config::parse(&text, Path::new("/")).unwrap();
+        let b = &c.pipelines[0].sinks[0].budgets;
+        assert_eq!((b.log_lines_per_s, b.log_bytes_per_s), (5, 32 * 1024));
+        let e = err(&format!(
+            "{MINIMAL}\nbudgets = {{ output_bytes_per_call = 0 }}"
+        ));
+        assert!(
+            e.contains("pipeline `p`, sink `s`: `budgets.output_bytes_per_call`")
+                && e.contains("at least 1"),
+            "{e}"
+        );
+        let e = err(&format!("{MINIMAL}\nbudgets = {{ log_per_s = 5 }}"));
+        assert!(e.contains("unknown field `log_per_s`"), "{e}");
+    }
+
     mod fuzz {
         use super::*;
         use proptest::prelude::*;
@@ -418,6 +438,7 @@ mod tests {
             "commit",
             "retry",
             "limits",
+            "budgets",
             "dirs",
             "config",
             "dead_letter",

@@ -30,6 +30,8 @@ pub mod kafka_sink {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "flumen:pipeline/kafka-sink",
+        // `send` traps a guest over its budgets (runtime/budget.rs).
+        imports: { "flumen:pipeline/producer.send": trappable },
         with: {
             "flumen:pipeline/types": super::interceptor::flumen::pipeline::types,
             "flumen:pipeline/log": super::interceptor::flumen::pipeline::log,

@@ -79,6 +79,15 @@ pub enum GuestError {
         /// The guest's message.
         message: String,
     },
+    /// The call went over one of the component's budgets
+    /// ([`crate::config::Budgets`]): it fails like a trap.
+    #[error("component `{name}` went over a budget: {message}")]
+    OverBudget {
+        /// Component name.
+        name: String,
+        /// Which budget, by how much, and what happens.
+        message: String,
+    },
     /// The guest broke the contract: wrong number of verdicts, unknown route.
     #[error("component `{name}` broke the contract: {message}")]
     Contract {

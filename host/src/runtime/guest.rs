@@ -4,6 +4,7 @@
 //! what the flow calls, through [`crate::flow::Interceptor`] and
 //! [`crate::flow::Sink`].
 
+use super::budget::{cut_line, output_over};
 use super::error::{trap, GuestError};
 use super::kind::{GuestKind, InterceptorPre, SinkPre};
 use super::loaded::Loaded;
@@ -116,6 +117,7 @@ impl<P: GuestKind> Guest<P> {
         };
         self.loaded.arm(&mut store)?;
         let result = f(&bindings, &mut store);
+        let over_budget = store.data_mut().produce_grant.take_over_budget();
         self.calls += 1;
         let recycle = self.loaded.cfg.limits.max_calls_per_instance;
         if result.is_ok() && (recycle == 0 || self.calls < recycle) {
@@ -130,22 +132,50 @@ impl<P: GuestKind> Guest<P> {
             }
             self.calls = 0;
         }
-        result.map_err(|e| trap(self.loaded.name(), e))
+        result.map_err(|e| match over_budget {
+            // The trap is the host's `send` refusing: say which budget.
+            Some(message) => GuestError::OverBudget {
+                name: self.name().to_owned(),
+                message,
+            },
+            None => trap(self.loaded.name(), e),
+        })
     }
 
     /// One verdict per event of a batch of `len`, from the guest's
     /// compact `answer` expanded by `expand`: an error the guest returned
-    /// fails the call, and so does an answer that does not fit the batch.
+    /// fails the call, and so do an answer that does not fit the batch and
+    /// one whose `size` is over `budgets.output_bytes_per_call`.
     fn checked<A, V>(
         &self,
         answer: Result<A, String>,
         len: usize,
+        (what, size): (&str, fn(&A) -> u64),
         expand: fn(A, usize) -> Result<Vec<V>, String>,
     ) -> Result<Vec<V>, GuestError> {
         let name = self.name();
+        let budget = self.loaded.cfg.budgets.output_bytes_per_call;
+        let bytes = match &answer {
+            Ok(a) => size(a),
+            Err(message) => message.len() as u64,
+        };
+        if bytes > budget {
+            super::metrics::budget_hits(&self.tag.pipeline, name, "output_bytes").inc();
+            let what = if answer.is_ok() {
+                what
+            } else {
+                "error message"
+            };
+            return Err(GuestError::OverBudget {
+                name: name.to_owned(),
+                message: output_over(what, bytes, budget),
+            });
+        }
         let answer = answer.map_err(|message| GuestError::Failed {
             name: name.to_owned(),
-            message,
+            // Logged with every failed call: a guest cannot make it a
+            // flood of its own.
+            message: cut_line(&message).into_owned(),
         })?;
         expand(answer, len).map_err(|message| GuestError::Contract {
             name: name.to_owned(),
@@ -168,7 +198,13 @@ impl Guest<InterceptorPre> {
                 b.flumen_pipeline_interception()
                     .call_process(s, source, batch.columns())
             })
-            .and_then(|r| self.checked(r, batch.len(), verdict::interceptor_verdicts));
+            .and_then(|r| {
+                let size = (
+                    "replacements and routes",
+                    verdict::interceptor_answer_bytes as _,
+                );
+                self.checked(r, batch.len(), size, verdict::interceptor_verdicts)
+            });
         self.metrics.interceptor_call(batch, started.elapsed(), &r);
         r
     }
@@ -188,7 +224,12 @@ impl Guest<SinkPre> {
                 b.flumen_pipeline_delivery()
                     .call_deliver(s, source, batch.columns())
             })
-            .and_then(|r| self.checked(r, batch.len(), verdict::sink_verdicts));
+            .and_then(|r| {
+                let size: (_, fn(&_) -> u64) = ("failure reasons", |f: &Vec<_>| {
+                    verdict::sink_answer_bytes(f)
+                });
+                self.checked(r, batch.len(), size, verdict::sink_verdicts)
+            });
         self.metrics.sink_call(batch, started.elapsed(), &r);
         r
     }

@@ -1,6 +1,7 @@
 //! A compiled, type-checked component, and the sandboxed store each of its
 //! instances runs in.
 
+use super::budget::LogBudget;
 use super::error::{trap, GuestError};
 use super::sandbox;
 use super::state::{GuestState, GuestTag};
@@ -33,6 +34,9 @@ pub struct Loaded<P> {
     pub(super) kafka_produce: Arc<[String]>,
     pub(super) producer: Option<Arc<producer::ProducerHub>>,
     pub(super) name: Arc<str>,
+    /// The component's log budget, shared by all its instances; a new
+    /// version (a reload) starts a new one.
+    pub(super) log_budget: Arc<LogBudget>,
     /// Digest of the component file it was compiled from.
     pub(super) digest: u64,
     pub(super) compiled: Compiled,
@@ -73,6 +77,7 @@ impl<P> Loaded<P> {
             kafka_produce: cfg.kafka_produce.iter().cloned().collect(),
             producer: rt.producer.clone(),
             name: cfg.name.as_str().into(),
+            log_budget: Arc::new(LogBudget::new(&cfg.budgets)),
             cfg: Arc::new(cfg.clone()),
         }
     }
@@ -99,9 +104,11 @@ impl<P> Loaded<P> {
 
     /// A store holding a fresh sandbox with this component's grants and limits.
     pub(super) fn new_store(&self, tag: GuestTag) -> Result<Store<GuestState>, GuestError> {
-        let wasi = sandbox::wasi_context(&self.cfg, &tag).map_err(|reason| GuestError::Grant {
-            name: self.name.to_string(),
-            reason,
+        let wasi = sandbox::wasi_context(&self.cfg, &tag, &self.log_budget).map_err(|reason| {
+            GuestError::Grant {
+                name: self.name.to_string(),
+                reason,
+            }
         })?;
         let l = &self.cfg.limits;
         let limits = StoreLimitsBuilder::new()
@@ -122,8 +129,10 @@ impl<P> Loaded<P> {
                 produce_grant: producer::ProduceGrant::new(
                     self.producer.clone(),
                     self.kafka_produce.clone(),
+                    &self.cfg.budgets,
                     tag.clone(),
                 ),
+                log_budget: self.log_budget.clone(),
                 table: ResourceTable::new(),
                 limits,
                 tag,

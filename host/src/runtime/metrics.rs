@@ -39,6 +39,14 @@ struct VerdictLabels {
     verdict: &'static str,
 }
 
+/// A component's budget hits, by budget.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    pipeline: String,
+    component: String,
+    budget: &'static str,
+}
+
 /// A Kafka sink's records, by how the broker answered.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProduceLabels {
@@ -59,6 +67,7 @@ struct GuestFamilies {
     bytes_out: Family<GuestLabels, Counter>,
     verdicts: Family<VerdictLabels, Counter>,
     produced: Family<ProduceLabels, Counter>,
+    budget_hits: Family<BudgetLabels, Counter>,
 }
 
 fn call_buckets() -> Histogram {
@@ -77,6 +86,7 @@ fn families() -> &'static GuestFamilies {
         bytes_out: Family::default(),
         verdicts: Family::default(),
         produced: Family::default(),
+        budget_hits: Family::default(),
     })
 }
 
@@ -85,12 +95,19 @@ fn families() -> &'static GuestFamilies {
 const INTERCEPTOR_VERDICTS: [&str; 3] = ["keep", "drop", "replace"];
 const SINK_VERDICTS: [&str; 3] = ["delivered", "retry", "reject"];
 /// How a call can end.
-const OUTCOMES: [&str; 5] = ["ok", "error", "trap", "contract", "start_failed"];
+const OUTCOMES: [&str; 6] = [
+    "ok",
+    "error",
+    "trap",
+    "contract",
+    "over_budget",
+    "start_failed",
+];
 
 /// One guest's counters, resolved once when the guest is made.
 #[derive(Clone, Debug)]
 pub struct GuestMetrics {
-    calls: [Counter; 5],
+    calls: [Counter; 6],
     duration: Histogram,
     events_in: Counter,
     bytes_in: Counter,
@@ -152,7 +169,8 @@ impl GuestMetrics {
             Err(GuestError::Failed { .. }) => 1,
             Err(GuestError::Trap { .. }) => 2,
             Err(GuestError::Contract { .. }) => 3,
-            Err(_) => 4,
+            Err(GuestError::OverBudget { .. }) => 4,
+            Err(_) => 5,
         };
         self.calls[outcome].inc();
     }
@@ -257,6 +275,19 @@ impl ProduceMetrics {
     }
 }
 
+/// The counter of `component`'s hits of `budget` (`log_lines`,
+/// `output_bytes`, `produce_records`) in `pipeline`.
+pub fn budget_hits(pipeline: &str, component: &str, budget: &'static str) -> Counter {
+    families()
+        .budget_hits
+        .get_or_create(&BudgetLabels {
+            pipeline: pipeline.to_owned(),
+            component: component.to_owned(),
+            budget,
+        })
+        .clone()
+}
+
 /// Adds `counts` to `counters`, pairwise, skipping zeros: the counters are
 /// shared across partitions, so an add that changes nothing is not worth
 /// its contended atomic.
@@ -273,7 +304,7 @@ pub fn register(registry: &mut Registry) {
     let f = families();
     registry.register(
         "flumen_guest_calls",
-        "Guest calls (one per batch), by outcome: ok, error (the guest failed the batch), trap, contract (wrong verdict count or route), start_failed.",
+        "Guest calls (one per batch), by outcome: ok, error (the guest failed the batch), trap, contract (wrong verdict count or route), over_budget, start_failed.",
         f.calls.clone(),
     );
     registry.register(
@@ -310,5 +341,10 @@ pub fn register(registry: &mut Registry) {
         "flumen_kafka_produced_records",
         "Records Kafka sinks sent through the host's producer, by outcome: acked, not_granted, refused, transient.",
         f.produced.clone(),
+    );
+    registry.register(
+        "flumen_guest_budget_hits",
+        "Times a component went over one of its budgets: log_lines (lines dropped), output_bytes and produce_records (calls failed).",
+        f.budget_hits.clone(),
     );
 }

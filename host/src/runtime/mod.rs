@@ -12,6 +12,7 @@
 //! A component lives in a [`Slot`], which a hot reload can point at a new
 //! version; each partition's [`Guest`] notices at its next batch boundary.
 
+mod budget;
 pub mod cache;
 pub mod contract_version;
 mod error;

@@ -10,9 +10,11 @@
 //! the host sends the event again later. The first copy may still land, so
 //! a slow broker can cause duplicates, never a loss.
 
+use super::budget::output_over;
 use super::GuestTag;
-use crate::config::KafkaConfig;
+use crate::config::{Budgets, KafkaConfig};
 use crate::contract::bindings::kafka_sink::flumen::pipeline::producer::{Outgoing, SendError};
+use crate::contract::record_bytes;
 use crate::kafka::producer::{self as acked_producer, Ack, AckedProducer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::BaseRecord;
@@ -73,6 +75,13 @@ pub struct ProduceGrant {
     tag: GuestTag,
     /// When `send` stops waiting for acknowledgements; set for each call.
     wait_until: Instant,
+    /// `budgets.produce_records_per_send` and `.output_bytes_per_call`.
+    max_records: usize,
+    max_bytes: u64,
+    /// Bytes of records sent in the current call.
+    sent_bytes: u64,
+    /// Why the current call went over a budget, if it did.
+    over: Option<String>,
     /// Resolved on the first `send`, so that components that never produce
     /// add no series to `/metrics`.
     counts: OnceCell<super::metrics::ProduceMetrics>,
@@ -88,12 +97,21 @@ impl ProduceGrant {
     /// The grant of an instance of a component allowed `topics`, writing
     /// through `hub` (none: no cluster, as in `flumen test` without
     /// `--kafka`).
-    pub fn new(hub: Option<Arc<ProducerHub>>, topics: Arc<[String]>, tag: GuestTag) -> Self {
+    pub fn new(
+        hub: Option<Arc<ProducerHub>>,
+        topics: Arc<[String]>,
+        budgets: &Budgets,
+        tag: GuestTag,
+    ) -> Self {
         Self {
             hub,
             topics,
             tag,
             wait_until: Instant::now(),
+            max_records: usize::try_from(budgets.produce_records_per_send).unwrap_or(usize::MAX),
+            max_bytes: budgets.output_bytes_per_call,
+            sent_bytes: 0,
+            over: None,
             counts: OnceCell::new(),
         }
     }
@@ -101,6 +119,55 @@ impl ProduceGrant {
     /// Starts a call that may run for `call_timeout`.
     pub fn arm(&mut self, call_timeout: Duration) {
         self.wait_until = Instant::now() + call_timeout - answer_margin(call_timeout);
+        self.sent_bytes = 0;
+        self.over = None;
+    }
+
+    /// Why the last call went over a budget, if it did: `send` trapped it.
+    pub fn take_over_budget(&mut self) -> Option<String> {
+        self.over.take()
+    }
+
+    /// Checks `records` against the component's budgets before anything is
+    /// sent: more records than `produce_records_per_send`, or more bytes
+    /// in this call than `output_bytes_per_call`, is an error that traps
+    /// the guest (its message names the budget, and is kept for
+    /// [`Self::take_over_budget`]).
+    pub fn within_budget(&mut self, records: &[Outgoing]) -> Result<(), String> {
+        let over = self.over_budget(records);
+        if let Err(message) = &over {
+            self.over = Some(message.clone());
+        }
+        over
+    }
+
+    fn over_budget(&mut self, records: &[Outgoing]) -> Result<(), String> {
+        let hit = |budget| {
+            super::metrics::budget_hits(&self.tag.pipeline, &self.tag.component, budget).inc();
+        };
+        if records.len() > self.max_records {
+            hit("produce_records");
+            return Err(format!(
+                "it sent {} records in one `send`, over its budget of {} \
+                 (budgets.produce_records_per_send); the call fails like a trap and on_failure \
+                 applies",
+                records.len(),
+                self.max_records
+            ));
+        }
+        let bytes: u64 = records
+            .iter()
+            .map(|r| {
+                (r.topic.len() + record_bytes(r.key.as_deref(), r.value.as_deref(), &r.headers))
+                    as u64
+            })
+            .sum();
+        self.sent_bytes += bytes;
+        if self.sent_bytes > self.max_bytes {
+            hit("output_bytes");
+            return Err(output_over("records sent", self.sent_bytes, self.max_bytes));
+        }
+        Ok(())
     }
 
     /// Writes `records`; one result per record, in order.
@@ -218,6 +285,11 @@ mod tests {
         ProduceGrant::new(
             None,
             topics.iter().map(|t| t.to_string()).collect(),
+            &Budgets {
+                produce_records_per_send: 2,
+                output_bytes_per_call: 20,
+                ..Budgets::default()
+            },
             GuestTag {
                 component: "k".into(),
                 pipeline: "p".into(),
@@ -245,6 +317,32 @@ mod tests {
         assert!(matches!(&r[0], Err(SendError::NotGranted(m)) if m.contains("`other`")));
         // Granted, but there is no cluster here.
         assert!(matches!(&r[1], Err(SendError::Refused(m)) if m.contains("--kafka")));
+    }
+
+    #[test]
+    fn records_and_bytes_over_budget_are_refused_before_sending() {
+        let mut g = grant(&["t"]);
+        g.arm(Duration::from_secs(1));
+        let e = g
+            .within_budget(&[outgoing("t"), outgoing("t"), outgoing("t")])
+            .unwrap_err();
+        assert!(
+            e.contains("3 records") && e.contains("produce_records_per_send"),
+            "{e}"
+        );
+        // 2 bytes a record (topic + value): ten fit in a call, the eleventh
+        // does not, and a new call starts from nothing.
+        for _ in 0..5 {
+            g.within_budget(&[outgoing("t"), outgoing("t")]).unwrap();
+        }
+        let e = g.within_budget(&[outgoing("t")]).unwrap_err();
+        assert!(
+            e.contains("22 bytes") && e.contains("output_bytes_per_call"),
+            "{e}"
+        );
+        assert_eq!(g.take_over_budget(), Some(e));
+        g.arm(Duration::from_secs(1));
+        g.within_budget(&[outgoing("t")]).unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! can still be loaded, and the allow-list below is what stands between a
 //! guest and the network.
 
+use super::budget::{LogBudget, MAX_LOG_LINE};
 use super::GuestTag;
 use crate::config::{ComponentConfig, HostPattern};
 use std::future::Future;
@@ -79,7 +80,11 @@ impl WasiHttpHooks for HttpGrant {
 }
 
 /// Builds a guest's WASI context: only what `cfg` grants.
-pub fn wasi_context(cfg: &ComponentConfig, tag: &GuestTag) -> Result<WasiCtx, String> {
+pub fn wasi_context(
+    cfg: &ComponentConfig,
+    tag: &GuestTag,
+    log_budget: &Arc<LogBudget>,
+) -> Result<WasiCtx, String> {
     let mut wasi = WasiCtxBuilder::new();
     // Nothing is inherited: no args, no stdin, no network, no variables
     // but those granted, no directories but those granted.
@@ -87,8 +92,16 @@ pub fn wasi_context(cfg: &ComponentConfig, tag: &GuestTag) -> Result<WasiCtx, St
     // Raw sockets stay switched off (`allow_tcp`/`allow_udp` default to
     // false), so a guest cannot even create one: HTTP through the
     // allow-list is the only way out.
-    wasi.stdout(GuestOutput::new(tag.clone(), Stream::Stdout));
-    wasi.stderr(GuestOutput::new(tag.clone(), Stream::Stderr));
+    wasi.stdout(GuestOutput::new(
+        tag.clone(),
+        Stream::Stdout,
+        log_budget.clone(),
+    ));
+    wasi.stderr(GuestOutput::new(
+        tag.clone(),
+        Stream::Stderr,
+        log_budget.clone(),
+    ));
     for (k, v) in &cfg.env {
         wasi.env(k, v);
     }
@@ -128,28 +141,32 @@ enum Stream {
 
 /// A guest's stdout or stderr: each line becomes a log line tagged with the
 /// component, at `info` for stdout and `warn` for stderr (where a Rust
-/// guest's panic message goes).
+/// guest's panic message goes), within the component's log budget. A line
+/// longer than [`MAX_LOG_LINE`] is logged in pieces, so a guest cannot make
+/// the host buffer without bound by never writing a newline.
 #[derive(Clone)]
 pub struct GuestOutput {
     tag: GuestTag,
     stream: Stream,
     line: Vec<u8>,
+    budget: Arc<LogBudget>,
 }
 
-/// A line longer than this is logged in pieces, so a guest cannot make the
-/// host buffer without bound by never writing a newline.
-const MAX_LINE: usize = 16 * 1024;
-
 impl GuestOutput {
-    fn new(tag: GuestTag, stream: Stream) -> Self {
+    fn new(tag: GuestTag, stream: Stream, budget: Arc<LogBudget>) -> Self {
         Self {
             tag,
             stream,
             line: Vec::new(),
+            budget,
         }
     }
 
     fn emit(&mut self) {
+        if !self.budget.admit(&self.tag, self.line.len()) {
+            self.line.clear();
+            return;
+        }
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches(['\n', '\r']);
         let t = &self.tag;
@@ -165,14 +182,14 @@ impl GuestOutput {
 
     fn push(&mut self, mut buf: &[u8]) {
         while !buf.is_empty() {
-            let room = MAX_LINE - self.line.len();
+            let room = MAX_LOG_LINE - self.line.len();
             let take = match buf.iter().position(|&b| b == b'\n') {
                 Some(nl) if nl < room => nl + 1,
                 _ => buf.len().min(room),
             };
             self.line.extend_from_slice(&buf[..take]);
             buf = &buf[take..];
-            if self.line.ends_with(b"\n") || self.line.len() >= MAX_LINE {
+            if self.line.ends_with(b"\n") || self.line.len() >= MAX_LOG_LINE {
                 self.emit();
             }
         }
@@ -195,7 +212,11 @@ impl IsTerminal for GuestOutput {
 
 impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(Self::new(self.tag.clone(), self.stream))
+        Box::new(Self::new(
+            self.tag.clone(),
+            self.stream,
+            self.budget.clone(),
+        ))
     }
 }
 
@@ -272,12 +293,13 @@ mod tests {
             pipeline: "p".into(),
             partition: None,
         };
-        let mut out = GuestOutput::new(tag, Stream::Stderr);
+        let budget = Arc::new(LogBudget::new(&crate::config::Budgets::default()));
+        let mut out = GuestOutput::new(tag, Stream::Stderr, budget);
         out.push(b"one\ntw");
         assert_eq!(out.line, b"tw");
         out.push(b"o\n");
         assert!(out.line.is_empty());
-        out.push(&vec![b'x'; MAX_LINE * 2 + 3]);
+        out.push(&vec![b'x'; MAX_LOG_LINE * 2 + 3]);
         assert_eq!(out.line.len(), 3);
     }
 }

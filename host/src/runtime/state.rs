@@ -1,6 +1,7 @@
 //! The per-instance store data: the guest's WASI context (its sandbox), its
 //! resource limits, and the host side of the `log` and `producer` imports.
 
+use super::budget::{cut_line, LogBudget};
 use super::producer::ProduceGrant;
 use super::sandbox::HttpGrant;
 use crate::contract::bindings::interceptor::flumen::pipeline::{log, types};
@@ -41,6 +42,7 @@ pub struct GuestState {
     pub(crate) produce_grant: ProduceGrant,
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
+    pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) tag: GuestTag,
 }
 
@@ -66,14 +68,24 @@ impl WasiHttpView for GuestState {
 impl types::Host for GuestState {}
 
 impl producer::Host for GuestState {
-    fn send(&mut self, records: Vec<producer::Outgoing>) -> Vec<Result<(), producer::SendError>> {
-        self.produce_grant.send(records)
+    fn send(
+        &mut self,
+        records: Vec<producer::Outgoing>,
+    ) -> wasmtime::Result<Vec<Result<(), producer::SendError>>> {
+        self.produce_grant
+            .within_budget(&records)
+            .map_err(wasmtime::Error::msg)?;
+        Ok(self.produce_grant.send(records))
     }
 }
 
 impl log::Host for GuestState {
     fn log(&mut self, level: Level, message: String) {
         let t = &self.tag;
+        if !self.log_budget.admit(t, message.len()) {
+            return;
+        }
+        let message = cut_line(&message);
         let (topic, partition) = t.topic_partition();
         // tracing needs the level at compile time, hence one arm per level.
         macro_rules! emit {

@@ -47,7 +47,18 @@ enum Want {
 }
 
 fn config(dir: &Path, kind: &str, guest: &str, attempt: &str, extra: &str) -> Config {
-    let toml = format!(
+    let toml = config_text(kind, guest, attempt, extra);
+    Config::parse(&toml, dir).expect("flooding row config")
+}
+
+/// The TOML of a pipeline with one `kind` component, `guest`, making
+/// `attempt`; `extra` goes into its table (before its config).
+fn config_text(kind: &str, guest: &str, attempt: &str, extra: &str) -> String {
+    let (extra, target) = match extra.strip_prefix("target = ") {
+        Some(t) => ("", format!("target = {t}")),
+        None => (extra, String::new()),
+    };
+    format!(
         r#"
         [kafka]
         bootstrap_servers = "localhost:9092"
@@ -61,6 +72,7 @@ fn config(dir: &Path, kind: &str, guest: &str, attempt: &str, extra: &str) -> Co
         {extra}
         [pipeline.{kind}.config]
         attempt = "{attempt}"
+        {target}
         {sink}
         "#,
         wasm = super::support::guest(guest).display(),
@@ -73,8 +85,7 @@ fn config(dir: &Path, kind: &str, guest: &str, attempt: &str, extra: &str) -> Co
         } else {
             String::new()
         },
-    );
-    Config::parse(&toml, dir).expect("flooding row config")
+    )
 }
 
 fn tag(name: &str) -> GuestTag {
@@ -292,6 +303,83 @@ pub fn run(captured: &Captured, dir: &Path) -> Vec<FloodRow> {
         });
     }
     out
+}
+
+/// A reload storm: 50 triggers in 5 s, each after a change to the
+/// component's config, with a component that takes a second to start. The
+/// triggers must coalesce (a handful of reloads run, not 50), the last
+/// change must be the version that runs, and the other guest must keep
+/// flowing.
+pub fn reload_storm(captured: &Captured, dir: &Path) -> FloodRow {
+    use flumen::ops::pipeline::Components;
+    use flumen::ops::reload::{ReloadHandle, Reloaded};
+    let runtime = Runtime::new(false).expect("runtime");
+    let bystander = Bystander::start(&runtime, dir);
+    let path = dir.join("storm.toml");
+    let write = |i: usize| {
+        let text = config_text("sink", "escape", "init-slow", &format!("target = \"{i}\""));
+        std::fs::write(&path, text).expect("write the storm's config");
+    };
+    write(0);
+    let config = Config::load(&path).expect("storm config");
+    let loaded: SinkComponent = runtime
+        .load(&config.pipelines[0].sinks[0])
+        .expect("load escape");
+    let slot = Slot::new(loaded);
+    let components = Components {
+        interceptors: Vec::new(),
+        sinks: vec![slot.clone()],
+        dead_letter: None,
+    };
+    let handle = ReloadHandle::new(&path, runtime, config, vec![components]);
+    let other_before = bystander.rate(Duration::from_millis(500));
+    reset_peak();
+    let log_before = captured.len();
+    let calls_before = bystander.calls.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let triggers: Vec<_> = (1..=50)
+        .map(|i| {
+            std::thread::sleep(Duration::from_millis(100));
+            write(i);
+            let h = handle.clone();
+            std::thread::spawn(move || h.reload("storm"))
+        })
+        .collect();
+    let (mut ran, mut queued, mut rejected) = (0, 0, 0);
+    for t in triggers {
+        match t.join().expect("trigger thread") {
+            Ok(Reloaded::Ran(_)) => ran += 1,
+            Ok(Reloaded::Queued) => queued += 1,
+            Err(_) => rejected += 1,
+        }
+    }
+    let took = started.elapsed();
+    let other_during =
+        (bystander.calls.load(Ordering::Relaxed) - calls_before) as f64 / took.as_secs_f64();
+    let runs = handle.stats().applied.load(Ordering::Relaxed)
+        + handle.stats().rejected.load(Ordering::Relaxed);
+    let last = slot.current().1.config().config.get("target").cloned();
+    let log_bytes = captured.len() - log_before;
+    let ok = ran + queued == 50
+        && rejected == 0
+        && runs <= 12
+        && last.as_ref().and_then(|v| v.as_str()) == Some("50")
+        && other_during > 0.0;
+    FloodRow {
+        attack: "reload storm: 50 triggers in 5 s, a component that takes 1 s to start",
+        outcome: format!(
+            "{runs} reloads ran for 50 triggers in {:.1} s ({queued} queued behind a running \
+             one); the last change runs (target = {})",
+            took.as_secs_f64(),
+            last.map_or("?".into(), |v| v.to_string())
+        ),
+        log_bytes,
+        log_per_min: log_bytes as f64 / took.as_secs_f64() * 60.0,
+        peak_rss_mib: peak_rss_mib(),
+        other_before,
+        other_during,
+        ok,
+    }
 }
 
 /// Prints the section's table.

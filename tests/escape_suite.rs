@@ -308,7 +308,8 @@ fn main() {
         log.contains("guest HTTP request DENIED"),
     ));
 
-    let flood = flooding::run(&captured, root);
+    let mut flood = flooding::run(&captured, root);
+    flood.push(flooding::reload_storm(&captured, root));
 
     println!();
     println!("| attempt | expected | outcome | pass |");

@@ -94,6 +94,8 @@ fn check_shows_limits_and_grants() {
         "grants  http 127.0.0.1:8080",
         "/spool (rw); env SITE",
         "recycle after 100000 calls",
+        "budgets log 10 lines and 32768 bytes a second, output 4194304 bytes a call, \
+         produce 10000 records a send",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }

@@ -1,7 +1,7 @@
 //! `flumen check`: load, type-check and initialize every component of a
 //! config without consuming anything, and show what each is granted.
 
-use crate::config::{secret, ComponentConfig, Config, KafkaConfig, Limits};
+use crate::config::{secret, Budgets, ComponentConfig, Config, KafkaConfig, Limits};
 use crate::ops::pipeline;
 use crate::runtime::contract_version::SPOKEN;
 use crate::runtime::{Compiled, GuestKind, Origin, Runtime, Slot};
@@ -51,6 +51,7 @@ pub fn command(path: PathBuf, connect: Option<Duration>) -> anyhow::Result<ExitC
                 compiled.took.as_millis()
             );
             println!("        limits  {}", describe_limits(&c.limits));
+            println!("        budgets {}", describe_budgets(&c.budgets));
             println!("        grants  {}", describe_grants(c));
             println!(
                 "        failure {} attempts, then {}",
@@ -113,6 +114,13 @@ fn describe_limits(l: &Limits) -> String {
             0 => "never".to_string(),
             n => format!("after {n} calls"),
         }
+    )
+}
+
+fn describe_budgets(b: &Budgets) -> String {
+    format!(
+        "log {} lines and {} bytes a second, output {} bytes a call, produce {} records a send",
+        b.log_lines_per_s, b.log_bytes_per_s, b.output_bytes_per_call, b.produce_records_per_send
     )
 }
 

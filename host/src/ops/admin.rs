@@ -12,7 +12,7 @@
 //! liveness probe never sees a hung process.
 
 use super::metrics::{self, Metrics};
-use super::reload::{ReloadError, ReloadHandle};
+use super::reload::{ReloadError, ReloadHandle, Reloaded};
 use crate::stats::PipelineStats;
 use serde_json::json;
 use std::sync::mpsc::{sync_channel, TrySendError};
@@ -148,7 +148,12 @@ fn respond(request: Request, status: u16, content_type: &str, body: String) {
 
 fn reload_now(reload: &ReloadHandle) -> (u16, serde_json::Value) {
     match reload.reload("POST /reload") {
-        Ok(swaps) => (200, json!({ "status": "reloaded", "swapped": swaps })),
+        Ok(Reloaded::Ran(swaps)) => (200, json!({ "status": "reloaded", "swapped": swaps })),
+        Ok(Reloaded::Queued) => (
+            202,
+            json!({ "status": "queued", "detail": "a reload is running; one more runs when it \
+                ends, for this and every trigger until then, and the log says how it went" }),
+        ),
         Err(e) => {
             let status = match e {
                 ReloadError::RestartNeeded(_) => 409,

@@ -181,11 +181,12 @@ impl Collector for StatsCollector {
         let reloads = [
             ("applied", PipelineStats::get(&self.reload.applied)),
             ("rejected", PipelineStats::get(&self.reload.rejected)),
+            ("coalesced", PipelineStats::get(&self.reload.coalesced)),
         ];
         encode_samples(
             &mut encoder,
             "flumen_reloads",
-            "Reloads, by result.",
+            "Reloads, by result: applied, rejected, coalesced (a trigger folded into the run queued behind a running reload).",
             reloads
                 .into_iter()
                 .map(|(result, n)| (vec![("result", result.to_owned())], ConstCounter::new(n))),

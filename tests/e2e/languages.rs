@@ -52,6 +52,9 @@ name = "js-log"
 component = "{}"
 config = {{ level = "info" }}
 limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
+# A line per event is this sink's job: the default log budget (100 lines a
+# second) would drop most of them.
+budgets = {{ log_lines_per_s = 1000000, log_bytes_per_s = 268435456 }}
 "#,
             lang_guest("js", "log_sink").display()
         ));

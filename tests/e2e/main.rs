@@ -9,6 +9,7 @@
 mod support;
 
 mod bad_input;
+mod budgets;
 mod cli_check;
 mod connect;
 mod demo;

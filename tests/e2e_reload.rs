@@ -12,6 +12,10 @@
 //! prints the longest pause in delivery around a swap next to the longest
 //! pause elsewhere.
 //!
+//! Then a partition blocked by its sink takes a fix by reload, and an
+//! 18 MB Python interceptor is recompiled while flumen works through a
+//! backlog: delivery must keep its pace during the compile.
+//!
 //! Run: `cargo test --test e2e_reload`.
 
 #[path = "support/mod.rs"]
@@ -27,6 +31,12 @@ use support::*;
 const TOPIC: &str = "e2e-reload";
 const GROUP: &str = "reload-group";
 const PARTITIONS: i32 = 4;
+/// Events waiting when the compile-under-load run starts, over
+/// `BACKLOG_PARTITIONS`: more than flumen gets through in the measured
+/// windows, and under the mock cluster's retention of 100,000 messages a
+/// partition.
+const BACKLOG: usize = 1_500_000;
+const BACKLOG_PARTITIONS: i32 = 16;
 
 /// How a replacement is triggered.
 #[derive(Clone, Copy, Debug)]
@@ -139,7 +149,7 @@ fn span_partition(line: &str) -> Option<i32> {
 /// Produces 20 events every 5 ms, round-robin over the partitions, until
 /// `producing` is cleared; returns how many each partition got (all
 /// acknowledged).
-fn steady_load(bootstrap: &str, producing: &AtomicBool) -> BTreeMap<i32, i64> {
+fn steady_load(bootstrap: &str, topic: &str, producing: &AtomicBool) -> BTreeMap<i32, i64> {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -153,7 +163,7 @@ fn steady_load(bootstrap: &str, producing: &AtomicBool) -> BTreeMap<i32, i64> {
         for _ in 0..20 {
             let p = (i % PARTITIONS as i64) as i32;
             let value = format!("event {i}");
-            let record = BaseRecord::<(), _>::to(TOPIC).partition(p).payload(&value);
+            let record = BaseRecord::<(), _>::to(topic).partition(p).payload(&value);
             producer.send(record).map_err(|(e, _)| e).expect("produce");
             *counts.entry(p).or_default() += 1;
             i += 1;
@@ -198,7 +208,7 @@ fn main() {
     let producing = Arc::new(AtomicBool::new(true));
     let producer = {
         let (producing, bootstrap) = (producing.clone(), bootstrap.clone());
-        std::thread::spawn(move || steady_load(&bootstrap, &producing))
+        std::thread::spawn(move || steady_load(&bootstrap, TOPIC, &producing))
     };
 
     let log = work.path("flumen.log");
@@ -527,6 +537,211 @@ fn main() {
     }
     eprintln!("reload test: ok");
     blocked_partition_takes_the_fix();
+    compiling_does_not_starve_delivery();
+}
+
+/// Samples a directory's total size every 5 ms until `sampling` is cleared.
+fn sample_output(
+    out: std::path::PathBuf,
+    sampling: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(Instant, u64)>> {
+    std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        while sampling.load(Ordering::Acquire) {
+            samples.push((Instant::now(), output_bytes(&out)));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        samples
+    })
+}
+
+/// Delivery within `[from, to)`: the longest time the output did not grow
+/// and the bytes written a second.
+fn delivery(samples: &[(Instant, u64)], from: Instant, to: Instant) -> (Duration, f64) {
+    let inside: Vec<_> = samples
+        .iter()
+        .filter(|(t, _)| *t >= from && *t < to)
+        .collect();
+    let (Some(first), Some(last)) = (inside.first(), inside.last()) else {
+        return (to - from, 0.0);
+    };
+    let mut longest = Duration::ZERO;
+    let mut grew_at = first.0;
+    for w in inside.windows(2) {
+        if w[1].1 > w[0].1 {
+            longest = longest.max(w[1].0 - grew_at);
+            grew_at = w[1].0;
+        }
+    }
+    longest = longest.max(last.0 - grew_at);
+    let rate = (last.1 - first.1) as f64 / (last.0 - first.0).as_secs_f64().max(1e-3);
+    (longest, rate)
+}
+
+/// A new version of an 18 MB Python interceptor compiles while flumen works
+/// through a backlog as fast as it can: the partition workers must keep
+/// their pace during the compile (tens of seconds of Cranelift work for
+/// every core) and around the swap that follows. Prints the longest
+/// delivery pause and the delivery rate before, during the compile and just
+/// after the swap.
+fn compiling_does_not_starve_delivery() {
+    let python = repo().join("guests/target/python/drop_header.wasm");
+    assert!(
+        python.exists(),
+        "{} is missing: run guests/build.sh first",
+        python.display()
+    );
+    let broker = Broker::mock();
+    let topic = "e2e-reload-compile";
+    broker.create_topic(topic, BACKLOG_PARTITIONS);
+    let bootstrap = broker.bootstrap();
+    // More than flumen gets through in the measured windows, so that it
+    // runs at capacity throughout them.
+    let produced = produce(&bootstrap, topic, BACKLOG_PARTITIONS, BACKLOG, |_| false);
+    let work = Workdir::new();
+    let admin = free_port();
+    let filter = work.path("filter.wasm");
+    let original = std::fs::read(&python).unwrap();
+    std::fs::write(&filter, &original).unwrap();
+    let config = work.path("flumen.toml");
+    let text = format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+options = {{ "session.timeout.ms" = 3000, "heartbeat.interval.ms" = 500 }}
+[admin]
+listen = "127.0.0.1:{admin}"
+[reload]
+watch = false
+[cache]
+dir = "{cache}"
+[[pipeline]]
+name = "compile"
+topics = ["{topic}"]
+group_id = "compile-group"
+# Small batches: many guest calls per event, so that the backlog lasts.
+batch = {{ max_events = 20 }}
+commit = {{ interval_ms = 200 }}
+[[pipeline.interceptor]]
+name = "python-filter"
+component = "filter.wasm"
+config = {{ header = "level", value = "debug" }}
+limits = {{ memory_mb = 256, call_timeout_ms = 30000 }}
+[[pipeline.sink]]
+name = "out"
+component = "{sink}"
+config = {{ path = "/out/out-%{{partition}}.jsonl", sync = false }}
+dirs = [{{ host = "{out}", guest = "/out" }}]
+"#,
+        cache = work.path("cache").display(),
+        sink = guest("file_sink").display(),
+        out = work.out.display(),
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = sample_output(work.out.clone(), sampling.clone());
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "compile-group",
+        topic,
+        BACKLOG_PARTITIONS,
+        Duration::from_secs(180),
+        |c| c.len() == BACKLOG_PARTITIONS as usize && c.values().all(|&o| o > 0),
+    );
+    std::thread::sleep(Duration::from_secs(4));
+
+    // A rebuilt filter: the same code, new bytes, so nothing is cached.
+    replace(&filter, &with_custom_section(&original, "rebuilt"));
+    let trigger = Instant::now();
+    let (status, body) = post_reload(admin);
+    let swapped = Instant::now();
+    assert_eq!(status, 200, "POST /reload: {body}");
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "compile-group",
+        topic,
+        BACKLOG_PARTITIONS,
+        Duration::from_secs(300),
+        |c| c == &produced.end,
+    );
+    sampling.store(false, Ordering::Release);
+    let samples = sampler.join().unwrap();
+    let log = flumen.log_text();
+    assert!(flumen.terminate().success(), "flumen exit");
+    let compile_ms = log
+        .lines()
+        .filter(|l| l.contains("component loaded") && l.contains("python-filter"))
+        .filter_map(|l| field(l, "ms"))
+        .last()
+        .unwrap_or(0);
+
+    let seen: BTreeSet<(i32, i64)> = read_sink(&work.out, "out").into_iter().collect();
+    let kept: BTreeSet<(i32, i64)> = produced.kept().into_iter().collect();
+    let lost = kept.difference(&seen).count();
+
+    // The backlog may run out before the compile ends (the compile gives
+    // way to the workers, so under load it takes longer): only the time
+    // while there was work counts.
+    let drained = samples
+        .windows(2)
+        .filter(|w| w[1].1 > w[0].1)
+        .map(|w| w[1].0)
+        .last()
+        .unwrap_or(trigger);
+    let second = Duration::from_secs(1);
+    let before = delivery(&samples, trigger - 3 * second, trigger);
+    let busy_until = swapped.min(drained);
+    let during = delivery(&samples, trigger, busy_until);
+    let after =
+        (swapped + 2 * second < drained).then(|| delivery(&samples, swapped, swapped + 2 * second));
+    println!();
+    println!(
+        "| window (Python filter of {:.0} MB, compiled in {compile_ms} ms while a backlog of {BACKLOG} events lasted {:.1} s of it) | longest delivery pause | output KB/s | against before |",
+        original.len() as f64 / 1e6,
+        (busy_until - trigger).as_secs_f64()
+    );
+    println!("|---|---:|---:|---:|");
+    let row = |name: &str, (pause, rate): (Duration, f64)| {
+        println!(
+            "| {name} | {} ms | {:.0} | {:.0} % |",
+            pause.as_millis(),
+            rate / 1e3,
+            rate / before.1 * 100.0
+        );
+    };
+    row("3 s before the reload", before);
+    row("while the new version compiles", during);
+    match after {
+        Some(after) => row("2 s after the swap", after),
+        None => println!("| 2 s after the swap | (the backlog was done) | | |"),
+    }
+    println!(
+        "| events / kept by the filter / lost | {BACKLOG} / {} / {lost} |",
+        kept.len()
+    );
+    println!();
+    assert_eq!(lost, 0, "events lost across the compile and swap");
+    assert!(
+        busy_until - trigger > 3 * second,
+        "the compile overlapped the backlog for only {:?}: make it larger",
+        busy_until - trigger
+    );
+    let paused = after.map_or(during.0, |a| a.0.max(during.0));
+    assert!(
+        paused < second,
+        "delivery paused {paused:?} during the compile or after the swap"
+    );
+    assert!(
+        during.1 > before.1 * 0.7,
+        "delivery slowed from {:.0} to {:.0} bytes/s during the compile",
+        before.1,
+        during.1
+    );
+    eprintln!("compile under load: ok");
 }
 
 /// A sink blocked on an event it rejects (`on_failure = "block"`) is fixed

@@ -121,7 +121,7 @@ impl CompileCache {
                     "compile cache entry unusable; compiling again"),
             }
         }
-        let component = Component::new(engine, bytes)?;
+        let component = super::compile::compile(engine, bytes)?;
         if let Err(e) = self.store(&entry, &component) {
             tracing::warn!(entry = %entry.display(), error = %e,
                 "cannot write the compile cache entry; the next start compiles again");

@@ -14,6 +14,7 @@
 
 mod budget;
 pub mod cache;
+mod compile;
 pub mod contract_version;
 mod error;
 mod guest;
@@ -191,7 +192,7 @@ impl Runtime {
         let started = Instant::now();
         let compiled = match &self.cache {
             Some(cache) => cache.load(&self.engine, bytes),
-            None => Component::new(&self.engine, bytes).map(|c| (c, Origin::Compiled)),
+            None => compile::compile(&self.engine, bytes).map(|c| (c, Origin::Compiled)),
         };
         let (component, origin) = compiled.map_err(|e| GuestError::Load {
             name: cfg.name.clone(),

@@ -688,9 +688,9 @@ dirs = [{{ host = "{out}", guest = "/out" }}]
     assert!(flumen.terminate().success(), "flumen exit");
     let compile_ms = log
         .lines()
+        .rev()
         .filter(|l| l.contains("component loaded") && l.contains("python-filter"))
-        .filter_map(|l| field(l, "ms"))
-        .last()
+        .find_map(|l| field(l, "ms"))
         .unwrap_or(0);
 
     let seen: BTreeSet<(i32, i64)> = read_sink(&work.out, "out").into_iter().collect();

@@ -38,7 +38,7 @@ use crate::config::ComponentConfig;
 use crate::contract::bindings;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config as EngineConfig, Engine};
 
 /// How often the epoch ticks; call deadlines are counted in these ticks.

@@ -24,7 +24,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -215,19 +215,7 @@ fn main() {
     let mut flumen = Flumen::run(&config, &log);
     // Delivery progress, sampled: the output's size over time.
     let sampling = Arc::new(AtomicBool::new(true));
-    let samples = Arc::new(Mutex::new(Vec::<(Instant, u64)>::new()));
-    let sampler = {
-        let (sampling, samples, out) = (sampling.clone(), samples.clone(), work.out.clone());
-        std::thread::spawn(move || {
-            while sampling.load(Ordering::Acquire) {
-                samples
-                    .lock()
-                    .unwrap()
-                    .push((Instant::now(), output_bytes(&out)));
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
+    let sampler = sample_output(work.out.clone(), sampling.clone());
     wait_committed(
         &mut flumen,
         &bootstrap,
@@ -351,7 +339,7 @@ fn main() {
         |c| c == &end,
     );
     sampling.store(false, Ordering::Release);
-    sampler.join().unwrap();
+    let samples = sampler.join().unwrap();
     let text = flumen.log_text();
     let status = flumen.terminate();
     // The text before the shutdown, for the rebalance count; the whole
@@ -431,7 +419,6 @@ fn main() {
     let rejected = text.matches("reload REJECTED").count();
 
     // Delivery pauses: gaps between growths of the output.
-    let samples = samples.lock().unwrap();
     let mut growth = Vec::new();
     let mut prev = 0;
     for &(t, bytes) in samples.iter() {

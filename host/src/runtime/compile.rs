@@ -21,7 +21,7 @@ const COMPILE_NICE: libc::c_int = 10;
 /// Makes rayon's global pool, which wasmtime compiles on, run at
 /// [`COMPILE_NICE`]. Called before the first compile; later calls do
 /// nothing.
-pub fn lower_pool_priority() {
+fn lower_pool_priority() {
     static POOL: Once = Once::new();
     POOL.call_once(|| {
         let built = rayon::ThreadPoolBuilder::new()

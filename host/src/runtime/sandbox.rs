@@ -163,6 +163,11 @@ impl GuestOutput {
         }
     }
 
+    /// Another writer to the same stream, with a line buffer of its own.
+    fn another(&self) -> Self {
+        Self::new(self.tag.clone(), self.stream, self.budget.clone())
+    }
+
     fn emit(&mut self) {
         if !self.budget.admit(&self.tag, self.line.len()) {
             self.line.clear();
@@ -217,11 +222,7 @@ impl IsTerminal for GuestOutput {
 
 impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(Self::new(
-            self.tag.clone(),
-            self.stream,
-            self.budget.clone(),
-        ))
+        Box::new(self.another())
     }
 
     /// Written on the guest's own thread. The default adapter hands every
@@ -229,11 +230,7 @@ impl StdoutStream for GuestOutput {
     /// a stdout flood then kept both cores busy with hand-offs, and the
     /// other pipelines' hops waited for a core.
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(Self::new(
-            self.tag.clone(),
-            self.stream,
-            self.budget.clone(),
-        ))
+        Box::new(self.another())
     }
 }
 

@@ -68,6 +68,10 @@ struct Run {
     /// The calm pipeline's events per second, from its first commit to its
     /// last.
     calm_per_s: f64,
+    /// Whether every other group was still short of its end when the calm
+    /// pipeline reached its own: then the calm rate was measured while the
+    /// flood ran.
+    others_outlasted_calm: bool,
     /// Bytes of flumen's log, and the run's length.
     log_bytes: u64,
     took: Duration,
@@ -87,7 +91,8 @@ fn run(
     let mut flumen = Flumen::run(config, log);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(120);
-    let (mut first, mut peak) = (None, 0);
+    let (mut first, mut calm_done, mut peak) = (None, None, 0);
+    let mut others_outlasted_calm = false;
     loop {
         peak = peak.max(flumen.rss_kib().unwrap_or(0));
         // Each group's commits, asked once a tick; the first is the calm
@@ -98,6 +103,16 @@ fn run(
             .collect();
         if first.is_none() && now[0].values().any(|&o| o > 0) {
             first = Some(Instant::now());
+        }
+        // The calm pipeline's rate ends at its own last commit, not at the
+        // flood's: the flood may take longer, and waiting for it would
+        // measure the flood's length instead.
+        if calm_done.is_none() && now[0] == *ends[0].2 {
+            calm_done = Some(Instant::now());
+            others_outlasted_calm = now[1..]
+                .iter()
+                .zip(&ends[1..])
+                .all(|(c, (_, _, end))| c != *end);
         }
         if now.iter().zip(ends).all(|(c, (_, _, end))| c == *end) {
             break;
@@ -115,13 +130,15 @@ fn run(
         std::thread::sleep(Duration::from_millis(50));
     }
     let took = started.elapsed();
+    let done = calm_done.unwrap_or_else(Instant::now);
     let span = first
-        .map_or(took, |f| f.elapsed())
+        .map_or(took, |f| done.duration_since(f))
         .max(Duration::from_millis(50));
     let log_text = flumen.log_text();
     assert!(flumen.terminate().success(), "flumen exit");
     Run {
         calm_per_s: CALM_EVENTS as f64 / span.as_secs_f64(),
+        others_outlasted_calm,
         log_bytes: std::fs::metadata(log).map_or(0, |m| m.len()),
         took,
         peak_rss_mib: peak / 1024,
@@ -189,8 +206,14 @@ fn a_log_flood_is_held_to_its_budget_and_the_other_pipeline_flows() {
     // The other pipeline kept flowing; both delivered everything (`run`
     // waited for every offset to be committed), and the calm sink wrote
     // every event.
+    // The flood's guest takes one core of two, so half the rate alone is
+    // what the calm pipeline can expect; 40 % leaves room for noise.
     assert!(
-        beside.calm_per_s > alone.calm_per_s * 0.2,
+        beside.others_outlasted_calm,
+        "the flood ended before the calm pipeline did, so its rate was not measured under attack"
+    );
+    assert!(
+        beside.calm_per_s > alone.calm_per_s * 0.4,
         "the calm pipeline slowed from {:.0} to {:.0} events/s",
         alone.calm_per_s,
         beside.calm_per_s

@@ -134,8 +134,11 @@ pub struct Budgets {
     pub log_bytes_per_s: u64,
     /// Bytes one call may hand back to the host: an interceptor's
     /// replacement events and route names, a sink's failure reasons, the
-    /// records a Kafka sink sends. A call beyond it fails like a trap, and
-    /// the component's `on_failure` applies.
+    /// records a Kafka sink sends. It is counted as the host would hold
+    /// it (about 100 bytes more per replacement, header, route and name),
+    /// and it also caps the data of any one host call, such as one write.
+    /// A call beyond it fails like a trap, and the component's
+    /// `on_failure` applies.
     pub output_bytes_per_call: u64,
     /// Records one `send` to the host's producer may carry.
     pub produce_records_per_send: u32,

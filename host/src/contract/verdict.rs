@@ -130,29 +130,6 @@ pub fn sink_verdicts(failures: Vec<Failure>, len: usize) -> Result<Vec<SinkVerdi
 
 /// `event` as an index, when it is in a batch of `len` and comes after the
 /// previous entry (`next` is the first index still allowed).
-/// The bytes an interceptor's answer hands the host beyond its fixed
-/// per-event part: its replacement events and route names, for
-/// `budgets.output_bytes_per_call`.
-pub fn interceptor_answer_bytes(v: &Verdicts) -> u64 {
-    let replaced: usize = v
-        .replacements
-        .iter()
-        .map(|r| super::record_bytes(r.key.as_deref(), r.value.as_deref(), &r.headers))
-        .sum();
-    let routed: usize = v
-        .routes
-        .iter()
-        .flat_map(|r| &r.sinks)
-        .map(String::len)
-        .sum();
-    (v.actions.len() + replaced + routed) as u64
-}
-
-/// The bytes a sink's answer hands the host: its failures' reasons.
-pub fn sink_answer_bytes(failures: &[Failure]) -> u64 {
-    failures.iter().map(|f| f.reason.len() as u64).sum()
-}
-
 fn in_order(event: u32, next: usize, len: usize, what: &str) -> Result<usize, String> {
     let i = event as usize;
     if i >= len {

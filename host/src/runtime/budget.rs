@@ -174,11 +174,25 @@ pub fn cut_line(text: &str) -> std::borrow::Cow<'_, str> {
     format!("{} … [{} more bytes cut]", &text[..end], text.len() - end).into()
 }
 
-/// A call's answer over `budgets.output_bytes_per_call`: the message of
-/// the failure, naming the budget.
-pub fn output_over(what: &str, bytes: u64, budget: u64) -> String {
+/// What wasmtime reports when a guest hands the host more data in one
+/// answer or one host call than the store's hostcall fuel allows (set to
+/// `budgets.output_bytes_per_call` in `Loaded::new_store`). Its error type
+/// is private, so the message is what identifies it.
+const LIFT_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+/// Whether `error` is the host refusing to copy more than
+/// `budgets.output_bytes_per_call` out of a guest.
+pub fn is_output_over(error: &wasmtime::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.to_string().contains(LIFT_FUEL_EXHAUSTED))
+}
+
+/// The message of a call that handed the host more than `budget` bytes,
+/// naming the budget. `what` says what was handed over.
+pub fn output_over(what: &str, budget: u64) -> String {
     format!(
-        "it handed back {bytes} bytes of {what} in one call, over its budget of {budget} \
+        "it handed the host more than its budget of {budget} bytes of {what} in one call \
          (budgets.output_bytes_per_call); the call fails like a trap and on_failure applies"
     )
 }

@@ -139,6 +139,16 @@ impl<P> Loaded<P> {
             },
         );
         store.limiter(|s| &mut s.limits);
+        // wasmtime counts what it copies out of the guest (an answer, or
+        // the data of one host call such as a `send` or a write) against
+        // this "hostcall fuel", and refuses the copy once it runs out.
+        // Measuring an answer only after copying it would not bound the
+        // copy: a hand-written guest can point every entry of a list at the
+        // same bytes, so a 1 MiB guest memory could make a copy of many
+        // GiB.
+        store.set_hostcall_fuel(
+            usize::try_from(self.cfg.budgets.output_bytes_per_call).unwrap_or(usize::MAX),
+        );
         Ok(store)
     }
 

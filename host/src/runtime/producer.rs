@@ -165,7 +165,8 @@ impl ProduceGrant {
         self.sent_bytes += bytes;
         if self.sent_bytes > self.max_bytes {
             hit("output_bytes");
-            return Err(output_over("records sent", self.sent_bytes, self.max_bytes));
+            let what = format!("records sent ({} bytes so far)", self.sent_bytes);
+            return Err(output_over(&what, self.max_bytes));
         }
         Ok(())
     }

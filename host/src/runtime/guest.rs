@@ -100,7 +100,7 @@ impl<P: GuestKind> Guest<P> {
         match P::init(&bindings, &mut store, &self.loaded.guest_config) {
             Ok(Ok(())) => Ok((store, bindings)),
             Ok(Err(message)) => Err(GuestError::InitRefused { name, message }),
-            Err(e) => Err(trap(&name, e)),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
@@ -138,21 +138,27 @@ impl<P: GuestKind> Guest<P> {
                 name: self.name().to_owned(),
                 message,
             },
-            // wasmtime refused to copy more than the budget out of the
-            // guest (its hostcall fuel), so the host never held more.
-            None if is_output_over(&e) => {
-                let name = self.name();
-                super::metrics::budget_hits(&self.tag.pipeline, name, "output_bytes").inc();
-                GuestError::OverBudget {
-                    name: name.to_owned(),
-                    message: output_over(
-                        "answer or host-call data",
-                        self.loaded.cfg.budgets.output_bytes_per_call,
-                    ),
-                }
-            }
-            None => trap(self.loaded.name(), e),
+            None => self.failed(e),
         })
+    }
+
+    /// The error of a call (or `init`) that failed inside wasmtime: a
+    /// trap, or wasmtime refusing to copy more than
+    /// `budgets.output_bytes_per_call` out of the guest (its hostcall
+    /// fuel), so that the host never held more; that one names the budget.
+    fn failed(&self, e: wasmtime::Error) -> GuestError {
+        let name = self.name();
+        if !is_output_over(&e) {
+            return trap(name, e);
+        }
+        super::metrics::budget_hits(&self.tag.pipeline, name, "output_bytes").inc();
+        GuestError::OverBudget {
+            name: name.to_owned(),
+            message: output_over(
+                "answer or host-call data",
+                self.loaded.cfg.budgets.output_bytes_per_call,
+            ),
+        }
     }
 
     /// One verdict per event of a batch of `len`, from the guest's

@@ -290,6 +290,7 @@ pub fn run(captured: &Captured, dir: &Path) -> Vec<FloodRow> {
         let log_bytes = captured.len() - log_before;
         let log_per_min = log_bytes as f64 / took.as_secs_f64() * 60.0;
         let flowing = other_during > 0.0;
+        let stopped = |what: &str| outcome.starts_with("stopped: ") && outcome.contains(what);
         let ok = flowing
             && match want {
                 // "A few MB per minute" at most; and the drops were reported.
@@ -300,12 +301,8 @@ pub fn run(captured: &Captured, dir: &Path) -> Vec<FloodRow> {
                             .text_since(log_before)
                             .contains("budgets.log_lines_per_s")
                 }
-                Want::Stopped(what) => outcome.starts_with("stopped: ") && outcome.contains(what),
-                Want::StoppedWithin(what, mib) => {
-                    outcome.starts_with("stopped: ")
-                        && outcome.contains(what)
-                        && peak_rss_mib <= rss_before + mib
-                }
+                Want::Stopped(what) => stopped(what),
+                Want::StoppedWithin(what, mib) => stopped(what) && peak_rss_mib <= rss_before + mib,
             };
         out.push(FloodRow {
             attack: attack_name,

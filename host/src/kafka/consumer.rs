@@ -1,7 +1,8 @@
 //! The Kafka side of a pipeline: one consumer-group member, polled by one
 //! thread that owns it.
 //!
-//! The thread reads messages, hands each to its partition's worker queue,
+//! The thread reads messages in bursts from the [`FetchQueue`] every
+//! assigned partition is routed to, hands each to its partition's worker queue,
 //! pauses a partition whose queue is full (and resumes it when it drains),
 //! and commits the offsets the workers publish on revoke and on shutdown; a
 //! committer thread beside it commits them periodically, so that a commit's
@@ -17,6 +18,7 @@
 use super::assignment::{drain, lock, PartitionHandle, Partitions};
 use super::client_config;
 use super::commit::{commit, Committer};
+use super::fetch_queue::{FetchQueue, Fetched, Lent};
 use super::handoff::PartitionWorkers;
 use super::message::push_message;
 use super::rebalance::PipelineContext;
@@ -26,7 +28,7 @@ use crate::contract::Batch;
 use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
@@ -41,6 +43,16 @@ const REVOKED_RETRY: Duration = Duration::from_millis(500);
 /// channel send and usually a thread wake-up each, which dominated the cost
 /// of small events; a burst is handed over as one chunk per partition.
 const BURST: usize = 1000;
+
+/// How long the loop waits for a message when there is none. Rebalances
+/// and commit results arrive on the consumer queue, which is served between
+/// waits (see [`FetchQueue`]), so this is also how late a rebalance hook
+/// may start.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+
+/// Events served from the consumer queue per loop: rebalances, commit
+/// results, errors (each `poll` serves at most one).
+const EVENTS_PER_LOOP: usize = 16;
 
 /// How long the loop waits for a message while a partition is paused: a
 /// paused partition is resumed only between waits, and librdkafka drops
@@ -114,8 +126,11 @@ impl PipelineConsumer {
             stats: stats.clone(),
             drain_timeout: pipeline.drain_timeout(),
             pipeline: pipeline.name.clone(),
+            fetch: Mutex::new(None),
         };
         let consumer: BaseConsumer<PipelineContext> = cc.create_with_context(context)?;
+        // Before `subscribe`, so the first assignment is routed too.
+        *lock(&consumer.context().fetch) = Some(Arc::new(FetchQueue::new(&consumer)));
         let topics: Vec<&str> = pipeline.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Self {
@@ -152,31 +167,25 @@ impl PipelineConsumer {
                 return;
             }
         };
+        let Some(fetch) = lock(&self.consumer.context().fetch).clone() else {
+            return;
+        };
         let mut last_revoked_retry = Instant::now();
-        let mut key = (String::new(), 0);
         let mut suspects = Suspects::default();
         let mut any_paused = false;
+        let mut fetched = Fetched::default();
         while !shutdown.load(Ordering::Acquire) {
             // Wait for one message, then take what is already there.
-            let mut wait = if any_paused {
-                PAUSED_WAIT
-            } else {
-                Duration::from_millis(100)
-            };
-            for _ in 0..BURST {
-                match self.consumer.poll(wait) {
-                    None => break,
-                    Some(Ok(msg)) => self.dispatch(&msg, &mut key),
-                    Some(Err(KafkaError::PartitionEOF(_))) => {}
-                    Some(Err(e)) if unreadable::is_undecodable(&e) => {
-                        self.undecodable(&e, &mut suspects)
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(pipeline = %self.pipeline.name, error = %e, "consumer error")
-                    }
-                }
-                wait = Duration::ZERO;
+            let wait = if any_paused { PAUSED_WAIT } else { IDLE_WAIT };
+            fetch.read(wait, 1, &mut fetched);
+            if !fetched.is_empty() {
+                self.dispatch(fetched.iter(), &mut suspects);
+                fetched.clear();
+                fetch.read(Duration::ZERO, BURST, &mut fetched);
+                self.dispatch(fetched.iter(), &mut suspects);
+                fetched.clear();
             }
+            self.serve_events(&mut suspects);
             self.flush_all();
             any_paused = self.resume_drained();
             if last_revoked_retry.elapsed() >= REVOKED_RETRY {
@@ -184,6 +193,10 @@ impl PipelineConsumer {
                 last_revoked_retry = Instant::now();
             }
         }
+        // Closing the consumer waits for every queue handle of its client.
+        *lock(&self.consumer.context().fetch) = None;
+        drop(fetched);
+        drop(fetch);
         committer.stop();
         tracing::info!(pipeline = %self.pipeline.name, "shutting down: finishing in-flight batches");
         let handles: Vec<_> = lock(&self.partitions).drain().collect();
@@ -198,10 +211,19 @@ impl PipelineConsumer {
     }
 
     /// A record could not be decoded: finds the partition that stopped at it
-    /// (rdkafka's error does not say) and reports it.
-    fn undecodable(&self, e: &KafkaError, suspects: &mut Suspects) {
+    /// and reports it. An error read from the fetch queue says where it is
+    /// (`at`: the partition and the offset it stopped at), and librdkafka
+    /// has moved that partition's position one past it; an error event from
+    /// the consumer queue does not say, so the partition is the one whose
+    /// position stays put short of its end.
+    fn undecodable(
+        &self,
+        e: &KafkaError,
+        suspects: &mut Suspects,
+        at: Option<(unreadable::Key, i64)>,
+    ) {
         tracing::debug!(pipeline = %self.pipeline.name, error = %e, "a record cannot be decoded");
-        let positions = match self.consumer.position() {
+        let mut positions = match self.consumer.position() {
             Ok(tpl) => tpl
                 .elements()
                 .iter()
@@ -212,6 +234,12 @@ impl PipelineConsumer {
                 .collect::<Vec<_>>(),
             Err(_) => return,
         };
+        if let Some((key, offset)) = at {
+            match positions.iter_mut().find(|(k, _)| *k == key) {
+                Some(p) => p.1 = offset,
+                None => positions.push((key, offset)),
+            }
+        }
         let ends = self.stats.high_watermarks();
         let parts = lock(&self.partitions);
         let paused = |k: &unreadable::Key| parts.get(k).is_some_and(|h| h.paused);
@@ -231,41 +259,101 @@ impl PipelineConsumer {
         }
     }
 
-    /// Queues one message for its partition's worker, starting the worker on
-    /// the partition's first message. `key` is scratch space reused across
-    /// calls, so that finding the partition allocates nothing.
-    fn dispatch(&self, msg: &BorrowedMessage<'_>, key: &mut (String, i32)) {
-        key.0.clear();
-        key.0.push_str(msg.topic());
-        key.1 = msg.partition();
-        let key = &*key;
-        self.stats.clear_unreadable(&key.0, key.1);
-        let mut parts = lock(&self.partitions);
-        if let Some(h) = parts.get_mut(key) {
-            self.queue(h, key, msg);
-            return;
-        }
-        let (tx, rx) = channel();
-        match self.workers.start(&key.0, key.1, rx) {
-            Ok(worker) => {
-                tracing::info!(pipeline = %self.pipeline.name, topic = %key.0,
-                    partition = key.1, offset = msg.offset(),
-                    "first event of the partition read; its worker started");
-                let h = parts.entry(key.clone()).or_insert(PartitionHandle {
-                    tx,
-                    pending: Batch::default(),
-                    shared: worker.shared,
-                    thread: worker.thread,
-                    paused: false,
-                    last_offset: -1,
-                    stuck: false,
-                });
-                self.queue(h, key, msg);
+    /// Serves the consumer queue: rebalances and commit results (their
+    /// hooks run inside `poll`), errors, and the messages of any partition
+    /// that could not be routed to the fetch queue.
+    fn serve_events(&self, suspects: &mut Suspects) {
+        for _ in 0..EVENTS_PER_LOOP {
+            match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(msg)) => {
+                    // SAFETY: `msg` lends the message until it is dropped,
+                    // after this call.
+                    let lent = unsafe { Lent::from_ptr(msg.ptr()) };
+                    self.dispatch(std::iter::once(lent), suspects);
+                }
+                Some(Err(e)) => self.consumer_error(e, suspects),
             }
-            Err(e) => {
-                // Not handing the event on leaves it uncommitted; it is
-                // read again after a restart.
-                tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot start partition worker");
+        }
+    }
+
+    fn consumer_error(&self, e: KafkaError, suspects: &mut Suspects) {
+        match e {
+            KafkaError::PartitionEOF(_) => {}
+            e if unreadable::is_undecodable(&e) => self.undecodable(&e, suspects, None),
+            e => tracing::warn!(pipeline = %self.pipeline.name, error = %e, "consumer error"),
+        }
+    }
+
+    /// Queues each message for its partition's worker, starting the worker
+    /// on the partition's first message. Messages come in runs of one
+    /// partition, so the partition's name is looked up once per run.
+    fn dispatch<'a>(&self, messages: impl Iterator<Item = Lent<'a>>, suspects: &mut Suspects) {
+        let mut parts = None;
+        let mut key = (String::new(), 0);
+        let mut topic_handle = std::ptr::null();
+        for msg in messages {
+            if let Some(err) = msg.error() {
+                if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    continue;
+                }
+                // `undecodable` takes the partitions' lock itself.
+                parts = None;
+                let e = KafkaError::MessageConsumption(err.into());
+                if unreadable::is_undecodable(&e) {
+                    let at = msg
+                        .topic()
+                        .map(|t| ((t.to_owned(), msg.partition()), msg.offset()));
+                    self.undecodable(&e, suspects, at);
+                } else {
+                    self.consumer_error(e, suspects);
+                }
+                continue;
+            }
+            if msg.topic_handle() != topic_handle || msg.partition() != key.1 {
+                let Some(topic) = msg.topic() else {
+                    // Kafka topic names are ASCII; not queuing the message
+                    // leaves it uncommitted.
+                    tracing::error!(
+                        partition = msg.partition(),
+                        offset = msg.offset(),
+                        "a message's topic name is not UTF-8; the partition stops at it"
+                    );
+                    continue;
+                };
+                key.0.clear();
+                key.0.push_str(topic);
+                key.1 = msg.partition();
+                topic_handle = msg.topic_handle();
+                self.stats.clear_unreadable(&key.0, key.1);
+            }
+            let parts = parts.get_or_insert_with(|| lock(&self.partitions));
+            if let Some(h) = parts.get_mut(&key) {
+                self.queue(h, &key, msg);
+                continue;
+            }
+            let (tx, rx) = channel();
+            match self.workers.start(&key.0, key.1, rx) {
+                Ok(worker) => {
+                    tracing::info!(pipeline = %self.pipeline.name, topic = %key.0,
+                        partition = key.1, offset = msg.offset(),
+                        "first event of the partition read; its worker started");
+                    let h = parts.entry(key.clone()).or_insert(PartitionHandle {
+                        tx,
+                        pending: Batch::default(),
+                        shared: worker.shared,
+                        thread: worker.thread,
+                        paused: false,
+                        last_offset: -1,
+                        stuck: false,
+                    });
+                    self.queue(h, &key, msg);
+                }
+                Err(e) => {
+                    // Not handing the event on leaves it uncommitted; it is
+                    // read again after a restart.
+                    tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot start partition worker");
+                }
             }
         }
     }
@@ -274,13 +362,13 @@ impl PipelineConsumer {
     /// partition once its queue is full. The pending events are handed over
     /// whenever they make a full batch, so that a chunk crosses to the
     /// worker as the batch it becomes, without being copied again.
-    fn queue(&self, h: &mut PartitionHandle, key: &(String, i32), msg: &BorrowedMessage<'_>) {
+    fn queue(&self, h: &mut PartitionHandle, key: &(String, i32), msg: Lent<'_>) {
         if msg.offset() <= h.last_offset || h.stuck {
             tracing::debug!(offset = msg.offset(), "offset already queued; skipped");
             return;
         }
         let batch = &self.pipeline.batch;
-        let size = msg.key().map_or(0, <[u8]>::len) + msg.payload().map_or(0, <[u8]>::len);
+        let size = msg.key().map_or(0, <[u8]>::len) + msg.value().map_or(0, <[u8]>::len);
         if h.pending.len() >= batch.max_events
             || (!h.pending.is_empty() && h.pending.bytes() + size > batch.max_bytes)
         {

@@ -1,18 +1,18 @@
 //! Reading a Kafka message into the batch the guests see.
 
+use super::fetch_queue::Lent;
 use crate::contract::{Batch, Record, TooLarge};
-use rdkafka::message::{BorrowedMessage, Message};
 
 /// Copies a message out of librdkafka's buffer onto the end of `batch`: its
 /// key, value and headers go straight into the batch's columns, with no
 /// allocation of their own. Its topic and partition are the worker's,
 /// passed once per batch.
-pub fn push_message(batch: &mut Batch, msg: &BorrowedMessage<'_>) -> Result<(), TooLarge> {
+pub fn push_message(batch: &mut Batch, msg: Lent<'_>) -> Result<(), TooLarge> {
     batch.push(Record {
         offset: msg.offset(),
-        timestamp: msg.timestamp().to_millis(),
+        timestamp: msg.timestamp(),
         key: msg.key(),
-        value: msg.payload(),
+        value: msg.value(),
         headers: headers_of(msg),
     })
 }
@@ -23,13 +23,13 @@ pub fn push_message(batch: &mut Batch, msg: &BorrowedMessage<'_>) -> Result<(), 
 /// header name (`BorrowedHeaders::try_get`), so a record whose producer put
 /// bytes that are not UTF-8 in a header name would panic the consumer
 /// thread. Here names are bytes; [`Batch::push`] converts a bad one lossily.
-fn headers_of<'a>(msg: &'a BorrowedMessage<'_>) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+fn headers_of<'a>(msg: Lent<'a>) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
     use rdkafka::bindings as rd;
     use rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR as OK;
     let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
-    // SAFETY: `msg.ptr()` is the message librdkafka lent for `msg`'s
-    // lifetime; the headers it returns belong to that message and are only
-    // read while `msg` is borrowed (`'a`).
+    // SAFETY: `msg.ptr()` is the message librdkafka lent for `'a`; the
+    // headers it returns belong to that message and are only read within
+    // `'a`.
     let found = unsafe { rd::rd_kafka_message_headers(msg.ptr(), &mut hdrs) } == OK;
     let count = if found && !hdrs.is_null() {
         // SAFETY: `hdrs` is valid (above).

@@ -3,7 +3,8 @@
 //! the workers finalized, and the producer whose writes are waited for.
 //!
 //! [`client_config`] holds every client's librdkafka settings and has
-//! librdkafka validate them; [`consumer`] runs the poll loop; [`rebalance`] handles revocations;
+//! librdkafka validate them; [`consumer`] runs the poll loop, reading
+//! messages in bursts from the [`fetch_queue`]; [`rebalance`] handles revocations;
 //! [`commit`] commits, periodically and on revoke and shutdown;
 //! [`assignment`] holds the partitions this member works on; [`handoff`]
 //! is what the consumer and a partition worker share; [`message`] reads a
@@ -19,6 +20,7 @@ pub mod assignment;
 pub mod client_config;
 pub mod commit;
 pub mod consumer;
+pub mod fetch_queue;
 pub mod handoff;
 pub mod message;
 pub mod probe;

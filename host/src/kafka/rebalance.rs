@@ -5,6 +5,7 @@
 
 use super::assignment::{drain, lock, Partitions};
 use super::commit::{commit, record_committed};
+use super::fetch_queue::FetchQueue;
 use super::statistics::high_watermarks;
 use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -29,6 +30,9 @@ pub struct PipelineContext {
     pub stats: Arc<PipelineStats>,
     pub drain_timeout: Duration,
     pub pipeline: String,
+    /// Where assigned partitions' messages are routed, once the consumer
+    /// exists; taken away before the consumer closes.
+    pub fetch: Mutex<Option<Arc<FetchQueue>>>,
 }
 
 impl ClientContext for PipelineContext {
@@ -72,6 +76,16 @@ impl ConsumerContext for PipelineContext {
             Rebalance::Assign(tpl) => {
                 self.stats.joined.store(true, Ordering::Release);
                 tracing::info!(pipeline = %self.pipeline, count = tpl.count(), "partitions assigned");
+                // Before the assignment starts fetching: see `FetchQueue`.
+                let unrouted = match lock(&self.fetch).as_ref() {
+                    Some(fetch) => fetch.route(consumer, tpl),
+                    None => Vec::new(),
+                };
+                if !unrouted.is_empty() {
+                    tracing::warn!(pipeline = %self.pipeline, partitions = ?unrouted,
+                        "these partitions are read one message at a time (slower): librdkafka \
+                         could not route them to the batch queue");
+                }
             }
             Rebalance::Error(e) => {
                 tracing::error!(pipeline = %self.pipeline, error = %e, "rebalance error")

@@ -1,0 +1,237 @@
+//! One librdkafka queue that every assigned partition's messages are routed
+//! to, read many messages at a time.
+//!
+//! rdkafka's `BaseConsumer::poll` hands over one message per call. Each
+//! call reads the clock three times (rdkafka once, librdkafka twice, to
+//! track `max.poll.interval.ms`), allocates an `Arc` for the message's
+//! event, and takes the queue's lock: for 100-byte events that was as much
+//! CPU as everything flumen does with the event afterwards. librdkafka's
+//! `rd_kafka_consume_batch_queue` takes up to a whole burst per call, with
+//! one clock read for all of it.
+//!
+//! It must not read the consumer queue itself: rebalance events arrive
+//! there, and the batch call serves a rebalance event it meets by revoking
+//! every partition when no C rebalance callback is set (rdkafka sets none;
+//! it takes rebalances as events). So each partition's own fetch queue is
+//! forwarded here instead, *before* the partition is assigned
+//! ([`FetchQueue::route`], from the rebalance hook). librdkafka forwards a
+//! partition to the consumer queue when it starts fetching it, unless the
+//! application has forwarded it first; routing first means no message of
+//! that partition ever waits on the consumer queue, so the two queues
+//! never hold messages of one partition in two places, and order within a
+//! partition is the fetch order. Rebalances, commit results and errors stay
+//! on the consumer queue, served by `poll` between reads.
+
+use rdkafka::bindings as rd;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::TopicPartitionList;
+use std::ffi::CString;
+use std::time::Duration;
+
+/// The queue all assigned partitions' messages are routed to.
+pub struct FetchQueue {
+    queue: *mut rd::rd_kafka_queue_t,
+}
+
+// SAFETY: a librdkafka queue handle may be used from any thread; the queue
+// does its own locking. The handle is destroyed once, in `Drop`.
+unsafe impl Send for FetchQueue {}
+// SAFETY: as above; every operation on it is a thread-safe librdkafka call.
+unsafe impl Sync for FetchQueue {}
+
+impl FetchQueue {
+    /// A new, empty queue of `consumer`'s client. It must be dropped before
+    /// the consumer is closed, or closing waits for its handle.
+    pub fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Self {
+        // SAFETY: the client pointer is valid while `consumer` lives; the
+        // new queue holds its own reference to the client's internals.
+        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
+        Self { queue }
+    }
+
+    /// Routes the messages of each partition in `tpl` to this queue. Called
+    /// before the partitions are assigned (see the module docs). Returns the
+    /// partitions that could not be routed: librdkafka could not name them
+    /// (a topic name with a NUL byte); their messages stay on the consumer
+    /// queue, where `poll` hands them over.
+    pub fn route<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) -> Vec<(String, i32)> {
+        let mut unrouted = Vec::new();
+        for el in tpl.elements() {
+            let Ok(topic) = CString::new(el.topic()) else {
+                unrouted.push((el.topic().to_owned(), el.partition()));
+                continue;
+            };
+            // SAFETY: valid client and NUL-terminated topic. The partition
+            // queue handle is released right after forwarding; the
+            // forwarding itself holds a reference to this queue.
+            unsafe {
+                let partition = rd::rd_kafka_queue_get_partition(
+                    consumer.client().native_ptr(),
+                    topic.as_ptr(),
+                    el.partition(),
+                );
+                if partition.is_null() {
+                    unrouted.push((el.topic().to_owned(), el.partition()));
+                    continue;
+                }
+                rd::rd_kafka_queue_forward(partition, self.queue);
+                rd::rd_kafka_queue_destroy(partition);
+            }
+        }
+        unrouted
+    }
+
+    /// Waits up to `wait` for a message, then takes what is there, up to
+    /// `max` messages, onto `into` (which must be empty).
+    pub fn read(&self, wait: Duration, max: usize, into: &mut Fetched) {
+        debug_assert!(into.messages.is_empty());
+        into.messages.reserve(max);
+        let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `into.messages` has room for `max` pointers; librdkafka
+        // writes at most that many and returns how many it wrote. Each is
+        // then owned by `into`, which destroys it.
+        unsafe {
+            let n = rd::rd_kafka_consume_batch_queue(
+                self.queue,
+                wait_ms,
+                into.messages.as_mut_ptr(),
+                max,
+            );
+            if n > 0 {
+                into.messages.set_len(n as usize);
+            }
+        }
+    }
+}
+
+impl Drop for FetchQueue {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`, destroyed once here.
+        unsafe { rd::rd_kafka_queue_destroy(self.queue) };
+    }
+}
+
+/// Messages taken from a [`FetchQueue`], owned until cleared: librdkafka
+/// lends their bytes until each is destroyed.
+#[derive(Default)]
+pub struct Fetched {
+    messages: Vec<*mut rd::rd_kafka_message_t>,
+}
+
+impl Fetched {
+    /// The messages, in the order they were read.
+    pub fn iter(&self) -> impl Iterator<Item = Lent<'_>> {
+        // SAFETY: each pointer came from `rd_kafka_consume_batch_queue` and
+        // is not destroyed before `clear`, which needs `&mut self`.
+        self.messages.iter().map(|&m| unsafe { Lent::from_ptr(m) })
+    }
+
+    /// Whether nothing was read.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Gives every message back to librdkafka.
+    pub fn clear(&mut self) {
+        for m in self.messages.drain(..) {
+            // SAFETY: owned by this batch (see `FetchQueue::read`).
+            unsafe { rd::rd_kafka_message_destroy(m) };
+        }
+    }
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// One message as librdkafka lent it: read in place, never copied here.
+#[derive(Clone, Copy)]
+pub struct Lent<'a> {
+    msg: &'a rd::rd_kafka_message_t,
+}
+
+impl<'a> Lent<'a> {
+    /// Views the message at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` is a valid message that librdkafka does not destroy for `'a`.
+    pub unsafe fn from_ptr(ptr: *const rd::rd_kafka_message_t) -> Self {
+        // SAFETY: as the caller promises.
+        Self {
+            msg: unsafe { &*ptr },
+        }
+    }
+
+    /// The raw message, for librdkafka calls about it.
+    pub fn ptr(&self) -> *const rd::rd_kafka_message_t {
+        self.msg
+    }
+
+    /// The error librdkafka delivered in place of a message, if it is one
+    /// (the end of a partition, or a record it cannot decode).
+    pub fn error(&self) -> Option<RDKafkaRespErr> {
+        (self.msg.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR).then_some(self.msg.err)
+    }
+
+    /// The topic handle: the same pointer for every message of one topic,
+    /// so it tells cheaply whether the topic changed since the last message.
+    pub fn topic_handle(&self) -> *const rd::rd_kafka_topic_t {
+        self.msg.rkt
+    }
+
+    /// The topic's name, or `None` if it is not UTF-8 (Kafka topic names
+    /// are ASCII; librdkafka does not check).
+    pub fn topic(&self) -> Option<&'a str> {
+        // SAFETY: a message's topic handle and its NUL-terminated name live
+        // as long as the message.
+        unsafe {
+            let name = rd::rd_kafka_topic_name(self.msg.rkt);
+            if name.is_null() {
+                return None;
+            }
+            std::ffi::CStr::from_ptr(name).to_str().ok()
+        }
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> i32 {
+        self.msg.partition
+    }
+
+    /// The offset.
+    pub fn offset(&self) -> i64 {
+        self.msg.offset
+    }
+
+    /// The key, if the record has one (`None` is Kafka's null key).
+    pub fn key(&self) -> Option<&'a [u8]> {
+        // SAFETY: a non-null key points at `key_len` bytes owned by the
+        // message.
+        (!self.msg.key.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(self.msg.key.cast(), self.msg.key_len) })
+    }
+
+    /// The value, if the record has one (`None` is Kafka's null value).
+    pub fn value(&self) -> Option<&'a [u8]> {
+        // SAFETY: a non-null payload points at `len` bytes owned by the
+        // message.
+        (!self.msg.payload.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(self.msg.payload.cast(), self.msg.len) })
+    }
+
+    /// The record's timestamp in milliseconds, if it has one.
+    pub fn timestamp(&self) -> Option<i64> {
+        let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+        // SAFETY: a valid message and a valid out-pointer.
+        let ms = unsafe { rd::rd_kafka_message_timestamp(self.msg, &mut kind) };
+        (kind != rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ms != -1)
+            .then_some(ms)
+    }
+}

@@ -235,3 +235,98 @@ impl<'a> Lent<'a> {
             .then_some(ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::consumer::Rebalance;
+    use rdkafka::message::Message;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::{ClientConfig, ClientContext};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    /// Routes each assignment before it starts, as flumen's rebalance hook
+    /// does.
+    #[derive(Default)]
+    struct Routing(Mutex<Option<Arc<FetchQueue>>>);
+
+    impl ClientContext for Routing {}
+
+    impl ConsumerContext for Routing {
+        fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+            if let (Rebalance::Assign(tpl), Ok(fetch)) = (rebalance, self.0.lock()) {
+                if let Some(fetch) = fetch.as_ref() {
+                    assert!(fetch.route(consumer, tpl).is_empty(), "not routed");
+                }
+            }
+        }
+    }
+
+    /// The ordering argument of the module docs, checked: every message of
+    /// a routed partition comes through the fetch queue, none through the
+    /// consumer queue, and each partition's in offset order with nothing
+    /// missing.
+    #[test]
+    fn routed_partitions_arrive_only_on_the_fetch_queue_in_order() {
+        const PARTITIONS: i32 = 3;
+        const EVENTS: i64 = 3000;
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", PARTITIONS, 1).expect("topic");
+        let bootstrap = cluster.bootstrap_servers();
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("producer");
+        for i in 0..EVENTS {
+            let value = i.to_string();
+            let partition = (i % i64::from(PARTITIONS)) as i32;
+            producer
+                .send(
+                    BaseRecord::<(), _>::to("t")
+                        .partition(partition)
+                        .payload(&value),
+                )
+                .map_err(|(e, _)| e)
+                .expect("send");
+        }
+        producer.flush(Duration::from_secs(10)).expect("flush");
+
+        let consumer: BaseConsumer<Routing> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "g")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create_with_context(Routing::default())
+            .expect("consumer");
+        let fetch = Arc::new(FetchQueue::new(&consumer));
+        *consumer.context().0.lock().expect("lock") = Some(fetch.clone());
+        consumer.subscribe(&["t"]).expect("subscribe");
+
+        let mut next = [0i64; PARTITIONS as usize];
+        let mut read = 0;
+        let mut fetched = Fetched::default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read < EVENTS {
+            assert!(Instant::now() < deadline, "read {read} of {EVENTS}");
+            if let Some(Ok(m)) = consumer.poll(Duration::ZERO) {
+                panic!("partition {} read on the consumer queue", m.partition());
+            }
+            fetch.read(Duration::from_millis(10), 500, &mut fetched);
+            for m in fetched.iter().filter(|m| m.error().is_none()) {
+                let p = m.partition();
+                assert_eq!(m.topic(), Some("t"));
+                assert_eq!(m.offset(), next[p as usize], "partition {p} out of order");
+                let i = m.offset() * i64::from(PARTITIONS) + i64::from(p);
+                assert_eq!(m.value(), Some(i.to_string().as_bytes()));
+                assert_eq!(m.key(), None);
+                assert!(m.timestamp().is_some());
+                next[p as usize] += 1;
+                read += 1;
+            }
+            fetched.clear();
+        }
+        *consumer.context().0.lock().expect("lock") = None;
+    }
+}

@@ -131,6 +131,33 @@ fn push_bytes(
     Ok(())
 }
 
+/// Appends a whole column (`src`, with item ends `src_ends`) onto `buf`
+/// and `ends`, moving its ends past what `buf` held.
+fn append_column(
+    buf: &mut Vec<u8>,
+    ends: &mut Vec<u32>,
+    src: &[u8],
+    src_ends: &[u32],
+    what: &'static str,
+) -> Result<(), TooLarge> {
+    let len = cut(src_ends, src_ends.len());
+    let base = u32::try_from(buf.len()).map_err(|_| TooLarge { what })?;
+    u32::try_from(buf.len() + len).map_err(|_| TooLarge { what })?;
+    buf.extend_from_slice(&src[..len]);
+    ends.extend(src_ends.iter().map(|&e| e + base));
+    Ok(())
+}
+
+/// Cuts a column after its first `at` items; returns the rest, with its
+/// ends counted from its own start.
+fn split_column(buf: &mut Vec<u8>, ends: &mut Vec<u32>, at: usize) -> (Vec<u8>, Vec<u32>) {
+    let start = cut(ends, at);
+    // Cannot overflow: `start` is one of the column's own 32-bit ends.
+    let base = start as u32;
+    let rest_ends = ends.split_off(at).iter().map(|&e| e - base).collect();
+    (buf.split_off(start), rest_ends)
+}
+
 impl Batch {
     /// An empty batch with room for `events` events of `bytes` value bytes.
     pub fn with_capacity(events: usize, bytes: usize) -> Self {
@@ -341,13 +368,50 @@ impl Batch {
     }
 
     /// Appends every event of `other`, in order; on [`TooLarge`], none.
+    /// Column by column, in block copies: the batcher joins the consumer's
+    /// chunks this way, and event by event it cost a call per field.
     pub fn append(&mut self, other: &Batch) -> Result<(), TooLarge> {
         let (events, bytes) = (self.len(), self.bytes);
-        let result = (0..other.len()).try_for_each(|i| self.push_from(other, i));
-        if result.is_err() {
-            self.truncate(events, bytes);
+        let result = self.append_columns(&other.cols);
+        match result {
+            Ok(()) => self.bytes += other.bytes,
+            Err(_) => self.truncate(events, bytes),
         }
         result
+    }
+
+    fn append_columns(&mut self, o: &Columns) -> Result<(), TooLarge> {
+        let c = &mut self.cols;
+        let headers_before = c.header_name_ends.len();
+        append_column(&mut c.keys, &mut c.key_ends, &o.keys, &o.key_ends, "keys")?;
+        append_column(
+            &mut c.values,
+            &mut c.value_ends,
+            &o.values,
+            &o.value_ends,
+            "values",
+        )?;
+        append_column(
+            &mut c.header_names,
+            &mut c.header_name_ends,
+            &o.header_names,
+            &o.header_name_ends,
+            "header names",
+        )?;
+        append_column(
+            &mut c.header_values,
+            &mut c.header_value_ends,
+            &o.header_values,
+            &o.header_value_ends,
+            "header values",
+        )?;
+        let base = u32::try_from(headers_before).map_err(|_| TooLarge { what: "headers" })?;
+        c.header_ends
+            .extend(o.header_ends.iter().map(|&e| e + base));
+        c.offsets.extend_from_slice(&o.offsets);
+        c.timestamps.extend_from_slice(&o.timestamps);
+        c.presence.extend_from_slice(&o.presence);
+        Ok(())
     }
 
     /// The events at `indices` (in the order given), as a batch of their own.
@@ -360,16 +424,44 @@ impl Batch {
     }
 
     /// Splits the batch in two at event `at`: `self` keeps `[0, at)`, the
-    /// rest is returned.
+    /// rest is returned. Column by column, like [`Batch::append`].
     pub fn split_off(&mut self, at: usize) -> Batch {
         let at = at.min(self.len());
-        let mut rest = Batch::with_capacity(self.len() - at, 0);
-        for i in at..self.len() {
-            // Cannot overflow: these events fitted together in `self`.
-            let _ = rest.push_from(self, i);
+        let c = &mut self.cols;
+        let headers = cut(&c.header_ends, at);
+        let (keys, key_ends) = split_column(&mut c.keys, &mut c.key_ends, at);
+        let (values, value_ends) = split_column(&mut c.values, &mut c.value_ends, at);
+        let (header_names, header_name_ends) =
+            split_column(&mut c.header_names, &mut c.header_name_ends, headers);
+        let (header_values, header_value_ends) =
+            split_column(&mut c.header_values, &mut c.header_value_ends, headers);
+        // Cannot overflow: the header count already fitted in `u32`.
+        let base = headers as u32;
+        let header_ends = c
+            .header_ends
+            .split_off(at)
+            .iter()
+            .map(|&e| e - base)
+            .collect();
+        let bytes = keys.len() + values.len() + header_names.len() + header_values.len();
+        self.bytes -= bytes;
+        Batch {
+            cols: Columns {
+                offsets: c.offsets.split_off(at),
+                timestamps: c.timestamps.split_off(at),
+                presence: c.presence.split_off(at),
+                keys,
+                key_ends,
+                values,
+                value_ends,
+                header_ends,
+                header_names,
+                header_name_ends,
+                header_values,
+                header_value_ends,
+            },
+            bytes,
         }
-        self.truncate(at, self.bytes - rest.bytes);
-        rest
     }
 
     /// Event `i`, materialized.
@@ -496,6 +588,33 @@ mod tests {
         assert_eq!(shown(&tail.to_events()), shown(&events[1..]));
         head.append(&tail).expect("fits");
         assert_eq!(head, b);
+    }
+
+    /// The column-wise `append` and `split_off` give what event-by-event
+    /// copies give, at every split point, bytes included.
+    #[test]
+    fn block_copies_match_event_by_event_copies() {
+        let events = sample();
+        let b = Batch::from_events(&events).expect("fits");
+        for at in 0..=b.len() {
+            let mut head = b.clone();
+            let tail = head.split_off(at);
+            let slow = |r: std::ops::Range<usize>| {
+                let mut x = Batch::default();
+                r.for_each(|i| x.push_from(&b, i).expect("fits"));
+                x
+            };
+            assert_eq!((&head, head.bytes()), (&slow(0..at), slow(0..at).bytes()));
+            assert_eq!(
+                (&tail, tail.bytes()),
+                (&slow(at..b.len()), slow(at..b.len()).bytes())
+            );
+            let mut joined = tail.clone();
+            joined.append(&head).expect("fits");
+            let mut want = slow(at..b.len());
+            (0..at).for_each(|i| want.push_from(&b, i).expect("fits"));
+            assert_eq!((&joined, joined.bytes()), (&want, want.bytes()));
+        }
     }
 
     #[test]

@@ -173,6 +173,7 @@ where
         .entered();
         if worker.start_guests() {
             while let Some(batch) = batcher.next_batch(&worker.shared.stop) {
+                worker.shared.busy.store(true, Ordering::Release);
                 worker
                     .shared
                     .queued
@@ -181,7 +182,9 @@ where
                     .shared
                     .queued_bytes
                     .fetch_sub(batch.bytes(), Ordering::AcqRel);
-                if !worker.process(batch) {
+                let go_on = worker.process(batch);
+                worker.shared.busy.store(false, Ordering::Release);
+                if !go_on {
                     break;
                 }
             }

@@ -400,10 +400,16 @@ impl PipelineConsumer {
         }
     }
 
-    /// Hands every partition's pending events to its worker.
+    /// Hands every partition's pending events to its worker, except where
+    /// the worker is busy with a batch: those keep growing towards a whole
+    /// batch (see `PartitionShared::busy`), and are handed over at the end
+    /// of the first burst after the worker is done, or as soon as they make
+    /// a whole batch.
     fn flush_all(&self) {
         for ((topic, partition), h) in lock(&self.partitions).iter_mut() {
-            h.flush(topic, *partition);
+            if !h.shared.busy.load(Ordering::Acquire) {
+                h.flush(topic, *partition);
+            }
         }
     }
 

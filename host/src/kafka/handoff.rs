@@ -24,6 +24,12 @@ pub struct PartitionShared {
     pub queued_bytes: AtomicUsize,
     /// Offset to commit, or -1 if nothing is finalized yet.
     pub committable: AtomicI64,
+    /// Set by the worker while it works on a batch. The consumer then lets
+    /// the partition's pending events grow to a whole batch instead of
+    /// handing over each read burst: the worker could not take them sooner,
+    /// and a chunk that is a whole batch becomes the next batch as it is,
+    /// where smaller chunks are copied together into one.
+    pub busy: AtomicBool,
 }
 
 impl Default for PartitionShared {
@@ -41,6 +47,7 @@ impl PartitionShared {
             queued: AtomicUsize::new(0),
             queued_bytes: AtomicUsize::new(0),
             committable: AtomicI64::new(-1),
+            busy: AtomicBool::new(false),
         }
     }
 

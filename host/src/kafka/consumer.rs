@@ -101,6 +101,9 @@ fn leave_group(consumer: Arc<BaseConsumer<PipelineContext>>, pipeline: &str, wit
 /// One running consumer-group member for one pipeline.
 pub struct PipelineConsumer {
     consumer: Arc<BaseConsumer<PipelineContext>>,
+    /// Where the assigned partitions' messages are read from; also held by
+    /// the rebalance hook, which routes each assignment to it.
+    fetch: Arc<FetchQueue>,
     partitions: Arc<Mutex<Partitions>>,
     pipeline: PipelineConfig,
     workers: Box<dyn PartitionWorkers>,
@@ -130,11 +133,13 @@ impl PipelineConsumer {
         };
         let consumer: BaseConsumer<PipelineContext> = cc.create_with_context(context)?;
         // Before `subscribe`, so the first assignment is routed too.
-        *lock(&consumer.context().fetch) = Some(Arc::new(FetchQueue::new(&consumer)));
+        let fetch = Arc::new(FetchQueue::new(&consumer));
+        *lock(&consumer.context().fetch) = Some(fetch.clone());
         let topics: Vec<&str> = pipeline.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Self {
             consumer: Arc::new(consumer),
+            fetch,
             partitions,
             pipeline: pipeline.clone(),
             workers,
@@ -167,9 +172,6 @@ impl PipelineConsumer {
                 return;
             }
         };
-        let Some(fetch) = lock(&self.consumer.context().fetch).clone() else {
-            return;
-        };
         let mut last_revoked_retry = Instant::now();
         let mut suspects = Suspects::default();
         let mut any_paused = false;
@@ -177,11 +179,11 @@ impl PipelineConsumer {
         while !shutdown.load(Ordering::Acquire) {
             // Wait for one message, then take what is already there.
             let wait = if any_paused { PAUSED_WAIT } else { IDLE_WAIT };
-            fetch.read(wait, 1, &mut fetched);
+            self.fetch.read(wait, 1, &mut fetched);
             if !fetched.is_empty() {
                 self.dispatch(fetched.iter(), &mut suspects);
                 fetched.clear();
-                fetch.read(Duration::ZERO, BURST, &mut fetched);
+                self.fetch.read(Duration::ZERO, BURST, &mut fetched);
                 self.dispatch(fetched.iter(), &mut suspects);
                 fetched.clear();
             }
@@ -193,10 +195,7 @@ impl PipelineConsumer {
                 last_revoked_retry = Instant::now();
             }
         }
-        // Closing the consumer waits for every queue handle of its client.
-        *lock(&self.consumer.context().fetch) = None;
         drop(fetched);
-        drop(fetch);
         committer.stop();
         tracing::info!(pipeline = %self.pipeline.name, "shutting down: finishing in-flight batches");
         let handles: Vec<_> = lock(&self.partitions).drain().collect();
@@ -205,8 +204,14 @@ impl PipelineConsumer {
         self.consumer.unsubscribe();
         let within = self.pipeline.drain_timeout() + LEAVE_GRACE;
         let Self {
-            consumer, pipeline, ..
+            consumer,
+            pipeline,
+            fetch,
+            ..
         } = self;
+        // Closing the consumer waits for every queue handle of its client.
+        *lock(&consumer.context().fetch) = None;
+        drop(fetch);
         leave_group(consumer, &pipeline.name, within);
     }
 
@@ -277,6 +282,7 @@ impl PipelineConsumer {
         }
     }
 
+    /// An error librdkafka reported in place of a message or as an event.
     fn consumer_error(&self, e: KafkaError, suspects: &mut Suspects) {
         match e {
             KafkaError::PartitionEOF(_) => {}

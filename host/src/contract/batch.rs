@@ -141,8 +141,9 @@ fn append_column(
     what: &'static str,
 ) -> Result<(), TooLarge> {
     let len = cut(src_ends, src_ends.len());
-    let base = u32::try_from(buf.len()).map_err(|_| TooLarge { what })?;
     u32::try_from(buf.len() + len).map_err(|_| TooLarge { what })?;
+    // Cannot truncate: checked just above.
+    let base = buf.len() as u32;
     buf.extend_from_slice(&src[..len]);
     ends.extend(src_ends.iter().map(|&e| e + base));
     Ok(())

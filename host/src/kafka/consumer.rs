@@ -28,7 +28,6 @@ use crate::contract::Batch;
 use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
@@ -181,9 +180,7 @@ impl PipelineConsumer {
             let wait = if any_paused { PAUSED_WAIT } else { IDLE_WAIT };
             self.fetch.read(wait, 1, &mut fetched);
             if !fetched.is_empty() {
-                self.dispatch(fetched.iter(), &mut suspects);
-                fetched.clear();
-                self.fetch.read(Duration::ZERO, BURST, &mut fetched);
+                self.fetch.read(Duration::ZERO, BURST - 1, &mut fetched);
                 self.dispatch(fetched.iter(), &mut suspects);
                 fetched.clear();
             }
@@ -277,16 +274,22 @@ impl PipelineConsumer {
                     let lent = unsafe { Lent::from_ptr(msg.ptr()) };
                     self.dispatch(std::iter::once(lent), suspects);
                 }
-                Some(Err(e)) => self.consumer_error(e, suspects),
+                Some(Err(e)) => self.consumer_error(e, suspects, None),
             }
         }
     }
 
-    /// An error librdkafka reported in place of a message or as an event.
-    fn consumer_error(&self, e: KafkaError, suspects: &mut Suspects) {
+    /// An error librdkafka reported in place of a message (`at`: where) or
+    /// as an event.
+    fn consumer_error(
+        &self,
+        e: KafkaError,
+        suspects: &mut Suspects,
+        at: Option<(unreadable::Key, i64)>,
+    ) {
         match e {
             KafkaError::PartitionEOF(_) => {}
-            e if unreadable::is_undecodable(&e) => self.undecodable(&e, suspects, None),
+            e if unreadable::is_undecodable(&e) => self.undecodable(&e, suspects, at),
             e => tracing::warn!(pipeline = %self.pipeline.name, error = %e, "consumer error"),
         }
     }
@@ -299,21 +302,13 @@ impl PipelineConsumer {
         let mut key = (String::new(), 0);
         let mut topic_handle = std::ptr::null();
         for msg in messages {
-            if let Some(err) = msg.error() {
-                if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    continue;
-                }
+            if let Some(e) = msg.error() {
                 // `undecodable` takes the partitions' lock itself.
                 parts = None;
-                let e = KafkaError::MessageConsumption(err.into());
-                if unreadable::is_undecodable(&e) {
-                    let at = msg
-                        .topic()
-                        .map(|t| ((t.to_owned(), msg.partition()), msg.offset()));
-                    self.undecodable(&e, suspects, at);
-                } else {
-                    self.consumer_error(e, suspects);
-                }
+                let at = msg
+                    .topic()
+                    .map(|t| ((t.to_owned(), msg.partition()), msg.offset()));
+                self.consumer_error(e, suspects, at);
                 continue;
             }
             if msg.topic_handle() != topic_handle || msg.partition() != key.1 {

@@ -24,6 +24,7 @@
 
 use rdkafka::bindings as rd;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::TopicPartitionList;
 use std::ffi::CString;
@@ -87,23 +88,23 @@ impl FetchQueue {
     }
 
     /// Waits up to `wait` for a message, then takes what is there, up to
-    /// `max` messages, onto `into` (which must be empty).
+    /// `max` messages, onto the end of `into`.
     pub fn read(&self, wait: Duration, max: usize, into: &mut Fetched) {
-        debug_assert!(into.messages.is_empty());
+        let had = into.messages.len();
         into.messages.reserve(max);
         let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `into.messages` has room for `max` pointers; librdkafka
-        // writes at most that many and returns how many it wrote. Each is
-        // then owned by `into`, which destroys it.
+        // SAFETY: `into.messages` has room for `max` more pointers;
+        // librdkafka writes at most that many and returns how many it
+        // wrote. Each is then owned by `into`, which destroys it.
         unsafe {
             let n = rd::rd_kafka_consume_batch_queue(
                 self.queue,
                 wait_ms,
-                into.messages.as_mut_ptr(),
+                into.messages.as_mut_ptr().add(had),
                 max,
             );
             if n > 0 {
-                into.messages.set_len(n as usize);
+                into.messages.set_len(had + n as usize);
             }
         }
     }
@@ -175,9 +176,16 @@ impl<'a> Lent<'a> {
     }
 
     /// The error librdkafka delivered in place of a message, if it is one
-    /// (the end of a partition, or a record it cannot decode).
-    pub fn error(&self) -> Option<RDKafkaRespErr> {
-        (self.msg.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR).then_some(self.msg.err)
+    /// (the end of a partition, or a record it cannot decode), as rdkafka's
+    /// `poll` reports it.
+    pub fn error(&self) -> Option<KafkaError> {
+        match self.msg.err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR => None,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF => {
+                Some(KafkaError::PartitionEOF(self.msg.partition))
+            }
+            err => Some(KafkaError::MessageConsumption(err.into())),
+        }
     }
 
     /// The topic handle: the same pointer for every message of one topic,

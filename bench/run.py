@@ -207,7 +207,7 @@ def run_flumen(bootstrap, topic, group, scenario, end, workdir) -> dict:
     cfg = workdir / "flumen.toml"
     cfg.write_text(flumen_config(bootstrap, topic, group, scenario, out))
     log = workdir / "flumen.log"
-    env = dict(os.environ, RUST_LOG="info,flumen::kafka=debug")
+    env = dict(os.environ, RUST_LOG=os.environ.get("FLUMEN_BENCH_RUST_LOG", "info,flumen::kafka=debug"))
     with open(log, "w") as logf:
         proc = subprocess.Popen([str(FLUMEN), "run", "--config", str(cfg)],
                                 stdout=subprocess.DEVNULL, stderr=logf, env=env)

@@ -37,10 +37,11 @@ pub struct PipelineConfig {
     /// Events read from Kafka but not yet handed to the guests, per partition,
     /// before the partition is paused. Bounds memory when sinks are slow.
     /// A queued event costs its bytes and 29 more (its place in the batch's
-    /// columns), so the byte bound is usually the one that binds; pausing
-    /// is not free (librdkafka drops what it had fetched ahead for the
-    /// partition, and reads it again on resume), so the default leaves
-    /// small events room to queue.
+    /// columns), so the byte bound is usually the one that binds. A paused
+    /// partition's messages fetched meanwhile wait in librdkafka, up to
+    /// about the same bounds again; past those, fetching the partition stops
+    /// and what waited is fetched again on resume, which costs a round trip,
+    /// so the default leaves small events room to queue.
     #[serde(default = "default_max_queued")]
     pub max_queued_events: usize,
     /// The same bound in bytes of keys, values and headers: with large

@@ -23,7 +23,12 @@ pub struct PartitionHandle {
     pub pending: Batch,
     pub shared: Arc<PartitionShared>,
     pub thread: std::thread::JoinHandle<()>,
+    /// Paused by flumen: its messages are held back on the partition's own
+    /// librdkafka queue (see `FetchQueue::hold`).
     pub paused: bool,
+    /// Paused in librdkafka as well, which stops fetching and drops what it
+    /// held: the held messages reached the partition's queue bounds.
+    pub fetch_stopped: bool,
     /// Last offset read for the worker; guards against re-reads.
     pub last_offset: i64,
     /// A record could not be queued (see `PipelineConsumer::queue`): nothing

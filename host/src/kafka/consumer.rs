@@ -54,9 +54,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(10);
 const EVENTS_PER_LOOP: usize = 16;
 
 /// How long the loop waits for a message while a partition is paused: a
-/// paused partition is resumed only between waits, and librdkafka drops
-/// what it had fetched ahead for it when it was paused, so every moment it
-/// stays paused after its queue has drained is a moment of reading nothing.
+/// paused partition is resumed only between waits, so every moment it stays
+/// paused after its worker has run out of events is a moment of delivering
+/// nothing.
 const PAUSED_WAIT: Duration = Duration::from_millis(5);
 
 /// How much longer than `drain_timeout_ms` leaving the group may take: a
@@ -186,7 +186,7 @@ impl PipelineConsumer {
             }
             self.serve_events(&mut suspects);
             self.flush_all();
-            any_paused = self.resume_drained();
+            any_paused = self.tend_paused();
             if last_revoked_retry.elapsed() >= REVOKED_RETRY {
                 self.retry_revoked();
                 last_revoked_retry = Instant::now();
@@ -345,6 +345,7 @@ impl PipelineConsumer {
                         shared: worker.shared,
                         thread: worker.thread,
                         paused: false,
+                        fetch_stopped: false,
                         last_offset: -1,
                         stuck: false,
                     });
@@ -457,43 +458,80 @@ impl PipelineConsumer {
     }
 
     /// Resumes paused partitions whose queue has drained to half, in events
-    /// and in bytes. Returns whether a partition is still paused.
-    fn resume_drained(&self) -> bool {
+    /// and in bytes, and stops fetching the others once as much as their
+    /// queue bounds waits held back in librdkafka (a partition then holds
+    /// at most about twice its bounds). Returns whether a partition is
+    /// still paused.
+    fn tend_paused(&self) -> bool {
+        let max_events = self.pipeline.max_queued_events;
+        let max_bytes = self.pipeline.max_queued_bytes;
         let mut parts = lock(&self.partitions);
         for (key, h) in parts.iter_mut().filter(|(_, h)| h.paused) {
-            if h.shared.queued.load(Ordering::Acquire) <= self.pipeline.max_queued_events / 2
-                && h.shared.queued_bytes.load(Ordering::Acquire)
-                    <= self.pipeline.max_queued_bytes / 2
-                && self.set_paused(key, false)
-            {
-                h.paused = false;
+            let queued = h.shared.queued.load(Ordering::Acquire);
+            let queued_bytes = h.shared.queued_bytes.load(Ordering::Acquire);
+            if queued <= max_events / 2 && queued_bytes <= max_bytes / 2 {
+                if h.fetch_stopped && self.stop_fetching(key, false) {
+                    h.fetch_stopped = false;
+                }
+                if !h.fetch_stopped && self.set_paused(key, false) {
+                    h.paused = false;
+                }
+                continue;
+            }
+            if h.fetch_stopped {
+                continue;
+            }
+            // Held events are about the size of the queued ones.
+            let held = self.fetch.held(&self.consumer, &key.0, key.1).unwrap_or(0);
+            let held_bytes = held.saturating_mul(queued_bytes / queued.max(1));
+            if (held >= max_events || held_bytes >= max_bytes) && self.stop_fetching(key, true) {
+                h.fetch_stopped = true;
             }
         }
         parts.values().any(|h| h.paused)
     }
 
-    fn set_paused(&self, (topic, partition): &(String, i32), pause: bool) -> bool {
+    /// Pauses or resumes fetching one partition in librdkafka.
+    fn stop_fetching(&self, (topic, partition): &(String, i32), stop: bool) -> bool {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, *partition);
-        let r = if pause {
+        let r = if stop {
             self.consumer.pause(&tpl)
         } else {
             self.consumer.resume(&tpl)
         };
         match r {
             Ok(()) => {
-                let what = if pause {
-                    "partition paused"
-                } else {
-                    "partition resumed"
-                };
-                tracing::debug!(%topic, partition, "{what}");
+                tracing::debug!(%topic, partition, stop, "partition fetching stopped/restarted");
                 true
             }
             Err(e) => {
-                tracing::warn!(%topic, partition, pause, error = %e, "cannot pause/resume partition");
+                tracing::warn!(%topic, partition, stop, error = %e,
+                    "cannot stop/restart fetching the partition");
                 false
             }
         }
+    }
+
+    /// Pauses or resumes one partition by holding its messages back from
+    /// the fetch queue or releasing them (see [`FetchQueue::hold`]).
+    fn set_paused(&self, (topic, partition): &(String, i32), pause: bool) -> bool {
+        let done = if pause {
+            self.fetch.hold(&self.consumer, topic, *partition)
+        } else {
+            self.fetch.release(&self.consumer, topic, *partition)
+        };
+        if done {
+            let what = if pause {
+                "partition paused"
+            } else {
+                "partition resumed"
+            };
+            tracing::debug!(%topic, partition, "{what}");
+        } else {
+            tracing::warn!(%topic, partition, pause,
+                "cannot pause/resume partition: librdkafka does not know it");
+        }
+        done
     }
 }

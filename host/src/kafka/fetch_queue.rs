@@ -61,32 +61,71 @@ impl FetchQueue {
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
     ) -> Vec<(String, i32)> {
-        let mut unrouted = Vec::new();
-        for el in tpl.elements() {
-            let Ok(topic) = CString::new(el.topic()) else {
-                unrouted.push((el.topic().to_owned(), el.partition()));
-                continue;
-            };
-            // SAFETY: valid client and NUL-terminated topic. The partition
-            // queue handle is released right after forwarding; the
-            // forwarding itself holds a reference to this queue.
-            unsafe {
-                let partition = rd::rd_kafka_queue_get_partition(
-                    consumer.client().native_ptr(),
-                    topic.as_ptr(),
-                    el.partition(),
-                );
-                if partition.is_null() {
-                    unrouted.push((el.topic().to_owned(), el.partition()));
-                    continue;
-                }
-                rd::rd_kafka_queue_forward(partition, self.queue);
-                rd::rd_kafka_queue_destroy(partition);
-            }
-        }
-        unrouted
+        tpl.elements()
+            .iter()
+            .filter(|el| !self.forward(consumer, el.topic(), el.partition(), self.queue))
+            .map(|el| (el.topic().to_owned(), el.partition()))
+            .collect()
     }
 
+    /// Stops handing `partition`'s messages to this queue: flumen's pause.
+    /// What librdkafka fetches for it from now on waits on the partition's
+    /// own queue ([`FetchQueue::held`] counts it). Unlike
+    /// `rd_kafka_pause_partitions`, which drops what was fetched ahead and
+    /// fetches it again on resume, nothing is dropped, so a short pause
+    /// costs no round trip to the broker. Returns whether librdkafka knows
+    /// the partition.
+    pub fn hold<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partition: i32,
+    ) -> bool {
+        self.forward(consumer, topic, partition, std::ptr::null_mut())
+    }
+
+    /// Undoes [`FetchQueue::hold`]: librdkafka moves what waited on the
+    /// partition's queue to the end of this one, as one block and in order,
+    /// and forwards what it fetches next. Messages of the partition already
+    /// here were fetched before those, so order within the partition holds.
+    pub fn release<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partition: i32,
+    ) -> bool {
+        self.forward(consumer, topic, partition, self.queue)
+    }
+
+    /// How many messages (and errors) wait on a held partition's own queue;
+    /// `None` if librdkafka does not know the partition.
+    pub fn held<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partition: i32,
+    ) -> Option<usize> {
+        let queue = PartitionQueue::get(consumer, topic, partition)?;
+        // SAFETY: a valid queue handle, released when `queue` drops.
+        Some(unsafe { rd::rd_kafka_queue_length(queue.0) })
+    }
+
+    /// Forwards `partition`'s fetch queue to `to` (null: to none).
+    fn forward<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partition: i32,
+        to: *mut rd::rd_kafka_queue_t,
+    ) -> bool {
+        let Some(queue) = PartitionQueue::get(consumer, topic, partition) else {
+            return false;
+        };
+        // SAFETY: a valid queue handle; `to` is this queue or null. The
+        // forwarding holds its own reference to `to`.
+        unsafe { rd::rd_kafka_queue_forward(queue.0, to) };
+        true
+    }
     /// Waits up to `wait` for a message, then takes what is there, up to
     /// `max` messages, onto the end of `into`.
     pub fn read(&self, wait: Duration, max: usize, into: &mut Fetched) {
@@ -107,6 +146,37 @@ impl FetchQueue {
                 into.messages.set_len(had + n as usize);
             }
         }
+    }
+}
+
+/// A handle on one partition's own fetch queue, released on drop.
+struct PartitionQueue(*mut rd::rd_kafka_queue_t);
+
+impl PartitionQueue {
+    /// `None` if the topic name has a NUL byte or librdkafka does not know
+    /// the partition.
+    fn get<C: ConsumerContext>(
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partition: i32,
+    ) -> Option<Self> {
+        let topic = CString::new(topic).ok()?;
+        // SAFETY: a valid client and a NUL-terminated topic name.
+        let queue = unsafe {
+            rd::rd_kafka_queue_get_partition(
+                consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+            )
+        };
+        (!queue.is_null()).then_some(Self(queue))
+    }
+}
+
+impl Drop for PartitionQueue {
+    fn drop(&mut self) {
+        // SAFETY: obtained in `get`, released once here.
+        unsafe { rd::rd_kafka_queue_destroy(self.0) };
     }
 }
 
@@ -272,6 +342,19 @@ mod tests {
         }
     }
 
+    /// Takes the fetch queue back out of the consumer's context when a test
+    /// ends, passing or not: closing the consumer waits for every queue
+    /// handle, so a failed assertion would otherwise hang instead of fail.
+    struct Unroute<'a>(&'a BaseConsumer<Routing>);
+
+    impl Drop for Unroute<'_> {
+        fn drop(&mut self) {
+            if let Ok(mut fetch) = self.0.context().0.lock() {
+                *fetch = None;
+            }
+        }
+    }
+
     /// The ordering argument of the module docs, checked: every message of
     /// a routed partition comes through the fetch queue, none through the
     /// consumer queue, and each partition's in offset order with nothing
@@ -310,6 +393,7 @@ mod tests {
             .expect("consumer");
         let fetch = Arc::new(FetchQueue::new(&consumer));
         *consumer.context().0.lock().expect("lock") = Some(fetch.clone());
+        let _unroute = Unroute(&consumer);
         consumer.subscribe(&["t"]).expect("subscribe");
 
         let mut next = [0i64; PARTITIONS as usize];
@@ -335,6 +419,105 @@ mod tests {
             }
             fetched.clear();
         }
-        *consumer.context().0.lock().expect("lock") = None;
+    }
+
+    /// flumen's pause: a held partition's messages wait on its own queue
+    /// (counted by `held`) and none reaches the fetch queue; released, they
+    /// all arrive, in order, and the other partitions flow throughout.
+    #[test]
+    fn a_held_partition_waits_on_its_own_queue_and_resumes_in_order() {
+        const PARTITIONS: i32 = 2;
+        const EACH: i64 = 500;
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", PARTITIONS, 1).expect("topic");
+        let bootstrap = cluster.bootstrap_servers();
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("producer");
+        let produce = |round: i64| {
+            for i in round * EACH..(round + 1) * EACH {
+                for partition in 0..PARTITIONS {
+                    let value = i.to_string();
+                    producer
+                        .send(
+                            BaseRecord::<(), _>::to("t")
+                                .partition(partition)
+                                .payload(&value),
+                        )
+                        .map_err(|(e, _)| e)
+                        .expect("send");
+                }
+            }
+            producer.flush(Duration::from_secs(10)).expect("flush");
+        };
+        let consumer: BaseConsumer<Routing> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "g")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create_with_context(Routing::default())
+            .expect("consumer");
+        let fetch = Arc::new(FetchQueue::new(&consumer));
+        *consumer.context().0.lock().expect("lock") = Some(fetch.clone());
+        let _unroute = Unroute(&consumer);
+        consumer.subscribe(&["t"]).expect("subscribe");
+
+        let mut next = [0i64; PARTITIONS as usize];
+        // Reads until `until` says stop, checking order and content.
+        fn read_until(
+            consumer: &BaseConsumer<Routing>,
+            fetch: &FetchQueue,
+            next: &mut [i64],
+            until: impl Fn(&[i64]) -> bool,
+        ) {
+            let mut fetched = Fetched::default();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !until(next) {
+                assert!(Instant::now() < deadline, "read only {next:?}");
+                consumer.poll(Duration::ZERO);
+                fetch.read(Duration::from_millis(10), 500, &mut fetched);
+                for m in fetched.iter().filter(|m| m.error().is_none()) {
+                    let p = m.partition() as usize;
+                    assert_eq!(m.offset(), next[p], "partition {p} out of order");
+                    assert_eq!(m.value(), Some(m.offset().to_string().as_bytes()));
+                    next[p] += 1;
+                }
+                fetched.clear();
+            }
+        }
+        produce(0);
+        read_until(&consumer, &fetch, &mut next, |n| {
+            n.iter().all(|&n| n == EACH)
+        });
+
+        assert!(fetch.hold(&consumer, "t", 0));
+        produce(1);
+        // Partition 1 goes on while partition 0 is held.
+        read_until(&consumer, &fetch, &mut next, |n| n[1] == 2 * EACH);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fetch.held(&consumer, "t", 0) != Some(EACH as usize) {
+            assert!(
+                Instant::now() < deadline,
+                "held {:?}",
+                fetch.held(&consumer, "t", 0)
+            );
+            consumer.poll(Duration::from_millis(10));
+        }
+        let mut fetched = Fetched::default();
+        fetch.read(Duration::from_millis(200), 500, &mut fetched);
+        assert!(
+            fetched
+                .iter()
+                .all(|m| m.partition() != 0 || m.error().is_some()),
+            "a held partition's message reached the fetch queue"
+        );
+        fetched.clear();
+        assert_eq!(next[0], EACH);
+
+        assert!(fetch.release(&consumer, "t", 0));
+        read_until(&consumer, &fetch, &mut next, |n| n[0] == 2 * EACH);
+        assert_eq!(fetch.held(&consumer, "t", 0), Some(0));
     }
 }

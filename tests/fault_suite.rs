@@ -17,6 +17,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -252,47 +253,86 @@ fn count(log: &str, needle: &str) -> usize {
 // ---------------------------------------------------------------- scenarios
 
 /// SIGKILL at random moments while events flow, restart each time. The
-/// events arrive in 20 waves, one before each restart, so that every kill
-/// lands in a live stream rather than after the backlog is done.
+/// events arrive in 20 waves, one per run: half of a wave waits as a
+/// backlog when flumen starts, and the other half arrives while it runs, in
+/// slices over about a second, so that every kill lands in a live stream
+/// rather than after the backlog is done (a backlog alone is delivered and
+/// committed in a few hundred milliseconds).
 fn sigkill() -> Row {
     let events: usize = std::env::var("FLUMEN_FAULT_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
     const KILLS: usize = 20;
+    const SLICES: usize = 10;
     let mut s = Setup::new(Broker::mock(), 0, |_| None);
     let config = s.config("sigkill", file_sink("s", "file_sink", ", sync = false"));
+    let wave = events / KILLS;
+    let slice = (wave - wave / 2) / SLICES;
     let mut during = 0;
+    let mut written_uncommitted = 0;
     let mut window = 0;
     for k in 0..KILLS {
-        let wave = produce(&s.bootstrap(), TOPIC, PARTITIONS, events / KILLS, |_| false);
-        s.produced.merge(wave);
+        let backlog = produce(&s.bootstrap(), TOPIC, PARTITIONS, wave / 2, |_| false);
+        s.produced.merge(backlog);
         let before = out_bytes(&s.work.out);
         let mut f = s.start(&config, &format!("sigkill-{k}.log"));
         // Kill only once this run has delivered something, at a random
-        // moment after that.
+        // moment while the rest of the wave streams in.
         let deadline = Instant::now() + Duration::from_secs(60);
         while out_bytes(&s.work.out) <= before && Instant::now() < deadline {
             assert!(f.alive(), "flumen exited: {}", f.log_text());
             std::thread::sleep(Duration::from_millis(20));
         }
+        let bootstrap = s.bootstrap();
+        let streamed = Arc::new(Mutex::new(Vec::new()));
+        let stream = {
+            let streamed = streamed.clone();
+            std::thread::spawn(move || {
+                for _ in 0..SLICES {
+                    let p = produce(&bootstrap, TOPIC, PARTITIONS, slice, |_| false);
+                    streamed.lock().expect("streamed").push(p);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
         std::thread::sleep(Duration::from_millis(fastrand::u64(0..1000)));
         f.kill();
-        // What this kill can cost in duplicates: everything written past
-        // the committed offsets, which the next run delivers again.
+        // The end offsets of what was produced before the kill.
+        let mut end = s.produced.end.clone();
+        for p in streamed.lock().expect("streamed").iter() {
+            for (&partition, &e) in &p.end {
+                let at = end.entry(partition).or_insert(0);
+                *at = (*at).max(e);
+            }
+        }
         let committed = s.committed();
-        if committed != s.produced.end {
+        if end
+            .iter()
+            .any(|(p, &e)| committed.get(p).copied().unwrap_or(0) < e)
+        {
             during += 1;
         }
+        // What this kill can cost in duplicates: everything written past
+        // the committed offsets, which the next run delivers again.
         let mut written: BTreeMap<i32, i64> = BTreeMap::new();
         for (p, o) in read_lenient(&s.work.out).0 {
             let w = written.entry(p).or_insert(-1);
             *w = (*w).max(o);
         }
-        window += written
+        let past = written
             .iter()
             .map(|(p, &w)| (w + 1 - committed.get(p).copied().unwrap_or(0)).max(0) as usize)
             .sum::<usize>();
+        if past > 0 {
+            written_uncommitted += 1;
+        }
+        window += past;
+        stream.join().expect("producer thread");
+        let streamed = std::mem::take(&mut *streamed.lock().expect("streamed"));
+        for p in streamed {
+            s.produced.merge(p);
+        }
     }
     s.run_to_end(&config, "sigkill-final.log");
     let (lines, torn) = read_lenient(&s.work.out);
@@ -304,7 +344,8 @@ fn sigkill() -> Row {
         &[],
         s.committed_end(),
         format!(
-            "{during} of {KILLS} kills with events in flight (end offsets not yet committed); \
+            "{during} of {KILLS} kills with events in flight (produced, not yet committed), \
+             {written_uncommitted} with events written but not yet committed; \
              {torn} lines torn by a kill and redelivered whole; duplicates ≤ the in-flight \
              window at the kills ({window} events written past the committed offsets)"
         ),

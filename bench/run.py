@@ -42,6 +42,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
 # FLUMEN_BIN: another build of flumen, to compare two builds on one broker.
+# FLUMEN_BENCH_PIPELINE: extra [[pipeline]] keys (one per line), to compare
+# settings on one broker, e.g. "max_queued_bytes = 4194304".
 FLUMEN = Path(os.environ.get("FLUMEN_BIN", ROOT / "target/release/flumen"))
 RAW = ROOT / "target/release/examples/raw_consumer"
 GUESTS = ROOT / "guests/target/wasm32-wasip2/release"
@@ -189,6 +191,7 @@ name = "bench"
 topics = ["{topic}"]
 group_id = "{group}"
 commit = {{ interval_ms = {interval} }}
+{os.environ.get("FLUMEN_BENCH_PIPELINE", "")}
 {components}
 """
 

@@ -355,6 +355,42 @@ mod tests {
         }
     }
 
+    /// A producer to the mock cluster at `bootstrap`.
+    fn producer(bootstrap: &str) -> ThreadedProducer<DefaultProducerContext> {
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .expect("producer")
+    }
+
+    /// Sends `value` to `partition` of topic `t`.
+    fn send(producer: &ThreadedProducer<DefaultProducerContext>, partition: i32, value: &str) {
+        producer
+            .send(
+                BaseRecord::<(), _>::to("t")
+                    .partition(partition)
+                    .payload(value),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+
+    /// A consumer whose assignments are routed to the returned queue before
+    /// they start, as flumen's are. Subscribe once an [`Unroute`] guards it.
+    fn routed_consumer(bootstrap: &str) -> (BaseConsumer<Routing>, Arc<FetchQueue>) {
+        let consumer: BaseConsumer<Routing> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "g")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create_with_context(Routing::default())
+            .expect("consumer");
+        let fetch = Arc::new(FetchQueue::new(&consumer));
+        *consumer.context().0.lock().expect("lock") = Some(fetch.clone());
+        (consumer, fetch)
+    }
+
     /// The ordering argument of the module docs, checked: every message of
     /// a routed partition comes through the fetch queue, none through the
     /// consumer queue, and each partition's in offset order with nothing
@@ -366,33 +402,17 @@ mod tests {
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster.create_topic("t", PARTITIONS, 1).expect("topic");
         let bootstrap = cluster.bootstrap_servers();
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .expect("producer");
+        let producer = producer(&bootstrap);
         for i in 0..EVENTS {
-            let value = i.to_string();
-            let partition = (i % i64::from(PARTITIONS)) as i32;
-            producer
-                .send(
-                    BaseRecord::<(), _>::to("t")
-                        .partition(partition)
-                        .payload(&value),
-                )
-                .map_err(|(e, _)| e)
-                .expect("send");
+            send(
+                &producer,
+                (i % i64::from(PARTITIONS)) as i32,
+                &i.to_string(),
+            );
         }
         producer.flush(Duration::from_secs(10)).expect("flush");
 
-        let consumer: BaseConsumer<Routing> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "g")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create_with_context(Routing::default())
-            .expect("consumer");
-        let fetch = Arc::new(FetchQueue::new(&consumer));
-        *consumer.context().0.lock().expect("lock") = Some(fetch.clone());
+        let (consumer, fetch) = routed_consumer(&bootstrap);
         let _unroute = Unroute(&consumer);
         consumer.subscribe(&["t"]).expect("subscribe");
 
@@ -431,36 +451,16 @@ mod tests {
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster.create_topic("t", PARTITIONS, 1).expect("topic");
         let bootstrap = cluster.bootstrap_servers();
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .expect("producer");
+        let producer = producer(&bootstrap);
         let produce = |round: i64| {
             for i in round * EACH..(round + 1) * EACH {
                 for partition in 0..PARTITIONS {
-                    let value = i.to_string();
-                    producer
-                        .send(
-                            BaseRecord::<(), _>::to("t")
-                                .partition(partition)
-                                .payload(&value),
-                        )
-                        .map_err(|(e, _)| e)
-                        .expect("send");
+                    send(&producer, partition, &i.to_string());
                 }
             }
             producer.flush(Duration::from_secs(10)).expect("flush");
         };
-        let consumer: BaseConsumer<Routing> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "g")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
-            .create_with_context(Routing::default())
-            .expect("consumer");
-        let fetch = Arc::new(FetchQueue::new(&consumer));
-        *consumer.context().0.lock().expect("lock") = Some(fetch.clone());
+        let (consumer, fetch) = routed_consumer(&bootstrap);
         let _unroute = Unroute(&consumer);
         consumer.subscribe(&["t"]).expect("subscribe");
 

@@ -39,7 +39,8 @@ pub struct PipelineConfig {
     /// A queued event costs its bytes and 29 more (its place in the batch's
     /// columns), so the byte bound is usually the one that binds. A paused
     /// partition's messages fetched meanwhile wait in librdkafka, up to
-    /// about the same bounds again; past those, fetching the partition stops
+    /// about the same bounds again (each counted at its bytes plus what
+    /// librdkafka keeps per message); past those, fetching the partition stops
     /// and what waited is fetched again on resume, which costs a round trip,
     /// so the default leaves small events room to queue.
     #[serde(default = "default_max_queued")]

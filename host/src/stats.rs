@@ -58,11 +58,14 @@ impl PipelineStats {
         self.delivered.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
-    /// Records an acknowledged commit.
+    /// Records an acknowledged commit. The group's committed offset is the
+    /// last one acknowledged, even where it is behind an earlier one, and
+    /// the committer sends a partition's watermark only when it differs
+    /// from this record: keeping the highest instead once left a commit
+    /// unsent (see `kafka::rebalance::revoked_to_retry`).
     pub fn set_committed(&self, topic: &str, partition: i32, offset: i64) {
         if let Ok(mut m) = self.committed.lock() {
-            let e = m.entry((topic.to_owned(), partition)).or_insert(offset);
-            *e = (*e).max(offset);
+            m.insert((topic.to_owned(), partition), offset);
         }
     }
 

@@ -21,7 +21,7 @@ use super::commit::{commit, Committer};
 use super::fetch_queue::{FetchQueue, Fetched, Lent};
 use super::handoff::PartitionWorkers;
 use super::message::push_message;
-use super::rebalance::PipelineContext;
+use super::rebalance::{revoked_to_retry, PipelineContext};
 use super::unreadable::{self, Suspects};
 use crate::config::{Config, PipelineConfig};
 use crate::contract::Batch;
@@ -29,6 +29,7 @@ use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -428,9 +429,27 @@ impl PipelineConsumer {
     /// partition, and each of these offsets is a watermark this member
     /// finalized, so committing it late never skips an undelivered event. It
     /// is only sent where it still advances the group's committed offset, so
-    /// it does not move back what the new owner has committed since.
+    /// it does not move back what the new owner has committed since, and
+    /// not for partitions assigned to this member again (see
+    /// [`revoked_to_retry`]).
     fn retry_revoked(&self) {
         let pending = std::mem::take(&mut *lock(&self.consumer.context().revoked_uncommitted));
+        if pending.is_empty() {
+            return;
+        }
+        let assigned: HashSet<(String, i32)> = match self.consumer.assignment() {
+            Ok(tpl) => tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the assignment yet");
+                lock(&self.consumer.context().revoked_uncommitted).extend(pending);
+                return;
+            }
+        };
+        let pending = revoked_to_retry(pending, &assigned);
         if pending.is_empty() {
             return;
         }

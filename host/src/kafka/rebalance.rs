@@ -11,9 +11,40 @@ use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, TopicPartitionList};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Which of the offsets that revocations could not commit to send late:
+/// per partition the furthest (each is a watermark this member finalized,
+/// and everything below it was finalized, by this member or before its
+/// assignment began), and none for a partition in `assigned`, this
+/// member's current assignment. Such a partition's new worker reads again
+/// from the group's committed offset and commits its own watermark as it
+/// goes. A late commit of the old, further offset would be moved back by
+/// those commits, and since the acknowledged offset is what the committer
+/// compares with, the new worker's commit of that same offset would then
+/// never be sent: the fault suite's broker outage once ended with every
+/// event delivered and two partitions' commits stuck below their end.
+pub fn revoked_to_retry(
+    pending: Vec<(String, i32, i64)>,
+    assigned: &HashSet<(String, i32)>,
+) -> Vec<(String, i32, i64)> {
+    let mut furthest: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (topic, partition, offset) in pending {
+        let key = (topic, partition);
+        if assigned.contains(&key) {
+            continue;
+        }
+        let at = furthest.entry(key).or_insert(offset);
+        *at = (*at).max(offset);
+    }
+    furthest
+        .into_iter()
+        .map(|((topic, partition), offset)| (topic, partition, offset))
+        .collect()
+}
 
 /// The rdkafka context: where librdkafka's rebalance and commit callbacks
 /// land. Both run inside `poll`, on the consumer thread.
@@ -120,5 +151,38 @@ impl ConsumerContext for PipelineContext {
             Err(e) => tracing::warn!(pipeline = %self.pipeline, error = %e,
                 "offset commit failed; the offsets are committed again on the next commit"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(p: i32) -> (String, i32) {
+        ("t".to_owned(), p)
+    }
+
+    #[test]
+    fn a_partition_assigned_again_is_left_to_its_new_worker() {
+        let pending = vec![
+            ("t".to_owned(), 0, 14932),
+            ("t".to_owned(), 2, 15000),
+            ("t".to_owned(), 0, 3000),
+            ("t".to_owned(), 1, 2000),
+        ];
+        let assigned: HashSet<_> = [key(2)].into_iter().collect();
+        assert_eq!(
+            revoked_to_retry(pending, &assigned),
+            vec![("t".to_owned(), 0, 14932), ("t".to_owned(), 1, 2000)]
+        );
+    }
+
+    #[test]
+    fn nothing_assigned_keeps_every_partition_once() {
+        let pending = vec![("t".to_owned(), 3, 10), ("t".to_owned(), 3, 12)];
+        assert_eq!(
+            revoked_to_retry(pending, &HashSet::new()),
+            vec![("t".to_owned(), 3, 12)]
+        );
     }
 }

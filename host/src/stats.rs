@@ -143,3 +143,18 @@ impl PipelineStats {
         counter.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit behind an earlier one is what the group now holds, so it is
+    /// what the committer must compare its next watermark with.
+    #[test]
+    fn the_last_acknowledged_commit_is_recorded_even_behind_an_earlier_one() {
+        let stats = PipelineStats::default();
+        stats.set_committed("t", 2, 15000);
+        stats.set_committed("t", 2, 11000);
+        assert_eq!(stats.committed().get(&("t".to_owned(), 2)), Some(&11000));
+    }
+}

@@ -27,8 +27,9 @@ pub struct PipelineStats {
     pub blocked: AtomicU64,
     /// Per sink name: events it reported delivered.
     delivered: Mutex<BTreeMap<String, u64>>,
-    /// Per (topic, partition): last offset the broker acknowledged as
-    /// committed.
+    /// Per (topic, partition): the furthest offset the broker acknowledged
+    /// as committed by this member (since the partition was last assigned
+    /// to it).
     committed: Mutex<BTreeMap<(String, i32), i64>>,
     /// Per assigned (topic, partition): the high watermark librdkafka last
     /// reported in its statistics.
@@ -58,14 +59,30 @@ impl PipelineStats {
         self.delivered.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
-    /// Records an acknowledged commit. The group's committed offset is the
-    /// last one acknowledged, even where it is behind an earlier one, and
-    /// the committer sends a partition's watermark only when it differs
-    /// from this record: keeping the highest instead once left a commit
-    /// unsent (see `kafka::rebalance::revoked_to_retry`).
+    /// Records an acknowledged commit, keeping the furthest per partition.
+    /// While this member owns a partition nobody else commits it, and this
+    /// member never sends an offset at or behind the one recorded (see
+    /// `kafka::commit::commit`), so the furthest is the group's committed
+    /// offset. A partition's record is forgotten when it is assigned (see
+    /// [`PipelineStats::forget_committed`]).
     pub fn set_committed(&self, topic: &str, partition: i32, offset: i64) {
         if let Ok(mut m) = self.committed.lock() {
-            m.insert((topic.to_owned(), partition), offset);
+            let at = m.entry((topic.to_owned(), partition)).or_insert(offset);
+            *at = (*at).max(offset);
+        }
+    }
+
+    /// Forgets what was recorded for partitions being assigned to this
+    /// member. Another member may have owned one since this member last
+    /// committed it, and what it committed may be behind this member's
+    /// record (its late revoke commit can land after the next owner read its
+    /// start offset): a stale record would hold back this member's commits
+    /// up to it.
+    pub fn forget_committed(&self, partitions: &[(String, i32)]) {
+        if let Ok(mut m) = self.committed.lock() {
+            for k in partitions {
+                m.remove(k);
+            }
         }
     }
 
@@ -148,13 +165,25 @@ impl PipelineStats {
 mod tests {
     use super::*;
 
-    /// A commit behind an earlier one is what the group now holds, so it is
-    /// what the committer must compare its next watermark with.
+    /// Commits of one assignment only move forward, so a record behind
+    /// the furthest is an older acknowledgement arriving late.
     #[test]
-    fn the_last_acknowledged_commit_is_recorded_even_behind_an_earlier_one() {
+    fn the_furthest_acknowledged_commit_is_recorded() {
         let stats = PipelineStats::default();
         stats.set_committed("t", 2, 15000);
         stats.set_committed("t", 2, 11000);
-        assert_eq!(stats.committed().get(&("t".to_owned(), 2)), Some(&11000));
+        assert_eq!(stats.committed().get(&("t".to_owned(), 2)), Some(&15000));
+    }
+
+    #[test]
+    fn an_assigned_partition_starts_with_no_record() {
+        let stats = PipelineStats::default();
+        stats.set_committed("t", 1, 900);
+        stats.set_committed("t", 2, 15000);
+        stats.forget_committed(&[("t".to_owned(), 2)]);
+        stats.set_committed("t", 2, 11000);
+        let committed = stats.committed();
+        assert_eq!(committed.get(&("t".to_owned(), 2)), Some(&11000));
+        assert_eq!(committed.get(&("t".to_owned(), 1)), Some(&900));
     }
 }

@@ -7,22 +7,33 @@ use crate::config::PipelineConfig;
 use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Commits `(topic, partition, offset)` triples and records what the broker
 /// acknowledged. Returns whether it did; a failure is logged.
+///
+/// An offset at or behind the one this member has recorded for its
+/// partition is not sent: the broker has it already, or further. Commits
+/// thus never move a partition back, which could happen when a revoked
+/// partition's late commit (see `KafkaConsumer::retry_revoked`) lands
+/// after the partition was assigned to this member again, and its new
+/// worker, which started from the older offset, commits its way up.
+/// Callers hold the pipeline's commit lock, so a record cannot change
+/// between this check and the commit.
 pub fn commit<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     offsets: &[(String, i32, i64)],
     stats: &PipelineStats,
 ) -> bool {
+    let offsets = advancing(offsets, &stats.committed());
     if offsets.is_empty() {
         return true;
     }
     let mut tpl = TopicPartitionList::new();
-    for (topic, partition, offset) in offsets {
+    for (topic, partition, offset) in &offsets {
         if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
             tracing::error!(%topic, partition, error = %e, "cannot build commit request");
             return false;
@@ -39,6 +50,18 @@ pub fn commit<C: ConsumerContext>(
             false
         }
     }
+}
+
+/// The offsets past what is acknowledged for their partition (all of a
+/// partition with no record).
+fn advancing<'a>(
+    offsets: &'a [(String, i32, i64)],
+    acknowledged: &BTreeMap<(String, i32), i64>,
+) -> Vec<&'a (String, i32, i64)> {
+    offsets
+        .iter()
+        .filter(|(t, p, o)| acknowledged.get(&(t.clone(), *p)).is_none_or(|c| o > c))
+        .collect()
 }
 
 /// Records the offsets of an acknowledged commit in the pipeline's stats.
@@ -97,20 +120,40 @@ impl Committer {
     }
 }
 
-/// Commits every partition whose published offset the broker has not yet
-/// acknowledged; a failed commit is simply sent again next time.
+/// Commits every partition's published offset that the broker has not yet
+/// acknowledged (`commit` leaves out the others); a failed commit is simply
+/// sent again next time.
 fn commit_published<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     partitions: &Mutex<Partitions>,
     stats: &PipelineStats,
 ) {
-    let acknowledged = stats.committed();
     let offsets: Vec<(String, i32, i64)> = lock(partitions)
         .iter()
-        .filter_map(|((t, p), h)| {
-            let c = h.shared.committable()?;
-            (acknowledged.get(&(t.clone(), *p)) != Some(&c)).then(|| (t.clone(), *p, c))
-        })
+        .filter_map(|((t, p), h)| Some((t.clone(), *p, h.shared.committable()?)))
         .collect();
     commit(consumer, &offsets, stats);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A revoked partition's late commit of 15000 landed; the partition's
+    /// new worker on this member started at 10000 and commits its way up.
+    #[test]
+    fn a_commit_at_or_behind_the_acknowledged_one_is_not_sent() {
+        let acknowledged: BTreeMap<_, _> = [(("t".to_owned(), 2), 15000)].into_iter().collect();
+        let offsets = vec![
+            ("t".to_owned(), 2, 11000),
+            ("t".to_owned(), 2, 15000),
+            ("t".to_owned(), 3, 40),
+        ];
+        assert_eq!(
+            advancing(&offsets, &acknowledged),
+            vec![&("t".to_owned(), 3, 40)]
+        );
+        let further = vec![("t".to_owned(), 2, 15001)];
+        assert_eq!(advancing(&further, &acknowledged), vec![&further[0]]);
+    }
 }

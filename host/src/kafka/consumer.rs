@@ -29,7 +29,6 @@ use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -207,6 +206,9 @@ impl PipelineConsumer {
         let handles: Vec<_> = lock(&self.partitions).drain().collect();
         let offsets = drain(handles, self.pipeline.drain_timeout());
         commit(&self.consumer, &offsets, &self.stats);
+        // A late commit still pending would otherwise be dropped, and the
+        // next owner would read those partitions again from further back.
+        self.retry_revoked();
         self.consumer.unsubscribe();
         let within = self.pipeline.drain_timeout() + LEAVE_GRACE;
         let Self {
@@ -429,30 +431,16 @@ impl PipelineConsumer {
     /// partition, and each of these offsets is a watermark this member
     /// finalized, so committing it late never skips an undelivered event. It
     /// is only sent where it still advances the group's committed offset, so
-    /// it does not move back what the new owner has committed since, and
-    /// not for partitions assigned to this member again (see
-    /// [`revoked_to_retry`]).
+    /// it does not move back what the new owner has committed since. A
+    /// partition assigned to this member again gets it too: its new worker
+    /// started from the older offset, and `commit` keeps that worker's
+    /// commits from moving the late one back.
     fn retry_revoked(&self) {
         let pending = std::mem::take(&mut *lock(&self.consumer.context().revoked_uncommitted));
         if pending.is_empty() {
             return;
         }
-        let assigned: HashSet<(String, i32)> = match self.consumer.assignment() {
-            Ok(tpl) => tpl
-                .elements()
-                .iter()
-                .map(|e| (e.topic().to_owned(), e.partition()))
-                .collect(),
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read the assignment yet");
-                lock(&self.consumer.context().revoked_uncommitted).extend(pending);
-                return;
-            }
-        };
-        let pending = revoked_to_retry(pending, &assigned);
-        if pending.is_empty() {
-            return;
-        }
+        let pending = revoked_to_retry(pending);
         let mut tpl = TopicPartitionList::new();
         for (topic, partition, _) in &pending {
             tpl.add_partition(topic, *partition);
@@ -476,12 +464,20 @@ impl PipelineConsumer {
             .collect();
         if advancing.is_empty() {
             tracing::debug!("the group's committed offsets are already at or past them");
-        } else if commit(&self.consumer, &advancing, &self.stats) {
+        } else if self.commit_exclusively(&advancing) {
             tracing::info!(pipeline = %self.pipeline.name, offsets = ?advancing,
                 "committed the final offsets of revoked partitions after the rebalance");
         } else {
             lock(&self.consumer.context().revoked_uncommitted).extend(advancing);
         }
+    }
+
+    /// Commits while holding the commit lock, so that the periodic
+    /// committer's check of what is acknowledged and its commit cannot
+    /// interleave with this one.
+    fn commit_exclusively(&self, offsets: &[(String, i32, i64)]) -> bool {
+        let _exclusive = lock(&self.consumer.context().commit_lock);
+        commit(&self.consumer, offsets, &self.stats)
     }
 
     /// Resumes paused partitions whose queue has drained to half, in events

@@ -11,33 +11,19 @@ use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, TopicPartitionList};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Which of the offsets that revocations could not commit to send late:
-/// per partition the furthest (each is a watermark this member finalized,
-/// and everything below it was finalized, by this member or before its
-/// assignment began), and none for a partition in `assigned`, this
-/// member's current assignment. Such a partition's new worker reads again
-/// from the group's committed offset and commits its own watermark as it
-/// goes. A late commit of the old, further offset would be moved back by
-/// those commits, and since the acknowledged offset is what the committer
-/// compares with, the new worker's commit of that same offset would then
-/// never be sent: the fault suite's broker outage once ended with every
-/// event delivered and two partitions' commits stuck below their end.
-pub fn revoked_to_retry(
-    pending: Vec<(String, i32, i64)>,
-    assigned: &HashSet<(String, i32)>,
-) -> Vec<(String, i32, i64)> {
+/// The offsets that revocations could not commit, to send late: per
+/// partition the furthest. Each is a watermark this member finalized, and
+/// everything below it was finalized, by this member or before its
+/// assignment began.
+pub fn revoked_to_retry(pending: Vec<(String, i32, i64)>) -> Vec<(String, i32, i64)> {
     let mut furthest: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for (topic, partition, offset) in pending {
-        let key = (topic, partition);
-        if assigned.contains(&key) {
-            continue;
-        }
-        let at = furthest.entry(key).or_insert(offset);
+        let at = furthest.entry((topic, partition)).or_insert(offset);
         *at = (*at).max(offset);
     }
     furthest
@@ -107,6 +93,12 @@ impl ConsumerContext for PipelineContext {
             Rebalance::Assign(tpl) => {
                 self.stats.joined.store(true, Ordering::Release);
                 tracing::info!(pipeline = %self.pipeline, count = tpl.count(), "partitions assigned");
+                let assigned: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                self.stats.forget_committed(&assigned);
                 // Before the assignment starts fetching: see `FetchQueue`.
                 let unrouted = match lock(&self.fetch).as_ref() {
                     Some(fetch) => fetch.route(consumer, tpl),
@@ -158,31 +150,21 @@ impl ConsumerContext for PipelineContext {
 mod tests {
     use super::*;
 
-    fn key(p: i32) -> (String, i32) {
-        ("t".to_owned(), p)
-    }
-
     #[test]
-    fn a_partition_assigned_again_is_left_to_its_new_worker() {
+    fn each_partition_is_retried_once_at_its_furthest_offset() {
         let pending = vec![
             ("t".to_owned(), 0, 14932),
             ("t".to_owned(), 2, 15000),
             ("t".to_owned(), 0, 3000),
             ("t".to_owned(), 1, 2000),
         ];
-        let assigned: HashSet<_> = [key(2)].into_iter().collect();
         assert_eq!(
-            revoked_to_retry(pending, &assigned),
-            vec![("t".to_owned(), 0, 14932), ("t".to_owned(), 1, 2000)]
-        );
-    }
-
-    #[test]
-    fn nothing_assigned_keeps_every_partition_once() {
-        let pending = vec![("t".to_owned(), 3, 10), ("t".to_owned(), 3, 12)];
-        assert_eq!(
-            revoked_to_retry(pending, &HashSet::new()),
-            vec![("t".to_owned(), 3, 12)]
+            revoked_to_retry(pending),
+            vec![
+                ("t".to_owned(), 0, 14932),
+                ("t".to_owned(), 1, 2000),
+                ("t".to_owned(), 2, 15000)
+            ]
         );
     }
 }

@@ -202,6 +202,30 @@ class Batch:
             first = end
         return out
 
+    def with_header(self, name, value=None):
+        """Whether each event has a header called `name` (a `str`) and, if
+        `value` (`bytes`) is given, with that value: a list of `bool` in
+        batch order. It walks the headers, not the events, and builds no
+        `Event`: events without headers cost nothing but their `False`."""
+        c = self.columns
+        out = [False] * self._n
+        name_ends = c.header_name_ends
+        if not name_ends:
+            return out
+        wanted = name.encode("utf-8")
+        names, values, value_ends = c.header_names, c.header_values, c.header_value_ends
+        ends = c.header_ends
+        event = n0 = v0 = 0
+        for h, n1 in enumerate(name_ends):
+            v1 = value_ends[h]
+            if names[n0:n1] == wanted and (value is None or values[v0:v1] == value):
+                # Header `h` belongs to the first event whose headers end past it.
+                while ends[event] <= h:
+                    event += 1
+                out[event] = True
+            n0, v0 = n1, v1
+        return out
+
 
 def _column(buf, ends, presence, bit):
     """The slices of `buf` that `ends` delimit, `None` where `presence`

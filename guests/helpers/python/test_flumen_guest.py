@@ -62,6 +62,33 @@ class BatchTest(unittest.TestCase):
         ]:
             self.assertEqual(column, [getattr(e, field) for e in batch], field)
 
+    def test_finds_events_with_a_header_as_event_by_event(self):
+        # Four events: headers (a, x), none, (b, y) (a, z), (a, x) (a, x).
+        columns = two(
+            offsets=[1, 2, 3, 4],
+            timestamps=[0] * 4,
+            presence=bytes(4),
+            key_ends=[0] * 4,
+            value_ends=[0] * 4,
+            keys=b"",
+            values=b"",
+            header_ends=[1, 1, 3, 5],
+            header_names=b"abaaa",
+            header_name_ends=[1, 2, 3, 4, 5],
+            header_values=b"xyzxx",
+            header_value_ends=[1, 2, 3, 4, 5],
+        )
+        batch = Batch(columns)
+        for name, value in [("a", b"x"), ("a", b"z"), ("a", None), ("b", b"y"), ("c", None)]:
+            expected = [
+                any(n == name and (value is None or v == value) for n, v in e.headers)
+                for e in batch
+            ]
+            self.assertEqual(batch.with_header(name, value), expected, (name, value))
+        self.assertEqual(batch.with_header("a", b"x"), [True, False, False, True])
+        self.assertEqual(Batch(two(header_ends=[0, 0], header_name_ends=[],
+                                   header_value_ends=[])).with_header("a"), [False, False])
+
     def test_an_empty_batch_has_no_events(self):
         empty = {k: type(v)() for k, v in vars(two()).items()}
         batch = Batch(SimpleNamespace(**empty))

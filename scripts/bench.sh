@@ -13,7 +13,7 @@ langs=(rust)
 args=("$@")
 if [ "${1:-}" = "--languages" ]; then
   langs=(rust python js c)
-  args=(--sizes 1000 --events 200000 --scenarios 1,3r,3py,3js,3c,5,5py,5js,5c
+  args=(--sizes 1000 --events 500000 --scenarios 1,3r,3py,3js,3c,5,5py,5js,5c
         --out bench/languages "${@:2}")
 fi
 scripts/install-guest-toolchain.sh "${langs[@]}"

@@ -122,5 +122,70 @@ fn guest_call(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, guest_call);
+/// What a fresh instance costs: a partition's first batch, the call after
+/// a trap, and every `limits.max_calls_per_instance` calls pay it once.
+/// Instantiation and the guest's `init`, for the filter, the null sink and,
+/// when built (`guests/build.sh python`), the Python header filter.
+fn instantiate(c: &mut Criterion) {
+    let config = config();
+    let runtime = Runtime::for_config(&config).expect("runtime");
+    let pipeline = &config.pipelines[0];
+    let null = Slot::new(runtime.load(&pipeline.sinks[0]).expect("null sink"));
+    let filter = Slot::new(runtime.load(&pipeline.interceptors[0]).expect("filter"));
+    let mut group = c.benchmark_group("instantiate");
+    group.bench_function("null-sink", |b| {
+        b.iter(|| {
+            let mut g = SinkGuest::new(null.clone(), tag("null"));
+            g.ensure_live().expect("instantiate");
+            g
+        })
+    });
+    group.bench_function("filter", |b| {
+        b.iter(|| {
+            let mut g = InterceptorGuest::new(filter.clone(), tag("filter"));
+            g.ensure_live().expect("instantiate");
+            g
+        })
+    });
+    let python = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../guests/target/python/drop_header.wasm");
+    if python.exists() {
+        let toml = format!(
+            r#"
+            [kafka]
+            bootstrap_servers = "localhost:9092"
+            [[pipeline]]
+            name = "bench"
+            topics = ["t"]
+            group_id = "g"
+            [[pipeline.interceptor]]
+            name = "python"
+            component = "{}"
+            config = {{ header = "level", value = "debug" }}
+            [[pipeline.sink]]
+            name = "null"
+            component = "{}"
+            "#,
+            python.display(),
+            guest("null_sink").display(),
+        );
+        let config = Config::parse(&toml, Path::new(".")).expect("python config");
+        let runtime = Runtime::for_config(&config).expect("runtime");
+        let slot = Slot::new(
+            runtime
+                .load(&config.pipelines[0].interceptors[0])
+                .expect("python filter"),
+        );
+        group.bench_function("python-filter", |b| {
+            b.iter(|| {
+                let mut g = InterceptorGuest::new(slot.clone(), tag("python"));
+                g.ensure_live().expect("instantiate");
+                g
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, guest_call, instantiate);
 criterion_main!(benches);

@@ -54,7 +54,14 @@ fn batch(n: usize) -> Batch {
     Batch::from_events(&events).expect("a small batch")
 }
 
+/// The benchmark's pipeline: the regex filter and the null sink.
 fn config() -> Config {
+    config_with(&guest("filter"), r#"{ pattern = "level=debug" }"#)
+}
+
+/// A pipeline of one interceptor, `interceptor` with `settings` (an inline
+/// TOML table), and the null sink.
+fn config_with(interceptor: &Path, settings: &str) -> Config {
     let toml = format!(
         r#"
         [kafka]
@@ -66,12 +73,12 @@ fn config() -> Config {
         [[pipeline.interceptor]]
         name = "filter"
         component = "{filter}"
-        config = {{ pattern = "level=debug" }}
+        config = {settings}
         [[pipeline.sink]]
         name = "null"
         component = "{null}"
         "#,
-        filter = guest("filter").display(),
+        filter = interceptor.display(),
         null = guest("null_sink").display(),
     );
     Config::parse(&toml, Path::new(".")).expect("bench config")
@@ -147,29 +154,10 @@ fn instantiate(c: &mut Criterion) {
             g
         })
     });
-    let python = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../guests/target/python/drop_header.wasm");
+    let python =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/target/python/drop_header.wasm");
     if python.exists() {
-        let toml = format!(
-            r#"
-            [kafka]
-            bootstrap_servers = "localhost:9092"
-            [[pipeline]]
-            name = "bench"
-            topics = ["t"]
-            group_id = "g"
-            [[pipeline.interceptor]]
-            name = "python"
-            component = "{}"
-            config = {{ header = "level", value = "debug" }}
-            [[pipeline.sink]]
-            name = "null"
-            component = "{}"
-            "#,
-            python.display(),
-            guest("null_sink").display(),
-        );
-        let config = Config::parse(&toml, Path::new(".")).expect("python config");
+        let config = config_with(&python, r#"{ header = "level", value = "debug" }"#);
         let runtime = Runtime::for_config(&config).expect("runtime");
         let slot = Slot::new(
             runtime

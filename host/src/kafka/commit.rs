@@ -18,10 +18,11 @@ use std::time::Duration;
 /// An offset at or behind the one this member has recorded for its
 /// partition is not sent: the broker has it already, or further. Commits
 /// thus never move a partition back, which could happen when a revoked
-/// partition's late commit (see `KafkaConsumer::retry_revoked`) lands
+/// partition's late commit (see `PipelineConsumer::retry_revoked`) lands
 /// after the partition was assigned to this member again, and its new
 /// worker, which started from the older offset, commits its way up.
-/// Callers hold the pipeline's commit lock, so a record cannot change
+/// Commits never run at the same time (each holds the pipeline's commit
+/// lock, or the committer thread has stopped), so a record cannot change
 /// between this check and the commit.
 pub fn commit<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,

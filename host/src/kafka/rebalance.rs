@@ -32,6 +32,14 @@ pub fn revoked_to_retry(pending: Vec<(String, i32, i64)>) -> Vec<(String, i32, i
         .collect()
 }
 
+/// The (topic, partition) pairs of a rebalance's list.
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
 /// The rdkafka context: where librdkafka's rebalance and commit callbacks
 /// land. Both run inside `poll`, on the consumer thread.
 pub struct PipelineContext {
@@ -66,11 +74,7 @@ impl ConsumerContext for PipelineContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                let revoked: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect();
+                let revoked = partitions_of(tpl);
                 tracing::info!(pipeline = %self.pipeline, partitions = ?revoked, "partitions revoked; draining");
                 let _no_periodic_commit = lock(&self.commit_lock);
                 let handles: Vec<_> = {
@@ -93,12 +97,7 @@ impl ConsumerContext for PipelineContext {
             Rebalance::Assign(tpl) => {
                 self.stats.joined.store(true, Ordering::Release);
                 tracing::info!(pipeline = %self.pipeline, count = tpl.count(), "partitions assigned");
-                let assigned: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect();
-                self.stats.forget_committed(&assigned);
+                self.stats.forget_committed(&partitions_of(tpl));
                 // Before the assignment starts fetching: see `FetchQueue`.
                 let unrouted = match lock(&self.fetch).as_ref() {
                     Some(fetch) => fetch.route(consumer, tpl),

@@ -2,8 +2,9 @@
 //! the demo summary, the tests and (later) the metrics endpoint.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Event counters and committed offsets of one pipeline.
 #[derive(Debug, Default)]
@@ -27,6 +28,8 @@ pub struct PipelineStats {
     pub blocked: AtomicU64,
     /// Per sink name: events it reported delivered.
     delivered: Mutex<BTreeMap<String, u64>>,
+    /// Per sink name: its calls in flight, windows and batching waits.
+    sinks: Mutex<BTreeMap<String, Arc<SinkStats>>>,
     /// Per (topic, partition): the furthest offset the broker acknowledged
     /// as committed by this member (since the partition was last assigned
     /// to it).
@@ -46,7 +49,48 @@ pub struct PipelineStats {
     pub consumer_alive: AtomicBool,
 }
 
+/// One sink's calls, summed over the partitions of the pipeline.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Calls in flight now.
+    pub in_flight: AtomicI64,
+    /// The calls that may be in flight now (`max_in_flight`, or the
+    /// adaptive window), summed over the partitions.
+    pub window: AtomicI64,
+    /// Calls formed from new events.
+    pub calls: AtomicU64,
+    /// Events in those calls.
+    pub events: AtomicU64,
+    /// Summed over those calls: how long the oldest event of each had
+    /// waited for the call (sink-side batching), in microseconds.
+    pub waited_us: AtomicU64,
+}
+
+impl SinkStats {
+    /// A call of `events` new events formed, whose oldest waited `waited`.
+    pub fn record_wait(&self, waited: Duration, events: usize) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events as u64, Ordering::Relaxed);
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.waited_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
 impl PipelineStats {
+    /// The counters of sink `name`, made on first use.
+    pub fn sink(&self, name: &str) -> Arc<SinkStats> {
+        let mut m = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// Every sink's counters, by name.
+    pub fn sinks(&self) -> BTreeMap<String, Arc<SinkStats>> {
+        self.sinks
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
     /// Counts `n` events delivered by `sink`.
     pub fn add_delivered(&self, sink: &str, n: u64) {
         if let Ok(mut m) = self.delivered.lock() {

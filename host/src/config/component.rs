@@ -3,6 +3,7 @@
 //! variables, HTTP hosts, Kafka topics), its limits and its failure
 //! handling.
 
+use super::delivery::{Delivery, DeliveryOrdering, RateLimit, SinkBatchConfig};
 use super::failure::{FailurePolicy, RetryConfig};
 use super::host_pattern::HostPattern;
 use super::{invalid, scalar_or_json, ConfigError, MAX_WAIT_MS};
@@ -58,6 +59,28 @@ pub struct ComponentConfig {
     /// What happens to an event once the retries are used up.
     #[serde(default)]
     pub on_failure: FailurePolicy,
+    /// Sinks: calls of one partition that may be at the sink at once, each
+    /// on its own instance. 1 (the default) calls it one batch at a time.
+    #[serde(default = "one")]
+    pub max_in_flight: usize,
+    /// Sinks: adapt the number of calls in flight between 1 and
+    /// `max_in_flight` to the sink's latency and its `retry` verdicts
+    /// (additive increase, multiplicative decrease).
+    #[serde(default)]
+    pub adaptive_concurrency: bool,
+    /// Sinks: what order the events keep at the sink.
+    #[serde(default)]
+    pub ordering: DeliveryOrdering,
+    /// Sinks: gather events across the pipeline's batches into larger calls.
+    #[serde(default)]
+    pub batch: Option<SinkBatchConfig>,
+    /// Sinks: a bound on events or calls per second, over all partitions.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A host directory made visible to a guest.
@@ -164,6 +187,27 @@ impl ComponentConfig {
         self.retry.as_ref().unwrap_or(pipeline)
     }
 
+    /// How the flow calls this component if it is a sink.
+    pub fn delivery(&self) -> Delivery<'_> {
+        Delivery {
+            max_in_flight: self.max_in_flight,
+            adaptive: self.adaptive_concurrency,
+            ordering: self.ordering,
+            batch: self.batch.as_ref(),
+            rate_limit: self.rate_limit.as_ref().map(RateLimit::rate),
+        }
+    }
+
+    /// Checks the delivery settings (see [`Delivery`]) of the component
+    /// `here`, a sink if `is_sink`.
+    pub(super) fn validate_delivery(&self, here: &str, is_sink: bool) -> Result<(), ConfigError> {
+        self.delivery().validate(here, is_sink)?;
+        match &self.rate_limit {
+            Some(r) => r.validate(here),
+            None => Ok(()),
+        }
+    }
+
     /// The guest configuration as the `(key, value)` list of the WIT
     /// `config` type: strings as they are, other scalars as TOML text,
     /// arrays and tables as JSON.
@@ -206,6 +250,7 @@ impl ComponentConfig {
         if let Some(r) = &self.retry {
             r.validate(&here, "retry")?;
         }
+        self.validate_delivery(&here, kind == "sink")?;
         match self.on_failure {
             FailurePolicy::FailOpen if kind == "sink" => {
                 return bad(

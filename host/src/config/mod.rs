@@ -11,6 +11,7 @@
 //! pipelines quietly lose their guarantees.
 
 mod component;
+mod delivery;
 mod failure;
 mod host_pattern;
 pub mod interpolate;
@@ -20,6 +21,9 @@ pub mod secret;
 pub mod wording;
 
 pub use component::{Budgets, ComponentConfig, DirGrant, Limits};
+pub use delivery::{
+    Delivery, DeliveryOrdering, Rate, RateLimit, SinkBatchConfig, MAX_IN_FLIGHT,
+};
 pub use failure::{FailurePolicy, RetryConfig};
 pub use host_pattern::HostPattern;
 pub use kafka::KafkaConfig;

@@ -9,7 +9,7 @@
 use crate::config::BatchConfig;
 use crate::contract::Batch;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 /// How often a waiting batcher looks at the stop flag.
@@ -86,7 +86,25 @@ impl Batcher {
     /// queue is closed and empty; events still queued then are abandoned —
     /// they were never handed to a guest, so they are not committed and will
     /// be read again by whoever owns the partition next.
+    #[cfg(test)]
     pub fn next_batch(&mut self, stop: &AtomicBool) -> Option<Batch> {
+        match self.next_batch_or(stop, &crossbeam_channel::never::<()>(), None) {
+            Next::Batch(b) => Some(b),
+            Next::Woken(()) | Next::Due | Next::Closed => None,
+        }
+    }
+
+    /// Like [`Self::next_batch`], but while no event has arrived it also
+    /// returns what arrives on `wake` (a sink call that finished), or
+    /// [`Next::Due`] once `until` has passed (a retry or a sink's batch is
+    /// due), so that the worker never sleeps on a quiet partition with work
+    /// to finish. Once a batch has begun, it is filled as before.
+    pub fn next_batch_or<T>(
+        &mut self,
+        stop: &AtomicBool,
+        wake: &Receiver<T>,
+        until: Option<Instant>,
+    ) -> Next<T> {
         let mut filling = Filling {
             batch: Batch::default(),
             full: false,
@@ -96,16 +114,33 @@ impl Batcher {
         }
         while filling.batch.is_empty() {
             if stop.load(Ordering::Acquire) {
-                return None;
+                return Next::Closed;
             }
-            match self.rx.recv_timeout(STOP_CHECK) {
-                Ok(chunk) => self.take(chunk, &mut filling),
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return None,
+            let now = Instant::now();
+            let timeout = match until {
+                Some(u) if u <= now => Duration::ZERO,
+                Some(u) => (u - now).min(STOP_CHECK),
+                None => STOP_CHECK,
+            };
+            crossbeam_channel::select! {
+                recv(self.rx) -> chunk => match chunk {
+                    Ok(chunk) => self.take(chunk, &mut filling),
+                    Err(_) => return Next::Closed,
+                },
+                recv(wake) -> woken => {
+                    if let Ok(w) = woken {
+                        return Next::Woken(w);
+                    }
+                }
+                default(timeout) => {
+                    if until.is_some_and(|u| u <= Instant::now()) {
+                        return Next::Due;
+                    }
+                }
             }
         }
         if stop.load(Ordering::Acquire) {
-            return None;
+            return Next::Closed;
         }
         let deadline = Instant::now() + self.max_wait;
         while !filling.full {
@@ -128,15 +163,27 @@ impl Batcher {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        Some(filling.batch)
+        Next::Batch(filling.batch)
     }
+}
+
+/// What ended a worker's wait for its next batch.
+pub enum Next<T> {
+    /// A batch.
+    Batch(Batch),
+    /// Something arrived on the wake channel first.
+    Woken(T),
+    /// The wait's deadline passed first.
+    Due,
+    /// Stopped, or the queue is closed and empty.
+    Closed,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::contract::{event_bytes, Event};
-    use std::sync::mpsc::channel;
+    use crossbeam_channel::unbounded as channel;
 
     fn ev(offset: i64) -> Event {
         sized(offset, 0)

@@ -50,4 +50,11 @@ pub trait Sink: Component {
     /// Calls the sink on a batch of `source`'s events. A successful call
     /// returns exactly one verdict per event, in order.
     fn deliver(&mut self, source: &Source, batch: &Batch) -> Result<Vec<SinkVerdict>, CallError>;
+
+    /// Another instance of the same component, for a second call in flight
+    /// (`max_in_flight`): it shares the component and its reloads, not its
+    /// state.
+    fn another(&self) -> Self
+    where
+        Self: Sized;
 }

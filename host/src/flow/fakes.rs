@@ -53,7 +53,9 @@ pub type Script<V> = Box<dyn FnMut(&[Event]) -> Result<Vec<V>, CallError> + Send
 /// A scripted component of either kind (`V` is its verdict type).
 pub struct Fake<V> {
     config: ComponentConfig,
-    script: Script<V>,
+    /// Shared by the instances [`Sink::another`] makes, as a guest's
+    /// instances share its code.
+    script: Arc<Mutex<Script<V>>>,
     /// The offsets of every call, in order.
     calls: Arc<Mutex<Vec<Vec<i64>>>>,
 }
@@ -67,7 +69,7 @@ impl<V> Fake<V> {
     ) -> Self {
         Self {
             config: component_config(name, extra),
-            script: Box::new(script),
+            script: Arc::new(Mutex::new(Box::new(script))),
             calls: Arc::default(),
         }
     }
@@ -80,7 +82,7 @@ impl<V> Fake<V> {
 
     fn call(&mut self, batch: &[Event]) -> Result<Vec<V>, CallError> {
         self.calls.lock().expect("calls").push(offsets(batch));
-        (self.script)(batch)
+        (self.script.lock().expect("script"))(batch)
     }
 }
 
@@ -113,6 +115,14 @@ impl Interceptor for Fake<InterceptorVerdict> {
 impl Sink for Fake<SinkVerdict> {
     fn deliver(&mut self, _source: &Source, batch: &Batch) -> Result<Vec<SinkVerdict>, CallError> {
         self.call(&batch.to_events())
+    }
+
+    fn another(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            script: self.script.clone(),
+            calls: self.calls.clone(),
+        }
     }
 }
 

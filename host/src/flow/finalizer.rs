@@ -5,8 +5,9 @@
 //! no sink), given up on by an interceptor whose policy disposed of it
 //! (dead-lettered and acknowledged, or skipped), or settled by every sink
 //! it was routed to (delivered, or given up on in the same way). The
-//! [`Finalizer`] keeps, for the batch at the sinks, how many sinks still owe
-//! each event; it marks an offset final in the partition's
+//! [`Finalizer`] keeps, for every event at the sinks (several batches may be
+//! there at once, and sinks settle them in any order), how many sinks still
+//! owe it; it marks an offset final in the partition's
 //! [`OffsetTracker`] only when nothing is owed any more, and publishes the
 //! tracker's contiguous watermark for the consumer thread to commit. No
 //! other code touches the tracker or the committable offset, so the commit
@@ -16,6 +17,7 @@ use super::offsets::{OffsetTracker, TrackerError};
 use super::route::Route;
 use crate::kafka::PartitionShared;
 use crate::stats::PipelineStats;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -25,9 +27,10 @@ pub struct Finalizer {
     /// Where the committable offset is published, for the consumer thread.
     shared: Arc<PartitionShared>,
     stats: Arc<PipelineStats>,
-    /// For each event of the batch at the sinks: how many sinks still owe
-    /// it a delivery or a give-up.
-    owed: Vec<usize>,
+    /// For each event at the sinks, in offset order: its offset and how
+    /// many sinks still owe it a delivery or a give-up. Settled entries
+    /// leave from the front.
+    owed: VecDeque<(i64, u32)>,
     /// Counted here and added to the pipeline's counters once per batch:
     /// every partition's worker shares those counters, and an atomic add
     /// per event made their cache line bounce between the cores.
@@ -42,7 +45,7 @@ impl Finalizer {
             tracker: OffsetTracker::new(),
             shared,
             stats,
-            owed: Vec::new(),
+            owed: VecDeque::new(),
             finalized: 0,
             dropped: 0,
         }
@@ -69,36 +72,50 @@ impl Finalizer {
         self.finalize(offset);
     }
 
-    /// The batch that reaches the sinks: event `i` is owed by the sinks in
-    /// `routes[i]`, or by all `sinks` if its route is `None`.
-    pub fn owe(&mut self, routes: &[Route], sinks: usize) {
-        self.owed.clear();
-        self.owed
-            .extend(routes.iter().map(|r| r.as_ref().map_or(sinks, Vec::len)));
+    /// A batch reaches the sinks: the event at `offsets[i]` is owed by the
+    /// sinks in `routes[i]`, or by all `sinks` if its route is `None`.
+    pub fn owe(&mut self, offsets: &[i64], routes: &[Route], sinks: usize) {
+        self.owed.extend(
+            offsets
+                .iter()
+                .zip(routes)
+                .map(|(&o, r)| (o, r.as_ref().map_or(sinks, Vec::len) as u32)),
+        );
     }
 
-    /// One sink is done with event `index` of the batch at the sinks (whose
-    /// offset is `offset`): delivered it, or gave it up and had it disposed
-    /// of. The event is final once no sink owes it any more.
-    pub fn settled(&mut self, index: usize, offset: i64) {
-        let Some(owed) = self.owed.get_mut(index) else {
-            tracing::error!(index, offset, "settled an event outside the batch; ignored");
+    /// One sink is done with the event at `offset`: delivered it, or gave
+    /// it up and had it disposed of. The event is final once no sink owes
+    /// it any more.
+    pub fn settled(&mut self, offset: i64) {
+        // Sinks mostly settle in offset order, so the front is tried first.
+        let idx = if self.owed.front().is_some_and(|&(o, _)| o == offset) {
+            Ok(0)
+        } else {
+            self.owed.binary_search_by_key(&offset, |&(o, _)| o)
+        };
+        let Ok(idx) = idx else {
+            tracing::error!(offset, "settled an event no sink owes; ignored");
             return;
         };
+        let owed = &mut self.owed[idx].1;
         if *owed == 0 {
-            tracing::error!(index, offset, "settled an event no sink owes; ignored");
+            tracing::error!(offset, "settled an event no sink owes any more; ignored");
             return;
         }
         *owed -= 1;
         if *owed == 0 {
             self.finalize(offset);
+            while self.owed.front().is_some_and(|&(_, n)| n == 0) {
+                self.owed.pop_front();
+            }
         }
     }
 
-    /// How many sinks still owe event `index` of the batch at the sinks.
+    /// How many sinks still owe the event at `offset`.
     #[cfg(test)]
-    pub fn owed(&self, index: usize) -> usize {
-        self.owed.get(index).copied().unwrap_or(0)
+    pub fn owed(&self, offset: i64) -> usize {
+        (self.owed.binary_search_by_key(&offset, |&(o, _)| o))
+            .map_or(0, |i| self.owed[i].1 as usize)
     }
 
     /// Adds what this batch finalized and dropped to the pipeline's
@@ -147,16 +164,16 @@ mod tests {
         let (mut f, shared, stats) = finalizer();
         f.track(&[0, 1, 2]).unwrap();
         // 0 to sink 0 only, 1 to sinks 0 and 1, 2 to all (two) sinks.
-        f.owe(&[Some(vec![0]), Some(vec![0, 1]), None], 2);
+        f.owe(&[0, 1, 2], &[Some(vec![0]), Some(vec![0, 1]), None], 2);
         assert_eq!((f.owed(0), f.owed(1), f.owed(2)), (1, 2, 2));
-        f.settled(1, 1);
-        f.settled(2, 2);
+        f.settled(1);
+        f.settled(2);
         assert_eq!(shared.committable(), None, "0 is owed");
-        f.settled(0, 0);
+        f.settled(0);
         assert_eq!(shared.committable(), Some(1), "1 and 2 still owed once");
-        f.settled(2, 2);
+        f.settled(2);
         assert_eq!(shared.committable(), Some(1), "1 is owed by sink 1");
-        f.settled(1, 1);
+        f.settled(1);
         assert_eq!(shared.committable(), Some(3));
         f.end_batch();
         assert_eq!(PipelineStats::get(&stats.finalized), 3);
@@ -166,12 +183,12 @@ mod tests {
     fn settling_more_than_owed_changes_nothing() {
         let (mut f, shared, _) = finalizer();
         f.track(&[0, 1]).unwrap();
-        f.owe(&[Some(vec![0, 1]), None], 2);
-        f.settled(0, 0);
-        f.settled(5, 0);
+        f.owe(&[0, 1], &[Some(vec![0, 1]), None], 2);
+        f.settled(0);
+        f.settled(5);
         assert_eq!(shared.committable(), None);
-        f.settled(0, 0);
-        f.settled(0, 0);
+        f.settled(0);
+        f.settled(0);
         assert_eq!(f.owed(0), 0);
         assert_eq!(shared.committable(), Some(1));
     }
@@ -183,12 +200,28 @@ mod tests {
         f.dropped(7);
         f.given_up(9);
         assert_eq!(shared.committable(), None, "3 is in flight");
-        f.owe(&[None], 1);
-        f.settled(0, 3);
+        f.owe(&[3], &[None], 1);
+        f.settled(3);
         assert_eq!(shared.committable(), Some(10));
         f.end_batch();
         assert_eq!(PipelineStats::get(&stats.dropped), 1);
         assert_eq!(PipelineStats::get(&stats.finalized), 3);
         assert_eq!(f.in_flight(), 0);
+    }
+
+    #[test]
+    fn batches_at_the_sinks_at_once_settle_in_any_order() {
+        let (mut f, shared, _) = finalizer();
+        f.track(&[0, 1, 2, 3]).unwrap();
+        f.owe(&[0, 1], &[None, None], 1);
+        f.owe(&[2, 3], &[None, None], 1);
+        f.settled(3);
+        f.settled(2);
+        assert_eq!(shared.committable(), None, "the first batch is still out");
+        f.settled(1);
+        assert_eq!(shared.committable(), None);
+        f.settled(0);
+        assert_eq!(shared.committable(), Some(4));
+        assert_eq!(f.owed.len(), 0, "settled entries leave");
     }
 }

@@ -1,25 +1,37 @@
 //! One worker thread per assigned partition: batches from the partition's
-//! queue go through the interceptor chain and the sinks, strictly one batch
-//! at a time, so events reach every sink in offset order. The worker owns
-//! its own guest instances (a wasmtime store is single-threaded) and its
-//! [`Finalizer`], which publishes the committable offset for the consumer
-//! thread to commit.
+//! queue go through the interceptor chain, one batch at a time, and on to
+//! the sinks, each of which takes them at its own pace (see [`super::sinks`]
+//! and [`super::window`]). The worker owns its own guest instances (a
+//! wasmtime store is single-threaded; a sink with `max_in_flight` > 1 has
+//! more, on threads of their own) and its [`Finalizer`], which publishes the
+//! committable offset for the consumer thread to commit.
+//!
+//! The worker reads the next batch only while every sink has room for it,
+//! so a slow sink fills the partition's queue and the consumer pauses the
+//! partition. On a stop it starts nothing new, waits for the calls in
+//! flight and settles what they settled.
 
-use super::batcher::Batcher;
+use super::batcher::{Batcher, Next};
 use super::component::{Interceptor, Sink};
 use super::dead_letter::DeadLetters;
 use super::failure::{FailureContext, Guarded};
 use super::finalizer::Finalizer;
 use super::interceptors::run_chain;
+use super::lanes::Done;
+use super::rate::RateLimiter;
 use super::retry::Backoff;
-use super::sinks::deliver_all;
+use super::sinks::Fanout;
 use crate::config::{PipelineConfig, RetryConfig};
 use crate::contract::{Batch, Source};
 use crate::kafka::PartitionShared;
 use crate::stats::PipelineStats;
+use crossbeam_channel::Receiver;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a worker waiting for its sinks looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// What one partition's worker runs: its own instances of the pipeline's
 /// components, and the pipeline's dead-letter topic.
@@ -30,6 +42,9 @@ pub struct Stages<I, S> {
     pub sinks: Vec<S>,
     /// The pipeline's dead-letter topic, if it has one.
     pub dead_letter: Option<Arc<dyn DeadLetters>>,
+    /// Per sink, its rate limiter, shared by the pipeline's partitions
+    /// (missing entries: none).
+    pub rates: Vec<Option<Arc<RateLimiter>>>,
 }
 
 /// Everything a worker needs, moved into its thread.
@@ -37,7 +52,7 @@ pub struct Worker<I, S> {
     /// The partition, as the guests are told it with each batch.
     source: Source,
     interceptors: Vec<Guarded<I>>,
-    sinks: Vec<Guarded<S>>,
+    sinks: Fanout<S>,
     sink_names: Vec<String>,
     dead_letter: Option<Arc<dyn DeadLetters>>,
     retry: RetryConfig,
@@ -46,7 +61,7 @@ pub struct Worker<I, S> {
     stats: Arc<PipelineStats>,
 }
 
-impl<I: Interceptor, S: Sink> Worker<I, S> {
+impl<I: Interceptor, S: Sink + Send + 'static> Worker<I, S> {
     /// A worker for `source` running `stages` under `pipeline`'s settings,
     /// publishing to `shared` and counting into `stats`.
     pub fn new(
@@ -56,17 +71,22 @@ impl<I: Interceptor, S: Sink> Worker<I, S> {
         shared: Arc<PartitionShared>,
         stats: Arc<PipelineStats>,
     ) -> Self {
-        let sink_names = stages.sinks.iter().map(|s| s.name().to_owned()).collect();
         let retry = &pipeline.retry;
+        let sinks = Fanout::new(
+            stages.sinks,
+            stages.rates,
+            retry,
+            &pipeline.batch,
+            &source,
+            &stats,
+        );
         Self {
             source,
             interceptors: (stages.interceptors.into_iter())
                 .map(|g| Guarded::new(g, retry))
                 .collect(),
-            sinks: (stages.sinks.into_iter())
-                .map(|g| Guarded::new(g, retry))
-                .collect(),
-            sink_names,
+            sink_names: sinks.names(),
+            sinks,
             dead_letter: stages.dead_letter,
             retry: retry.clone(),
             finalizer: Finalizer::new(shared.clone(), stats.clone()),
@@ -91,11 +111,7 @@ impl<I: Interceptor, S: Sink> Worker<I, S> {
                 .interceptors
                 .iter_mut()
                 .try_for_each(|g| g.guest.ensure_live())
-                .and_then(|()| {
-                    self.sinks
-                        .iter_mut()
-                        .try_for_each(|g| g.guest.ensure_live())
-                });
+                .and_then(|()| self.sinks.ensure_live());
             match result {
                 Ok(()) => return true,
                 Err(e) => {
@@ -108,14 +124,13 @@ impl<I: Interceptor, S: Sink> Worker<I, S> {
         }
     }
 
-    /// Takes one batch all the way through. Returns `false` if the worker must
-    /// stop (asked to, or the batch broke the tracker's ordering invariant).
+    /// Takes one batch through the interceptor chain and hands it to the
+    /// sinks, starting the calls that may go. Returns `false` if the worker
+    /// must stop (asked to, or the batch broke the tracker's ordering
+    /// invariant).
     pub fn process(&mut self, batch: Batch) -> bool {
         if let Some(&first) = batch.offsets().first() {
             for g in &mut self.interceptors {
-                g.switch_version(first, false);
-            }
-            for g in &mut self.sinks {
                 g.switch_version(first, false);
             }
         }
@@ -134,18 +149,161 @@ impl<I: Interceptor, S: Sink> Worker<I, S> {
             stats: &self.stats,
             dead_letter: self.dead_letter.as_deref(),
         };
-        let go_on = match run_chain(
+        let routed = run_chain(
             &mut self.interceptors,
             &self.sink_names,
             batch,
             &cx,
             &mut self.finalizer,
-        ) {
-            Some(routed) => deliver_all(&mut self.sinks, &routed, &cx, &mut self.finalizer),
+        );
+        let go_on = match routed {
+            Some(routed) => {
+                self.sinks.owe(routed, &mut self.finalizer);
+                self.advance()
+            }
             None => false,
         };
         self.finalizer.end_batch();
         go_on
+    }
+
+    fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    /// Starts the calls that may go and takes back every finished call that
+    /// is ready, until neither makes progress. Returns `false` if the worker
+    /// must stop.
+    fn advance(&mut self) -> bool {
+        loop {
+            let mut progress = false;
+            for s in 0..self.sinks.len() {
+                if !self.stopping() {
+                    if let Err(e) = self.sinks.pump(s) {
+                        tracing::error!(error = %e, "cannot start a thread for a sink call; \
+                            partition worker stops");
+                        return false;
+                    }
+                }
+                // An inline call has finished: take it back before the next
+                // sink is called, so that what it settled is final sooner.
+                while let Some(done) = self.sinks.take_inline(s) {
+                    progress = true;
+                    if !self.finish(done) {
+                        return false;
+                    }
+                }
+            }
+            while let Some(done) = self.sinks.try_done() {
+                progress = true;
+                if !self.finish(done) {
+                    return false;
+                }
+            }
+            if !progress {
+                return !self.stopping();
+            }
+        }
+    }
+
+    /// Takes back one finished call.
+    fn finish(&mut self, done: Done) -> bool {
+        let cx = FailureContext {
+            source: &self.source,
+            stop: &self.shared.stop,
+            stats: &self.stats,
+            dead_letter: self.dead_letter.as_deref(),
+        };
+        let go_on = self.sinks.finish(done, &cx, &mut self.finalizer);
+        self.finalizer.end_batch();
+        go_on
+    }
+
+    /// Waits for a finished call until `until` (at most [`STOP_CHECK`]),
+    /// and takes it back.
+    fn wait(&mut self, done: &Receiver<Done>, until: Option<Instant>) -> bool {
+        let now = Instant::now();
+        let timeout = until.map_or(STOP_CHECK, |u| u.saturating_duration_since(now).min(STOP_CHECK));
+        match done.recv_timeout(timeout) {
+            Ok(d) => self.finish(d),
+            Err(_) => true,
+        }
+    }
+
+    /// After a stop: waits for the calls still in flight and settles what
+    /// they settled. Nothing new starts. A call cannot outlast its
+    /// `call_timeout_ms`; the consumer commits what is final once its
+    /// `drain_timeout_ms` is up, whether this is done or not.
+    fn drain(&mut self) {
+        let done = self.sinks.done_rx();
+        while self.sinks.in_flight() > 0 {
+            match done.recv_timeout(STOP_CHECK) {
+                Ok(d) => {
+                    self.finish(d);
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+
+    /// Runs until everything handed to the sinks is settled (for tests,
+    /// which hand batches in by [`Self::process`]). Returns `false` if the
+    /// worker was stopped first.
+    #[cfg(test)]
+    pub fn settle(&mut self) -> bool {
+        let done = self.sinks.done_rx();
+        loop {
+            if !self.advance() {
+                return false;
+            }
+            if self.sinks.settled() {
+                return true;
+            }
+            let until = self.sinks.next_due();
+            if !self.wait(&done, until) {
+                return false;
+            }
+        }
+    }
+
+    /// The worker's loop: read a batch while the sinks have room, else wait
+    /// for them; then drain.
+    fn run(&mut self, batcher: &mut Batcher) {
+        let done = self.sinks.done_rx();
+        loop {
+            if !self.advance() {
+                break;
+            }
+            let until = self.sinks.next_due();
+            if !self.sinks.has_room() {
+                self.shared.busy.store(true, Ordering::Release);
+                if !self.wait(&done, until) {
+                    break;
+                }
+                continue;
+            }
+            self.shared.busy.store(false, Ordering::Release);
+            match batcher.next_batch_or(&self.shared.stop, &done, until) {
+                Next::Batch(batch) => {
+                    self.shared.busy.store(true, Ordering::Release);
+                    self.shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+                    (self.shared.queued_bytes).fetch_sub(batch.bytes(), Ordering::AcqRel);
+                    if !self.process(batch) {
+                        break;
+                    }
+                }
+                Next::Woken(d) => {
+                    if !self.finish(d) {
+                        break;
+                    }
+                }
+                Next::Due => {}
+                Next::Closed => break,
+            }
+        }
+        self.shared.busy.store(false, Ordering::Release);
+        self.drain();
     }
 }
 
@@ -172,22 +330,7 @@ where
             partition = worker.source.partition)
         .entered();
         if worker.start_guests() {
-            while let Some(batch) = batcher.next_batch(&worker.shared.stop) {
-                worker.shared.busy.store(true, Ordering::Release);
-                worker
-                    .shared
-                    .queued
-                    .fetch_sub(batch.len(), Ordering::AcqRel);
-                worker
-                    .shared
-                    .queued_bytes
-                    .fetch_sub(batch.bytes(), Ordering::AcqRel);
-                let go_on = worker.process(batch);
-                worker.shared.busy.store(false, Ordering::Release);
-                if !go_on {
-                    break;
-                }
-            }
+            worker.run(&mut batcher);
         }
         tracing::debug!(
             in_flight = worker.finalizer.in_flight(),

@@ -1,241 +1,168 @@
-//! Fan-out to the sinks: each sink gets, once per batch, the events routed to
-//! it. Failed events are retried in offset order; events a sink already
-//! delivered are never sent to it again.
-//!
-//! Each sink keeps its own retry clock, so a sink backing off does not hold
-//! back the others. Once an event has used up its sink's `retry.attempts`,
-//! the sink's `on_failure` policy decides: `block` keeps retrying, while
-//! `dead-letter` and `skip` give the event up.
-//!
-//! A whole call can fail (a trap, a deadline, an error for the batch). Giving
-//! up the whole batch for it would punish the good events with the bad one,
-//! so a sink that would give up on a failed call first narrows it down:
-//! it delivers its pending events one at a time until the one that fails on
-//! its own has spent its retries, then goes back to whole batches.
+//! Fan-out to the sinks: each sink is owed the events routed to it and
+//! works through them in its own [`Window`], with its own calls in flight,
+//! retry clock and ordering, so a sink backing off does not hold back the
+//! others. The partition's worker hands each routed batch to every window,
+//! starts the calls that may go, and takes finished calls back here, from
+//! the sinks' own threads (`max_in_flight` > 1) or from its own.
 
 use super::component::{CallError, Sink};
-use super::dead_letter::Failure;
-use super::failure::{Blocked, FailureContext, Guarded};
+use super::failure::{FailureContext, Guarded};
 use super::finalizer::Finalizer;
-use super::retry::{sleep_until, Backoff};
+use super::lanes::{Done, Lanes};
+use super::rate::RateLimiter;
 use super::route::RoutedBatch;
-use crate::contract::{Batch, SinkVerdict, Source};
-use std::sync::atomic::Ordering;
+use super::window::{Window, WindowSetup};
+use crate::config::{BatchConfig, RetryConfig};
+use crate::contract::Source;
+use crate::stats::PipelineStats;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// One sink's progress through the current batch.
-struct SinkState {
-    /// Indices of the events it still owes, in offset order.
-    pending: Vec<usize>,
-    /// Tries per event index.
-    tries: Vec<u32>,
-    /// Delivering one event per call to find the one that fails the call.
-    isolate: bool,
-    backoff: Backoff,
-    /// When it may be called again.
-    due: Instant,
+/// Every sink of one partition.
+pub struct Fanout<S> {
+    windows: Vec<Window<S>>,
+    /// Where sinks' threads report finished calls (kept so that the
+    /// channel never closes while the worker waits on it).
+    _done_tx: Sender<Done>,
+    done_rx: Receiver<Done>,
 }
 
-/// What one call settled.
-#[derive(Default)]
-struct Round {
-    delivered: Vec<usize>,
-    given_up: Vec<(usize, Failure)>,
-    /// How many events failed and stay pending, and the first of them
-    /// (for the log and the backoff).
-    failed: usize,
-    first_failed: Option<(usize, Failure)>,
-}
-
-impl Round {
-    /// Records that event `i` failed: given up on, or still owed (then
-    /// returns `true`). The failure is only built where it is kept.
-    fn fail(&mut self, i: usize, give_up: bool, failure: impl FnOnce() -> Failure) -> bool {
-        if give_up {
-            self.given_up.push((i, failure()));
-            return false;
+impl<S: Sink + Send + 'static> Fanout<S> {
+    /// The windows of `sinks` (in configuration order) for `source`, each
+    /// set up by its version's config; `rates` holds each sink's shared
+    /// rate limiter, if it has one.
+    pub fn new(
+        sinks: Vec<S>,
+        rates: Vec<Option<Arc<RateLimiter>>>,
+        pipeline_retry: &RetryConfig,
+        pipeline_batch: &BatchConfig,
+        source: &Source,
+        stats: &Arc<PipelineStats>,
+    ) -> Self {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let mut rates = rates.into_iter();
+        let windows = sinks
+            .into_iter()
+            .enumerate()
+            .map(|(s, sink)| {
+                let cfg = sink.config().clone();
+                let d = cfg.delivery();
+                let guarded = Guarded::new(sink, pipeline_retry);
+                Window::new(WindowSetup {
+                    name: cfg.name.clone(),
+                    retry: guarded.retry.clone(),
+                    policy: guarded.policy,
+                    lanes: Lanes::new(guarded, d.max_in_flight, source, s, &done_tx),
+                    ordering: d.ordering,
+                    max_in_flight: d.max_in_flight,
+                    adaptive: d.adaptive,
+                    batch: d.batch.cloned(),
+                    pipeline_batch: pipeline_batch.clone(),
+                    rate: rates.next().flatten(),
+                    stats: stats.clone(),
+                })
+            })
+            .collect();
+        Self {
+            windows,
+            _done_tx: done_tx,
+            done_rx,
         }
-        self.failed += 1;
-        if self.first_failed.is_none() {
-            self.first_failed = Some((i, failure()));
-        }
-        true
     }
-}
 
-/// Delivers `batch` to every sink it is routed to, telling `finalizer` each
-/// time a sink has delivered an event or given it up. Returns `false` if
-/// the worker was stopped first; events not final then are simply not
-/// committed.
-pub fn deliver_all<S: Sink>(
-    sinks: &mut [Guarded<S>],
-    batch: &RoutedBatch,
-    cx: &FailureContext<'_>,
-    finalizer: &mut Finalizer,
-) -> bool {
-    let events = &batch.events;
-    finalizer.owe(&batch.routes, sinks.len());
-    let now = Instant::now();
-    let mut states: Vec<SinkState> = sinks
-        .iter()
-        .enumerate()
-        .map(|(s, sink)| SinkState {
-            pending: (0..events.len())
-                .filter(|&i| batch.routes[i].as_ref().is_none_or(|r| r.contains(&s)))
-                .collect(),
-            tries: vec![0; events.len()],
-            isolate: false,
-            backoff: Backoff::new(&sink.retry),
-            due: now,
-        })
-        .collect();
-    let mut blocked = Blocked::new(cx.stats);
-    loop {
+    /// The sinks' names, in configuration order (interceptors route by
+    /// them).
+    pub fn names(&self) -> Vec<String> {
+        self.windows.iter().map(|w| w.name().to_owned()).collect()
+    }
+
+    /// Makes sure every sink's first instance is live.
+    pub fn ensure_live(&mut self) -> Result<(), CallError> {
+        self.windows.iter_mut().try_for_each(Window::ensure_live)
+    }
+
+    /// Hands a routed batch to the sinks it is routed to, and tells the
+    /// finalizer who owes what.
+    pub fn owe(&mut self, routed: RoutedBatch, finalizer: &mut Finalizer) {
+        let RoutedBatch { events, routes } = routed;
+        if events.is_empty() {
+            return;
+        }
+        finalizer.owe(events.offsets(), &routes, self.windows.len());
+        let batch = Arc::new(events);
+        let to_all = routes.iter().all(Option::is_none);
         let now = Instant::now();
-        for (sink, state) in sinks.iter_mut().zip(states.iter_mut()) {
-            if state.pending.is_empty() || state.due > now {
-                continue;
-            }
-            if state.pending.iter().any(|&i| state.tries[i] > 0) {
-                sink.switch_version(events.offset(state.pending[0]), true);
-            }
-            let round = deliver_round(sink, state, events, cx);
-            let settled = round.delivered.len() + round.given_up.len();
-            if !round.given_up.is_empty() {
-                let materialized: Vec<_> = round
-                    .given_up
-                    .iter()
-                    .map(|(i, _)| events.event(*i))
-                    .collect();
-                let letters: Vec<_> = materialized
-                    .iter()
-                    .zip(round.given_up.iter().map(|(_, f)| f))
-                    .collect();
-                if !cx.give_up(sink.policy, &letters) {
-                    return false;
-                }
-                // The event that fails on its own is found.
-                state.isolate = false;
-            }
-            for i in round
-                .delivered
-                .iter()
-                .chain(round.given_up.iter().map(|(i, _)| i))
-            {
-                finalizer.settled(*i, events.offset(*i));
-            }
-            let Some((i, failure)) = &round.first_failed else {
-                state.backoff.reset();
-                continue;
-            };
-            cx.stats.retries.fetch_add(1, Ordering::Relaxed);
-            let offset = events.offset(*i);
-            tracing::warn!(sink = sink.guest.name(), offset, failed = round.failed, attempt = failure.attempts,
-                reason = %failure.reason, "sink did not deliver; retrying");
-            if !sink.gives_up_events() && sink.spent(failure.attempts) {
-                blocked.block(offset, failure);
-            }
-            // Progress (something settled) earns an immediate next call;
-            // only a round that achieved nothing backs off.
-            if settled == 0 {
-                state.due = Instant::now() + state.backoff.next_delay();
-            }
-        }
-        let Some(next) = states
-            .iter()
-            .filter(|s| !s.pending.is_empty())
-            .map(|s| s.due)
-            .min()
-        else {
-            return true;
-        };
-        if !sleep_until(next, cx.stop) {
-            return false;
+        for (s, w) in self.windows.iter_mut().enumerate() {
+            let idx = (!to_all).then(|| {
+                (0..batch.len())
+                    .filter(|&i| routes[i].as_ref().is_none_or(|r| r.contains(&s)))
+                    .collect::<Vec<_>>()
+            });
+            let idx = idx.filter(|idx| idx.len() < batch.len());
+            w.owe(&batch, idx, now);
         }
     }
-}
 
-/// One call of `sink` with the events it owes (or only the first of them,
-/// when narrowing down a failing call), and the bookkeeping of its result.
-fn deliver_round<S: Sink>(
-    sink: &mut Guarded<S>,
-    state: &mut SinkState,
-    events: &Batch,
-    cx: &FailureContext<'_>,
-) -> Round {
-    let offered = if state.isolate {
-        1
-    } else {
-        state.pending.len()
-    };
-    let offer = &state.pending[..offered];
-    let mut round = Round::default();
-    let name = sink.guest.name().to_owned();
-    let failure = |reason: String, tries: u32| Failure {
-        component: name.clone(),
-        reason,
-        attempts: tries,
-    };
-    let mut still = Vec::with_capacity(state.pending.len());
-    match call(&mut sink.guest, cx.source, events, offer) {
-        Err(e) => {
-            let reason = e.to_string();
-            for &i in offer {
-                state.tries[i] = state.tries[i].saturating_add(1);
-            }
-            if offer.len() > 1 && offer.iter().any(|&i| sink.gives_up(state.tries[i])) {
-                tracing::warn!(sink = %name, events = offer.len(),
-                    "the whole call keeps failing; delivering one event at a time to find \
-                     the one that fails it");
-                state.isolate = true;
-                for &i in offer {
-                    state.tries[i] = 0;
-                }
-            }
-            for &i in offer {
-                let tries = state.tries[i];
-                if round.fail(i, sink.gives_up(tries), || failure(reason.clone(), tries)) {
-                    still.push(i);
-                }
-            }
-        }
-        Ok(verdicts) => {
-            for (&i, verdict) in offer.iter().zip(verdicts) {
-                let (why, permanent) = match verdict {
-                    SinkVerdict::Delivered => {
-                        round.delivered.push(i);
-                        continue;
-                    }
-                    SinkVerdict::Retry(why) => (why, false),
-                    SinkVerdict::Reject(why) => (why, true),
-                };
-                let tries = state.tries[i].saturating_add(1);
-                state.tries[i] = tries;
-                // A rejection is final: retrying it is pointless unless the
-                // policy is to block (an operator may fix the sink).
-                let gives_up = sink.gives_up(tries) || (permanent && sink.gives_up_events());
-                if round.fail(i, gives_up, || failure(why, tries)) {
-                    still.push(i);
-                }
-            }
-            cx.stats.add_delivered(&name, round.delivered.len() as u64);
-        }
+    /// How many sinks there are.
+    pub fn len(&self) -> usize {
+        self.windows.len()
     }
-    still.extend_from_slice(&state.pending[offered..]);
-    state.pending = still;
-    round
-}
 
-/// One call of `sink` with the events at `offer` (indices into `events`, in
-/// order).
-fn call<S: Sink>(
-    sink: &mut S,
-    source: &Source,
-    events: &Batch,
-    offer: &[usize],
-) -> Result<Vec<SinkVerdict>, CallError> {
-    if offer.len() == events.len() {
-        return sink.deliver(source, events);
+    /// Starts every call of sink `s` that may go now; an inline call runs
+    /// to its end.
+    pub fn pump(&mut self, s: usize) -> std::io::Result<()> {
+        match self.windows.get_mut(s) {
+            Some(w) => w.pump(Instant::now()),
+            None => Ok(()),
+        }
     }
-    sink.deliver(source, &events.select(offer)?)
+
+    /// A finished inline call of sink `s`, if one waits.
+    pub fn take_inline(&mut self, s: usize) -> Option<Done> {
+        self.windows.get_mut(s).and_then(Window::take_done)
+    }
+
+    /// A call finished on a sink's thread, if one is ready.
+    pub fn try_done(&mut self) -> Option<Done> {
+        self.done_rx.try_recv().ok()
+    }
+
+    /// Where the sinks' threads report finished calls.
+    pub fn done_rx(&self) -> Receiver<Done> {
+        self.done_rx.clone()
+    }
+
+    /// Takes a finished call back into its sink's window. Returns `false`
+    /// if the worker was stopped before dead letters were acknowledged.
+    pub fn finish(&mut self, done: Done, cx: &FailureContext<'_>, fin: &mut Finalizer) -> bool {
+        match self.windows.get_mut(done.sink) {
+            Some(w) => w.finish(done, cx, fin),
+            None => {
+                tracing::error!(sink = done.sink, "a call finished for no sink; ignored");
+                true
+            }
+        }
+    }
+
+    /// Whether every sink can take another batch.
+    pub fn has_room(&self) -> bool {
+        self.windows.iter().all(Window::has_room)
+    }
+
+    /// The earliest time a window has something due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.windows.iter().filter_map(Window::next_due).min()
+    }
+
+    /// Calls in flight over all sinks.
+    pub fn in_flight(&self) -> usize {
+        self.windows.iter().map(Window::in_flight).sum()
+    }
+
+    /// Whether every sink has settled everything it was owed.
+    #[cfg(test)]
+    pub fn settled(&self) -> bool {
+        self.windows.iter().all(Window::settled)
+    }
 }

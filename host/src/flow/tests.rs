@@ -42,6 +42,7 @@ fn harness(
         interceptors,
         sinks,
         dead_letter: dead_letter.map(|d| d as Arc<dyn DeadLetters>),
+        rates: Vec::new(),
     };
     let source = Source {
         topic: "t".into(),
@@ -51,6 +52,13 @@ fn harness(
         worker: Worker::new(&pipeline(), stages, source, shared.clone(), stats.clone()),
         shared,
         stats,
+    }
+}
+
+impl Harness {
+    /// Hands `b` to the worker and runs until the sinks settled it.
+    fn run(&mut self, b: crate::contract::Batch) -> bool {
+        self.worker.process(b) && self.worker.settle()
     }
 }
 
@@ -103,7 +111,7 @@ fn fan_out_and_routes_owe_each_event_to_its_sinks() {
     });
     let (a_calls, b_calls) = (a.log(), b.log());
     let mut h = harness(vec![router], vec![a, b], None, shared);
-    assert!(h.worker.process(batch(&[0, 1, 2, 3])));
+    assert!(h.run(batch(&[0, 1, 2, 3])));
     assert_eq!(calls(&a_calls), [vec![0, 1, 2]]);
     assert_eq!(calls(&b_calls), [vec![1, 2], vec![1, 2]]);
     assert_eq!(h.shared.committable(), Some(4));
@@ -129,7 +137,7 @@ fn a_retry_resends_only_what_the_sink_did_not_accept_in_order() {
     });
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, Arc::default());
-    assert!(h.worker.process(batch(&[10, 11, 12, 13, 14])));
+    assert!(h.run(batch(&[10, 11, 12, 13, 14])));
     assert_eq!(calls(&log), [vec![10, 11, 12, 13, 14], vec![11, 13]]);
     assert_eq!(h.shared.committable(), Some(15));
     assert_eq!(count(&h.stats.retries), 1);
@@ -147,7 +155,7 @@ fn a_failing_call_is_narrowed_to_the_event_that_fails_it() {
     );
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, Arc::default());
-    assert!(h.worker.process(batch(&[0, 1, 2, 3])));
+    assert!(h.run(batch(&[0, 1, 2, 3])));
     // The whole call, then one event at a time until the poison is found
     // and skipped, then whole batches again.
     assert_eq!(
@@ -175,7 +183,7 @@ fn block_holds_the_partition_at_the_failing_event() {
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, shared);
     assert!(
-        !h.worker.process(batch(&[0, 1, 2])),
+        !h.run(batch(&[0, 1, 2])),
         "stopped while blocked"
     );
     let calls = calls(&log);
@@ -185,13 +193,16 @@ fn block_holds_the_partition_at_the_failing_event() {
     let seen = seen.lock().expect("seen");
     assert!(seen[1..].iter().all(|c| *c == Some(1)), "{seen:?}");
     assert_eq!(h.shared.committable(), Some(1));
+    assert_eq!(count(&h.stats.blocked), 1, "blocked while the worker lives");
+    assert_eq!(count(&h.stats.skipped) + count(&h.stats.dead_lettered), 0);
+    assert_eq!(h.worker.finalizer().in_flight(), 2);
+    let Harness { worker, stats, .. } = h;
+    drop(worker);
     assert_eq!(
-        count(&h.stats.blocked),
+        count(&stats.blocked),
         0,
         "the gauge drops when the worker stops"
     );
-    assert_eq!(count(&h.stats.skipped) + count(&h.stats.dead_lettered), 0);
-    assert_eq!(h.worker.finalizer().in_flight(), 2);
 }
 
 #[test]
@@ -199,7 +210,7 @@ fn skip_gives_a_rejected_event_up_at_once() {
     let sink = rejecting_one("skip");
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, Arc::default());
-    assert!(h.worker.process(batch(&[0, 1, 2])));
+    assert!(h.run(batch(&[0, 1, 2])));
     assert_eq!(calls(&log), [vec![0, 1, 2]], "a rejection is not retried");
     assert_eq!(count(&h.stats.skipped), 1);
     assert_eq!(h.shared.committable(), Some(3));
@@ -227,7 +238,7 @@ fn a_dead_letter_finalizes_only_once_acknowledged() {
         Some(dlq.clone()),
         Arc::default(),
     );
-    assert!(!h.worker.process(batch(&[0, 1, 2])));
+    assert!(!h.run(batch(&[0, 1, 2])));
     assert_eq!(h.shared.committable(), None);
     assert_eq!(h.worker.finalizer().in_flight(), 3);
     assert_eq!(count(&h.stats.dead_lettered), 0);
@@ -247,7 +258,7 @@ fn a_dead_letter_finalizes_only_once_acknowledged() {
         Some(dlq.clone()),
         shared,
     );
-    assert!(h.worker.process(batch(&[0, 1, 2])));
+    assert!(h.run(batch(&[0, 1, 2])));
     assert_eq!(h.shared.committable(), Some(3));
     assert_eq!(*dlq.acked.lock().expect("acked"), [("s".to_string(), 1, 1)]);
     assert_eq!(count(&h.stats.dead_lettered), 1);
@@ -281,7 +292,7 @@ fn fail_open_passes_the_event_on_unchanged() {
     });
     let ilog = interceptor.log();
     let mut h = harness(vec![interceptor], vec![sink], None, Arc::default());
-    assert!(h.worker.process(batch(&[0, 1, 2])));
+    assert!(h.run(batch(&[0, 1, 2])));
     // Twice whole (attempts = 2), then one by one; 1 fails twice alone.
     assert_eq!(
         calls(&ilog),
@@ -327,10 +338,10 @@ fn interceptor_drops_finalize_at_once_and_bad_routes_are_dead_lettered() {
         Some(dlq.clone()),
         Arc::default(),
     );
-    assert!(h.worker.process(batch(&[0])));
+    assert!(h.run(batch(&[0])));
     assert_eq!(h.shared.committable(), Some(1), "dropped: final at once");
     assert_eq!(count(&h.stats.dropped), 1);
-    assert!(h.worker.process(batch(&[1, 2])));
+    assert!(h.run(batch(&[1, 2])));
     // The route names no sink: the call breaks the contract, is retried,
     // then narrowed, and only 1 is given up.
     assert_eq!(*dlq.acked.lock().expect("acked"), [("i".to_string(), 1, 2)]);
@@ -343,8 +354,8 @@ fn out_of_order_offsets_stop_the_worker_before_any_call() {
     let sink = FakeSink::new("s", "", deliver);
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, Arc::default());
-    assert!(h.worker.process(batch(&[5, 6])));
-    assert!(!h.worker.process(batch(&[6, 7])));
+    assert!(h.run(batch(&[5, 6])));
+    assert!(!h.run(batch(&[6, 7])));
     assert_eq!(calls(&log), [vec![5, 6]]);
     assert_eq!(h.shared.committable(), Some(7));
 }
@@ -640,7 +651,7 @@ mod commit_rule {
             let (batch, tail) = rest.split_at(take);
             rest = tail;
             let batch = crate::contract::Batch::from_events(batch).expect("small");
-            prop_assert!(h.worker.process(batch), "the worker stopped");
+            prop_assert!(h.run(batch), "the worker stopped");
             check(&model, &dlq, &shared, "after a batch");
         }
         let dead = given_up(&dlq);

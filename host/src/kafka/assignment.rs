@@ -6,7 +6,7 @@ use super::handoff::PartitionShared;
 use crate::contract::Batch;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Sender;
+use crossbeam_channel::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 

@@ -30,7 +30,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, sync_channel};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -344,7 +344,7 @@ impl PipelineConsumer {
                 self.queue(h, &key, msg);
                 continue;
             }
-            let (tx, rx) = channel();
+            let (tx, rx) = crossbeam_channel::unbounded();
             match self.workers.start(&key.0, key.1, rx) {
                 Ok(worker) => {
                     tracing::info!(pipeline = %self.pipeline.name, topic = %key.0,

@@ -6,7 +6,7 @@
 
 use crate::contract::Batch;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::mpsc::Receiver;
+use crossbeam_channel::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 

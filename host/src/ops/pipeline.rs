@@ -5,7 +5,7 @@
 use crate::config::{ComponentConfig, Config, ConfigError, PipelineConfig};
 use crate::contract::{Batch, Source};
 use crate::flow::partition;
-use crate::flow::{DeadLetterError, DeadLetterQueue, DeadLetters, Stages};
+use crate::flow::{DeadLetterError, DeadLetterQueue, DeadLetters, RateLimiter, Stages};
 use crate::kafka;
 use crate::kafka::{PartitionWorkers, PipelineConsumer, WorkerHandle};
 use crate::runtime::{
@@ -13,7 +13,7 @@ use crate::runtime::{
 };
 use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use crossbeam_channel::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -35,6 +35,8 @@ struct Workers {
     pipeline: PipelineConfig,
     components: Components,
     stats: Arc<PipelineStats>,
+    /// Per sink, its rate limiter: one for all partitions.
+    rates: Vec<Option<Arc<RateLimiter>>>,
 }
 
 impl Workers {
@@ -69,6 +71,7 @@ impl PartitionWorkers for Workers {
                 .collect(),
             sinks: c.sinks.iter().map(|s| self.guest(s, &source)).collect(),
             dead_letter: c.dead_letter.clone().map(|q| q as Arc<dyn DeadLetters>),
+            rates: self.rates.clone(),
         };
         let (shared, thread) =
             partition::spawn(&self.pipeline, stages, self.stats.clone(), source, events)?;
@@ -285,7 +288,11 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
             return Err(e);
         }
         running.components.push(p.components.clone());
+        let rates = (p.config.sinks.iter())
+            .map(|s| s.delivery().rate_limit.map(|r| Arc::new(RateLimiter::new(r))))
+            .collect();
         let workers = Workers {
+            rates,
             pipeline: p.config.clone(),
             components: p.components,
             stats: stats.clone(),

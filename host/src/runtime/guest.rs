@@ -258,4 +258,8 @@ impl flow::Sink for Guest<SinkPre> {
     fn deliver(&mut self, source: &Source, batch: &Batch) -> Result<Vec<SinkVerdict>, CallError> {
         Guest::deliver(self, source, batch).map_err(CallError::from)
     }
+
+    fn another(&self) -> Self {
+        Guest::new(self.slot.clone(), self.tag.clone())
+    }
 }

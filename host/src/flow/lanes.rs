@@ -51,7 +51,13 @@ fn run<S: Sink>(g: &mut Guarded<S>, source: &Source, sink: usize, lane: usize, j
         g.switch_version(first, job.retrying);
     }
     let started = Instant::now();
-    let result = g.guest.deliver(source, &job.batch);
+    // A panic in the call (a bug, not a guest's trap, which is an error)
+    // must not leave the call in flight for ever: it fails the call, and
+    // the events are retried like any failed call's.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        g.guest.deliver(source, &job.batch)
+    }))
+    .unwrap_or_else(|_| Err("the sink call panicked (a bug in flumen; see the log)".into()));
     Done {
         sink,
         call: job.call,

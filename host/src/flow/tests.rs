@@ -396,7 +396,18 @@ mod commit_rule {
         refusals: Vec<Vec<bool>>,
         /// Calls (by index) that fail whole.
         failing_calls: Vec<usize>,
+        /// Its delivery settings (config lines).
+        delivery: &'static str,
     }
+
+    /// Delivery settings a sink is tried with: one call at a time, several
+    /// in flight in key order or none, and sink-side batching.
+    const DELIVERY: [&str; 4] = [
+        "",
+        "max_in_flight = 4\nordering = \"key\"",
+        "max_in_flight = 3\nordering = \"unordered\"",
+        "batch = { max_events = 4, max_wait_ms = 1 }",
+    ];
 
     /// What interceptor `.0` answered for the event at offset `.1`: whether
     /// it dropped it, and the route it set.
@@ -460,9 +471,12 @@ mod commit_rule {
 
     /// Checks the commit rule now.
     fn check(model: &Mutex<Model>, dlq: &FakeDeadLetters, shared: &PartitionShared, at: &str) {
+        // Committable first: sinks with calls in flight run this on their
+        // own threads while the worker finalizes, and the model only grows,
+        // so a committable read before it can never pass it wrongly.
+        let committable = shared.committable();
         let dead = given_up(dlq);
         let mut m = model.lock().expect("model");
-        let committable = shared.committable();
         let watermark = m.watermark(&dead);
         if committable > watermark {
             m.violations.push(format!(
@@ -512,11 +526,13 @@ mod commit_rule {
                     prop::sample::select(vec!["block", "dead-letter"]),
                     prop::collection::vec(prop::collection::vec(any::<bool>(), 0..3), n),
                     prop::collection::vec(0usize..8, 0..3),
+                    prop::sample::select(DELIVERY.to_vec()),
                 )
-                    .prop_map(|(policy, refusals, failing_calls)| SinkSpec {
+                    .prop_map(|(policy, refusals, failing_calls, delivery)| SinkSpec {
                         policy,
                         refusals,
                         failing_calls,
+                        delivery,
                     }),
                 sinks,
             );
@@ -608,10 +624,14 @@ mod commit_rule {
                 let index = index.clone();
                 let mut refusals = spec.refusals.clone();
                 let failing = spec.failing_calls.clone();
+                let key_order = spec.delivery.contains("\"key\"");
                 let mut call = 0usize;
+                // Offered and not delivered yet, per key: in key order, an
+                // event may be offered only after these, or with them.
+                let mut outstanding: HashMap<Vec<u8>, Vec<i64>> = HashMap::new();
                 FakeSink::new(
                     &format!("s{s}"),
-                    &format!("on_failure = \"{}\"", spec.policy),
+                    &format!("on_failure = \"{}\"\n{}", spec.policy, spec.delivery),
                     move |batch| {
                         check(&model, &dlq, &shared, "sink call");
                         let offsets: Vec<i64> = batch.iter().map(|e| e.offset).collect();
@@ -619,6 +639,27 @@ mod commit_rule {
                         sorted.sort_unstable();
                         sorted.dedup();
                         assert_eq!(sorted, offsets, "a sink got a batch out of order");
+                        if key_order {
+                            let dead = given_up(&dlq);
+                            // Events without a key (replaced ones here) have
+                            // no order to keep.
+                            for e in batch.iter().filter(|e| e.key.is_some()) {
+                                let key = e.key.clone().unwrap_or_default();
+                                let out = outstanding.entry(key).or_default();
+                                out.retain(|o| !dead.contains(&(format!("s{s}"), *o)));
+                                for &o in out.iter().filter(|&&o| o < e.offset) {
+                                    if !offsets.contains(&o) {
+                                        model.lock().expect("model").violations.push(format!(
+                                            "sink s{s}: event {} overtook {o} of its key",
+                                            e.offset
+                                        ));
+                                    }
+                                }
+                                if !out.contains(&e.offset) {
+                                    out.push(e.offset);
+                                }
+                            }
+                        }
                         call += 1;
                         if failing.contains(&(call - 1)) {
                             return Err("scripted call failure".into());
@@ -630,6 +671,11 @@ mod commit_rule {
                                 let k = index[&e.offset];
                                 if refusals[k].is_empty() {
                                     m.delivered.insert((s, e.offset));
+                                    if let Some(out) =
+                                        outstanding.get_mut(&e.key.clone().unwrap_or_default())
+                                    {
+                                        out.retain(|&o| o != e.offset);
+                                    }
                                     return SinkVerdict::Delivered;
                                 }
                                 match refusals[k].remove(0) {
@@ -651,9 +697,12 @@ mod commit_rule {
             let (batch, tail) = rest.split_at(take);
             rest = tail;
             let batch = crate::contract::Batch::from_events(batch).expect("small");
-            prop_assert!(h.run(batch), "the worker stopped");
+            // Batches are handed in without waiting for the sinks, so that
+            // sinks with calls in flight have several batches at once.
+            prop_assert!(h.worker.process(batch), "the worker stopped");
             check(&model, &dlq, &shared, "after a batch");
         }
+        prop_assert!(h.worker.settle(), "the worker stopped");
         let dead = given_up(&dlq);
         let last = offsets.last().copied().unwrap_or(0);
         let m = model.lock().expect("model");

@@ -209,6 +209,9 @@ where
 /// their writes (WASI splits a large write into several), tearing lines.
 /// So the `path` template must contain `%{partition}` (and may contain
 /// `%{topic}`); the file is opened on the first batch, when they are known.
+/// A sink with several calls in flight per partition (`max_in_flight`) has
+/// several instances per partition: its template must also contain
+/// `%{instance}`, which each instance fills with an id of its own.
 pub struct PartitionFile {
     template: String,
     open: Option<(String, std::fs::File)>,
@@ -233,8 +236,11 @@ impl PartitionFile {
                 ));
             }
         }
+        // Random per instance: `RandomState` is seeded from WASI's random.
+        use std::hash::BuildHasher;
+        let id = std::collections::hash_map::RandomState::new().hash_one(0u8);
         Ok(Self {
-            template: template.to_owned(),
+            template: template.replace("%{instance}", &format!("{id:016x}")),
             open: None,
         })
     }

@@ -26,3 +26,4 @@ mod policies;
 mod reject;
 mod routing;
 mod scaffold;
+mod slow_sink;

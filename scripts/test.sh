@@ -25,3 +25,10 @@ cargo clippy --all-targets --locked -- -D warnings
 # Two test threads: libtest reads this; criterion's bench harness (run once
 # here as a smoke test) would refuse a --test-threads argument.
 RUST_TEST_THREADS=2 cargo test --locked --all-targets
+# The fault suite again with several calls in flight per partition
+# (max_in_flight = 8), in key order and in none: every scenario whose sink
+# can take them, at a size that fits CI.
+for ordering in key unordered; do
+  FLUMEN_FAULT_ORDERING=$ordering FLUMEN_FAULT_EVENTS=40000 cargo test --locked --test fault_suite -- \
+    sigkill trap transient reject-dead-letter reject-block churn-cooperative backpressure
+done

@@ -88,7 +88,11 @@ fn overtaken(dir: &Path) -> Option<usize> {
     let files = flumen::cli::demo::output_files(dir, "s").expect("output dir");
     for (f, path) in files.iter().enumerate() {
         let text = std::fs::read(path).expect("read output");
-        for (n, l) in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        for (n, l) in text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
             let Ok(v) = serde_json::from_slice::<serde_json::Value>(l) else {
                 continue; // torn by a kill: redelivered whole later
             };

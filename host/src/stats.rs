@@ -85,10 +85,7 @@ impl PipelineStats {
 
     /// Every sink's counters, by name.
     pub fn sinks(&self) -> BTreeMap<String, Arc<SinkStats>> {
-        self.sinks
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default()
+        self.sinks.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Counts `n` events delivered by `sink`.

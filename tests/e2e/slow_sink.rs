@@ -15,13 +15,16 @@ use std::time::Duration;
 const PARTITIONS: i32 = 4;
 const EVENTS: usize = 4_000;
 
+/// `(partition, offset, key)` of a line the server accepted.
+type Line = (i32, i64, Option<String>);
+
 /// A loopback HTTP server with many threads: each request waits `delay`,
 /// every `fail_every`-th is answered 503 (and not recorded), the rest 200.
 struct SlowServer {
     port: u16,
     /// `(partition, offset, key)` of every line accepted, in the order the
     /// requests were answered.
-    lines: Arc<Mutex<Vec<(i32, i64, Option<String>)>>>,
+    lines: Arc<Mutex<Vec<Line>>>,
     requests: Arc<AtomicUsize>,
     most_at_once: Arc<AtomicUsize>,
 }

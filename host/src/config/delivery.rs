@@ -135,10 +135,7 @@ impl Delivery<'_> {
             return Ok(());
         }
         if !(1..=MAX_IN_FLIGHT).contains(&self.max_in_flight) {
-            return bad(
-                "max_in_flight",
-                format!("must be 1 to {MAX_IN_FLIGHT}"),
-            );
+            return bad("max_in_flight", format!("must be 1 to {MAX_IN_FLIGHT}"));
         }
         if self.max_in_flight > 1 && self.ordering == DeliveryOrdering::Partition {
             return bad(

@@ -21,9 +21,7 @@ pub mod secret;
 pub mod wording;
 
 pub use component::{Budgets, ComponentConfig, DirGrant, Limits};
-pub use delivery::{
-    Delivery, DeliveryOrdering, Rate, RateLimit, SinkBatchConfig, MAX_IN_FLIGHT,
-};
+pub use delivery::{Delivery, DeliveryOrdering, Rate, RateLimit, SinkBatchConfig, MAX_IN_FLIGHT};
 pub use failure::{FailurePolicy, RetryConfig};
 pub use host_pattern::HostPattern;
 pub use kafka::KafkaConfig;

@@ -55,7 +55,10 @@ impl Adaptive {
         }
         if pushed_back || slow {
             let period = Duration::from_secs_f64(usual);
-            if self.last_cut.is_none_or(|t| now.duration_since(t) >= period) {
+            if self
+                .last_cut
+                .is_none_or(|t| now.duration_since(t) >= period)
+            {
                 self.window = (self.window / 2.0).max(1.0);
                 self.last_cut = Some(now);
             }

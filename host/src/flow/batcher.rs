@@ -8,8 +8,8 @@
 
 use crate::config::BatchConfig;
 use crate::contract::Batch;
-use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often a waiting batcher looks at the stop flag.
@@ -168,6 +168,8 @@ impl Batcher {
 }
 
 /// What ended a worker's wait for its next batch.
+// The batch is moved once per batch; boxing it would allocate as often.
+#[allow(clippy::large_enum_variant)]
 pub enum Next<T> {
     /// A batch.
     Batch(Batch),

@@ -215,12 +215,18 @@ impl<S: Sink + Send + 'static> Pool<S> {
         };
         let (tx, rx): (Sender<Job>, Receiver<Job>) = crossbeam_channel::bounded(1);
         let (source, sink, done) = (self.source.clone(), self.sink, self.done.clone());
-        let name = format!("flumen-{}-{}-s{sink}.{lane}", source.topic, source.partition);
+        let name = format!(
+            "flumen-{}-{}-s{sink}.{lane}",
+            source.topic, source.partition
+        );
         let span = tracing::Span::current();
         std::thread::Builder::new().name(name).spawn(move || {
             let _span = span.entered();
             for job in rx {
-                if done.send(run(&mut guarded, &source, sink, lane, job)).is_err() {
+                if done
+                    .send(run(&mut guarded, &source, sink, lane, job))
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -223,7 +223,9 @@ impl<I: Interceptor, S: Sink + Send + 'static> Worker<I, S> {
     /// and takes it back.
     fn wait(&mut self, done: &Receiver<Done>, until: Option<Instant>) -> bool {
         let now = Instant::now();
-        let timeout = until.map_or(STOP_CHECK, |u| u.saturating_duration_since(now).min(STOP_CHECK));
+        let timeout = until.map_or(STOP_CHECK, |u| {
+            u.saturating_duration_since(now).min(STOP_CHECK)
+        });
         match done.recv_timeout(timeout) {
             Ok(d) => self.finish(d),
             Err(_) => true,

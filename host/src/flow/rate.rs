@@ -71,7 +71,10 @@ mod tests {
     fn calls_go_into_debt_and_wait_it_out() {
         let t0 = Instant::now();
         let r = RateLimiter::new(Rate::Events(100.0));
-        assert!(r.take(150, t0).is_ok(), "a full bucket lets a large call go");
+        assert!(
+            r.take(150, t0).is_ok(),
+            "a full bucket lets a large call go"
+        );
         let again = r.take(1, t0).unwrap_err();
         // 50 events of debt at 100/s: half a second.
         let wait = again - t0;

@@ -182,10 +182,7 @@ fn block_holds_the_partition_at_the_failing_event() {
     });
     let log = sink.log();
     let mut h = harness(vec![], vec![sink], None, shared);
-    assert!(
-        !h.run(batch(&[0, 1, 2])),
-        "stopped while blocked"
-    );
+    assert!(!h.run(batch(&[0, 1, 2])), "stopped while blocked");
     let calls = calls(&log);
     assert_eq!(calls[0], [0, 1, 2]);
     assert!(calls[1..].iter().all(|c| c == &[1]), "{calls:?}");
@@ -528,11 +525,13 @@ mod commit_rule {
                     prop::collection::vec(0usize..8, 0..3),
                     prop::sample::select(DELIVERY.to_vec()),
                 )
-                    .prop_map(|(policy, refusals, failing_calls, delivery)| SinkSpec {
-                        policy,
-                        refusals,
-                        failing_calls,
-                        delivery,
+                    .prop_map(|(policy, refusals, failing_calls, delivery)| {
+                        SinkSpec {
+                            policy,
+                            refusals,
+                            failing_calls,
+                            delivery,
+                        }
                     }),
                 sinks,
             );

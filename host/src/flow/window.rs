@@ -71,7 +71,10 @@ impl Unit {
         let idx: Vec<usize> = ks.iter().map(|&k| self.at(k)).collect();
         Unit {
             bytes: idx.iter().map(|&i| self.batch.event_bytes(i)).sum(),
-            tries: self.tries.as_ref().map(|t| ks.iter().map(|&k| t[k]).collect()),
+            tries: self
+                .tries
+                .as_ref()
+                .map(|t| ks.iter().map(|&k| t[k]).collect()),
             batch: self.batch.clone(),
             idx: Some(idx),
             since: self.since,
@@ -184,7 +187,9 @@ impl<S: Sink + Send + 'static> Window<S> {
         let sink_stats = w.stats.sink(&w.name);
         let adaptive = w.adaptive.then(|| Adaptive::new(w.max_in_flight));
         let window = adaptive.as_ref().map_or(w.max_in_flight, Adaptive::window);
-        sink_stats.window.fetch_add(window as i64, Ordering::Relaxed);
+        sink_stats
+            .window
+            .fetch_add(window as i64, Ordering::Relaxed);
         Self {
             backoff: Backoff::new(&w.retry),
             name: w.name,
@@ -530,7 +535,7 @@ impl<S: Sink + Send + 'static> Window<S> {
             }
             Ok(verdicts) => {
                 let mut verdicts = verdicts.into_iter();
-                for j in 0..n {
+                for (j, tried) in tries.iter_mut().enumerate() {
                     let (why, permanent) = match verdicts.next() {
                         Some(SinkVerdict::Delivered) => {
                             delivered.push(j);
@@ -540,8 +545,8 @@ impl<S: Sink + Send + 'static> Window<S> {
                         Some(SinkVerdict::Reject(why)) => (why, true),
                         None => ("the sink gave no verdict for the event".into(), false),
                     };
-                    let t = tries[j].saturating_add(1);
-                    tries[j] = t;
+                    let t = tried.saturating_add(1);
+                    *tried = t;
                     // A rejection is final: retrying it is pointless unless
                     // the policy is to block (an operator may fix the sink).
                     if gives_up_events && (spent(t) || permanent) {

@@ -4,9 +4,9 @@
 
 use super::handoff::PartitionShared;
 use crate::contract::Batch;
+use crossbeam_channel::Sender;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use crossbeam_channel::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 

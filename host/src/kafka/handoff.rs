@@ -5,8 +5,8 @@
 //! it knows nothing of what a worker does with the events.
 
 use crate::contract::Batch;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use crossbeam_channel::Receiver;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 

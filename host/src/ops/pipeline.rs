@@ -12,8 +12,8 @@ use crate::runtime::{
     Guest, GuestError, GuestKind, GuestTag, InterceptorSlot, Loaded, Runtime, SinkSlot, Slot,
 };
 use crate::stats::PipelineStats;
-use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::Receiver;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -289,7 +289,11 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
         }
         running.components.push(p.components.clone());
         let rates = (p.config.sinks.iter())
-            .map(|s| s.delivery().rate_limit.map(|r| Arc::new(RateLimiter::new(r))))
+            .map(|s| {
+                s.delivery()
+                    .rate_limit
+                    .map(|r| Arc::new(RateLimiter::new(r)))
+            })
             .collect();
         let workers = Workers {
             rates,

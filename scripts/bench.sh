@@ -7,10 +7,18 @@
 #   scripts/bench.sh --languages [options]
 # compares the same guests written in Rust, Python, JavaScript and C
 # (bench/languages/): installs and builds those toolchains too.
+#   scripts/bench.sh --slow-sink [bench/slow_sink.py options]
+# measures calls in flight against a slow HTTP destination, beside a Python
+# confluent-kafka + aiohttp consumer (bench/slow_sink/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 langs=(rust)
 args=("$@")
+script=bench/run.py
+if [ "${1:-}" = "--slow-sink" ]; then
+  script=bench/slow_sink.py
+  args=("${@:2}")
+fi
 if [ "${1:-}" = "--languages" ]; then
   langs=(rust python js c)
   args=(--sizes 1000 --events 500000 --scenarios 1,3r,3py,3js,3c,5,5py,5js,5c
@@ -25,4 +33,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet confluent-kafka==2.16.1 matplotlib==3.11.2
 fi
-exec "$venv/bin/python" bench/run.py "${args[@]}"
+if [ "$script" = bench/slow_sink.py ] && ! "$venv/bin/python" -c "import aiohttp" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet aiohttp==3.14.5
+fi
+exec "$venv/bin/python" "$script" "${args[@]+"${args[@]}"}"

@@ -1,7 +1,9 @@
 //! `flumen check`: load, type-check and initialize every component of a
 //! config without consuming anything, and show what each is granted.
 
-use crate::config::{secret, Budgets, ComponentConfig, Config, KafkaConfig, Limits};
+use crate::config::{
+    secret, Budgets, ComponentConfig, Config, Delivery, KafkaConfig, Limits, Rate,
+};
 use crate::ops::pipeline;
 use crate::runtime::contract_version::SPOKEN;
 use crate::runtime::{Compiled, GuestKind, Origin, Runtime, Slot};
@@ -58,6 +60,9 @@ pub fn command(path: PathBuf, connect: Option<Duration>) -> anyhow::Result<ExitC
                 retry.attempts,
                 c.on_failure.as_str()
             );
+            if kind == "sink" {
+                println!("        calls   {}", describe_delivery(&c.delivery()));
+            }
         }
     }
     match connect {
@@ -114,6 +119,31 @@ fn describe_limits(l: &Limits) -> String {
             0 => "never".to_string(),
             n => format!("after {n} calls"),
         }
+    )
+}
+
+/// A sink's ordering, window, batching and rate limit, in one line.
+fn describe_delivery(d: &Delivery<'_>) -> String {
+    let window = match (d.max_in_flight, d.adaptive) {
+        (1, _) => "one at a time per partition".to_string(),
+        (n, false) => format!("up to {n} in flight per partition"),
+        (n, true) => format!("adaptive, 1 to {n} in flight per partition"),
+    };
+    let batching = match d.batch {
+        None => "the pipeline's batches".to_string(),
+        Some(b) => format!(
+            "gathered to {} events or {} bytes or {} ms",
+            b.max_events, b.max_bytes, b.max_wait_ms
+        ),
+    };
+    let rate = match d.rate_limit {
+        None => String::new(),
+        Some(Rate::Events(r)) => format!(", at most {r} events/s"),
+        Some(Rate::Calls(r)) => format!(", at most {r} calls/s"),
+    };
+    format!(
+        "{window}, ordering {}, {batching}{rate}",
+        d.ordering.as_str()
     )
 }
 

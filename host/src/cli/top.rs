@@ -227,6 +227,34 @@ pub fn render(addr: &str, prev: &Scrape, now: &Scrape) -> String {
             outcome("trap") + outcome("over_budget"),
         );
     }
+    let sinks = now.keys("flumen_sink_window", "pipeline", &["sink"]);
+    if !sinks.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<28} {:>10} {:>8} {:>14}",
+            "SINK (pipeline)", "in flight", "window", "batch wait ms"
+        );
+        for key in sinks {
+            let s = [("pipeline", key[0].as_str()), ("sink", key[1].as_str())];
+            let calls = now.sum("flumen_sink_calls_formed_total", &s)
+                - prev.sum("flumen_sink_calls_formed_total", &s);
+            let waited = now.sum("flumen_sink_batch_wait_seconds_total", &s)
+                - prev.sum("flumen_sink_batch_wait_seconds_total", &s);
+            let wait_ms = if calls > 0.0 {
+                waited / calls * 1000.0
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "{:<28} {:>10.0} {:>8.0} {:>14.1}",
+                format!("{} ({})", key[1], key[0]),
+                now.sum("flumen_sink_calls_in_flight", &s),
+                now.sum("flumen_sink_window", &s),
+                wait_ms,
+            );
+        }
+    }
     let partitions = now.keys("flumen_high_watermark", "pipeline", &["topic", "partition"]);
     if !partitions.is_empty() {
         let _ = writeln!(
@@ -333,7 +361,11 @@ mod tests {
             flumen_high_watermark{pipeline=\"p\",topic=\"t\",partition=\"0\"} 2500\n\
             flumen_committed_offset{pipeline=\"p\",topic=\"t\",partition=\"0\"} 2100\n\
             flumen_consumer_lag{pipeline=\"p\",topic=\"t\",partition=\"0\"} 400\n\
-            flumen_partition_unreadable_offset{pipeline=\"p\",topic=\"t\",partition=\"1\"} 77\n";
+            flumen_partition_unreadable_offset{pipeline=\"p\",topic=\"t\",partition=\"1\"} 77\n\
+            flumen_sink_calls_in_flight{pipeline=\"p\",sink=\"api\"} 12\n\
+            flumen_sink_window{pipeline=\"p\",sink=\"api\"} 16\n\
+            flumen_sink_calls_formed_total{pipeline=\"p\",sink=\"api\"} 10\n\
+            flumen_sink_batch_wait_seconds_total{pipeline=\"p\",sink=\"api\"} 0.5\n";
         let frame = render("h:1", &scrape_at(t0, before), &scrape_at(t1, after));
         let pipeline = frame.lines().find(|l| l.starts_with("p ")).expect(&frame);
         assert!(
@@ -347,6 +379,13 @@ mod tests {
         // 4 calls took 8 ms: 2 ms each.
         assert!(component.contains(" 2.00 "), "{frame}");
         assert!(frame.contains("2100") && frame.contains("2500"), "{frame}");
+        // 10 calls waited 0.5 s in all: 50 ms each.
+        let sink = frame
+            .lines()
+            .find(|l| l.starts_with("api (p)"))
+            .expect(&frame);
+        assert!(sink.contains(" 12 ") && sink.contains(" 16 "), "{frame}");
+        assert!(sink.contains(" 50.0"), "{frame}");
         assert!(
             frame.contains("UNREADABLE t[1] (pipeline p) stopped at offset 77"),
             "{frame}"

@@ -203,6 +203,72 @@ fn block_holds_the_partition_at_the_failing_event() {
 }
 
 #[test]
+fn a_destination_failing_everything_does_not_pile_up_retries() {
+    let sink = FakeSink::new(
+        "s",
+        "on_failure = \"block\"\nmax_in_flight = 2\nordering = \"unordered\"",
+        |batch| {
+            Ok(batch
+                .iter()
+                .map(|_| SinkVerdict::Retry("down".into()))
+                .collect())
+        },
+    );
+    let log = sink.log();
+    let shared = Arc::new(PartitionShared::new());
+    let mut h = harness(vec![], vec![sink], None, shared.clone());
+    for k in 0..8i64 {
+        let offsets: Vec<i64> = (k * 500..(k + 1) * 500).collect();
+        assert!(h.worker.process(batch(&offsets)));
+    }
+    let stop = shared.clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stop.stop.store(true, Ordering::Release);
+    });
+    assert!(!h.worker.settle(), "stopped while the sink is down");
+    stopper.join().expect("stopper");
+    // Two calls of 500 in flight, then their events wait for retries: a
+    // third call may start while the first is being retried, but no more.
+    let highest = calls(&log).iter().flatten().copied().max();
+    assert!(highest < Some(1500), "new calls went on: up to {highest:?}");
+    assert!(calls(&log).len() > 10, "retries went on");
+    assert_eq!(shared.committable(), None);
+}
+
+#[test]
+fn a_rate_limit_spaces_the_calls() {
+    let sink = FakeSink::new("s", "", deliver);
+    let log = sink.log();
+    let stats = Arc::new(PipelineStats::default());
+    let shared = Arc::new(PartitionShared::new());
+    let rate = crate::config::Rate::Events(2000.0);
+    let stages = Stages {
+        interceptors: Vec::<FakeInterceptor>::new(),
+        sinks: vec![sink],
+        dead_letter: None,
+        rates: vec![Some(Arc::new(super::RateLimiter::new(rate)))],
+    };
+    let source = Source {
+        topic: "t".into(),
+        partition: 0,
+    };
+    let mut worker = Worker::new(&pipeline(), stages, source, shared.clone(), stats);
+    let started = std::time::Instant::now();
+    for k in 0..9i64 {
+        let offsets: Vec<i64> = (k * 500..(k + 1) * 500).collect();
+        assert!(worker.process(batch(&offsets)));
+    }
+    assert!(worker.settle());
+    // A second's worth (2000 events) goes at once, the next call on credit;
+    // the 2000 events after it wait out 2000 events/s.
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
+    assert_eq!(calls(&log).len(), 9);
+    assert_eq!(shared.committable(), Some(4500));
+}
+
+#[test]
 fn skip_gives_a_rejected_event_up_at_once() {
     let sink = rejecting_one("skip");
     let log = sink.log();

@@ -127,6 +127,8 @@ pub struct Window<S> {
     waiting_events: usize,
     waiting_bytes: usize,
     retries: VecDeque<Retry>,
+    /// Events in `retries`.
+    retry_events: usize,
     /// A call held back by the rate limit until the given time.
     parked: Option<(Call, Instant)>,
     in_flight: FxHashMap<u64, Call>,
@@ -205,6 +207,7 @@ impl<S: Sink + Send + 'static> Window<S> {
             waiting_events: 0,
             waiting_bytes: 0,
             retries: VecDeque::new(),
+            retry_events: 0,
             parked: None,
             in_flight: FxHashMap::default(),
             held: FxHashMap::default(),
@@ -258,8 +261,16 @@ impl<S: Sink + Send + 'static> Window<S> {
     /// may not, the partition's queue fills and the consumer pauses it.
     pub fn has_room(&self) -> bool {
         let calls = self.max_in_flight;
-        self.waiting_events < self.gather.max_events.saturating_mul(calls)
+        self.waiting_events + self.retry_events < self.gather.max_events.saturating_mul(calls)
             && self.waiting_bytes < self.gather.max_bytes.saturating_mul(calls)
+    }
+
+    /// Whether failed events waiting for a retry already fill what the
+    /// window may hold: then no new call starts, so that a destination
+    /// that fails everything cannot make them pile up without bound (new
+    /// calls would fail too, and the commit could not pass them anyway).
+    fn retries_full(&self) -> bool {
+        self.retry_events >= self.gather.max_events.saturating_mul(self.max_in_flight)
     }
 
     /// Calls in flight.
@@ -333,9 +344,13 @@ impl<S: Sink + Send + 'static> Window<S> {
     fn form(&mut self, now: Instant) -> Option<Call> {
         if let Some(pos) = self.retries.iter().position(|r| r.due <= now) {
             let retry = self.retries.remove(pos)?;
+            self.retry_events -= retry.unit.len();
             return Some(self.retry_call(retry));
         }
         if self.ordering == DeliveryOrdering::Partition && !self.retries.is_empty() {
+            return None;
+        }
+        if self.retries_full() {
             return None;
         }
         let front = self.waiting.front()?;
@@ -621,6 +636,7 @@ impl<S: Sink + Send + 'static> Window<S> {
                 } else {
                     now
                 };
+                self.retry_events += unit.len();
                 self.retries.push_back(Retry { unit, due, isolate });
             }
             None => {

@@ -8,13 +8,13 @@
 //! of being mirrored, so the hot path pays nothing more for them.
 
 use super::reload::ReloadStats;
-use crate::stats::PipelineStats;
+use crate::stats::{PipelineStats, SinkStats};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Picks one counter out of a pipeline's stats.
@@ -145,6 +145,52 @@ impl Collector for StatsCollector {
                     )
                 })
             }),
+        )?;
+        let per_sink = |value: fn(&SinkStats) -> i64| {
+            self.pipelines.iter().flat_map(move |(name, s)| {
+                s.sinks().into_iter().map(move |(sink, st)| {
+                    (
+                        vec![("pipeline", name.clone()), ("sink", sink)],
+                        ConstGauge::new(value(&st)),
+                    )
+                })
+            })
+        };
+        encode_samples(
+            &mut encoder,
+            "flumen_sink_calls_in_flight",
+            "Calls at each sink now, over all partitions.",
+            per_sink(|s| s.in_flight.load(Ordering::Relaxed)),
+        )?;
+        encode_samples(
+            &mut encoder,
+            "flumen_sink_window",
+            "Calls each sink may have in flight now (max_in_flight, or the adaptive window), \
+             summed over partitions.",
+            per_sink(|s| s.window.load(Ordering::Relaxed)),
+        )?;
+        let per_sink_counter = |value: fn(&SinkStats) -> f64| {
+            self.pipelines.iter().flat_map(move |(name, s)| {
+                s.sinks().into_iter().map(move |(sink, st)| {
+                    (
+                        vec![("pipeline", name.clone()), ("sink", sink)],
+                        ConstCounter::new(value(&st)),
+                    )
+                })
+            })
+        };
+        encode_samples(
+            &mut encoder,
+            "flumen_sink_calls_formed",
+            "Calls formed from new events (retries not counted).",
+            per_sink_counter(|s| s.calls.load(Ordering::Relaxed) as f64),
+        )?;
+        encode_samples(
+            &mut encoder,
+            "flumen_sink_batch_wait_seconds",
+            "Summed over those calls: how long the oldest event of each waited for its call \
+             (sink-side batching and a full window). Divide by flumen_sink_calls_formed.",
+            per_sink_counter(|s| s.waited_us.load(Ordering::Relaxed) as f64 / 1e6),
         )?;
         let partition_gauges = |value: PartitionValues| {
             self.pipelines.iter().flat_map(move |(name, s)| {

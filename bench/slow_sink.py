@@ -48,7 +48,8 @@ class SlowServer:
     def _serve(self, started):
         asyncio.set_event_loop(self.loop)
         server = self.loop.run_until_complete(
-            asyncio.start_server(self._client, "127.0.0.1", self.port, backlog=1024))
+            asyncio.start_server(self._client, "127.0.0.1", self.port, backlog=1024,
+                                 limit=1 << 20))
         started.set()
         self.loop.run_until_complete(server.serve_forever())
 
@@ -56,11 +57,26 @@ class SlowServer:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
+                length, chunked = 0, False
                 for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length) if length else b""
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                    elif name.strip().lower() == b"transfer-encoding":
+                        chunked = b"chunked" in value.lower()
+                if chunked:
+                    # The HTTP sink streams its body (wasi:http): chunked.
+                    parts = []
+                    while True:
+                        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                        if size == 0:
+                            await reader.readuntil(b"\r\n")
+                            break
+                        parts.append(await reader.readexactly(size))
+                        await reader.readexactly(2)
+                    body = b"".join(parts)
+                else:
+                    body = await reader.readexactly(length) if length else b""
                 await asyncio.sleep(self.delay)
                 self.requests += 1
                 self.lines += body.count(b"\n")
@@ -201,6 +217,12 @@ def main():
                 print(label, file=sys.stderr)
                 results.append(measure(label, flumen(server, delivery, args.events, args.batch),
                                        args.reps) | {"ordering": ordering, "window": w})
+        w = max(windows)
+        label = f"flumen, ordering = unordered, adaptive_concurrency, max_in_flight = {w}"
+        print(label, file=sys.stderr)
+        delivery = f'max_in_flight = {w}\nordering = "unordered"\nadaptive_concurrency = true'
+        results.append(measure(label, flumen(server, delivery, args.events, args.batch),
+                               args.reps) | {"ordering": "adaptive", "window": w})
         if not args.skip_python:
             for w in windows:
                 label = f"Python confluent-kafka + aiohttp, {w} posts in flight per partition"
@@ -221,9 +243,9 @@ def main():
         ]:
             before = slow.requests
             print(label, file=sys.stderr)
-            m = measure(label, flumen(slow, delivery, args.events // 2, 100), args.reps)
+            m = measure(label, flumen(slow, delivery, args.events, 100), args.reps)
             m["calls_per_run"] = (slow.requests - before) / args.reps
-            m["events"] = args.events // 2
+            m["events"] = args.events
             batched.append(m)
     finally:
         tansu.kill()

@@ -102,6 +102,34 @@ fn check_shows_limits_and_grants() {
 }
 
 #[test]
+fn check_shows_each_sinks_calls_and_refuses_a_window_in_partition_order() {
+    let windowed = format!(
+        "{}max_in_flight = 16\nordering = \"key\"\nadaptive_concurrency = true\n\
+         batch = {{ max_events = 5000, max_wait_ms = 200 }}\nrate_limit = {{ events_per_s = 900 }}\n",
+        sink("api", &guest("null_sink"), "")
+    );
+    let (ok, text) = check(&config_with(&format!(
+        "{windowed}{}",
+        sink("plain", &guest("null_sink"), "")
+    )));
+    assert!(ok, "{text}");
+    for want in [
+        "calls   adaptive, 1 to 16 in flight per partition, ordering key, gathered to 5000 \
+         events or 8388608 bytes or 200 ms, at most 900 events/s",
+        "calls   one at a time per partition, ordering partition, the pipeline's batches",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert_fails(
+        &config_with(&format!(
+            "{}max_in_flight = 4\n",
+            sink("api", &guest("null_sink"), "")
+        )),
+        &["sink `api`", "max_in_flight", "ordering = \"key\""],
+    );
+}
+
+#[test]
 fn check_names_the_world_each_component_implements() {
     let components = format!(
         "[[pipeline.interceptor]]\nname = \"filter\"\ncomponent = \"{}\"\n\

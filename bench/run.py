@@ -108,9 +108,11 @@ def start_tansu() -> tuple[subprocess.Popen, str]:
     return proc, f"127.0.0.1:{port}"
 
 
-def load(bootstrap: str, topic: str, events: int, size: int, partitions: int) -> dict[int, int]:
+def load(bootstrap: str, topic: str, events: int, size: int, partitions: int,
+         keys: int = 0) -> dict[int, int]:
     """Produces `events` values of `size` bytes round-robin over
-    `partitions` partitions; returns the end offset of each partition."""
+    `partitions` partitions, keyed `k0` … `k{keys-1}` if `keys`; returns the
+    end offset of each partition."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
         f.result()
@@ -125,7 +127,8 @@ def load(bootstrap: str, topic: str, events: int, size: int, partitions: int) ->
         p = i % partitions
         while True:
             try:
-                producer.produce(topic, value=value, partition=p)
+                key = f"k{i % keys}".encode() if keys else None
+                producer.produce(topic, key=key, value=value, partition=p)
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -185,6 +185,8 @@ def main():
     ap.add_argument("--delay-ms", type=int, default=20)
     ap.add_argument("--windows", default="1,4,16,64")
     ap.add_argument("--skip-python", action="store_true")
+    ap.add_argument("--keys", type=int, default=1000,
+                    help="distinct keys of the events (spread over the partitions)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tansu, bootstrap = run.start_tansu()
@@ -195,7 +197,7 @@ def main():
         def fresh_topic(events):
             topic_n[0] += 1
             topic = f"slow-{os.getpid()}-{topic_n[0]}"
-            end = run.load(bootstrap, topic, events, SIZE, PARTITIONS)
+            end = run.load(bootstrap, topic, events, SIZE, PARTITIONS, args.keys)
             return topic, end
 
         def flumen(server, delivery, events, batch):
@@ -258,7 +260,7 @@ def write(args, results, batched):
         "# Slow destinations: calls in flight per partition",
         "",
         f"`scripts/bench.sh --slow-sink` on {time.strftime('%Y-%m-%d')}: {args.events} events of "
-        f"{SIZE} bytes, {PARTITIONS} partitions, tansu, the HTTP sink posting JSON lines to a "
+        f"{SIZE} bytes with {args.keys} distinct keys, {PARTITIONS} partitions, tansu, the HTTP sink posting JSON lines to a "
         f"loopback server that answers each request after {args.delay_ms} ms; pipeline batches "
         f"of {args.batch} events. Medians of {args.reps} runs, from the first event read to the "
         "last offset committed; (min–max) in brackets.",

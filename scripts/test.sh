@@ -32,3 +32,6 @@ for ordering in key unordered; do
   FLUMEN_FAULT_ORDERING=$ordering FLUMEN_FAULT_EVENTS=40000 cargo test --locked --test fault_suite -- \
     sigkill trap transient reject-dead-letter reject-block churn-cooperative backpressure
 done
+# Memory under a 100 MB backlog with 16 calls in flight per partition,
+# against the bound docs/slow-destinations.md gives.
+FLUMEN_FAULT_ORDERING=key FLUMEN_FAULT_MAX_IN_FLIGHT=16 cargo test --locked --test fault_suite -- backpressure

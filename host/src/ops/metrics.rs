@@ -35,6 +35,18 @@ impl std::fmt::Debug for StatsCollector {
     }
 }
 
+/// One sample per sink of every pipeline, labelled by both, of `value`.
+fn per_sink<'a, M: 'a>(
+    pipelines: &'a [(String, Arc<PipelineStats>)],
+    value: impl Fn(&SinkStats) -> M + Copy + 'a,
+) -> impl Iterator<Item = (Vec<(&'static str, String)>, M)> + 'a {
+    pipelines.iter().flat_map(move |(name, s)| {
+        s.sinks()
+            .into_iter()
+            .map(move |(sink, st)| (vec![("pipeline", name.clone()), ("sink", sink)], value(&st)))
+    })
+}
+
 /// Encodes one metric with one sample per `(labels, value)`.
 fn encode_samples<M: EncodeMetric>(
     encoder: &mut DescriptorEncoder<'_>,
@@ -146,51 +158,39 @@ impl Collector for StatsCollector {
                 })
             }),
         )?;
-        let per_sink = |value: fn(&SinkStats) -> i64| {
-            self.pipelines.iter().flat_map(move |(name, s)| {
-                s.sinks().into_iter().map(move |(sink, st)| {
-                    (
-                        vec![("pipeline", name.clone()), ("sink", sink)],
-                        ConstGauge::new(value(&st)),
-                    )
-                })
-            })
-        };
         encode_samples(
             &mut encoder,
             "flumen_sink_calls_in_flight",
             "Calls at each sink now, over all partitions.",
-            per_sink(|s| s.in_flight.load(Ordering::Relaxed)),
+            per_sink(&self.pipelines, |s| {
+                ConstGauge::new(s.in_flight.load(Ordering::Relaxed))
+            }),
         )?;
         encode_samples(
             &mut encoder,
             "flumen_sink_window",
             "Calls each sink may have in flight now (max_in_flight, or the adaptive window), \
              summed over partitions.",
-            per_sink(|s| s.window.load(Ordering::Relaxed)),
+            per_sink(&self.pipelines, |s| {
+                ConstGauge::new(s.window.load(Ordering::Relaxed))
+            }),
         )?;
-        let per_sink_counter = |value: fn(&SinkStats) -> f64| {
-            self.pipelines.iter().flat_map(move |(name, s)| {
-                s.sinks().into_iter().map(move |(sink, st)| {
-                    (
-                        vec![("pipeline", name.clone()), ("sink", sink)],
-                        ConstCounter::new(value(&st)),
-                    )
-                })
-            })
-        };
         encode_samples(
             &mut encoder,
             "flumen_sink_calls_formed",
             "Calls formed from new events (retries not counted).",
-            per_sink_counter(|s| s.calls.load(Ordering::Relaxed) as f64),
+            per_sink(&self.pipelines, |s| {
+                ConstCounter::new(s.calls.load(Ordering::Relaxed))
+            }),
         )?;
         encode_samples(
             &mut encoder,
             "flumen_sink_batch_wait_seconds",
             "Summed over those calls: how long the oldest event of each waited for its call \
              (sink-side batching and a full window). Divide by flumen_sink_calls_formed.",
-            per_sink_counter(|s| s.waited_us.load(Ordering::Relaxed) as f64 / 1e6),
+            per_sink(&self.pipelines, |s| {
+                ConstCounter::new(s.waited_us.load(Ordering::Relaxed) as f64 / 1e6)
+            }),
         )?;
         let partition_gauges = |value: PartitionValues| {
             self.pipelines.iter().flat_map(move |(name, s)| {

@@ -15,8 +15,8 @@ use std::time::Duration;
 const PARTITIONS: i32 = 4;
 const EVENTS: usize = 4_000;
 
-/// `(partition, offset, key)` of a line the server accepted.
-type Line = (i32, i64, Option<String>);
+/// `(partition, offset, key, path)` of a line the server accepted.
+type Line = (i32, i64, Option<String>, String);
 
 /// A loopback HTTP server with many threads: each request waits `delay`,
 /// every `fail_every`-th is answered 503 (and not recorded), the rest 200.
@@ -47,6 +47,7 @@ impl SlowServer {
                     most.fetch_max(here, Ordering::SeqCst);
                     let mut body = String::new();
                     let _ = req.as_reader().read_to_string(&mut body);
+                    let path = req.url().to_owned();
                     std::thread::sleep(delay);
                     let code = if fail_every > 0 && n % fail_every == 0 {
                         503
@@ -58,6 +59,7 @@ impl SlowServer {
                                 v["partition"].as_i64().unwrap() as i32,
                                 v["offset"].as_i64().unwrap(),
                                 v["key"].as_str().map(str::to_owned),
+                                path.clone(),
                             ));
                         }
                         200
@@ -118,7 +120,7 @@ retry = {{ attempts = 1000, initial_backoff_ms = 5, max_backoff_ms = 50 }}
 
 fn distinct(server: &SlowServer) -> BTreeSet<(i32, i64)> {
     let lines = server.lines.lock().unwrap();
-    lines.iter().map(|(p, o, _)| (*p, *o)).collect()
+    lines.iter().map(|(p, o, _, _)| (*p, *o)).collect()
 }
 
 #[test]
@@ -143,7 +145,7 @@ fn several_calls_in_flight_keep_each_keys_order() {
     let mut seen = BTreeSet::new();
     let mut furthest: BTreeMap<(i32, String), i64> = BTreeMap::new();
     let mut overtaken = Vec::new();
-    for (p, o, key) in lines.iter() {
+    for (p, o, key, _) in lines.iter() {
         let Some(key) = key else { continue };
         if !seen.insert((*p, *o)) {
             continue;
@@ -175,5 +177,79 @@ fn sink_side_batching_gathers_small_batches_into_few_requests() {
     assert!(
         requests <= 4 * PARTITIONS as usize * 2,
         "{requests} requests for {EVENTS} events"
+    );
+}
+
+#[test]
+fn a_reload_reaches_every_instance_and_loses_nothing() {
+    let server = SlowServer::start(Duration::from_millis(100), 0);
+    let broker = Broker::mock();
+    let topic = "e2e-slow-reload";
+    broker.create_topic(topic, PARTITIONS);
+    let bootstrap = broker.bootstrap();
+    let events = 8_000;
+    let produced = produce(&bootstrap, topic, PARTITIONS, events, |_| false);
+    let work = Workdir::new();
+    let sink = |path: &str| {
+        format!(
+            r#"
+[[pipeline.sink]]
+name = "http"
+component = "{}"
+config = {{ url = "http://127.0.0.1:{port}{path}" }}
+http_allow = ["127.0.0.1:{port}"]
+max_in_flight = 4
+ordering = "unordered"
+"#,
+            guest("http_sink").display(),
+            port = server.port
+        )
+    };
+    let write = |path: &str| {
+        let config = work.config(&bootstrap, topic, "slow-reload", sink(path));
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(&config, text.replace("max_events = 500", "max_events = 10"))
+            .expect("config");
+        config
+    };
+    let config = write("/v1");
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.requests.load(Ordering::SeqCst) < 20 {
+        assert!(std::time::Instant::now() < deadline, "no requests");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The sink's config changes: a new version, which every instance of
+    // every partition takes up between its calls.
+    write("/v2");
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "slow-reload",
+        topic,
+        PARTITIONS,
+        Duration::from_secs(120),
+        |c| c == &produced.end,
+    );
+    let log = flumen.log_text();
+    assert!(flumen.terminate().success());
+    let want: BTreeSet<(i32, i64)> = produced.events.keys().copied().collect();
+    assert_eq!(distinct(&server), want, "every event POSTed");
+    let lines = server.lines.lock().unwrap();
+    let by_path = |p: &str| lines.iter().filter(|l| l.3 == p).count();
+    assert!(
+        by_path("/v1") > 0 && by_path("/v2") > 0,
+        "both versions served"
+    );
+    assert_eq!(by_path("/v1") + by_path("/v2"), lines.len());
+    // Once a partition's instance took up the new version it never went
+    // back, so the last requests of every partition went to /v2.
+    for p in 0..PARTITIONS {
+        let last = lines.iter().rev().find(|l| l.0 == p).expect("lines");
+        assert_eq!(last.3, "/v2", "partition {p} ended on the old version");
+    }
+    assert!(
+        log.contains("component switched to a new version"),
+        "no switch logged:\n{log}"
     );
 }

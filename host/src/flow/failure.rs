@@ -10,7 +10,7 @@
 use super::component::Component;
 use super::dead_letter::{DeadLetters, Failure};
 use crate::config::{FailurePolicy, RetryConfig};
-use crate::contract::{Event, Source};
+use crate::contract::{Batch, Event, Source};
 use crate::stats::PipelineStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -104,13 +104,27 @@ pub struct FailureContext<'a> {
 impl FailureContext<'_> {
     /// Disposes of events a component with `policy` gave up on, so that they
     /// can be finalized: writes them to the dead-letter topic (waiting for
-    /// the acknowledgement) or counts them as skipped. Returns `false` if
-    /// they must not be finalized: the worker was stopped before the dead
-    /// letters were acknowledged, or the policy gives nothing up.
-    pub fn give_up(&self, policy: FailurePolicy, letters: &[(&Event, &Failure)]) -> bool {
-        if letters.is_empty() {
+    /// the acknowledgement) or counts them as skipped. `given_up` holds
+    /// indices into `events`, each with why. Returns `false` if they must
+    /// not be finalized: the worker was stopped before the dead letters were
+    /// acknowledged, or the policy gives nothing up.
+    pub fn give_up(
+        &self,
+        policy: FailurePolicy,
+        events: &Batch,
+        given_up: &[(usize, Failure)],
+    ) -> bool {
+        if given_up.is_empty() {
             return true;
         }
+        // Materialized only here, off the main path: a dead letter or a log
+        // line needs the event whole.
+        let materialized: Vec<Event> = given_up.iter().map(|(i, _)| events.event(*i)).collect();
+        let letters: Vec<(&Event, &Failure)> = materialized
+            .iter()
+            .zip(given_up.iter().map(|(_, f)| f))
+            .collect();
+        let letters = letters.as_slice();
         match policy {
             FailurePolicy::Skip => {
                 for (e, f) in letters {

@@ -151,12 +151,7 @@ fn apply_verdicts<I: Interceptor>(
         }
     }
     if !given_up.is_empty() {
-        let materialized: Vec<_> = given_up.iter().map(|(i, _)| events.event(*i)).collect();
-        let letters: Vec<_> = materialized
-            .iter()
-            .zip(given_up.iter().map(|(_, f)| f))
-            .collect();
-        if !cx.give_up(guest.policy, &letters) {
+        if !cx.give_up(guest.policy, events, &given_up) {
             return None;
         }
         for (i, _) in &given_up {

@@ -229,13 +229,6 @@ impl<S: Sink + Send + 'static> Window<S> {
         &self.name
     }
 
-    /// The calls that may be in flight now.
-    fn window(&self) -> usize {
-        self.adaptive
-            .as_ref()
-            .map_or(self.max_in_flight, Adaptive::window)
-    }
-
     /// Takes on the events of `batch` at `idx` (`None`: all of them).
     pub fn owe(&mut self, batch: &Arc<Batch>, idx: Option<Vec<usize>>, now: Instant) {
         let unit = Unit {
@@ -467,20 +460,9 @@ impl<S: Sink + Send + 'static> Window<S> {
         self.waiting_events -= events;
         self.waiting_bytes -= taken.iter().map(|t| t.bytes).sum::<usize>();
         self.sink_stats.record_wait(waited, events);
-        let batch = if taken.len() == 1 {
-            batch_of(&taken[0])
-        } else {
-            let mut b = Batch::sized_like(&taken[0].batch);
-            for t in &taken {
-                for k in 0..t.len() {
-                    // Cannot fail: a call holds at most a pipeline batch's
-                    // or a sink batch's events, both far below the limit.
-                    if b.push_from(&t.batch, t.at(k)).is_err() {
-                        tracing::error!("a sink call outgrew a batch's positions");
-                    }
-                }
-            }
-            Arc::new(b)
+        let batch = match taken.as_slice() {
+            [one] => batch_of(one),
+            units => Arc::new(copy_events(units)),
         };
         Some(Call {
             tries: vec![0; batch.len()],
@@ -584,12 +566,7 @@ impl<S: Sink + Send + 'static> Window<S> {
                 .fetch_add(after as i64 - before as i64, Ordering::Relaxed);
         }
         if !given_up.is_empty() {
-            let materialized: Vec<_> = given_up.iter().map(|(j, _)| events.event(*j)).collect();
-            let letters: Vec<_> = materialized
-                .iter()
-                .zip(given_up.iter().map(|(_, f)| f))
-                .collect();
-            if !cx.give_up(self.policy, &letters) {
+            if !cx.give_up(self.policy, events, &given_up) {
                 return false;
             }
             // The event that fails on its own is found.
@@ -671,17 +648,22 @@ impl<S: Sink + Send + 'static> Window<S> {
     }
 }
 
+impl<S> Window<S> {
+    /// The calls that may be in flight now.
+    fn window(&self) -> usize {
+        self.adaptive
+            .as_ref()
+            .map_or(self.max_in_flight, Adaptive::window)
+    }
+}
+
 impl<S> Drop for Window<S> {
     fn drop(&mut self) {
         if self.blocked {
             self.stats.blocked.fetch_sub(1, Ordering::Relaxed);
         }
-        let window = self
-            .adaptive
-            .as_ref()
-            .map_or(self.max_in_flight, Adaptive::window);
         let s = &self.sink_stats;
-        s.window.fetch_sub(window as i64, Ordering::Relaxed);
+        s.window.fetch_sub(self.window() as i64, Ordering::Relaxed);
         s.in_flight
             .fetch_sub(self.in_flight.len() as i64, Ordering::Relaxed);
     }
@@ -703,26 +685,34 @@ fn batch_of(unit: &Unit) -> Arc<Batch> {
     }
 }
 
-/// `a` then `b` as one unit (both in offset order, `a` before `b`).
-fn concat(a: Unit, b: Unit) -> Unit {
-    let (ba, bb) = (batch_of(&a), batch_of(&b));
-    let mut batch = Batch::sized_like(&ba);
-    for (src, n) in [(&ba, ba.len()), (&bb, bb.len())] {
-        for i in 0..n {
-            if batch.push_from(src, i).is_err() {
-                tracing::error!("a retried call outgrew a batch's positions");
+/// The events of `units`, in order, copied into one batch.
+fn copy_events(units: &[Unit]) -> Batch {
+    let mut batch = Batch::sized_like(&units[0].batch);
+    for u in units {
+        for k in 0..u.len() {
+            // Cannot fail: a call holds at most a pipeline batch's or a sink
+            // batch's events, both far below the limit.
+            if batch.push_from(&u.batch, u.at(k)).is_err() {
+                tracing::error!("a sink call outgrew a batch's positions");
             }
         }
     }
+    batch
+}
+
+/// `a` then `b` as one unit (both in offset order, `a` before `b`).
+fn concat(a: Unit, b: Unit) -> Unit {
     let tries = (0..a.len())
         .map(|k| a.tries(k))
         .chain((0..b.len()).map(|k| b.tries(k)))
         .collect();
+    let since = a.since;
+    let batch = copy_events(&[a, b]);
     Unit {
         bytes: batch.bytes(),
         batch: Arc::new(batch),
         idx: None,
         tries: Some(tries),
-        since: a.since,
+        since,
     }
 }

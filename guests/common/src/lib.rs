@@ -5,6 +5,10 @@
 
 pub mod answer;
 pub mod columns;
+pub mod dates;
+pub mod endpoint;
+#[cfg(feature = "http")]
+pub mod http;
 
 use base64::Engine as _;
 use serde::ser::{Serialize, SerializeMap, Serializer};

@@ -29,10 +29,11 @@ wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
 use exports::flumen::pipeline::delivery::{Columns, Failure, Guest, Source};
 use flumen::pipeline::log::{log, Level};
+use flumen_guest_common::dates::{self, now_millis};
 use flumen_guest_common::{write_json_line, Config};
 use std::cell::RefCell;
 use std::io::Write;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 struct Settings {
     template: String,
@@ -63,42 +64,15 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
-/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's
-/// `civil_from_days`.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Settings {
     /// The path for an event at `millis` with roll number `seq`.
     fn path(&self, topic: &str, partition: i32, seq: u64, millis: i64) -> String {
-        let secs = millis.div_euclid(1000);
-        let (y, mo, d) = civil(secs.div_euclid(86_400));
-        let sod = secs.rem_euclid(86_400);
-        self.template
+        let named = self
+            .template
             .replace("%{topic}", topic)
             .replace("%{partition}", &partition.to_string())
-            .replace("%{seq}", &seq.to_string())
-            .replace("%Y", &format!("{y:04}"))
-            .replace("%m", &format!("{mo:02}"))
-            .replace("%d", &format!("{d:02}"))
-            .replace("%H", &format!("{:02}", sod / 3600))
-            .replace("%M", &format!("{:02}", sod % 3600 / 60))
-            .replace("%S", &format!("{:02}", sod % 60))
+            .replace("%{seq}", &seq.to_string());
+        dates::render(&named, millis)
     }
 
     fn due(&self, open: &Open, adding: u64) -> bool {

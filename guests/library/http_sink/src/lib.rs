@@ -18,19 +18,14 @@
 wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
 use exports::flumen::pipeline::delivery::{Columns, Failure, FailureKind, Guest, Source};
+use flumen_guest_common::endpoint::Endpoint;
+use flumen_guest_common::http::{self, Request};
 use flumen_guest_common::{json_line, Config};
 use std::cell::RefCell;
-use wasi::http::outgoing_handler;
-use wasi::http::types::{
-    ErrorCode, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, RequestOptions,
-    Scheme,
-};
 
 /// The parsed `url`.
 struct Target {
-    scheme: Scheme,
-    authority: String,
-    path: String,
+    endpoint: Endpoint,
     timeout_ns: u64,
 }
 
@@ -38,97 +33,28 @@ thread_local! {
     static TARGET: RefCell<Option<Target>> = const { RefCell::new(None) };
 }
 
-fn parse_url(url: &str) -> Result<(Scheme, String, String), String> {
-    let (scheme, rest) = if let Some(r) = url.strip_prefix("http://") {
-        (Scheme::Http, r)
-    } else if let Some(r) = url.strip_prefix("https://") {
-        (Scheme::Https, r)
-    } else {
-        return Err(format!(
-            "config key `url` must start with http:// or https://, got `{url}`"
-        ));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err(format!("config key `url` has no host: `{url}`"));
-    }
-    Ok((scheme, authority.to_owned(), path.to_owned()))
-}
+const HEADERS: &[(&str, &str)] = &[("content-type", "application/x-ndjson")];
 
-/// Largest write WASI streams accept in one `blocking-write-and-flush`.
-const CHUNK: usize = 4096;
-
+/// POSTs `body`; the status and the start of the answer's body.
 fn post(t: &Target, body: &[u8]) -> Result<(u16, String), String> {
-    let headers =
-        Fields::from_list(&[("content-type".to_owned(), b"application/x-ndjson".to_vec())])
-            .map_err(|e| format!("headers: {e:?}"))?;
-    let request = OutgoingRequest::new(headers);
-    let scheme = match t.scheme {
-        Scheme::Http => Scheme::Http,
-        Scheme::Https => Scheme::Https,
-        Scheme::Other(ref s) => Scheme::Other(s.clone()),
-    };
-    request.set_method(&Method::Post).map_err(|()| "method")?;
-    request.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
-    request
-        .set_authority(Some(&t.authority))
-        .map_err(|()| format!("bad host `{}`", t.authority))?;
-    request
-        .set_path_with_query(Some(&t.path))
-        .map_err(|()| format!("bad path `{}`", t.path))?;
-    let out = request.body().map_err(|()| "request body taken twice")?;
-    let options = RequestOptions::new();
-    // Unsupported options are not an error: the default then applies.
-    let _ = options.set_connect_timeout(Some(t.timeout_ns));
-    let _ = options.set_first_byte_timeout(Some(t.timeout_ns));
-    let response = outgoing_handler::handle(request, Some(options)).map_err(describe)?;
-    // The body is streamed after `handle`, which is what reads it.
-    let written = (|| -> Result<(), String> {
-        let stream = out.write().map_err(|()| "body stream taken twice")?;
-        for chunk in body.chunks(CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("writing the body: {e:?}"))?;
-        }
-        drop(stream);
-        OutgoingBody::finish(out, None).map_err(describe)
-    })();
-    response.subscribe().block();
-    let response = match response.get() {
-        Some(Ok(Ok(r))) => r,
-        Some(Ok(Err(e))) => return Err(describe(e)),
-        Some(Err(())) | None => return Err("the response was lost".into()),
-    };
-    // A body write that failed without an error on the response is still a
-    // failed delivery.
-    written?;
-    let status = response.status();
-    Ok((status, body_start(&response)))
-}
-
-/// The first bytes of the answer's body, for the reject reason.
-fn body_start(r: &IncomingResponse) -> String {
-    let Ok(body) = r.consume() else {
-        return String::new();
-    };
-    let Ok(stream) = body.stream() else {
-        return String::new();
-    };
-    let bytes = stream.blocking_read(512).unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn describe(e: ErrorCode) -> String {
-    match e {
-        ErrorCode::HttpRequestDenied => {
-            "HTTP-request-denied: the host refused the request (grant the host in `http_allow`)"
-                .into()
-        }
-        other => format!("HTTP request failed: {other:?}"),
-    }
+    let headers: Vec<(String, String)> = HEADERS
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+    let response = http::send(
+        &Request {
+            method: "POST",
+            endpoint: &t.endpoint,
+            authority: None,
+            path_and_query: &t.endpoint.path,
+            headers: &headers,
+            body,
+            timeout_ns: t.timeout_ns,
+        },
+        512,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((response.status, response.text()))
 }
 
 struct HttpSink;
@@ -136,15 +62,13 @@ struct HttpSink;
 impl Guest for HttpSink {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
         let config = Config::new(config, &["url", "timeout_ms"])?;
-        let (scheme, authority, path) = parse_url(config.required("url")?)?;
+        let endpoint = Endpoint::parse("url", config.required("url")?)?;
         let timeout_ns = config
             .u64_or("timeout_ms", 10_000)?
             .saturating_mul(1_000_000);
         TARGET.with(|t| {
             *t.borrow_mut() = Some(Target {
-                scheme,
-                authority,
-                path,
+                endpoint,
                 timeout_ns,
             })
         });

@@ -25,5 +25,6 @@ mod pipeline;
 mod policies;
 mod reject;
 mod routing;
+mod s3_sink;
 mod scaffold;
 mod slow_sink;

@@ -5,12 +5,14 @@
 //! requiring SCRAM),
 //! [`process`] (the `flumen` binary), [`sink_output`], [`workdir`] (configs) and
 //! [`http`] (the admin endpoint), [`tls`] (a TLS listener and its test
-//! certificates).
+//! certificates), [`object_store`] (SeaweedFS, an S3 API) and [`clickhouse`].
 
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;
+pub mod clickhouse;
 pub mod http;
+pub mod object_store;
 pub mod process;
 pub mod produce;
 pub mod raw_batch;
@@ -20,7 +22,9 @@ pub mod tls;
 pub mod workdir;
 
 pub use broker::*;
+pub use clickhouse::*;
 pub use http::*;
+pub use object_store::*;
 pub use process::*;
 pub use produce::*;
 pub use raw_batch::*;

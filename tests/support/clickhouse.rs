@@ -1,0 +1,156 @@
+//! A ClickHouse server (Debian's `clickhouse-server`) for the clickhouse
+//! sink's tests, as a process of the test's own on a loopback HTTP port,
+//! with one user whose password the sink gets through its environment.
+
+use super::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The user the sink inserts as.
+pub const CH_USER: &str = "flumen";
+/// Its password.
+pub const CH_PASSWORD: &str = "ch-test-password";
+
+/// A running clickhouse-server.
+pub struct ClickHouse {
+    child: Child,
+    /// `127.0.0.1:PORT`, the HTTP interface.
+    pub addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl ClickHouse {
+    /// Starts it (scripts/fetch-services.sh installs it) and waits until it
+    /// answers queries.
+    pub fn start() -> Self {
+        let bin = ["/usr/bin/clickhouse-server", "/usr/sbin/clickhouse-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("clickhouse-server missing: run scripts/fetch-services.sh");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let root = dir.path().display().to_string();
+        std::fs::write(
+            dir.path().join("config.xml"),
+            format!(
+                r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><console>1</console></logger>
+  <http_port>{port}</http_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{root}/data/</path>
+  <tmp_path>{root}/tmp/</tmp_path>
+  <users_config>{root}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>536870912</mark_cache_size>
+</yandex>
+"#
+            ),
+        )
+        .expect("config");
+        std::fs::write(
+            dir.path().join("users.xml"),
+            format!(
+                r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default></default></profiles>
+  <users>
+    <{CH_USER}>
+      <password>{CH_PASSWORD}</password>
+      <networks><ip>127.0.0.1</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+    </{CH_USER}>
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+"#
+            ),
+        )
+        .expect("users");
+        let child = Command::new(bin)
+            .arg(format!("--config-file={root}/config.xml"))
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log"))
+            .spawn()
+            .expect("start clickhouse-server");
+        let mut server = Self {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("clickhouse-server exited ({status}): {}", server.log());
+            }
+            if std::net::TcpStream::connect(&server.addr).is_ok()
+                && server.try_query("SELECT 1").is_ok()
+            {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "clickhouse-server not ready: {}", server.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn try_query(&self, sql: &str) -> Result<String, String> {
+        let auth = format!("{CH_USER}:{CH_PASSWORD}");
+        use base64::Engine as _;
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(auth)
+        );
+        let (status, body) = http_request(
+            &self.addr,
+            "POST",
+            "/",
+            &[("Authorization", &basic)],
+            sql.as_bytes(),
+        );
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status == 200 {
+            Ok(text)
+        } else {
+            Err(format!("{status}: {text}"))
+        }
+    }
+
+    /// Runs `sql` (DDL or a SELECT) and returns its text answer.
+    pub fn query(&self, sql: &str) -> String {
+        self.try_query(sql)
+            .unwrap_or_else(|e| panic!("ClickHouse query `{sql}`: {e}"))
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `[[pipeline.sink]]` table of a clickhouse sink inserting into
+/// `table`, with `extra` guest config entries and `host` lines.
+pub fn clickhouse_sink(ch: &ClickHouse, table: &str, extra: &str, host: &str) -> String {
+    format!(
+        r#"
+[[pipeline.sink]]
+name = "clickhouse"
+component = "{}"
+config = {{ url = "http://{addr}", table = "{table}"{extra} }}
+http_allow = ["{addr}"]
+env = {{ CLICKHOUSE_USER = "{CH_USER}", CLICKHOUSE_PASSWORD = "{CH_PASSWORD}" }}
+{host}
+"#,
+        guest("clickhouse_sink").display(),
+        addr = ch.addr,
+    )
+}

@@ -10,6 +10,7 @@ mod support;
 
 mod bad_input;
 mod budgets;
+mod clickhouse_sink;
 mod cli_check;
 mod connect;
 mod demo;

@@ -214,6 +214,22 @@ fn names_wrong_credentials_and_missing_buckets() {
     };
     let (ok, text) = check("present", S3_SECRET_KEY);
     assert!(ok, "the right key passes check: {text}");
+    let authority = store.endpoint.trim_start_matches("http://");
+    assert!(
+        text.contains(&format!(
+            "grants  env AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; http {authority}"
+        )),
+        "check shows the grant: {text}"
+    );
+    // exactly_once next to settings that could duplicate: warned.
+    let sink = s3_sink(&store, "present", ", exactly_once = true", "on_failure = \"skip\"");
+    let config = work.config(&broker.bootstrap(), "t", "g", sink);
+    let (ok, text) = flumen_output(&["check", "--config", &config.display().to_string()], &[]);
+    assert!(
+        ok && text.contains("warning: sink `s3` (exactly_once): on_failure = \"skip\"")
+            && text.contains("drain_timeout_ms (5000) is shorter than the sink's timeout_ms"),
+        "{text}"
+    );
     let (ok, text) = check("present", "wrong-secret");
     assert!(
         !ok && text.contains("the secret key does not match access key")

@@ -2,7 +2,7 @@
 //! config without consuming anything, and show what each is granted.
 
 use crate::config::{
-    secret, Budgets, ComponentConfig, Config, Delivery, KafkaConfig, Limits, Rate,
+    exactly_once, secret, Budgets, ComponentConfig, Config, Delivery, KafkaConfig, Limits, Rate,
 };
 use crate::ops::pipeline;
 use crate::runtime::contract_version::SPOKEN;
@@ -63,6 +63,9 @@ pub fn command(path: PathBuf, connect: Option<Duration>) -> anyhow::Result<ExitC
             if kind == "sink" {
                 println!("        calls   {}", describe_delivery(&c.delivery()));
             }
+        }
+        for w in exactly_once::warnings(&p.config) {
+            println!("  warning: {w}");
         }
     }
     match connect {

@@ -12,6 +12,7 @@
 
 mod component;
 mod delivery;
+pub mod exactly_once;
 mod failure;
 mod host_pattern;
 pub mod interpolate;

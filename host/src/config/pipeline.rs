@@ -219,6 +219,6 @@ impl PipelineConfig {
         for (kind, j, c) in components {
             c.validate(&context, &here, kind, j, &mut component_names)?;
         }
-        Ok(())
+        super::exactly_once::validate(self, &here)
     }
 }

@@ -270,6 +270,9 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
     };
     for mut p in checked {
         let name = p.config.name.clone();
+        for warning in crate::config::exactly_once::warnings(&p.config) {
+            tracing::warn!(pipeline = %name, "{warning}");
+        }
         let stats = Arc::new(PipelineStats::default());
         if let Some(dl) = &p.config.dead_letter {
             match DeadLetterQueue::new(config, &name, dl, &p.config.retry) {

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/install-host-deps.sh --test
 scripts/install-guest-toolchain.sh
 scripts/fetch-tansu.sh >/dev/null
+# SeaweedFS (an S3 API) and clickhouse-server, for the s3 and clickhouse
+# sinks' end-to-end tests.
+scripts/fetch-services.sh
 # tests/e2e/deploy.rs checks deploy/flumen.service with systemd-analyze.
 if ! command -v systemd-analyze >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -16,8 +19,10 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 fi
 guests/build.sh
 # The guest helpers (reading a batch's columns event by event; for Rust
-# also rendering JSON lines) have unit tests of their own, run natively.
-(cd guests && cargo test --locked -q -p flumen-guest-common)
+# also rendering JSON lines) have unit tests of their own, run natively, as
+# do the s3 sink (SigV4 against AWS's examples, keys, compression) and the
+# clickhouse sink (reading the server's answers).
+(cd guests && cargo test --locked -q -p flumen-guest-common -p s3_sink -p clickhouse_sink)
 python3 -m unittest discover -s guests/helpers/python
 node --test guests/helpers/js/
 cargo fmt --all --check

@@ -198,6 +198,52 @@ fn uploads_large_objects_in_parts() {
     );
 }
 
+/// The store goes away mid-run (SIGKILL) and comes back 4 seconds later:
+/// the sink's calls fail as retryable, nothing is committed past what is
+/// stored, and once it is back every event is there once.
+#[test]
+fn waits_out_a_store_outage() {
+    let mut store = SeaweedFs::start();
+    store.create_bucket("outage");
+    let broker = Broker::mock();
+    let topic = "e2e-s3-outage";
+    broker.create_topic(topic, 2);
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let sink = s3_sink(
+        &store,
+        "outage",
+        ", timeout_ms = 2000",
+        "batch = { max_events = 200, max_wait_ms = 100 }",
+    );
+    let config = work.config(&bootstrap, topic, "s3-outage", sink);
+    let mut acked = produce_records(&bootstrap, topic, &records(2_000, 2, 300));
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let first = end_offsets(&acked);
+    wait_committed(&mut flumen, &bootstrap, "s3-outage", topic, 2, Duration::from_secs(60), |c| {
+        *c == first
+    });
+    store.kill();
+    acked.extend(produce_records(&bootstrap, topic, &records(2_000, 2, 300)));
+    std::thread::sleep(Duration::from_secs(4));
+    let during = committed(&bootstrap, "s3-outage", topic, 2);
+    assert_eq!(during, first, "nothing is committed while the store is down");
+    store.restart();
+    let end = end_offsets(&acked);
+    wait_committed(&mut flumen, &bootstrap, "s3-outage", topic, 2, Duration::from_secs(120), |c| {
+        *c == end
+    });
+    let log = flumen.log_text();
+    flumen.kill();
+    assert!(
+        log.contains("retry") || log.contains("Retry"),
+        "the failed calls are retried: {}",
+        tail(&log, 20)
+    );
+    let counts = bucket_counts(&store, "outage");
+    assert_eq!(lost_and_duplicated(&acked, &counts), (0, 0));
+}
+
 /// `flumen check` initializes the sink, which asks the store: a wrong
 /// secret and a missing bucket are refused with the cause and the fix.
 #[test]

@@ -16,6 +16,8 @@ pub const S3_SECRET_KEY: &str = "flumen-test-secret-key";
 /// A running SeaweedFS (master, volume, filer and S3 gateway).
 pub struct SeaweedFs {
     child: Child,
+    /// `weed` and its arguments, to start it again.
+    command: Vec<String>,
     /// `http://127.0.0.1:PORT`, the S3 endpoint.
     pub endpoint: String,
     /// `127.0.0.1:PORT` of the filer.
@@ -46,32 +48,36 @@ impl SeaweedFs {
         std::fs::create_dir(&data).expect("data dir");
         let [s3, master, volume, filer] = [(); 4].map(|()| free_port());
         let arg = |k: &str, v: u16| format!("-{k}={v}");
-        let child = Command::new(bin)
-            .arg("server")
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"])
-            .arg(format!("-dir={}", data.display()))
-            .arg(format!("-s3.config={}", ids.display()))
-            .args([
-                arg("s3.port", s3),
-                arg("master.port", master),
-                arg("volume.port", volume),
-                arg("filer.port", filer),
-                // gRPC ports default to port + 10000: pick them too, so
-                // that two servers (parallel tests) do not collide.
-                arg("master.port.grpc", free_port()),
-                arg("volume.port.grpc", free_port()),
-                arg("filer.port.grpc", free_port()),
-                arg("s3.port.grpc", free_port()),
-            ])
-            // Its Iceberg and Lance catalogs would take fixed ports.
-            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0"])
-            .arg("-master.volumeSizeLimitMB=256")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("weed.log")).expect("log"))
-            .spawn()
-            .expect("start weed");
+        let mut command: Vec<String> = vec![bin.display().to_string(), "server".into()];
+        command.extend(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"].map(String::from));
+        command.push(format!("-dir={}", data.display()));
+        command.push(format!("-s3.config={}", ids.display()));
+        command.extend([
+            arg("s3.port", s3),
+            arg("master.port", master),
+            arg("volume.port", volume),
+            arg("filer.port", filer),
+            // gRPC ports default to port + 10000: pick them too, so that
+            // two servers (parallel tests) do not collide.
+            arg("master.port.grpc", free_port()),
+            arg("volume.port.grpc", free_port()),
+            arg("filer.port.grpc", free_port()),
+            arg("s3.port.grpc", free_port()),
+        ]);
+        // Its Iceberg and Lance catalogs would take fixed ports.
+        command.extend(
+            [
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-volume.max=0",
+                "-master.volumeSizeLimitMB=256",
+            ]
+            .map(String::from),
+        );
+        let child = spawn(&command, dir.path());
         let mut store = Self {
             child,
+            command,
             endpoint: format!("http://127.0.0.1:{s3}"),
             filer: format!("127.0.0.1:{filer}"),
             _dir: dir,
@@ -98,6 +104,20 @@ impl SeaweedFs {
             assert!(Instant::now() < deadline, "weed not ready in 60 s: {}", self.log());
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to clients).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same ports and data, waiting until it
+    /// answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.command, self._dir.path());
+        self.wait_ready();
     }
 
     /// weed's log.
@@ -164,6 +184,21 @@ impl SeaweedFs {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `command`, its log appended to `dir/weed.log`.
+fn spawn(command: &[String], dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("weed.log"))
+        .expect("log");
+    Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start weed")
 }
 
 impl Drop for SeaweedFs {

@@ -2,6 +2,7 @@
 //! `flumen check` accepts with the real library components, and everything
 //! that has no counterpart listed rather than dropped.
 
+use crate::support::{SeaweedFs, S3_ACCESS_KEY, S3_SECRET_KEY};
 use crate::support::{flumen_in, repo};
 use std::path::Path;
 
@@ -38,7 +39,7 @@ fn a_kafka_source_agent_becomes_a_checked_pipeline() {
 # A Flume agent: Kafka source, memory channel, interceptors and sinks.
 a1.sources = r1
 a1.channels = c1
-a1.sinks = log files web lake mirror
+a1.sinks = log files web lake hb mirror
 
 a1.sources.r1.type = org.apache.flume.source.kafka.KafkaSource
 a1.sources.r1.channels = c1
@@ -89,6 +90,17 @@ a1.sinks.web.endpoint = http://collector.internal:8080/ingest
 a1.sinks.web.requestTimeout = 5000
 a1.sinks.lake.type = hdfs
 a1.sinks.lake.channel = c1
+a1.sinks.lake.hdfs.path = hdfs://namenode:8020/lake/%{{topic}}/dt=%Y-%m-%d/%H
+a1.sinks.lake.hdfs.filePrefix = events
+a1.sinks.lake.hdfs.fileSuffix = .jsonl.gz
+a1.sinks.lake.hdfs.fileType = CompressedStream
+a1.sinks.lake.hdfs.codeC = gzip
+a1.sinks.lake.hdfs.rollInterval = 300
+a1.sinks.lake.hdfs.rollSize = 67108864
+a1.sinks.lake.hdfs.rollCount = 100000
+a1.sinks.lake.hdfs.timeZone = Europe/Paris
+a1.sinks.hb.type = hbase
+a1.sinks.hb.channel = c1
 a1.sinks.mirror.type = org.apache.flume.sink.kafka.KafkaSink
 a1.sinks.mirror.channel = c1
 a1.sinks.mirror.kafka.topic = app-logs-copy
@@ -116,7 +128,11 @@ a1.sinks.mirror.allowTopicOverride = true
         "kafka_produce = [\"app-logs-copy\"]",
         "\"sasl.username\" = \"alice\"",
         "\"sasl.password\" = \"${KAFKA_PASSWORD}\"",
-        "REPLACE-ME-hdfs-sink.wasm",
+        "REPLACE-ME-hbase-sink.wasm",
+        // Flume's HDFS sink becomes the s3 sink: path escapes, rolls, gzip.
+        "key = \"lake/%{topic}/dt=%Y-%m-%d/%H/events.%{topic}-%{partition}-%{start_offset}.jsonl.gz\"",
+        "compression = \"gzip\"",
+        "batch = { max_events = 100000, max_bytes = 67108864, max_wait_ms = 300000 }",
         "config = { path = \"/out/files-%{partition}-%{seq}.log\", format = \"value\", roll_interval_s = \"30\" }",
     ] {
         assert!(toml.contains(expected), "missing `{expected}` in:\n{toml}");
@@ -124,7 +140,8 @@ a1.sinks.mirror.allowTopicOverride = true
     // Listed, in the header and on stderr.
     for unmapped in [
         "interceptor `morph`",
-        "sink `lake` (type hdfs)",
+        "sink `hb` (type hbase)",
+        "sink `lake` (HDFS → s3): hdfs.timeZone = Europe/Paris",
         "useIP",
         "sink `mirror`: brokers backup:9092",
         "allowTopicOverride = true",
@@ -146,22 +163,35 @@ a1.sinks.mirror.allowTopicOverride = true
         order,
         [
             "c1", "ts", "host", "dc", "keep", "extract", "mask", "id", "log", "files", "web",
-            "lake", "mirror"
+            "lake", "hb", "mirror"
         ]
     );
-    // The password is never copied; the HDFS sink is not silently a sink
+    // The password is never copied; the HBase sink is not silently a sink
     // that discards: `check` refuses the config until it is replaced.
     assert!(!toml.contains("hunter2"), "{toml}");
     assert!(!toml.contains("null_sink"), "{toml}");
     std::fs::write(work.path().join("flumen.toml"), &toml).expect("write");
-    let env = [("KAFKA_PASSWORD", "from-the-environment")];
+    let env = [
+        ("KAFKA_PASSWORD", "from-the-environment"),
+        ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY),
+    ];
     let (ok, out, err) = flumen_env(&["check", "--config", "flumen.toml"], work.path(), &env);
     assert!(
-        !ok && err.contains("REPLACE-ME-hdfs-sink.wasm"),
+        !ok && err.contains("REPLACE-ME-hbase-sink.wasm"),
         "{out}{err}"
     );
-    // Once replaced, the real components accept what was generated.
-    let replaced = toml.replace("REPLACE-ME-hdfs-sink.wasm", "null_sink.wasm");
+    // Once replaced, and the s3 sink pointed at a store (a real one, whose
+    // sink `check` initializes), the real components accept what was
+    // generated.
+    let store = SeaweedFs::start();
+    store.create_bucket("lake");
+    let authority = store.endpoint.trim_start_matches("http://");
+    let replaced = toml
+        .replace("REPLACE-ME-hbase-sink.wasm", "null_sink.wasm")
+        .replace("\"https://CHANGE-ME\"", &format!("\"{}\"", store.endpoint))
+        .replace("bucket = \"CHANGE-ME\"", "bucket = \"lake\"")
+        .replace("http_allow = [\"CHANGE-ME\"]", &format!("http_allow = [\"{authority}\"]"));
     std::fs::write(work.path().join("flumen.toml"), &replaced).expect("write");
     let (ok, out, err) = flumen_env(&["check", "--config", "flumen.toml"], work.path(), &env);
     assert!(

@@ -93,7 +93,8 @@ fn classify(e: ErrorCode) -> HttpError {
         | ErrorCode::ConnectionTerminated
         | ErrorCode::ConnectionLimitReached
         | ErrorCode::HttpResponseTimeout
-        | ErrorCode::DnsTimeout => HttpError::Transient(format!("HTTP request failed: {e:?}")),
+        | ErrorCode::DnsTimeout
+        | ErrorCode::DnsError(_) => HttpError::Transient(format!("HTTP request failed: {e:?}")),
         other => HttpError::Failed(format!("HTTP request failed: {other:?}")),
     }
 }

@@ -5,7 +5,7 @@
 //! duration, `kafka.consumer.*` options) or a Kafka channel read without a
 //! source (Flume's "Kafka consumer channel", the setup flumen revives); the
 //! source's interceptors that have a counterpart in the guest library; and
-//! the `null`, `logger`, `file_roll`, `http` and Kafka sinks. Each Flume channel
+//! the `null`, `logger`, `file_roll`, `http`, HDFS (as `s3`) and Kafka sinks. Each Flume channel
 //! becomes one pipeline with the sinks that drain it. Everything else is
 //! listed, in the output's header and in the result, rather than dropped
 //! silently.
@@ -221,6 +221,7 @@ fn kind_of(type_name: &str) -> &str {
         "LoggerSink" => "logger",
         "RollingFileSink" => "file_roll",
         "HttpSink" => "http",
+        "HDFSEventSink" => "hdfs",
         "KafkaSink" => "kafka_sink",
         other => other,
     }
@@ -737,6 +738,11 @@ fn sink_table(
                 config,
                 vec![format!("http_allow = [{}]", q(host))],
             ))
+        }
+        "hdfs" => {
+            let (config, extra) =
+                super::hdfs_sink::s3_sink(sink, |key| get(key).map(str::to_owned), unmapped);
+            Some(table("s3_sink", config, extra))
         }
         "kafka_sink" => {
             // Flume's default topic, so that a config relying on it still

@@ -28,8 +28,13 @@ pub fn records(n: usize, partitions: i32, size: usize) -> Vec<Record> {
         .collect()
 }
 
-/// An object's JSON lines, decompressed by its key's extension.
+/// An object's events as JSON values (`partition`, `offset`, `value`, …):
+/// its JSON lines, decompressed by its key's extension, or its Parquet
+/// rows.
 pub fn object_lines(key: &str, body: &[u8]) -> Vec<serde_json::Value> {
+    if key.ends_with(".parquet") {
+        return parquet_rows(key, body);
+    }
     let mut text = Vec::new();
     if key.ends_with(".gz") {
         flate2::read::GzDecoder::new(body)
@@ -44,6 +49,35 @@ pub fn object_lines(key: &str, body: &[u8]) -> Vec<serde_json::Value> {
         .expect("UTF-8 lines")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{key}: {e}: {l}")))
+        .collect()
+}
+
+/// A Parquet object's rows, with the columns the JSON lines have.
+fn parquet_rows(key: &str, body: &[u8]) -> Vec<serde_json::Value> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let reader = SerializedFileReader::new(bytes::Bytes::from(body.to_vec()))
+        .unwrap_or_else(|e| panic!("{key}: not Parquet: {e}"));
+    reader
+        .get_row_iter(None)
+        .expect("rows")
+        .map(|row| {
+            let row = row.expect("a row");
+            let mut out = serde_json::Map::new();
+            for (name, field) in row.get_column_iter() {
+                let v = match field {
+                    Field::Int(i) => serde_json::json!(i),
+                    Field::Long(l) => serde_json::json!(l),
+                    Field::TimestampMillis(t) => serde_json::json!(t),
+                    Field::Str(s) => serde_json::json!(s),
+                    Field::Bytes(b) => serde_json::json!(String::from_utf8_lossy(b.data())),
+                    Field::Null => serde_json::Value::Null,
+                    other => panic!("{key}: column {name} holds {other:?}"),
+                };
+                out.insert(name.clone(), v);
+            }
+            serde_json::Value::Object(out)
+        })
         .collect()
 }
 
@@ -102,6 +136,7 @@ fn stores_every_event_once_in_objects_named_by_offset() {
     let store = SeaweedFs::start();
     store.create_bucket("events");
     store.create_bucket("large");
+    store.create_bucket("columns");
     let broker = Broker::tansu();
     let topic = "e2e-s3";
     broker.create_topic(topic, 2);
@@ -125,6 +160,14 @@ fn stores_every_event_once_in_objects_named_by_offset() {
             "batch = { max_events = 100000, max_bytes = 33554432, max_wait_ms = 3000 }",
         )
         .replace("name = \"s3\"", "name = \"s3-zstd\""),
+        // Parquet, snappy.
+        s3_sink(
+            &store,
+            "columns",
+            r#", format = "parquet""#,
+            "batch = { max_events = 1500, max_wait_ms = 500 }",
+        )
+        .replace("name = \"s3\"", "name = \"s3-parquet\""),
     ]
     .concat();
     let config = work.config(&bootstrap, topic, "s3-group", sinks);
@@ -137,7 +180,7 @@ fn stores_every_event_once_in_objects_named_by_offset() {
         &end_offsets(&acked),
         Duration::from_secs(120),
     );
-    for bucket in ["events", "large"] {
+    for bucket in ["events", "large", "columns"] {
         let counts = bucket_counts(&store, bucket);
         let (lost, dup) = lost_and_duplicated(&acked, &counts);
         assert_eq!(
@@ -145,6 +188,18 @@ fn stores_every_event_once_in_objects_named_by_offset() {
             (0, 0, acked.len()),
             "bucket {bucket}; log:\n{}",
             tail(&log, 30)
+        );
+    }
+    // The values arrived whole, in each format.
+    let sample = |bucket: &str| {
+        let (key, body) = store.objects(bucket).into_iter().next().expect("an object");
+        object_lines(&key, &body)[0]["value"].clone()
+    };
+    for bucket in ["events", "large", "columns"] {
+        let v = sample(bucket);
+        assert!(
+            v.as_str().is_some_and(|v| v.starts_with("{\"i\":") && v.len() == 1_000),
+            "{bucket}: {v}"
         );
     }
     let keys: Vec<String> = store.objects("events").into_iter().map(|(k, _)| k).collect();

@@ -17,7 +17,11 @@
 //!   `%{topic}/%{partition}/%{start_offset}.<extension>`.
 //! - `time` (default `event`): the date escapes show the first event's
 //!   timestamp, or `now`.
-//! - `compression` (`none`, `gzip`, `zstd`), `compression_level` (gzip, 6).
+//! - `format` (default `json`): JSON lines, as the file sink writes them,
+//!   or `parquet` (one row group per object; see `parquet_file.rs`).
+//! - `compression`: for JSON lines `none` (default), `gzip` or `zstd`; for
+//!   Parquet `snappy` (default), `gzip` or `none`. `compression_level`
+//!   (gzip, 6).
 //! - `multipart_bytes` (default 16 MiB): larger objects go up in parts of
 //!   `part_bytes` (default 8 MiB, at least 5 MiB as S3 requires).
 //! - `access_key_env`, `secret_key_env`, `session_token_env`: which
@@ -30,6 +34,7 @@ wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
 mod encode;
 mod key;
+mod parquet_file;
 mod s3;
 mod sigv4;
 
@@ -47,11 +52,28 @@ use std::cell::RefCell;
 /// S3's smallest part but the last.
 const MIN_PART: u64 = 5 << 20;
 
+/// How an object's events are written.
+enum Format {
+    /// JSON lines, compressed as given.
+    Json(Compression),
+    /// A Parquet file with this codec.
+    Parquet(parquet::basic::Compression),
+}
+
+impl Format {
+    fn extension(&self) -> &'static str {
+        match self {
+            Format::Json(c) => c.extension(),
+            Format::Parquet(_) => "parquet",
+        }
+    }
+}
+
 struct Sink {
     store: Store,
     key: KeyTemplate,
     event_time: bool,
-    compression: Compression,
+    format: Format,
     multipart_bytes: usize,
     part_bytes: usize,
     exactly_once: bool,
@@ -84,6 +106,7 @@ impl Sink {
                 "path_style",
                 "key",
                 "time",
+                "format",
                 "compression",
                 "compression_level",
                 "multipart_bytes",
@@ -103,11 +126,27 @@ impl Sink {
                 "config key `bucket` must be 3 to 63 characters long (S3's rule), got `{bucket}`"
             ));
         }
-        let compression = Compression::parse(
-            config.one_of("compression", &["none", "gzip", "zstd"])?,
-            config.u64_or("compression_level", 6)? as u32,
+        let parquet = config.one_of("format", &["json", "parquet"])? == "parquet";
+        let format = match config.get("compression") {
+            _ if parquet => Format::Parquet(parquet_file::codec(
+                config.get("compression").unwrap_or("snappy"),
+            )?),
+            Some("snappy") => {
+                return Err(
+                    "compression = \"snappy\" is for format = \"parquet\"; JSON lines take \
+                     none, gzip or zstd"
+                        .into(),
+                )
+            }
+            _ => Format::Json(Compression::parse(
+                config.one_of("compression", &["none", "gzip", "zstd", "snappy"])?,
+                config.u64_or("compression_level", 6)? as u32,
+            )),
+        };
+        let default_key = format!(
+            "%{{topic}}/%{{partition}}/%{{start_offset}}.{}",
+            format.extension()
         );
-        let default_key = format!("%{{topic}}/%{{partition}}/%{{start_offset}}.{}", compression.extension());
         let key = KeyTemplate::parse(config.get("key").unwrap_or(&default_key))?;
         let event_time = config.one_of("time", &["event", "now"])? == "event";
         let exactly_once = config.bool_or("exactly_once", false)?;
@@ -156,7 +195,7 @@ impl Sink {
             },
             key,
             event_time,
-            compression,
+            format,
             multipart_bytes: multipart_bytes as usize,
             part_bytes: part_bytes as usize,
             exactly_once,
@@ -219,12 +258,22 @@ impl Sink {
             end_offset: last.offset,
             millis,
         });
-        let mut lines = Vec::with_capacity(n * 160);
-        for e in batch.iter() {
-            write_json_line(&mut lines, e.fields(&source.topic, source.partition), None);
-        }
-        let body = self.compression.apply(lines)?;
-        let headers = self.compression.content_headers();
+        let (body, headers) = match &self.format {
+            Format::Json(compression) => {
+                let mut lines = Vec::with_capacity(n * 160);
+                for e in batch.iter() {
+                    write_json_line(&mut lines, e.fields(&source.topic, source.partition), None);
+                }
+                (compression.apply(lines)?, compression.content_headers())
+            }
+            Format::Parquet(codec) => (
+                parquet_file::write(&source.topic, source.partition, batch.iter(), *codec)?,
+                vec![(
+                    "content-type".to_owned(),
+                    "application/vnd.apache.parquet".to_owned(),
+                )],
+            ),
+        };
         let stored = self.clear_leftovers(source, first.offset).and_then(|()| {
             if body.len() > self.multipart_bytes {
                 self.store

@@ -10,6 +10,9 @@
 #   scripts/bench.sh --slow-sink [bench/slow_sink.py options]
 # measures calls in flight against a slow HTTP destination, beside a Python
 # confluent-kafka + aiohttp consumer (bench/slow_sink/).
+#   scripts/bench.sh --destinations [bench/destinations.py options]
+# measures the s3 and clickhouse sinks against SeaweedFS and ClickHouse,
+# beside Python consumers using boto3 and plain HTTP (bench/destinations/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 langs=(rust)
@@ -18,6 +21,11 @@ script=bench/run.py
 if [ "${1:-}" = "--slow-sink" ]; then
   script=bench/slow_sink.py
   args=("${@:2}")
+fi
+if [ "${1:-}" = "--destinations" ]; then
+  script=bench/destinations.py
+  args=("${@:2}")
+  scripts/fetch-services.sh
 fi
 if [ "${1:-}" = "--languages" ]; then
   langs=(rust python js c)
@@ -35,5 +43,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ "$script" = bench/slow_sink.py ] && ! "$venv/bin/python" -c "import aiohttp" 2>/dev/null; then
   "$venv/bin/pip" install --quiet aiohttp==3.14.5
+fi
+if [ "$script" = bench/destinations.py ] && ! "$venv/bin/python" -c "import boto3" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet boto3==1.44.18
 fi
 exec "$venv/bin/python" "$script" "${args[@]+"${args[@]}"}"

@@ -35,7 +35,10 @@ fn rows(ch: &ClickHouse, sql: &str) -> BTreeMap<(i32, i64), usize> {
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             (
-                (f[0].parse().expect("partition"), f[1].parse().expect("offset")),
+                (
+                    f[0].parse().expect("partition"),
+                    f[1].parse().expect("offset"),
+                ),
                 f[2].parse().expect("count"),
             )
         })
@@ -101,7 +104,10 @@ fn inserts_good_rows_once_and_dead_letters_only_the_bad_ones() {
         &end,
         Duration::from_secs(120),
     );
-    let inserted = rows(&ch, "SELECT partition, offset, count() FROM events GROUP BY partition, offset");
+    let inserted = rows(
+        &ch,
+        "SELECT partition, offset, count() FROM events GROUP BY partition, offset",
+    );
     let want: BTreeSet<(i32, i64)> = good.iter().map(|&i| acked[i]).collect();
     let got: BTreeSet<(i32, i64)> = inserted.keys().copied().collect();
     assert_eq!(
@@ -132,8 +138,10 @@ fn inserts_good_rows_once_and_dead_letters_only_the_bad_ones() {
     assert_eq!(raw.len(), EVENTS);
     assert!(raw.values().all(|&n| n == 1));
     assert_eq!(
-        ch.query(&format!("SELECT body FROM raw WHERE src_partition = {p} AND src_offset = {o}"))
-            .trim(),
+        ch.query(&format!(
+            "SELECT body FROM raw WHERE src_partition = {p} AND src_offset = {o}"
+        ))
+        .trim(),
         value(sample)
     );
 }
@@ -165,7 +173,10 @@ fn names_a_wrong_password_and_commits_nothing() {
     }
     assert!(flumen.log_text().contains("CLICKHOUSE_PASSWORD"));
     std::thread::sleep(Duration::from_secs(1));
-    assert!(committed(&bootstrap, "ch-auth", topic, 1).is_empty(), "committed");
+    assert!(
+        committed(&bootstrap, "ch-auth", topic, 1).is_empty(),
+        "committed"
+    );
     assert_eq!(ch.query("SELECT count() FROM t").trim(), "0");
     flumen.kill();
 }

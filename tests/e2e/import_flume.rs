@@ -2,8 +2,8 @@
 //! `flumen check` accepts with the real library components, and everything
 //! that has no counterpart listed rather than dropped.
 
-use crate::support::{SeaweedFs, S3_ACCESS_KEY, S3_SECRET_KEY};
 use crate::support::{flumen_in, repo};
+use crate::support::{SeaweedFs, S3_ACCESS_KEY, S3_SECRET_KEY};
 use std::path::Path;
 
 /// Runs `flumen <args>` in `dir` (with `HOSTNAME` set, which the host
@@ -191,7 +191,10 @@ a1.sinks.mirror.allowTopicOverride = true
         .replace("REPLACE-ME-hbase-sink.wasm", "null_sink.wasm")
         .replace("\"https://CHANGE-ME\"", &format!("\"{}\"", store.endpoint))
         .replace("bucket = \"CHANGE-ME\"", "bucket = \"lake\"")
-        .replace("http_allow = [\"CHANGE-ME\"]", &format!("http_allow = [\"{authority}\"]"));
+        .replace(
+            "http_allow = [\"CHANGE-ME\"]",
+            &format!("http_allow = [\"{authority}\"]"),
+        );
     std::fs::write(work.path().join("flumen.toml"), &replaced).expect("write");
     let (ok, out, err) = flumen_env(&["check", "--config", "flumen.toml"], work.path(), &env);
     assert!(

@@ -10,8 +10,8 @@ mod support;
 
 mod bad_input;
 mod budgets;
-mod clickhouse_sink;
 mod cli_check;
+mod clickhouse_sink;
 mod connect;
 mod demo;
 mod deploy;

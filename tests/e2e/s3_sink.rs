@@ -198,14 +198,20 @@ fn stores_every_event_once_in_objects_named_by_offset() {
     for bucket in ["events", "large", "columns"] {
         let v = sample(bucket);
         assert!(
-            v.as_str().is_some_and(|v| v.starts_with("{\"i\":") && v.len() == 1_000),
+            v.as_str()
+                .is_some_and(|v| v.starts_with("{\"i\":") && v.len() == 1_000),
             "{bucket}: {v}"
         );
     }
-    let keys: Vec<String> = store.objects("events").into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<String> = store
+        .objects("events")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert!(keys.len() >= 12, "objects of at most 700 events: {keys:?}");
     assert!(
-        keys.iter().all(|k| k.starts_with(&format!("raw/{topic}/dt=20")) && k.ends_with(".jsonl.gz")),
+        keys.iter()
+            .all(|k| k.starts_with(&format!("raw/{topic}/dt=20")) && k.ends_with(".jsonl.gz")),
         "{keys:?}"
     );
 }
@@ -249,7 +255,10 @@ fn uploads_large_objects_in_parts() {
     assert!(
         largest > 5 << 20,
         "an object above multipart_bytes (largest {largest} bytes): {:?}",
-        objects.iter().map(|(k, b)| (k, b.len())).collect::<Vec<_>>()
+        objects
+            .iter()
+            .map(|(k, b)| (k, b.len()))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -275,19 +284,34 @@ fn waits_out_a_store_outage() {
     let mut acked = produce_records(&bootstrap, topic, &records(2_000, 2, 300));
     let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
     let first = end_offsets(&acked);
-    wait_committed(&mut flumen, &bootstrap, "s3-outage", topic, 2, Duration::from_secs(60), |c| {
-        *c == first
-    });
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "s3-outage",
+        topic,
+        2,
+        Duration::from_secs(60),
+        |c| *c == first,
+    );
     store.kill();
     acked.extend(produce_records(&bootstrap, topic, &records(2_000, 2, 300)));
     std::thread::sleep(Duration::from_secs(4));
     let during = committed(&bootstrap, "s3-outage", topic, 2);
-    assert_eq!(during, first, "nothing is committed while the store is down");
+    assert_eq!(
+        during, first,
+        "nothing is committed while the store is down"
+    );
     store.restart();
     let end = end_offsets(&acked);
-    wait_committed(&mut flumen, &bootstrap, "s3-outage", topic, 2, Duration::from_secs(120), |c| {
-        *c == end
-    });
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "s3-outage",
+        topic,
+        2,
+        Duration::from_secs(120),
+        |c| *c == end,
+    );
     let log = flumen.log_text();
     flumen.kill();
     assert!(
@@ -323,7 +347,12 @@ fn names_wrong_credentials_and_missing_buckets() {
         "check shows the grant: {text}"
     );
     // exactly_once next to settings that could duplicate: warned.
-    let sink = s3_sink(&store, "present", ", exactly_once = true", "on_failure = \"skip\"");
+    let sink = s3_sink(
+        &store,
+        "present",
+        ", exactly_once = true",
+        "on_failure = \"skip\"",
+    );
     let config = work.config(&broker.bootstrap(), "t", "g", sink);
     let (ok, text) = flumen_output(&["check", "--config", &config.display().to_string()], &[]);
     assert!(

@@ -91,7 +91,11 @@ impl ClickHouse {
             {
                 return server;
             }
-            assert!(Instant::now() < deadline, "clickhouse-server not ready: {}", server.log());
+            assert!(
+                Instant::now() < deadline,
+                "clickhouse-server not ready: {}",
+                server.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

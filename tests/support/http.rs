@@ -79,9 +79,16 @@ pub fn http_request(
     }
     let mut body = Vec::new();
     loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size");
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size");
         let size = usize::from_str_radix(
-            String::from_utf8_lossy(&rest[..line_end]).split(';').next().unwrap_or("0").trim(),
+            String::from_utf8_lossy(&rest[..line_end])
+                .split(';')
+                .next()
+                .unwrap_or("0")
+                .trim(),
             16,
         )
         .expect("chunk size in hex");

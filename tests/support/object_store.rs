@@ -96,12 +96,17 @@ impl SeaweedFs {
             let filer_up = std::net::TcpStream::connect(&self.filer).is_ok();
             if filer_up && std::net::TcpStream::connect(&s3).is_ok() {
                 // The filer must also reach a volume server to store files.
-                let (status, _) = http_request(&self.filer, "PUT", "/flumen-probe/ready", &[], b"ok");
+                let (status, _) =
+                    http_request(&self.filer, "PUT", "/flumen-probe/ready", &[], b"ok");
                 if status == 201 {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "weed not ready in 60 s: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "weed not ready in 60 s: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -127,8 +132,13 @@ impl SeaweedFs {
 
     /// Creates `bucket` (a folder under the filer's `/buckets`).
     pub fn create_bucket(&self, bucket: &str) {
-        let (status, body) =
-            http_request(&self.filer, "POST", &format!("/buckets/{bucket}/"), &[], b"");
+        let (status, body) = http_request(
+            &self.filer,
+            "POST",
+            &format!("/buckets/{bucket}/"),
+            &[],
+            b"",
+        );
         assert!(
             status == 201 || status == 200,
             "create bucket {bucket}: {status} {}",
@@ -156,8 +166,13 @@ impl SeaweedFs {
         let mut last = String::new();
         loop {
             let path = format!("{dir}/?limit=1000&lastFileName={last}");
-            let (status, body) =
-                http_request(&self.filer, "GET", &path, &[("Accept", "application/json")], b"");
+            let (status, body) = http_request(
+                &self.filer,
+                "GET",
+                &path,
+                &[("Accept", "application/json")],
+                b"",
+            );
             assert_eq!(status, 200, "list {dir}");
             let listing: serde_json::Value = serde_json::from_slice(&body).expect("a listing");
             for e in listing["Entries"].as_array().into_iter().flatten() {

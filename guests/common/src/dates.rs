@@ -61,7 +61,10 @@ mod tests {
     fn renders_utc_dates() {
         // 2024-02-29T23:59:58.5Z
         let millis = 1_709_251_198_500;
-        assert_eq!(super::render("%Y/%m/%d/%H%M%S", millis), "2024/02/29/235958");
+        assert_eq!(
+            super::render("%Y/%m/%d/%H%M%S", millis),
+            "2024/02/29/235958"
+        );
         assert_eq!(super::civil(0), (1970, 1, 1));
         assert!(super::has_escape("a/%H/b") && !super::has_escape("a/%{topic}"));
     }

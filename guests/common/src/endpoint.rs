@@ -59,7 +59,10 @@ mod tests {
             (false, "127.0.0.1:8333", "/a/b?x=1", "127.0.0.1")
         );
         let e = Endpoint::parse("url", "https://s3.example.com").expect("valid");
-        assert_eq!((e.https, e.path.as_str(), e.host()), (true, "/", "s3.example.com"));
+        assert_eq!(
+            (e.https, e.path.as_str(), e.host()),
+            (true, "/", "s3.example.com")
+        );
         assert!(Endpoint::parse("endpoint", "ftp://x")
             .unwrap_err()
             .contains("`endpoint` must start with http://"));

@@ -145,7 +145,9 @@ pub fn send(req: &Request<'_>, body_limit: usize) -> Result<Response, HttpError>
     let response = outgoing_handler::handle(request, Some(options)).map_err(classify)?;
     // The body is streamed after `handle`, which is what reads it.
     let written = (|| -> Result<(), HttpError> {
-        let stream = out.write().map_err(|()| failed("body stream taken twice"))?;
+        let stream = out
+            .write()
+            .map_err(|()| failed("body stream taken twice"))?;
         for chunk in req.body.chunks(CHUNK) {
             stream
                 .blocking_write_and_flush(chunk)
@@ -168,7 +170,12 @@ pub fn send(req: &Request<'_>, body_limit: usize) -> Result<Response, HttpError>
         .headers()
         .entries()
         .into_iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.to_ascii_lowercase(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
         .collect();
     Ok(Response {
         status,

@@ -6,7 +6,16 @@
 
 /// The escapes the `s3` sink's key takes, from Flume's: the date and time
 /// ones, and the `topic` and `partition` headers Flume's Kafka source sets.
-const KEPT: [&str; 8] = ["%Y", "%m", "%d", "%H", "%M", "%S", "%{topic}", "%{partition}"];
+const KEPT: [&str; 8] = [
+    "%Y",
+    "%m",
+    "%d",
+    "%H",
+    "%M",
+    "%S",
+    "%{topic}",
+    "%{partition}",
+];
 
 /// The s3 sink's table for HDFS sink `sink`, whose properties `get` reads
 /// (`hdfs.path`, …): its `config` pairs and its other lines. What does not
@@ -21,7 +30,9 @@ pub fn s3_sink(
     // hdfs://namenode:8020/flume/events/%Y → flume/events/%Y
     let folder = path
         .split_once("://")
-        .map_or(path.as_str(), |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p))
+        .map_or(path.as_str(), |(_, rest)| {
+            rest.split_once('/').map_or("", |(_, p)| p)
+        })
         .trim_matches('/')
         .to_owned();
     for esc in escapes(&folder) {
@@ -40,7 +51,9 @@ pub fn s3_sink(
     let compression = match (file_type.as_str(), codec.as_deref()) {
         ("CompressedStream", Some("gzip" | "gzipcodec")) => "gzip",
         ("CompressedStream", Some(other)) => {
-            gap(format!("codec {other}: objects are gzip-compressed instead (or zstd)"));
+            gap(format!(
+                "codec {other}: objects are gzip-compressed instead (or zstd)"
+            ));
             "gzip"
         }
         ("DataStream", _) => "none",
@@ -84,7 +97,11 @@ pub fn s3_sink(
     );
     // flumen's batch bounds are all on; "never" becomes the largest value
     // it takes (an hour), or a bound that memory can hold.
-    let max_wait_ms = if interval_s == 0 { 3_600_000 } else { (interval_s * 1000).min(3_600_000) };
+    let max_wait_ms = if interval_s == 0 {
+        3_600_000
+    } else {
+        (interval_s * 1000).min(3_600_000)
+    };
     let max_bytes = if size == 0 { 64 << 20 } else { size };
     let max_events = if count == 0 { 1_000_000 } else { count };
     if interval_s == 0 || size == 0 || count == 0 {
@@ -117,9 +134,11 @@ pub fn s3_sink(
             ));
         }
     }
-    gap("set `endpoint`, `bucket` and `http_allow` to your store, and grant the credentials \
+    gap(
+        "set `endpoint`, `bucket` and `http_allow` to your store, and grant the credentials \
          (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
-        .into());
+            .into(),
+    );
     let extra = vec![
         "http_allow = [\"CHANGE-ME\"]".to_owned(),
         "env_from_host = [\"AWS_ACCESS_KEY_ID\", \"AWS_SECRET_ACCESS_KEY\"]".to_owned(),
@@ -169,10 +188,17 @@ mod tests {
         let mut unmapped = Vec::new();
         let (config, extra) =
             super::s3_sink("k", |k| props.get(k).map(|v| v.to_string()), &mut unmapped);
-        let get = |k: &str| config.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            config
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(
             get("key"),
-            Some("flume/%{topic}/%Y-%m-%d/%y/events.%{topic}-%{partition}-%{start_offset}.jsonl.gz")
+            Some(
+                "flume/%{topic}/%Y-%m-%d/%y/events.%{topic}-%{partition}-%{start_offset}.jsonl.gz"
+            )
         );
         assert_eq!(get("compression"), Some("gzip"));
         assert!(extra.iter().any(|l| l

@@ -119,18 +119,27 @@ config = {{ bucket = "b", exactly_once = true }}
     #[test]
     fn refuses_calls_in_flight() {
         let e = pipeline("", "max_in_flight = 4\nordering = \"unordered\"").unwrap_err();
-        assert!(e.contains("max_in_flight") && e.contains("set max_in_flight = 1"), "{e}");
+        assert!(
+            e.contains("max_in_flight") && e.contains("set max_in_flight = 1"),
+            "{e}"
+        );
     }
 
     #[test]
     fn warns_about_what_can_duplicate() {
         let c = pipeline("drain_timeout_ms = 60000", "").expect("valid");
         assert!(super::warnings(&c.pipelines[0]).is_empty());
-        let c = pipeline("", "on_failure = \"skip\"\n[[pipeline.sink]]\nname = \"f\"\ncomponent = \"f.wasm\"")
-            .expect("valid");
+        let c = pipeline(
+            "",
+            "on_failure = \"skip\"\n[[pipeline.sink]]\nname = \"f\"\ncomponent = \"f.wasm\"",
+        )
+        .expect("valid");
         let w = super::warnings(&c.pipelines[0]).join("\n");
         assert!(w.contains("other sinks (f)"), "{w}");
         assert!(w.contains("on_failure = \"skip\""), "{w}");
-        assert!(w.contains("drain_timeout_ms (10000) is shorter than the sink's timeout_ms (30000)"), "{w}");
+        assert!(
+            w.contains("drain_timeout_ms (10000) is shorter than the sink's timeout_ms (30000)"),
+            "{w}"
+        );
     }
 }

@@ -41,10 +41,16 @@ fn fatal(code: u32, table: &str, user: &str, vars: &str) -> Option<String> {
              check {vars}"
         ),
         193 => format!("ClickHouse refused the password of user `{user}` (Code 193): check {vars}"),
-        60 => format!("table `{table}` does not exist in ClickHouse (Code 60): create it, or fix `table`"),
-        81 => format!("the database of `{table}` does not exist in ClickHouse (Code 81): fix `table`"),
+        60 => format!(
+            "table `{table}` does not exist in ClickHouse (Code 60): create it, or fix `table`"
+        ),
+        81 => {
+            format!("the database of `{table}` does not exist in ClickHouse (Code 81): fix `table`")
+        }
         497 => format!("user `{user}` may not insert into `{table}` (Code 497): grant INSERT"),
-        62 => format!("ClickHouse could not parse the insert into `{table}` (Code 62): check `table`"),
+        62 => {
+            format!("ClickHouse could not parse the insert into `{table}` (Code 62): check `table`")
+        }
         _ => return None,
     })
 }
@@ -61,7 +67,10 @@ fn summary(body: &str) -> String {
 /// The error code in `body`, if any.
 fn code(body: &str) -> Option<u32> {
     let rest = body.trim_start().strip_prefix("Code: ")?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Reads an answer with `status` and `body` to an insert of `rows` rows.
@@ -80,7 +89,10 @@ pub fn read(status: u16, body: &str, rows: usize, table: &str, user: &str, vars:
     if TRANSIENT.contains(&code) {
         return Refusal::Transient(format!("Code {code}: {}", summary(body)));
     }
-    let reason = format!("ClickHouse refused the row (Code {code}): {}", summary(body));
+    let reason = format!(
+        "ClickHouse refused the row (Code {code}): {}",
+        summary(body)
+    );
     let at_row = body
         .rsplit_once("(at row ")
         .and_then(|(_, rest)| rest.split(')').next())
@@ -110,24 +122,42 @@ mod tests {
 
     #[test]
     fn locates_bad_rows() {
-        assert!(matches!(read3(500, BAD_ROW), Refusal::BadRow { index: 1, reason } if reason.contains("Code 27") && reason.contains("at row 2")));
-        assert!(matches!(read3(500, UNKNOWN_FIELD), Refusal::BadRow { index: 1, .. }));
+        assert!(
+            matches!(read3(500, BAD_ROW), Refusal::BadRow { index: 1, reason } if reason.contains("Code 27") && reason.contains("at row 2"))
+        );
+        assert!(matches!(
+            read3(500, UNKNOWN_FIELD),
+            Refusal::BadRow { index: 1, .. }
+        ));
         // A row number outside the insert is not believed.
-        assert!(matches!(read(500, BAD_ROW, 1, "t", "u", "v"), Refusal::Unlocated(_)));
+        assert!(matches!(
+            read(500, BAD_ROW, 1, "t", "u", "v"),
+            Refusal::Unlocated(_)
+        ));
     }
 
     #[test]
     fn names_what_the_operator_must_fix() {
         let wrong = "Code: 193, e.displayText() = DB::Exception: Wrong password for user flumen, e.what() = DB::Exception";
-        assert!(matches!(read3(401, wrong), Refusal::Fatal(m) if m.contains("password of user `flumen`") && m.contains("CLICKHOUSE_PASSWORD")));
+        assert!(
+            matches!(read3(401, wrong), Refusal::Fatal(m) if m.contains("password of user `flumen`") && m.contains("CLICKHOUSE_PASSWORD"))
+        );
         let table = "Code: 60, e.displayText() = DB::Exception: Table default.t doesn't exist., e.what() = DB::Exception";
-        assert!(matches!(read3(404, table), Refusal::Fatal(m) if m.contains("`db.t` does not exist")));
+        assert!(
+            matches!(read3(404, table), Refusal::Fatal(m) if m.contains("`db.t` does not exist"))
+        );
     }
 
     #[test]
     fn retries_what_may_pass_later() {
-        assert!(matches!(read3(503, "Service Unavailable"), Refusal::Transient(_)));
-        assert!(matches!(read3(500, "Code: 252, e.displayText() = Too many parts"), Refusal::Transient(_)));
+        assert!(matches!(
+            read3(503, "Service Unavailable"),
+            Refusal::Transient(_)
+        ));
+        assert!(matches!(
+            read3(500, "Code: 252, e.displayText() = Too many parts"),
+            Refusal::Transient(_)
+        ));
         assert!(matches!(read3(400, "Bad Request"), Refusal::Fatal(_)));
     }
 }

@@ -129,9 +129,10 @@ impl Sink {
             }
         };
         let value_column = match config.one_of("value", &["string", "json"])? {
-            "string" => Some(column("value_column", "value")?.ok_or(
-                "config key `value_column` cannot be empty with value = \"string\"",
-            )?),
+            "string" => Some(
+                column("value_column", "value")?
+                    .ok_or("config key `value_column` cannot be empty with value = \"string\"")?,
+            ),
             _ => None,
         };
         let meta = Columns5 {
@@ -157,7 +158,9 @@ impl Sink {
             endpoint,
             table,
             headers,
-            timeout_ns: config.u64_or("timeout_ms", 30_000)?.saturating_mul(1_000_000),
+            timeout_ns: config
+                .u64_or("timeout_ms", 30_000)?
+                .saturating_mul(1_000_000),
             value_column,
             meta,
             user,
@@ -168,9 +171,8 @@ impl Sink {
     /// One event as a JSON row, or why it cannot be one.
     fn row(&self, e: &EventRef<'_>, source: &Source, out: &mut Vec<u8>) -> Result<(), String> {
         let text = |what: &str, bytes: &[u8]| -> Result<String, String> {
-            String::from_utf8(bytes.to_vec()).map_err(|_| {
-                format!("the event's {what} is not UTF-8; JSONEachRow carries text")
-            })
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| format!("the event's {what} is not UTF-8; JSONEachRow carries text"))
         };
         let start = out.len();
         let mut ser = serde_json::Serializer::new(&mut *out);
@@ -280,12 +282,14 @@ impl Sink {
                     break;
                 }
                 Err(Refusal::BadRow { index, reason }) => {
-                    o.failures.push(failure(trial[index], FailureKind::Reject, reason));
+                    o.failures
+                        .push(failure(trial[index], FailureKind::Reject, reason));
                     parsed.extend_from_slice(&trial[..index]);
                     trial.drain(..=index);
                 }
                 Err(Refusal::Unlocated(reason)) if trial.len() == 1 => {
-                    o.failures.push(failure(trial[0], FailureKind::Reject, reason));
+                    o.failures
+                        .push(failure(trial[0], FailureKind::Reject, reason));
                     break;
                 }
                 Err(Refusal::Unlocated(_)) => {
@@ -325,8 +329,10 @@ fn failure(event: usize, kind: FailureKind, reason: String) -> Failure {
 }
 
 fn retry_all(idx: &[usize], reason: &str, o: &mut Outcome) {
-    o.failures
-        .extend(idx.iter().map(|&i| failure(i, FailureKind::Retry, reason.to_owned())));
+    o.failures.extend(
+        idx.iter()
+            .map(|&i| failure(i, FailureKind::Retry, reason.to_owned())),
+    );
 }
 
 struct ClickHouseSink;

@@ -60,7 +60,9 @@ impl KeyTemplate {
         while let Some(c) = rest.chars().next() {
             if let Some(after) = rest.strip_prefix("%{") {
                 let Some(end) = after.find('}') else {
-                    return Err(format!("config key `key` has an unclosed `%{{` in `{template}`"));
+                    return Err(format!(
+                        "config key `key` has an unclosed `%{{` in `{template}`"
+                    ));
                 };
                 let piece = match &after[..end] {
                     "topic" => Piece::Topic,
@@ -203,8 +205,10 @@ mod tests {
 
     #[test]
     fn renders_and_reads_back() {
-        let t = KeyTemplate::parse("raw/%{topic}/dt=%Y-%m-%d/%H/p%{partition}-%{start_offset}-%{end_offset}.jsonl.gz")
-            .expect("valid");
+        let t = KeyTemplate::parse(
+            "raw/%{topic}/dt=%Y-%m-%d/%H/p%{partition}-%{start_offset}-%{end_offset}.jsonl.gz",
+        )
+        .expect("valid");
         let key = t.render(&fields(42, 99));
         assert_eq!(
             key,

@@ -175,8 +175,12 @@ impl Sink {
         }
         let multipart_bytes = config.u64_or("multipart_bytes", 16 << 20)?.max(part_bytes);
         let access_var = config.get("access_key_env").unwrap_or("AWS_ACCESS_KEY_ID");
-        let secret_var = config.get("secret_key_env").unwrap_or("AWS_SECRET_ACCESS_KEY");
-        let token_var = config.get("session_token_env").unwrap_or("AWS_SESSION_TOKEN");
+        let secret_var = config
+            .get("secret_key_env")
+            .unwrap_or("AWS_SECRET_ACCESS_KEY");
+        let token_var = config
+            .get("session_token_env")
+            .unwrap_or("AWS_SESSION_TOKEN");
         let credentials = Credentials {
             access_key: env(access_var, "access_key_env")?,
             secret_key: env(secret_var, "secret_key_env")?,
@@ -190,7 +194,9 @@ impl Sink {
                 path_style: config.bool_or("path_style", true)?,
                 credentials,
                 credential_vars: (access_var.to_owned(), secret_var.to_owned()),
-                timeout_ns: config.u64_or("timeout_ms", 30_000)?.saturating_mul(1_000_000),
+                timeout_ns: config
+                    .u64_or("timeout_ms", 30_000)?
+                    .saturating_mul(1_000_000),
                 sign_payload: config.bool_or("sign_payload", true)?,
             },
             key,
@@ -220,7 +226,9 @@ impl Sink {
         let prefix = self.key.prefix(&source.topic, source.partition);
         let mut removed = 0;
         for key in self.store.list(&prefix)? {
-            let start = self.key.start_offset_of(&key, &source.topic, source.partition);
+            let start = self
+                .key
+                .start_offset_of(&key, &source.topic, source.partition);
             if start.is_some_and(|s| s >= first) {
                 self.store.delete(&key)?;
                 removed += 1;

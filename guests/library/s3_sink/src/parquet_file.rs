@@ -67,9 +67,10 @@ pub fn write<'a>(
     while let Some(mut col) = group.next_column().map_err(err)? {
         let w = &mut col;
         match column {
-            0 => w
-                .typed::<ByteArrayType>()
-                .write_batch(&vec![ByteArray::from(topic); n], None, None),
+            0 => {
+                w.typed::<ByteArrayType>()
+                    .write_batch(&vec![ByteArray::from(topic); n], None, None)
+            }
             1 => w
                 .typed::<Int32Type>()
                 .write_batch(&vec![partition; n], None, None),
@@ -158,11 +159,16 @@ mod tests {
             assert_eq!(fields[1].1, Field::Int(3));
             assert_eq!(fields[2].1, Field::Long(7));
             assert_eq!(fields[4].1, Field::Bytes(b"k".to_vec().into()));
-            assert_eq!(fields[6].1, Field::Str("[{\"name\":\"h\",\"value\":\"v\"}]".into()));
+            assert_eq!(
+                fields[6].1,
+                Field::Str("[{\"name\":\"h\",\"value\":\"v\"}]".into())
+            );
             let second: Vec<Field> = rows[1].get_column_iter().map(|(_, f)| f.clone()).collect();
             assert_eq!((&second[3], &second[4]), (&Field::Null, &Field::Null));
             assert_eq!(second[5], Field::Bytes(b"\xff".to_vec().into()));
         }
-        assert!(super::codec("zstd").unwrap_err().contains("snappy, gzip or none"));
+        assert!(super::codec("zstd")
+            .unwrap_err()
+            .contains("snappy, gzip or none"));
     }
 }

@@ -134,7 +134,13 @@ impl Store {
             path_and_query.push('?');
             let parts: Vec<String> = query
                 .iter()
-                .map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k}={v}") })
+                .map(|(k, v)| {
+                    if v.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
                 .collect();
             path_and_query.push_str(&parts.join("&"));
         }
@@ -347,7 +353,10 @@ mod tests {
 
     #[test]
     fn paths_by_style() {
-        assert_eq!(store(true).path(Some("a b/c.jsonl")), "/events/a%20b/c.jsonl");
+        assert_eq!(
+            store(true).path(Some("a b/c.jsonl")),
+            "/events/a%20b/c.jsonl"
+        );
         assert_eq!(store(true).path(None), "/events");
         assert_eq!(store(false).path(Some("a/c")), "/a/c");
         assert_eq!(store(false).authority(), "events.127.0.0.1:8333");
@@ -356,9 +365,15 @@ mod tests {
     #[test]
     fn classifies_answers() {
         let s = store(true);
-        let xml = |code: &str| format!("<Error><Code>{code}</Code><Message>m &amp; n</Message></Error>");
-        assert!(matches!(s.classify(503, &xml("SlowDown"), None), S3Error::Retry(m) if m.contains("m & n")));
-        assert!(matches!(s.classify(400, &xml("RequestTimeout"), None), S3Error::Retry(_)));
+        let xml =
+            |code: &str| format!("<Error><Code>{code}</Code><Message>m &amp; n</Message></Error>");
+        assert!(
+            matches!(s.classify(503, &xml("SlowDown"), None), S3Error::Retry(m) if m.contains("m & n"))
+        );
+        assert!(matches!(
+            s.classify(400, &xml("RequestTimeout"), None),
+            S3Error::Retry(_)
+        ));
         let refused = |status, code: &str| match s.classify(status, &xml(code), Some("k")) {
             S3Error::Refused { message, .. } => message,
             S3Error::Retry(m) => panic!("retried: {m}"),

@@ -66,7 +66,10 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -115,11 +118,10 @@ impl Credentials {
             s.amz_date,
             sha256_hex(canonical.as_bytes())
         );
-        let key = [date, s.region, "s3", "aws4_request"]
-            .iter()
-            .fold(format!("AWS4{}", self.secret_key).into_bytes(), |k, part| {
-                hmac(&k, part.as_bytes())
-            });
+        let key = [date, s.region, "s3", "aws4_request"].iter().fold(
+            format!("AWS4{}", self.secret_key).into_bytes(),
+            |k, part| hmac(&k, part.as_bytes()),
+        );
         let signature = hex(&hmac(&key, to_sign.as_bytes()));
         let mut out: Vec<(String, String)> = signed
             .into_iter()
@@ -199,7 +201,10 @@ mod tests {
             method: "GET",
             host: "examplebucket.s3.amazonaws.com",
             path: "/",
-            query: &[("prefix".into(), "J".into()), ("max-keys".into(), "2".into())],
+            query: &[
+                ("prefix".into(), "J".into()),
+                ("max-keys".into(), "2".into()),
+            ],
             headers: &[],
             payload_hash: &empty,
             amz_date: "20130524T000000Z",
@@ -207,7 +212,9 @@ mod tests {
         });
         let auth = &headers.last().expect("authorization").1;
         assert!(
-            auth.ends_with("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"),
+            auth.ends_with(
+                "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+            ),
             "{auth}"
         );
     }

@@ -14,6 +14,7 @@ Options: --events N (default 100000), --reps R (default 3).
 
 import argparse
 import base64
+import http.client as http_client
 import json
 import os
 import statistics
@@ -69,7 +70,8 @@ def start_weed(work: Path):
         ports[k] = run.free_port()
     cmd = [str(run.ROOT / ".tools/weed/weed"), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
            "-s3", f"-dir={work / 'data'}", f"-s3.config={ids}", "-s3.port.iceberg=0",
-           "-s3.port.lance=0", "-volume.max=0"] + [f"-{k}={v}" for k, v in ports.items()]
+           "-s3.port.lance=0", "-volume.max=0",
+           "-master.volumeSizeLimitMB=512"] + [f"-{k}={v}" for k, v in ports.items()]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(work / "weed.log", "w"))
     wait_port(s3, proc, "weed")
     deadline = time.time() + 60
@@ -138,12 +140,12 @@ commit = {{ interval_ms = 100 }}
     return config
 
 
-def s3_sink(s3_port, bucket, delivery):
+def s3_sink(s3_port, bucket, delivery, extra=""):
     return f"""
 [[pipeline.sink]]
 name = "s3"
 component = "{run.GUESTS / 's3_sink.wasm'}"
-config = {{ endpoint = "http://127.0.0.1:{s3_port}", bucket = "{bucket}" }}
+config = {{ endpoint = "http://127.0.0.1:{s3_port}", bucket = "{bucket}"{extra} }}
 http_allow = ["127.0.0.1:{s3_port}"]
 env = {{ AWS_ACCESS_KEY_ID = "{ACCESS}", AWS_SECRET_ACCESS_KEY = "{SECRET}" }}
 batch = {{ max_events = {BATCH}, max_bytes = 16777216, max_wait_ms = 1000 }}
@@ -271,7 +273,14 @@ def main():
 
         def fresh_bucket():
             bucket = f"bench-{n[0]}"
-            http(f"http://127.0.0.1:{filer}/buckets/{bucket}/", "POST")
+            # A bare POST (urllib would add a form content type, which the
+            # filer reads as an upload).
+            conn = http_client.HTTPConnection("127.0.0.1", filer, timeout=30)
+            conn.request("POST", f"/buckets/{bucket}/")
+            status = conn.getresponse().status
+            conn.close()
+            if status not in (200, 201):
+                raise SystemExit(f"creating bucket {bucket}: HTTP {status}")
             return bucket
 
         def fresh_table():
@@ -303,11 +312,11 @@ def main():
             if rows != args.events:
                 raise SystemExit(f"the table holds {rows} rows, not {args.events}")
 
-        def flumen_s3(delivery):
+        def flumen_s3(delivery, extra=""):
             def one(rep):
                 topic, end = fresh()
                 bucket = fresh_bucket()
-                run.flumen_config = flumen_config(s3_sink(s3_port, bucket, delivery))
+                run.flumen_config = flumen_config(s3_sink(s3_port, bucket, delivery, extra))
                 with tempfile.TemporaryDirectory() as w:
                     r = run.run_flumen(bootstrap, topic, f"g-{topic}", "s3", end, Path(w))
                 return r, objects(bucket)
@@ -345,6 +354,8 @@ def main():
         for label, fn, check, kind in [
             ("flumen s3 sink, max_in_flight = 1", flumen_s3(one), check_bytes, "s3"),
             ("flumen s3 sink, max_in_flight = 4 (unordered)", flumen_s3(four), check_bytes, "s3"),
+            ("flumen s3 sink, max_in_flight = 4, sign_payload = false",
+             flumen_s3(four, ", sign_payload = false"), check_bytes, "s3"),
             ("Python confluent-kafka + boto3 put_object", python_s3, check_bytes, "s3"),
             ("flumen clickhouse sink, max_in_flight = 1", flumen_ch(one), check_rows,
              "clickhouse"),

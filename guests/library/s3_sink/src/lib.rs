@@ -27,7 +27,8 @@
 //! - `access_key_env`, `secret_key_env`, `session_token_env`: which
 //!   environment variables hold the credentials (AWS's names by default);
 //!   the host grants them with `env_from_host`.
-//! - `timeout_ms` (default 30000), `sign_payload` (default `true`).
+//! - `timeout_ms` (default 30000), `sign_payload` (default: over `http://`
+//!   only; HTTPS sends `UNSIGNED-PAYLOAD`, as AWS's SDKs do).
 //! - `exactly_once` (default `false`): see `docs/sinks/s3.md`.
 
 wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
@@ -120,6 +121,7 @@ impl Sink {
             ],
         )?;
         let endpoint = Endpoint::parse("endpoint", config.required("endpoint")?)?;
+        let https = endpoint.https;
         let bucket = config.required("bucket")?.to_owned();
         if !(3..=63).contains(&bucket.len()) {
             return Err(format!(
@@ -197,7 +199,10 @@ impl Sink {
                 timeout_ns: config
                     .u64_or("timeout_ms", 30_000)?
                     .saturating_mul(1_000_000),
-                sign_payload: config.bool_or("sign_payload", true)?,
+                // As AWS's SDKs do: over HTTPS, TLS protects the body and
+                // hashing it costs CPU for nothing; over plain HTTP the
+                // signature covers it.
+                sign_payload: config.bool_or("sign_payload", !https)?,
             },
             key,
             event_time,

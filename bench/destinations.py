@@ -271,17 +271,16 @@ def main():
             topic = f"dest-{os.getpid()}-{n[0]}"
             return topic, run.load(bootstrap, topic, args.events, SIZE, PARTITIONS)
 
-        def fresh_bucket():
-            bucket = f"bench-{n[0]}"
-            # A bare POST (urllib would add a form content type, which the
-            # filer reads as an upload).
-            conn = http_client.HTTPConnection("127.0.0.1", filer, timeout=30)
-            conn.request("POST", f"/buckets/{bucket}/")
-            status = conn.getresponse().status
-            conn.close()
-            if status not in (200, 201):
-                raise SystemExit(f"creating bucket {bucket}: HTTP {status}")
-            return bucket
+        # One bucket for every run: keys start with the run's topic. (Each
+        # bucket is a SeaweedFS collection with volumes of its own, and a
+        # bucket per run ran the volume server out of volumes.)
+        conn = http_client.HTTPConnection("127.0.0.1", filer, timeout=30)
+        # A bare POST (urllib would add a form content type, which the
+        # filer reads as an upload).
+        conn.request("POST", "/buckets/bench/")
+        if conn.getresponse().status not in (200, 201):
+            raise SystemExit("creating the bucket failed")
+        conn.close()
 
         def fresh_table():
             table = f"t{n[0]}"
@@ -290,18 +289,13 @@ def main():
                      "ENGINE = MergeTree ORDER BY (partition, offset)")
             return table
 
-        def objects(bucket):
-            status, body = http(f"http://127.0.0.1:{filer}/buckets/{bucket}/?limit=10000",
-                                headers={"Accept": "application/json"})
-            total = 0
-            for d in json.loads(body).get("Entries") or []:
-                sub = http(f"http://127.0.0.1:{filer}{d['FullPath']}/?limit=10000",
-                           headers={"Accept": "application/json"})[1]
-                for p in json.loads(sub).get("Entries") or []:
-                    sub2 = http(f"http://127.0.0.1:{filer}{p['FullPath']}/?limit=10000",
-                                headers={"Accept": "application/json"})[1]
-                    total += sum(e["FileSize"] for e in json.loads(sub2).get("Entries") or [])
-            return total
+        def objects(topic):
+            """Bytes stored under `bench/<topic>/<partition>/`."""
+            listing = lambda path: json.loads(http(
+                f"http://127.0.0.1:{filer}{path}/?limit=10000",
+                headers={"Accept": "application/json"})[1]).get("Entries") or []
+            return sum(e["FileSize"] for d in listing(f"/buckets/bench/{topic}")
+                       for e in listing(d["FullPath"]))
 
         def check_bytes(total):
             if total < args.events * SIZE:
@@ -315,20 +309,18 @@ def main():
         def flumen_s3(delivery, extra=""):
             def one(rep):
                 topic, end = fresh()
-                bucket = fresh_bucket()
-                run.flumen_config = flumen_config(s3_sink(s3_port, bucket, delivery, extra))
+                run.flumen_config = flumen_config(s3_sink(s3_port, "bench", delivery, extra))
                 with tempfile.TemporaryDirectory() as w:
                     r = run.run_flumen(bootstrap, topic, f"g-{topic}", "s3", end, Path(w))
-                return r, objects(bucket)
+                return r, objects(topic)
             return one
 
         def python_s3(rep):
             topic, end = fresh()
-            bucket = fresh_bucket()
             code = (PY_COMMON + PY_S3).format(
                 end=dict(end), bootstrap=bootstrap, group=f"py-{topic}", topic=topic,
-                batch=BATCH, s3_port=s3_port, access=ACCESS, secret=SECRET, bucket=bucket)
-            return run.run_child([sys.executable, "-c", code]), objects(bucket)
+                batch=BATCH, s3_port=s3_port, access=ACCESS, secret=SECRET, bucket="bench")
+            return run.run_child([sys.executable, "-c", code]), objects(topic)
 
         def flumen_ch(delivery):
             def one(rep):

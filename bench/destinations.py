@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402  (the shared broker, load and flumen runner)
+import slow_sink  # noqa: E402  (measure)
 
 OUT = run.ROOT / "bench/destinations"
 PARTITIONS = 4
@@ -124,19 +125,7 @@ def ch_query(port, sql):
 
 def flumen_config(sink: str):
     def config(bootstrap, topic, group, _scenario, _out):
-        return f"""
-[kafka]
-bootstrap_servers = "{bootstrap}"
-options = {{ "session.timeout.ms" = 6000 }}
-[reload]
-watch = false
-[[pipeline]]
-name = "bench"
-topics = ["{topic}"]
-group_id = "{group}"
-commit = {{ interval_ms = 100 }}
-{sink}
-"""
+        return run.pipeline_config(bootstrap, topic, group, sink)
     return config
 
 
@@ -240,14 +229,12 @@ c.close()
 
 
 def measure(label, fn, reps, check):
-    runs = []
-    for r in range(reps):
-        result, n = fn(r)
+    """slow_sink's measure, with each run's (result, count) checked."""
+    def checked(rep):
+        result, n = fn(rep)
         check(n)
-        runs.append(result)
-    secs = [x["seconds"] for x in runs]
-    return {"label": label, "runs": runs, "median_s": statistics.median(secs),
-            "min_s": min(secs), "max_s": max(secs)}
+        return result
+    return slow_sink.measure(label, checked, reps)
 
 
 def main():

@@ -183,6 +183,14 @@ config = {config}
         "5c": filt + file_sink(LANG_GUESTS / "c/file_sink.wasm"),
     }[scenario]
     interval = 1 if scenario == "2c" else int(os.environ.get("FLUMEN_BENCH_COMMIT_MS", "100"))
+    return pipeline_config(bootstrap, topic, group, components, interval)
+
+
+def pipeline_config(bootstrap: str, topic: str, group: str, components: str,
+                    commit_ms: int = 100, pipeline: str = "") -> str:
+    """A config with one pipeline named `bench` reading `topic`: the
+    `[kafka]` section every benchmark uses, then `pipeline` keys (and
+    FLUMEN_BENCH_PIPELINE's) and the `components` tables."""
     return f"""
 [kafka]
 bootstrap_servers = "{bootstrap}"
@@ -193,7 +201,8 @@ watch = false
 name = "bench"
 topics = ["{topic}"]
 group_id = "{group}"
-commit = {{ interval_ms = {interval} }}
+commit = {{ interval_ms = {commit_ms} }}
+{pipeline}
 {os.environ.get("FLUMEN_BENCH_PIPELINE", "")}
 {components}
 """

@@ -90,25 +90,14 @@ class SlowServer:
 
 def flumen_config(server: SlowServer, batch: int, delivery: str):
     def config(bootstrap, topic, group, _scenario, _out):
-        return f"""
-[kafka]
-bootstrap_servers = "{bootstrap}"
-options = {{ "session.timeout.ms" = 6000 }}
-[reload]
-watch = false
-[[pipeline]]
-name = "bench"
-topics = ["{topic}"]
-group_id = "{group}"
-commit = {{ interval_ms = 100 }}
-batch = {{ max_events = {batch}, max_wait_ms = 20 }}
+        return run.pipeline_config(bootstrap, topic, group, f"""
 [[pipeline.sink]]
 name = "http"
 component = "{run.GUESTS / 'http_sink.wasm'}"
 config = {{ url = "http://127.0.0.1:{server.port}/ingest" }}
 http_allow = ["127.0.0.1:{server.port}"]
 {delivery}
-"""
+""", pipeline=f"batch = {{ max_events = {batch}, max_wait_ms = 20 }}")
     return config
 
 

@@ -155,15 +155,19 @@ pub fn amz_date(secs: i64) -> String {
 mod tests {
     use super::*;
 
-    /// AWS's worked example "GET Object" in the SigV4 header-signing docs.
-    #[test]
-    fn signs_aws_example_get_object() {
-        let creds = Credentials {
+    /// The credentials of AWS's SigV4 examples.
+    fn example_credentials() -> Credentials {
+        Credentials {
             access_key: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
             session_token: None,
-        };
-        let empty = sha256_hex(b"");
+        }
+    }
+
+    /// AWS's worked example "GET Object" in the SigV4 header-signing docs.
+    #[test]
+    fn signs_aws_example_get_object() {
+        let (creds, empty) = (example_credentials(), sha256_hex(b""));
         let headers = creds.sign(&Signing {
             method: "GET",
             host: "examplebucket.s3.amazonaws.com",
@@ -191,12 +195,7 @@ mod tests {
     /// AWS's "GET Bucket (List Objects)" example: a signed query string.
     #[test]
     fn signs_aws_example_list_objects() {
-        let creds = Credentials {
-            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-        };
-        let empty = sha256_hex(b"");
+        let (creds, empty) = (example_credentials(), sha256_hex(b""));
         let headers = creds.sign(&Signing {
             method: "GET",
             host: "examplebucket.s3.amazonaws.com",

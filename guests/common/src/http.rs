@@ -103,11 +103,20 @@ fn classify(e: ErrorCode) -> HttpError {
 /// of its body.
 pub fn send(req: &Request<'_>, body_limit: usize) -> Result<Response, HttpError> {
     let failed = |what: &str| HttpError::Failed(what.to_owned());
-    let list: Vec<(String, Vec<u8>)> = req
+    let mut list: Vec<(String, Vec<u8>)> = req
         .headers
         .iter()
         .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
         .collect();
+    // Without it the body goes chunked, which some servers refuse (S3's
+    // PutObject answers 411 MissingContentLength).
+    let has_body = !req.body.is_empty() || matches!(req.method, "POST" | "PUT");
+    if has_body && !req.headers.iter().any(|(n, _)| n == "content-length") {
+        list.push((
+            "content-length".into(),
+            req.body.len().to_string().into_bytes(),
+        ));
+    }
     let headers =
         Fields::from_list(&list).map_err(|e| HttpError::Failed(format!("headers: {e:?}")))?;
     let request = OutgoingRequest::new(headers);

@@ -154,6 +154,25 @@ impl KeyTemplate {
         out
     }
 
+    /// Where a listing of `prefix` may start for the objects at or after
+    /// offset `first`: when the start offset comes right after the prefix,
+    /// every such key sorts after `prefix` + the zero-padded `first - 1`.
+    /// `None` when the template puts something else first.
+    pub fn start_after(&self, topic: &str, partition: i32, first: i64) -> Option<String> {
+        let fixed = self
+            .pieces
+            .iter()
+            .take_while(|p| matches!(p, Piece::Text(_) | Piece::Topic | Piece::Partition))
+            .count();
+        (self.pieces.get(fixed) == Some(&Piece::StartOffset) && first > 0).then(|| {
+            format!(
+                "{}{:0OFFSET_WIDTH$}",
+                self.prefix(topic, partition),
+                first - 1
+            )
+        })
+    }
+
     /// The start offset of `key` if it is a key this template renders for
     /// `topic`/`partition`.
     pub fn start_offset_of(&self, key: &str, topic: &str, partition: i32) -> Option<i64> {
@@ -219,6 +238,14 @@ mod tests {
         assert_eq!(t.start_offset_of(&key, "order", 3), None);
         assert_eq!(t.start_offset_of(&format!("{key}.tmp"), "orders", 3), None);
         assert_eq!(t.prefix("orders", 3), "raw/orders/dt=");
+        assert_eq!(t.start_after("orders", 3, 42), None);
+        let flat =
+            KeyTemplate::parse("%{topic}/%{partition}/%{start_offset}.jsonl").expect("valid");
+        assert_eq!(
+            flat.start_after("o", 1, 42).as_deref(),
+            Some("o/1/00000000000000000041")
+        );
+        assert_eq!(flat.start_after("o", 1, 0), None);
         assert!(t.names_by_start_offset() && t.has_date());
     }
 

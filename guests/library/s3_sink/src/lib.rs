@@ -79,7 +79,7 @@ struct Sink {
     part_bytes: usize,
     exactly_once: bool,
     /// Partitions whose leftovers this instance has cleared (exactly_once).
-    cleared: Vec<i32>,
+    cleared: Vec<(String, i32)>,
 }
 
 thread_local! {
@@ -225,12 +225,15 @@ impl Sink {
     /// instance's first call holds the partition's earliest undelivered
     /// event.
     fn clear_leftovers(&mut self, source: &Source, first: i64) -> Result<(), S3Error> {
-        if !self.exactly_once || self.cleared.contains(&source.partition) {
+        let here = (source.topic.clone(), source.partition);
+        if !self.exactly_once || self.cleared.contains(&here) {
             return Ok(());
         }
         let prefix = self.key.prefix(&source.topic, source.partition);
+        // The partition's older objects are skipped when the keys allow.
+        let after = self.key.start_after(&source.topic, source.partition, first);
         let mut removed = 0;
-        for key in self.store.list(&prefix)? {
+        for key in self.store.list(&prefix, after.as_deref())? {
             let start = self
                 .key
                 .start_offset_of(&key, &source.topic, source.partition);
@@ -249,7 +252,7 @@ impl Sink {
                 ),
             );
         }
-        self.cleared.push(source.partition);
+        self.cleared.push(here);
         Ok(())
     }
 

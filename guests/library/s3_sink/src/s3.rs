@@ -305,12 +305,16 @@ impl Store {
         parts
     }
 
-    /// Every key under `prefix`, following continuation tokens.
-    pub fn list(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
+    /// Every key under `prefix` (after `start_after`, if given), following
+    /// continuation tokens.
+    pub fn list(&self, prefix: &str, start_after: Option<&str>) -> Result<Vec<String>, S3Error> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+            if let Some(after) = start_after {
+                query.push(("start-after", after));
+            }
             if let Some(t) = &token {
                 query.push(("continuation-token", t));
             }

@@ -180,3 +180,73 @@ fn names_a_wrong_password_and_commits_nothing() {
     assert_eq!(ch.query("SELECT count() FROM t").trim(), "0");
     flumen.kill();
 }
+
+/// The server goes away mid-run (SIGKILL) and comes back: inserts that
+/// cannot connect are retried, nothing is committed past what is inserted,
+/// and every row is in the table once afterwards.
+#[test]
+fn waits_out_a_server_outage() {
+    let mut ch = ClickHouse::start();
+    ch.query("CREATE TABLE t (topic String, partition Int32, offset Int64, timestamp Int64, key String, value String) ENGINE = MergeTree ORDER BY (partition, offset)");
+    let broker = Broker::mock();
+    let topic = "e2e-ch-outage";
+    broker.create_topic(topic, 2);
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let sink = clickhouse_sink(
+        &ch,
+        "t",
+        ", timeout_ms = 2000",
+        "batch = { max_events = 200, max_wait_ms = 100 }",
+    );
+    let config = work.config(&bootstrap, topic, "ch-outage", sink);
+    // UTF-8 values (the shared test load has some that are not, which the
+    // sink rejects in string mode).
+    let end_of = |acked: &[(i32, i64)]| {
+        let mut end = BTreeMap::new();
+        for &(p, o) in acked {
+            let e = end.entry(p).or_insert(0);
+            *e = (*e).max(o + 1);
+        }
+        end
+    };
+    let records = crate::s3_sink::records(1_000, 2, 200);
+    let mut acked = produce_records(&bootstrap, topic, &records);
+    let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
+    let first = end_of(&acked);
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "ch-outage",
+        topic,
+        2,
+        Duration::from_secs(60),
+        |c| *c == first,
+    );
+    ch.kill();
+    acked.extend(produce_records(&bootstrap, topic, &records));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        committed(&bootstrap, "ch-outage", topic, 2),
+        first,
+        "committed while the server was down"
+    );
+    ch.restart();
+    let end = end_of(&acked);
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "ch-outage",
+        topic,
+        2,
+        Duration::from_secs(120),
+        |c| *c == end,
+    );
+    flumen.kill();
+    let inserted = rows(
+        &ch,
+        "SELECT partition, offset, count() FROM t GROUP BY partition, offset",
+    );
+    assert_eq!(inserted.len(), 2_000);
+    assert!(inserted.values().all(|&n| n == 1), "a row inserted twice");
+}

@@ -14,6 +14,8 @@ pub const CH_PASSWORD: &str = "ch-test-password";
 /// A running clickhouse-server.
 pub struct ClickHouse {
     child: Child,
+    /// The binary, to start it again.
+    bin: &'static str,
     /// `127.0.0.1:PORT`, the HTTP interface.
     pub addr: String,
     dir: tempfile::TempDir,
@@ -69,18 +71,32 @@ impl ClickHouse {
             ),
         )
         .expect("users");
-        let child = Command::new(bin)
-            .arg(format!("--config-file={root}/config.xml"))
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log"))
-            .spawn()
-            .expect("start clickhouse-server");
+        let child = spawn(bin, dir.path());
         let mut server = Self {
             child,
+            bin,
             addr: format!("127.0.0.1:{port}"),
             dir,
         };
+        server.wait_ready();
+        server
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and data, waiting until it answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.bin, self.dir.path());
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let server = self;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -89,7 +105,7 @@ impl ClickHouse {
             if std::net::TcpStream::connect(&server.addr).is_ok()
                 && server.try_query("SELECT 1").is_ok()
             {
-                return server;
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -132,6 +148,23 @@ impl ClickHouse {
         self.try_query(sql)
             .unwrap_or_else(|e| panic!("ClickHouse query `{sql}`: {e}"))
     }
+}
+
+/// Starts clickhouse-server with `dir`'s config, its log appended to
+/// `dir/server.log`.
+fn spawn(bin: &str, dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("log");
+    Command::new(bin)
+        .arg(format!("--config-file={}/config.xml", dir.display()))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start clickhouse-server")
 }
 
 impl Drop for ClickHouse {

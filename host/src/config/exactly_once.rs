@@ -10,7 +10,7 @@ use crate::config::ComponentConfig;
 
 /// The guest's own timeout when its table does not set `timeout_ms`
 /// (the s3 sink's default).
-const GUEST_TIMEOUT_MS: i64 = 30_000;
+const GUEST_TIMEOUT_MS: i64 = 10_000;
 
 /// Whether sink `c` declares `exactly_once = true` in its own table.
 pub fn declared(c: &ComponentConfig) -> bool {
@@ -127,10 +127,11 @@ config = {{ bucket = "b", exactly_once = true }}
 
     #[test]
     fn warns_about_what_can_duplicate() {
-        let c = pipeline("drain_timeout_ms = 60000", "").expect("valid");
+        // drain_timeout_ms's default (10 s) covers the sink's (10 s).
+        let c = pipeline("", "").expect("valid");
         assert!(super::warnings(&c.pipelines[0]).is_empty());
         let c = pipeline(
-            "",
+            "drain_timeout_ms = 2000",
             "on_failure = \"skip\"\n[[pipeline.sink]]\nname = \"f\"\ncomponent = \"f.wasm\"",
         )
         .expect("valid");
@@ -138,7 +139,7 @@ config = {{ bucket = "b", exactly_once = true }}
         assert!(w.contains("other sinks (f)"), "{w}");
         assert!(w.contains("on_failure = \"skip\""), "{w}");
         assert!(
-            w.contains("drain_timeout_ms (10000) is shorter than the sink's timeout_ms (30000)"),
+            w.contains("drain_timeout_ms (2000) is shorter than the sink's timeout_ms (10000)"),
             "{w}"
         );
     }

@@ -27,7 +27,7 @@
 //! - `access_key_env`, `secret_key_env`, `session_token_env`: which
 //!   environment variables hold the credentials (AWS's names by default);
 //!   the host grants them with `env_from_host`.
-//! - `timeout_ms` (default 30000), `sign_payload` (default: over `http://`
+//! - `timeout_ms` (default 10000, below the host's call timeout), `sign_payload` (default: over `http://`
 //!   only; HTTPS sends `UNSIGNED-PAYLOAD`, as AWS's SDKs do).
 //! - `exactly_once` (default `false`): see `docs/sinks/s3.md`.
 
@@ -197,7 +197,7 @@ impl Sink {
                 credentials,
                 credential_vars: (access_var.to_owned(), secret_var.to_owned()),
                 timeout_ns: config
-                    .u64_or("timeout_ms", 30_000)?
+                    .u64_or("timeout_ms", 10_000)?
                     .saturating_mul(1_000_000),
                 // As AWS's SDKs do: over HTTPS, TLS protects the body and
                 // hashing it costs CPU for nothing; over plain HTTP the

@@ -5,10 +5,10 @@
 //! duration, `kafka.consumer.*` options) or a Kafka channel read without a
 //! source (Flume's "Kafka consumer channel", the setup flumen revives); the
 //! source's interceptors that have a counterpart in the guest library; and
-//! the `null`, `logger`, `file_roll`, `http`, HDFS (as `s3`) and Kafka sinks. Each Flume channel
-//! becomes one pipeline with the sinks that drain it. Everything else is
-//! listed, in the output's header and in the result, rather than dropped
-//! silently.
+//! the `null`, `logger`, `file_roll`, `http`, HDFS (as `s3`) and Kafka
+//! sinks. Each Flume channel becomes one pipeline with the sinks that drain
+//! it. Everything else is listed, in the output's header and in the
+//! result, rather than dropped silently.
 
 use anyhow::Context;
 use std::collections::BTreeMap;

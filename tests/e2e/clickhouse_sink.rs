@@ -49,11 +49,11 @@ fn rows(ch: &ClickHouse, sql: &str) -> BTreeMap<(i32, i64), usize> {
 fn inserts_good_rows_once_and_dead_letters_only_the_bad_ones() {
     let ch = ClickHouse::start();
     ch.query(
-        "CREATE TABLE events (topic String, partition Int32, offset Int64, timestamp Int64, \
+        "CREATE TABLE IF NOT EXISTS events (topic String, partition Int32, offset Int64, timestamp Int64, \
          key String, i UInt32, note String) ENGINE = MergeTree ORDER BY (partition, offset)",
     );
     ch.query(
-        "CREATE TABLE raw (src_topic String, src_partition Int32, src_offset Int64, body String) \
+        "CREATE TABLE IF NOT EXISTS raw (src_topic String, src_partition Int32, src_offset Int64, body String) \
          ENGINE = MergeTree ORDER BY (src_partition, src_offset)",
     );
     let broker = Broker::mock();
@@ -90,11 +90,7 @@ fn inserts_good_rows_once_and_dead_letters_only_the_bad_ones() {
     ]
     .concat();
     let config = work.config(&bootstrap, topic, "ch-group", components);
-    let mut end = BTreeMap::new();
-    for &(p, o) in &acked {
-        let e = end.entry(p).or_insert(0);
-        *e = (*e).max(o + 1);
-    }
+    let end = end_offsets(acked.iter().copied());
     let log = run_until_committed(
         &config,
         &work.path("flumen.log"),
@@ -149,7 +145,7 @@ fn inserts_good_rows_once_and_dead_letters_only_the_bad_ones() {
 #[test]
 fn names_a_wrong_password_and_commits_nothing() {
     let ch = ClickHouse::start();
-    ch.query("CREATE TABLE t (topic String, partition Int32, offset Int64, timestamp Int64, key String, value String) ENGINE = Log");
+    ch.query("CREATE TABLE IF NOT EXISTS t (topic String, partition Int32, offset Int64, timestamp Int64, key String, value String) ENGINE = Log");
     let broker = Broker::mock();
     let topic = "e2e-ch-auth";
     broker.create_topic(topic, 1);
@@ -187,7 +183,7 @@ fn names_a_wrong_password_and_commits_nothing() {
 #[test]
 fn waits_out_a_server_outage() {
     let mut ch = ClickHouse::start();
-    ch.query("CREATE TABLE t (topic String, partition Int32, offset Int64, timestamp Int64, key String, value String) ENGINE = MergeTree ORDER BY (partition, offset)");
+    ch.query("CREATE TABLE IF NOT EXISTS t (topic String, partition Int32, offset Int64, timestamp Int64, key String, value String) ENGINE = MergeTree ORDER BY (partition, offset)");
     let broker = Broker::mock();
     let topic = "e2e-ch-outage";
     broker.create_topic(topic, 2);
@@ -202,18 +198,10 @@ fn waits_out_a_server_outage() {
     let config = work.config(&bootstrap, topic, "ch-outage", sink);
     // UTF-8 values (the shared test load has some that are not, which the
     // sink rejects in string mode).
-    let end_of = |acked: &[(i32, i64)]| {
-        let mut end = BTreeMap::new();
-        for &(p, o) in acked {
-            let e = end.entry(p).or_insert(0);
-            *e = (*e).max(o + 1);
-        }
-        end
-    };
     let records = crate::s3_sink::records(1_000, 2, 200);
     let mut acked = produce_records(&bootstrap, topic, &records);
     let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
-    let first = end_of(&acked);
+    let first = end_offsets(acked.iter().copied());
     wait_committed(
         &mut flumen,
         &bootstrap,
@@ -232,7 +220,7 @@ fn waits_out_a_server_outage() {
         "committed while the server was down"
     );
     ch.restart();
-    let end = end_of(&acked);
+    let end = end_offsets(acked.iter().copied());
     wait_committed(
         &mut flumen,
         &bootstrap,

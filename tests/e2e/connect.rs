@@ -75,15 +75,6 @@ fn sink_values(work: &Workdir) -> Vec<String> {
         .collect()
 }
 
-fn end_offsets(produced: &Produced) -> BTreeMap<i32, i64> {
-    let mut end = BTreeMap::new();
-    for (p, o) in produced.kept() {
-        let e = end.entry(p).or_insert(0);
-        *e = (*e).max(o + 1);
-    }
-    end
-}
-
 /// Consume and commit through TLS with the CA verified; `check --connect`
 /// reports the brokers, the topic's partitions and the group's lag.
 #[test]
@@ -118,7 +109,7 @@ fn tls_with_a_verified_ca_consumes_and_commits() {
         assert!(text.contains(want), "missing {want:?}:\n{text}");
     }
 
-    let end = end_offsets(&produced);
+    let end = end_offsets(produced.kept());
     run_until_committed(
         &config,
         &work.path("flumen.log"),
@@ -217,7 +208,7 @@ fn mutual_tls_needs_the_client_certificate() {
         &broker.tls,
         "mtls",
         "t",
-        &end_offsets(&produced),
+        &end_offsets(produced.kept()),
         Duration::from_secs(60),
     );
     assert_eq!(read_sink(&work.out, "s").len(), 200);

@@ -122,15 +122,6 @@ pub fn lost_and_duplicated(
     (lost, dup)
 }
 
-fn end_offsets(acked: &[(i32, i64)]) -> BTreeMap<i32, i64> {
-    let mut end = BTreeMap::new();
-    for &(p, o) in acked {
-        let e = end.entry(p).or_insert(0);
-        *e = (*e).max(o + 1);
-    }
-    end
-}
-
 #[test]
 fn stores_every_event_once_in_objects_named_by_offset() {
     let store = SeaweedFs::start();
@@ -177,7 +168,7 @@ fn stores_every_event_once_in_objects_named_by_offset() {
         &bootstrap,
         "s3-group",
         topic,
-        &end_offsets(&acked),
+        &end_offsets(acked.iter().copied()),
         Duration::from_secs(120),
     );
     for bucket in ["events", "large", "columns"] {
@@ -240,7 +231,7 @@ fn uploads_large_objects_in_parts() {
         &bootstrap,
         "s3-parts",
         topic,
-        &end_offsets(&acked),
+        &end_offsets(acked.iter().copied()),
         Duration::from_secs(120),
     );
     let objects = store.objects("parts");
@@ -283,7 +274,7 @@ fn waits_out_a_store_outage() {
     let config = work.config(&bootstrap, topic, "s3-outage", sink);
     let mut acked = produce_records(&bootstrap, topic, &records(2_000, 2, 300));
     let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
-    let first = end_offsets(&acked);
+    let first = end_offsets(acked.iter().copied());
     wait_committed(
         &mut flumen,
         &bootstrap,
@@ -302,7 +293,7 @@ fn waits_out_a_store_outage() {
         "nothing is committed while the store is down"
     );
     store.restart();
-    let end = end_offsets(&acked);
+    let end = end_offsets(acked.iter().copied());
     wait_committed(
         &mut flumen,
         &bootstrap,
@@ -446,7 +437,7 @@ pub fn exactly_once_run(events: usize, kills: usize, exactly_once: bool) -> Exac
     }
     let acked = producer.join().expect("producer");
     let mut flumen = Flumen::run(&config, &work.path("last.log"));
-    let end = end_offsets(&acked);
+    let end = end_offsets(acked.iter().copied());
     wait_committed(
         &mut flumen,
         &bootstrap,

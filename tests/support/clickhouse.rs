@@ -128,13 +128,14 @@ impl ClickHouse {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(auth)
         );
-        let (status, body) = http_request(
+        let (status, body) = try_http_request(
             &self.addr,
             "POST",
             "/",
             &[("Authorization", &basic)],
             sql.as_bytes(),
-        );
+        )
+        .map_err(|e| format!("connection: {e}"))?;
         let text = String::from_utf8_lossy(&body).into_owned();
         if status == 200 {
             Ok(text)
@@ -143,10 +144,22 @@ impl ClickHouse {
         }
     }
 
-    /// Runs `sql` (DDL or a SELECT) and returns its text answer.
+    /// Runs `sql` (a SELECT, or DDL with `IF NOT EXISTS`) and returns its
+    /// text answer. A broken connection is tried again (seen once with
+    /// several servers starting beside each other), so `sql` must be safe
+    /// to run twice.
     pub fn query(&self, sql: &str) -> String {
-        self.try_query(sql)
-            .unwrap_or_else(|e| panic!("ClickHouse query `{sql}`: {e}"))
+        let mut tries = 0;
+        loop {
+            match self.try_query(sql) {
+                Ok(text) => return text,
+                Err(e) if e.starts_with("connection:") && tries < 10 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(e) => panic!("ClickHouse query `{sql}`: {e}"),
+            }
+        }
     }
 }
 

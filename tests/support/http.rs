@@ -49,8 +49,20 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<u8>) {
+    try_http_request(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {addr}{path}: {e}"))
+}
+
+/// [`http_request`], with a connection that fails or breaks as an error.
+pub fn try_http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     use std::io::{Read, Write};
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut s = TcpStream::connect(addr)?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -59,10 +71,10 @@ pub fn http_request(
         head.push_str(&format!("{n}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).expect("send");
-    s.write_all(body).expect("send body");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
     let mut answer = Vec::new();
-    s.read_to_end(&mut answer).expect("read");
+    s.read_to_end(&mut answer)?;
     let split = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -75,7 +87,7 @@ pub fn http_request(
         .unwrap_or(0);
     let mut rest = &answer[split + 4..];
     if !head.contains("transfer-encoding: chunked") {
-        return (status, rest.to_vec());
+        return Ok((status, rest.to_vec()));
     }
     let mut body = Vec::new();
     loop {
@@ -94,7 +106,7 @@ pub fn http_request(
         .expect("chunk size in hex");
         rest = &rest[line_end + 2..];
         if size == 0 {
-            return (status, body);
+            return Ok((status, body));
         }
         body.extend_from_slice(&rest[..size]);
         rest = &rest[size + 2..];

@@ -96,9 +96,8 @@ impl SeaweedFs {
             let filer_up = std::net::TcpStream::connect(&self.filer).is_ok();
             if filer_up && std::net::TcpStream::connect(&s3).is_ok() {
                 // The filer must also reach a volume server to store files.
-                let (status, _) =
-                    http_request(&self.filer, "PUT", "/flumen-probe/ready", &[], b"ok");
-                if status == 201 {
+                let ready = try_http_request(&self.filer, "PUT", "/flumen-probe/ready", &[], b"ok");
+                if matches!(ready, Ok((201, _))) {
                     return;
                 }
             }

@@ -55,6 +55,16 @@ impl Produced {
     }
 }
 
+/// The end offset (last offset + 1) of each partition holding `events`.
+pub fn end_offsets(events: impl IntoIterator<Item = (i32, i64)>) -> BTreeMap<i32, i64> {
+    let mut end = BTreeMap::new();
+    for (p, o) in events {
+        let e = end.entry(p).or_insert(0);
+        *e = (*e).max(o + 1);
+    }
+    end
+}
+
 /// Records what the broker acknowledged: the ground truth of what a test
 /// produced. (tansu 0.6's ListOffsets high watermark is wrong — seen here as
 /// 21,853 for a partition holding offsets 0..=24,999 — so watermarks are not

@@ -163,21 +163,10 @@ impl ClickHouse {
     }
 }
 
-/// Starts clickhouse-server with `dir`'s config, its log appended to
-/// `dir/server.log`.
+/// Starts clickhouse-server with `dir`'s config.
 fn spawn(bin: &str, dir: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("server.log"))
-        .expect("log");
-    Command::new(bin)
-        .arg(format!("--config-file={}/config.xml", dir.display()))
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start clickhouse-server")
+    let config = format!("--config-file={}/config.xml", dir.display());
+    spawn_service(&[bin.to_owned(), config], dir, "server.log")
 }
 
 impl Drop for ClickHouse {

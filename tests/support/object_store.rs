@@ -74,7 +74,7 @@ impl SeaweedFs {
             ]
             .map(String::from),
         );
-        let child = spawn(&command, dir.path());
+        let child = spawn_service(&command, dir.path(), "weed.log");
         let mut store = Self {
             child,
             command,
@@ -120,7 +120,7 @@ impl SeaweedFs {
     /// answers.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = spawn(&self.command, self._dir.path());
+        self.child = spawn_service(&self.command, self._dir.path(), "weed.log");
         self.wait_ready();
     }
 
@@ -198,21 +198,6 @@ impl SeaweedFs {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Starts `command`, its log appended to `dir/weed.log`.
-fn spawn(command: &[String], dir: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("weed.log"))
-        .expect("log");
-    Command::new(&command[0])
-        .args(&command[1..])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start weed")
 }
 
 impl Drop for SeaweedFs {

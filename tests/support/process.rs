@@ -168,6 +168,24 @@ pub fn run_until_committed(
     text
 }
 
+/// Starts a service the tests run (`command[0]` with the rest as
+/// arguments) in `dir`, its output appended to `dir/log` so that a restart
+/// keeps the first run's lines.
+pub fn spawn_service(command: &[String], dir: &Path, log: &str) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(log))
+        .expect("service log");
+    Command::new(&command[0])
+        .args(&command[1..])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", command[0]))
+}
+
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();

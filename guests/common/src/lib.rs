@@ -174,6 +174,15 @@ impl Serialize for Line<'_> {
     }
 }
 
+/// An event's headers as the JSON array its JSON line carries (`name`,
+/// and `value`, or `value_base64` for bytes that are not UTF-8): for
+/// formats that hold the headers as one text column.
+pub fn headers_json(headers: &[(&str, &[u8])]) -> String {
+    let list: Vec<HeaderJson<'_>> = headers.iter().map(|(n, v)| HeaderJson(n, v)).collect();
+    // Strings and byte arrays only: serializing cannot fail.
+    serde_json::to_string(&list).unwrap_or_default()
+}
+
 /// Appends one event to `out` as a single JSON line (with the trailing
 /// newline), with a `label` field first when one is given.
 pub fn write_json_line<'a, H>(out: &mut Vec<u8>, event: EventFields<'a, H>, label: Option<&str>)

@@ -5,6 +5,7 @@
 //! array, as the JSON lines carry them).
 
 use flumen_guest_common::columns::EventRef;
+use flumen_guest_common::headers_json;
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, Int32Type, Int64Type};
 use parquet::file::properties::WriterProperties;
@@ -99,23 +100,6 @@ pub fn write<'a>(
 fn optional<T>(col: &mut (Vec<T>, Vec<i16>), v: Option<T>) {
     col.1.push(i16::from(v.is_some()));
     col.0.extend(v);
-}
-
-/// `[{"name": …, "value": …}]`, values as text where they are UTF-8 and
-/// as `value_base64` otherwise, as the JSON lines render them.
-fn headers_json(headers: &[(&str, &[u8])]) -> String {
-    use base64::Engine as _;
-    let list: Vec<serde_json::Value> = headers
-        .iter()
-        .map(|(name, value)| match std::str::from_utf8(value) {
-            Ok(text) => serde_json::json!({ "name": name, "value": text }),
-            Err(_) => serde_json::json!({
-                "name": name,
-                "value_base64": base64::engine::general_purpose::STANDARD.encode(value),
-            }),
-        })
-        .collect();
-    serde_json::Value::Array(list).to_string()
 }
 
 #[cfg(test)]

@@ -145,12 +145,14 @@ impl Sink {
         let user_var = config.get("user_env").unwrap_or("CLICKHOUSE_USER");
         let password_var = config.get("password_env").unwrap_or("CLICKHOUSE_PASSWORD");
         let mut headers = vec![("content-type".to_owned(), "application/x-ndjson".to_owned())];
-        let user = std::env::var(user_var).unwrap_or_else(|_| "default".to_owned());
-        if let Ok(u) = std::env::var(user_var) {
+        let granted_user = std::env::var(user_var).ok();
+        if let Some(u) = &granted_user {
             let password = std::env::var(password_var).unwrap_or_default();
             let basic = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{password}"));
             headers.push(("authorization".into(), format!("Basic {basic}")));
         }
+        // Without a granted user, ClickHouse's own default applies.
+        let user = granted_user.unwrap_or_else(|| "default".to_owned());
         let base = endpoint.path.trim_end_matches('/');
         let query = format!("INSERT INTO {table} FORMAT JSONEachRow");
         Ok(Sink {

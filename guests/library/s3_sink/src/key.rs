@@ -118,6 +118,12 @@ impl KeyTemplate {
             .all(|p| self.pieces.contains(p))
     }
 
+    /// Whether it has `%{end_offset}`: two cuts of the same events from
+    /// one offset would then get two keys, which `exactly_once` refuses.
+    pub fn has_end_offset(&self) -> bool {
+        self.pieces.contains(&Piece::EndOffset)
+    }
+
     /// Whether it has a date escape.
     pub fn has_date(&self) -> bool {
         self.pieces.iter().any(|p| matches!(p, Piece::Date(..)))
@@ -246,7 +252,8 @@ mod tests {
             Some("o/1/00000000000000000041")
         );
         assert_eq!(flat.start_after("o", 1, 0), None);
-        assert!(t.names_by_start_offset() && t.has_date());
+        assert!(t.names_by_start_offset() && t.has_date() && t.has_end_offset());
+        assert!(!flat.has_end_offset());
     }
 
     #[test]

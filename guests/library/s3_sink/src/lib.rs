@@ -29,12 +29,15 @@
 //!   the host grants them with `env_from_host`.
 //! - `timeout_ms` (default 10000, below the host's call timeout), `sign_payload` (default: over `http://`
 //!   only; HTTPS sends `UNSIGNED-PAYLOAD`, as AWS's SDKs do).
-//! - `exactly_once` (default `false`): see `docs/sinks/s3.md`.
+//! - `exactly_once` (default `false`): see `docs/sinks/s3.md` and
+//!   `ledger.rs`; `exactly_once_cell` (default 1,000,000): no object
+//!   holds offsets of two cells of this many offsets.
 
 wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
 
 mod encode;
 mod key;
+mod ledger;
 mod parquet_file;
 mod s3;
 mod sigv4;
@@ -46,12 +49,17 @@ use flumen_guest_common::dates::now_millis;
 use flumen_guest_common::endpoint::Endpoint;
 use flumen_guest_common::{write_json_line, Config};
 use key::{KeyFields, KeyTemplate};
+use ledger::{Created, Ledger, Objects};
 use s3::{S3Error, Store};
 use sigv4::Credentials;
 use std::cell::RefCell;
 
 /// S3's smallest part but the last.
 const MIN_PART: u64 = 5 << 20;
+
+/// The user metadata (`x-amz-meta-…`) that carries an object's last
+/// offset under `exactly_once`.
+const END_OFFSET: &str = "flumen-end-offset";
 
 /// How an object's events are written.
 enum Format {
@@ -78,8 +86,13 @@ struct Sink {
     multipart_bytes: usize,
     part_bytes: usize,
     exactly_once: bool,
-    /// Partitions whose leftovers this instance has cleared (exactly_once).
-    cleared: Vec<(String, i32)>,
+    /// `exactly_once_cell`: see `ledger.rs`.
+    cell: i64,
+    /// Whether the store was seen to honour conditional writes and keep
+    /// user metadata (exactly_once needs both).
+    conditional_checked: bool,
+    /// Per partition this instance has written (exactly_once).
+    ledgers: Vec<((String, i32), Ledger)>,
 }
 
 thread_local! {
@@ -118,6 +131,7 @@ impl Sink {
                 "timeout_ms",
                 "sign_payload",
                 "exactly_once",
+                "exactly_once_cell",
             ],
         )?;
         let endpoint = Endpoint::parse("endpoint", config.required("endpoint")?)?;
@@ -157,6 +171,15 @@ impl Sink {
                 "exactly_once needs `key` to contain %{{topic}}, %{{partition}} and \
                  %{{start_offset}}, so that an object written again after a crash replaces the \
                  first copy; got `{}`",
+                key.source()
+            ));
+        }
+        if exactly_once && key.has_end_offset() {
+            return Err(format!(
+                "exactly_once needs `key` without %{{end_offset}}: objects are named by their \
+                 first offset alone, so that two writers cutting the same events differently \
+                 collide on one key (and the second adopts the first's object); got `{}`. The \
+                 last offset is kept in the object's metadata ({END_OFFSET})",
                 key.source()
             ));
         }
@@ -210,58 +233,119 @@ impl Sink {
             multipart_bytes: multipart_bytes as usize,
             part_bytes: part_bytes as usize,
             exactly_once,
-            cleared: Vec::new(),
+            cell: config
+                .u64_or("exactly_once_cell", 1_000_000)?
+                .clamp(1, i64::MAX as u64) as i64,
+            conditional_checked: false,
+            ledgers: Vec::new(),
         })
     }
 
-    /// Under `exactly_once`, before this instance's first object of a
-    /// partition: deletes the objects of that partition that start at or
-    /// after `first`, the first offset it is asked to write. Such objects
-    /// were written by a run that stopped (crashed) before committing
-    /// their offsets; every event in them is being delivered again from
-    /// `first` on, possibly cut into objects at other offsets, so a copy
-    /// left behind would duplicate it. Nothing delivered can start there:
-    /// with one call in flight per partition (which `check` asks for), an
-    /// instance's first call holds the partition's earliest undelivered
-    /// event.
-    fn clear_leftovers(&mut self, source: &Source, first: i64) -> Result<(), S3Error> {
-        let here = (source.topic.clone(), source.partition);
-        if !self.exactly_once || self.cleared.contains(&here) {
+    /// Checks, once per instance, that the store honours `If-None-Match: *`
+    /// and keeps user metadata, which `exactly_once` rests on: a scratch
+    /// object is created twice (the second must be refused), its metadata
+    /// read back, and removed. A store that ignores the condition would let
+    /// a late writer replace another's object.
+    fn check_conditional_writes(&mut self) -> Result<(), S3Error> {
+        if !self.exactly_once || self.conditional_checked {
             return Ok(());
         }
-        let prefix = self.key.prefix(&source.topic, source.partition);
-        // The partition's older objects are skipped when the keys allow.
-        let after = self.key.start_after(&source.topic, source.partition, first);
-        let mut removed = 0;
-        for key in self.store.list(&prefix, after.as_deref())? {
-            let start = self
-                .key
-                .start_offset_of(&key, &source.topic, source.partition);
-            if start.is_some_and(|s| s >= first) {
-                self.store.delete(&key)?;
-                removed += 1;
+        use std::hash::BuildHasher;
+        let tag = std::collections::hash_map::RandomState::new().hash_one(now_millis());
+        let key = format!(".flumen/conditional-write-check-{tag:016x}");
+        let meta = vec![(format!("x-amz-meta-{END_OFFSET}"), "0".to_owned())];
+        let store = &self.store;
+        store.put(&key, b"flumen", &meta, true)?;
+        let second = store.put(&key, b"flumen", &meta, true);
+        let kept = store.metadata(&key, END_OFFSET);
+        store.delete(&key)?;
+        let refused = |what: &str| S3Error::Refused {
+            code: "NotSupported".into(),
+            message: format!(
+                "the store at {} {what}, which exactly_once needs (AWS S3 has both; so do \
+                 SeaweedFS and MinIO): use such a store, or set exactly_once = false",
+                store.endpoint.authority
+            ),
+        };
+        match second {
+            Err(e) if e.is_precondition_failed() => {}
+            Err(e) => return Err(e),
+            Ok(()) => {
+                return Err(refused(
+                    "ignores If-None-Match (S3 conditional writes): a second write of one key \
+                     replaced the first",
+                ))
             }
         }
-        if removed > 0 {
-            log(
-                Level::Info,
-                &format!(
-                    "exactly_once: removed {removed} object(s) of {}/{} from offset {first} on, \
-                     left by a run that stopped before committing them; they are written again",
-                    source.topic, source.partition
-                ),
-            );
+        if kept?.as_deref() != Some("0") {
+            return Err(refused("does not keep user metadata (x-amz-meta-*)"));
         }
-        self.cleared.push(here);
+        self.conditional_checked = true;
         Ok(())
     }
 
     fn deliver(&mut self, source: &Source, batch: Columns) -> Result<Vec<Failure>, String> {
         let batch = flumen_guest_common::columns!(batch)?;
         let n = batch.len();
-        let (Some(first), Some(last)) = (batch.get(0), n.checked_sub(1).and_then(|i| batch.get(i)))
-        else {
+        if n == 0 {
             return Ok(Vec::new());
+        }
+        if !self.exactly_once {
+            let stored = self.store_object(source, &batch, 0..n, false);
+            return retry_from(0, n, stored.map(drop));
+        }
+        if let Err(e) = self.check_conditional_writes() {
+            return retry_from(0, n, Err(e));
+        }
+        let here = (source.topic.clone(), source.partition);
+        let mut ledger = match self.ledgers.iter().position(|(p, _)| *p == here) {
+            Some(i) => self.ledgers.swap_remove(i).1,
+            None => Ledger::new(self.cell),
+        };
+        let offsets: Vec<i64> = batch.iter().map(|e| e.offset).collect();
+        let d = ledger.deliver(
+            &mut Writer {
+                sink: self,
+                source,
+                batch: &batch,
+            },
+            &offsets,
+        );
+        self.ledgers.push((here, ledger));
+        if d.adopted > 0 || d.removed > 0 {
+            log(
+                Level::Info,
+                &format!(
+                    "exactly_once: {}/{} offsets {}..={}: {} object(s) found already stored \
+                     (by another member, or a run that stopped before committing) and kept; \
+                     {} object(s) of an older flumen removed and written again",
+                    source.topic,
+                    source.partition,
+                    offsets[0],
+                    offsets[n - 1],
+                    d.adopted,
+                    d.removed
+                ),
+            );
+        }
+        match d.error {
+            None => Ok(Vec::new()),
+            Some(e) => retry_from(d.delivered, n, Err(e)),
+        }
+    }
+
+    /// Stores events `range` of `batch` as one object (`once`: only if
+    /// no object has its key).
+    fn store_object(
+        &self,
+        source: &Source,
+        batch: &flumen_guest_common::columns::Batch<'_>,
+        range: std::ops::Range<usize>,
+        once: bool,
+    ) -> Result<Created, S3Error> {
+        let n = range.len();
+        let (Some(first), Some(last)) = (batch.get(range.start), batch.get(range.end - 1)) else {
+            return Ok(Created::Stored);
         };
         let millis = first
             .timestamp
@@ -274,48 +358,119 @@ impl Sink {
             end_offset: last.offset,
             millis,
         });
-        let (body, headers) = match &self.format {
+        let events = || batch.iter().skip(range.start).take(n);
+        let (body, mut headers) = match &self.format {
             Format::Json(compression) => {
                 let mut lines = Vec::with_capacity(n * 160);
-                for e in batch.iter() {
+                for e in events() {
                     write_json_line(&mut lines, e.fields(&source.topic, source.partition), None);
                 }
-                (compression.apply(lines)?, compression.content_headers())
+                (
+                    compression.apply(lines).map_err(|e| S3Error::Refused {
+                        code: "encode".into(),
+                        message: e,
+                    })?,
+                    compression.content_headers(),
+                )
             }
             Format::Parquet(codec) => (
-                parquet_file::write(&source.topic, source.partition, batch.iter(), *codec)?,
+                parquet_file::write(&source.topic, source.partition, events(), *codec).map_err(
+                    |e| S3Error::Refused {
+                        code: "encode".into(),
+                        message: e,
+                    },
+                )?,
                 vec![(
                     "content-type".to_owned(),
                     "application/vnd.apache.parquet".to_owned(),
                 )],
             ),
         };
-        let stored = self.clear_leftovers(source, first.offset).and_then(|()| {
-            if body.len() > self.multipart_bytes {
-                self.store
-                    .put_multipart(&key, &body, self.part_bytes, &headers)
-            } else {
-                self.store.put(&key, &body, &headers)
-            }
-        });
+        if once {
+            headers.push((format!("x-amz-meta-{END_OFFSET}"), last.offset.to_string()));
+        }
+        let stored = if body.len() > self.multipart_bytes {
+            self.store
+                .put_multipart(&key, &body, self.part_bytes, &headers, once)
+        } else {
+            self.store.put(&key, &body, &headers, once)
+        };
         match stored {
             Ok(()) => {
                 log(
                     Level::Debug,
                     &format!("stored {key} ({n} events, {} bytes)", body.len()),
                 );
-                Ok(Vec::new())
+                Ok(Created::Stored)
             }
-            // One object held the whole call: every event is retried.
-            Err(S3Error::Retry(reason)) => Ok((0..n as u32)
-                .map(|event| Failure {
-                    event,
-                    kind: FailureKind::Retry,
-                    reason: reason.clone(),
-                })
-                .collect()),
-            Err(refused @ S3Error::Refused { .. }) => Err(refused.to_string()),
+            Err(e) if once && e.is_precondition_failed() => Ok(Created::Exists(key)),
+            Err(e) => Err(e),
         }
+    }
+}
+
+/// The verdicts of a call whose first `delivered` events are stored: on a
+/// transient error every later event is retried (the host offers them
+/// again, in order); a refusal fails the call with the cause.
+fn retry_from(
+    delivered: usize,
+    n: usize,
+    stored: Result<(), S3Error>,
+) -> Result<Vec<Failure>, String> {
+    match stored {
+        Ok(()) => Ok(Vec::new()),
+        Err(S3Error::Retry(reason)) => Ok((delivered as u32..n as u32)
+            .map(|event| Failure {
+                event,
+                kind: FailureKind::Retry,
+                reason: reason.clone(),
+            })
+            .collect()),
+        Err(refused @ S3Error::Refused { .. }) => Err(refused.to_string()),
+    }
+}
+
+/// The store as one call's ledger sees it: this partition's objects, and
+/// the call's events to make them from.
+struct Writer<'a> {
+    sink: &'a Sink,
+    source: &'a Source,
+    batch: &'a flumen_guest_common::columns::Batch<'a>,
+}
+
+impl Objects for Writer<'_> {
+    fn list(&mut self, from: i64) -> Result<Vec<(i64, String)>, S3Error> {
+        let (topic, partition) = (&self.source.topic, self.source.partition);
+        let key = &self.sink.key;
+        // The partition's older objects are skipped when the keys allow.
+        let after = key.start_after(topic, partition, from);
+        let mut found: Vec<(i64, String)> = self
+            .sink
+            .store
+            .list(&key.prefix(topic, partition), after.as_deref())?
+            .into_iter()
+            .filter_map(|k| Some((key.start_offset_of(&k, topic, partition)?, k)))
+            .filter(|(start, _)| *start >= from)
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
+    fn end_of(&mut self, key: &str) -> Result<Option<i64>, S3Error> {
+        Ok(self
+            .sink
+            .store
+            .metadata(key, END_OFFSET)?
+            .and_then(|v| v.trim().parse().ok()))
+    }
+
+    fn create(&mut self, events: std::ops::Range<usize>) -> Result<Created, S3Error> {
+        self.sink
+            .store_object(self.source, self.batch, events, true)
+    }
+
+    fn remove(&mut self, key: &str) -> Result<(), S3Error> {
+        self.sink.store.delete(key)
     }
 }
 
@@ -323,10 +478,16 @@ struct S3Sink;
 
 impl Guest for S3Sink {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let sink = Sink::from_config(config)?;
-        // Bad credentials or a missing bucket refuse the start, with the
-        // cause; an unreachable store does not (it may come back).
-        match sink.store.probe() {
+        let mut sink = Sink::from_config(config)?;
+        // Bad credentials, a missing bucket or (with exactly_once) a store
+        // without conditional writes refuse the start, with the cause; an
+        // unreachable store does not (it may come back: the conditional
+        // writes are then checked before the first object).
+        match sink
+            .store
+            .probe()
+            .and_then(|()| sink.check_conditional_writes())
+        {
             Err(S3Error::Refused { message, .. }) => return Err(message),
             Err(S3Error::Retry(m)) => log(
                 Level::Warn,

@@ -1,6 +1,6 @@
 //! The S3 calls the sink makes, signed with SigV4 and sent over `wasi:http`:
-//! PutObject, the multipart upload (Create, UploadPart, Complete, Abort),
-//! ListObjectsV2 and DeleteObject; and what each answer means for the
+//! PutObject (conditional or not), the multipart upload (Create,
+//! UploadPart, Complete, Abort), HeadObject, ListObjectsV2 and DeleteObject; and what each answer means for the
 //! events (retry, or fail the call with the cause named).
 
 use crate::sigv4::{amz_date, sha256_hex, uri_encode, Credentials, Signing};
@@ -20,6 +20,18 @@ pub enum S3Error {
     /// bucket, denied access, a malformed request): the cause, named for
     /// the operator.
     Refused { code: String, message: String },
+}
+
+impl S3Error {
+    /// The store refused a conditional write: an object has the key.
+    pub fn is_precondition_failed(&self) -> bool {
+        matches!(self, S3Error::Refused { code, .. } if code == "PreconditionFailed")
+    }
+}
+
+/// The header that makes a write create its key only if no object has it.
+fn if_none_match() -> (String, String) {
+    ("if-none-match".to_owned(), "*".to_owned())
 }
 
 impl std::fmt::Display for S3Error {
@@ -180,7 +192,15 @@ impl Store {
 
     /// What an error answer means, with the cause named.
     pub fn classify(&self, status: u16, body: &str, key: Option<&str>) -> S3Error {
-        let code = xml_tag(body, "Code").unwrap_or_default();
+        // A HEAD's error answer has no body: its status says what it is.
+        let code = xml_tag(body, "Code").unwrap_or_else(|| {
+            match status {
+                403 => "AccessDenied",
+                404 => "NoSuchKey",
+                _ => "",
+            }
+            .to_owned()
+        });
         let said = xml_tag(body, "Message").unwrap_or_default();
         let transient = matches!(
             code.as_str(),
@@ -210,8 +230,8 @@ impl Store {
             ),
             "AccessDenied" => format!(
                 "access to `{object}` is denied (S3 AccessDenied): access key `{}` needs \
-                 s3:PutObject on the bucket (and s3:ListBucket and s3:DeleteObject with \
-                 exactly_once)",
+                 s3:PutObject on the bucket (and s3:ListBucket, s3:GetObject and \
+                 s3:DeleteObject with exactly_once)",
                 self.credentials.access_key
             ),
             "NoSuchBucket" => format!(
@@ -242,20 +262,47 @@ impl Store {
         }
     }
 
-    /// Stores `body` as `key` in one PutObject.
-    pub fn put(&self, key: &str, body: &[u8], headers: &[(String, String)]) -> Result<(), S3Error> {
-        self.call("PUT", Some(key), &[], headers, body).map(drop)
+    /// Stores `body` as `key` in one PutObject. With `once`, only if no
+    /// object has the key (`If-None-Match: *`); one that has it answers
+    /// [`S3Error::is_precondition_failed`].
+    pub fn put(
+        &self,
+        key: &str,
+        body: &[u8],
+        headers: &[(String, String)],
+        once: bool,
+    ) -> Result<(), S3Error> {
+        let mut headers = headers.to_vec();
+        if once {
+            headers.push(if_none_match());
+        }
+        self.call("PUT", Some(key), &[], &headers, body).map(drop)
+    }
+
+    /// The object's user metadata `name` (`x-amz-meta-<name>`); `None`
+    /// when it has none by that name. A missing object is worth a retry:
+    /// it was seen a moment ago.
+    pub fn metadata(&self, key: &str, name: &str) -> Result<Option<String>, S3Error> {
+        match self.call("HEAD", Some(key), &[], &[], b"") {
+            Ok(r) => Ok(r.header(&format!("x-amz-meta-{name}")).map(str::to_owned)),
+            Err(S3Error::Refused { code, .. }) if code == "NoSuchKey" => Err(S3Error::Retry(
+                format!("object `{key}` was listed but is not there"),
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     /// Stores `body` as `key` in a multipart upload of `part_bytes` parts.
     /// The object exists only once CompleteMultipartUpload succeeds; a
-    /// failed upload is aborted, so that its parts do not linger.
+    /// failed upload is aborted, so that its parts do not linger. With
+    /// `once`, the completion is conditional, as [`Self::put`]'s.
     pub fn put_multipart(
         &self,
         key: &str,
         body: &[u8],
         part_bytes: usize,
         headers: &[(String, String)],
+        once: bool,
     ) -> Result<(), S3Error> {
         let created = self.call("POST", Some(key), &[("uploads", "")], headers, b"")?;
         let Some(upload_id) = xml_tag(&created.text(), "UploadId") else {
@@ -284,11 +331,15 @@ impl Store {
                 "<CompleteMultipartUpload>{}</CompleteMultipartUpload>",
                 etags.concat()
             );
+            let mut headers = vec![("content-type".into(), "application/xml".into())];
+            if once {
+                headers.push(if_none_match());
+            }
             let r = self.call(
                 "POST",
                 Some(key),
                 &[("uploadId", &upload_id)],
-                &[("content-type".into(), "application/xml".into())],
+                &headers,
                 complete.as_bytes(),
             )?;
             // CompleteMultipartUpload can fail after answering 200: the

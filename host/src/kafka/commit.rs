@@ -3,6 +3,7 @@
 //! thread of its own.
 
 use super::assignment::{lock, Partitions};
+use super::commit_rule::{CommitRule, StallFence, Standing};
 use crate::config::PipelineConfig;
 use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -10,7 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Commits `(topic, partition, offset)` triples and records what the broker
 /// acknowledged. Returns whether it did; a failure is logged.
@@ -86,38 +87,60 @@ pub fn record_committed(stats: &PipelineStats, offsets: &TopicPartitionList) {
 pub struct Committer {
     /// Dropping it wakes the thread and ends it.
     stop: Sender<()>,
-    thread: std::thread::JoinHandle<()>,
+    /// Ends with where the partitions stood at its last look.
+    thread: std::thread::JoinHandle<Standing>,
 }
 
 impl Committer {
     /// Starts the thread. It holds `exclusive` for each commit, so that a
     /// revocation holding it too never sees a periodic commit land after
-    /// its own.
+    /// its own. Under [`CommitRule::Owner`], a stall of this process past
+    /// `session` (the group's session timeout) fences its commits for a
+    /// while (see [`StallFence`]): the partitions may have been taken.
     pub fn spawn<C: ConsumerContext + 'static>(
         pipeline: &PipelineConfig,
         consumer: Arc<BaseConsumer<C>>,
         partitions: Arc<Mutex<Partitions>>,
         exclusive: Arc<Mutex<()>>,
         stats: Arc<PipelineStats>,
+        (rule, session): (CommitRule, Duration),
     ) -> std::io::Result<Self> {
         let (stop, stopped) = channel::<()>();
         let every = Duration::from_millis(pipeline.commit.interval_ms);
+        let name = pipeline.name.clone();
         let thread = std::thread::Builder::new()
             .name(format!("flumen-commit-{}", pipeline.name))
             .spawn(move || {
+                let mut fence = (rule == CommitRule::Owner)
+                    .then(|| StallFence::new(session, every, Instant::now()));
+                let mut standing = || match fence.as_mut().map(|f| f.check(Instant::now())) {
+                    Some(Err(gap)) => {
+                        tracing::warn!(pipeline = %name, stalled_ms = gap.as_millis() as u64,
+                            "this process was frozen past the group's session timeout; holding \
+                             commits back for a session timeout, until the group has had time \
+                             to say whether this member still owns its partitions");
+                        Standing::Lost
+                    }
+                    Some(Ok(false)) => Standing::Lost,
+                    _ => Standing::Owned,
+                };
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    let _exclusive = lock(&exclusive);
-                    commit_published(&consumer, &partitions, &stats);
+                    if rule.may_commit(standing()) {
+                        let _exclusive = lock(&exclusive);
+                        commit_published(&consumer, &partitions, &stats);
+                    }
                 }
+                standing()
             })?;
         Ok(Self { stop, thread })
     }
 
     /// Stops the thread after its current commit; the final commit is the
-    /// caller's.
-    pub fn stop(self) {
+    /// caller's, where the partitions stand as returned (`Lost` while a
+    /// stall's fence holds).
+    pub fn stop(self) -> Standing {
         drop(self.stop);
-        let _ = self.thread.join();
+        self.thread.join().unwrap_or(Standing::Lost)
     }
 }
 

@@ -18,6 +18,7 @@
 use super::assignment::{drain, lock, PartitionHandle, Partitions};
 use super::client_config;
 use super::commit::{commit, Committer};
+use super::commit_rule::CommitRule;
 use super::fetch_queue::{FetchQueue, Fetched, Lent};
 use super::handoff::PartitionWorkers;
 use super::message::push_message;
@@ -115,6 +116,8 @@ pub struct PipelineConsumer {
     pipeline: PipelineConfig,
     workers: Box<dyn PartitionWorkers>,
     stats: Arc<PipelineStats>,
+    /// The group's `session.timeout.ms`, for the committer's stall fence.
+    session: Duration,
 }
 
 impl PipelineConsumer {
@@ -129,9 +132,24 @@ impl PipelineConsumer {
     ) -> KafkaResult<Self> {
         let cc = client_config::consumer(config, pipeline);
         let partitions = Arc::new(Mutex::new(Partitions::default()));
+        let rule = if pipeline
+            .sinks
+            .iter()
+            .any(crate::config::exactly_once::declared)
+        {
+            CommitRule::Owner
+        } else {
+            CommitRule::Finalized
+        };
+        let session = Duration::from_millis(
+            cc.get("session.timeout.ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(45_000),
+        );
         let context = PipelineContext {
             partitions: partitions.clone(),
             revoked_uncommitted: Mutex::new(Vec::new()),
+            rule,
             commit_lock: Arc::new(Mutex::new(())),
             stats: stats.clone(),
             drain_timeout: pipeline.drain_timeout(),
@@ -151,6 +169,7 @@ impl PipelineConsumer {
             pipeline: pipeline.clone(),
             workers,
             stats,
+            session,
         })
     }
 
@@ -171,6 +190,7 @@ impl PipelineConsumer {
             self.partitions.clone(),
             self.consumer.context().commit_lock.clone(),
             self.stats.clone(),
+            (self.consumer.context().rule, self.session),
         ) {
             Ok(c) => c,
             Err(e) => {
@@ -201,11 +221,17 @@ impl PipelineConsumer {
             }
         }
         drop(fetched);
-        committer.stop();
+        let standing = committer.stop();
         tracing::info!(pipeline = %self.pipeline.name, "shutting down: finishing in-flight batches");
         let handles: Vec<_> = lock(&self.partitions).drain().collect();
         let offsets = drain(handles, self.pipeline.drain_timeout());
-        commit(&self.consumer, &offsets, &self.stats);
+        if self.consumer.context().rule.may_commit(standing) {
+            commit(&self.consumer, &offsets, &self.stats);
+        } else {
+            tracing::warn!(pipeline = %self.pipeline.name,
+                "shutting down right after a stall past the session timeout: not committing, \
+                 as the partitions may have been given to another member (exactly-once sink)");
+        }
         // A late commit still pending would otherwise be dropped, and the
         // next owner would read those partitions again from further back.
         self.retry_revoked();
@@ -427,11 +453,13 @@ impl PipelineConsumer {
     }
 
     /// Commits the final offsets of revoked partitions that the broker refused
-    /// during the rebalance. Kafka lets any group member commit for any
-    /// partition, and each of these offsets is a watermark this member
-    /// finalized, so committing it late never skips an undelivered event. It
-    /// is only sent where it still advances the group's committed offset, so
-    /// it does not move back what the new owner has committed since. A
+    /// during the rebalance, where the commit rule allows a late commit
+    /// (at-least-once pipelines: see `commit_rule`). Kafka lets any group
+    /// member commit for any partition, and each of these offsets is a
+    /// watermark this member finalized, so committing it late never skips
+    /// an undelivered event. It is only sent where it still advances the
+    /// group's committed offset, so it does not move back what the new
+    /// owner has committed since. A
     /// partition assigned to this member again gets it too: its new worker
     /// started from the older offset, and `commit` keeps that worker's
     /// commits from moving the late one back.

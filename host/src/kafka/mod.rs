@@ -5,7 +5,8 @@
 //! [`client_config`] holds every client's librdkafka settings and has
 //! librdkafka validate them; [`consumer`] runs the poll loop, reading
 //! messages in bursts from the [`fetch_queue`]; [`rebalance`] handles revocations;
-//! [`commit`] commits, periodically and on revoke and shutdown;
+//! [`commit`] commits, periodically and on revoke and shutdown, as
+//! [`commit_rule`] allows (who may commit a partition, and when);
 //! [`assignment`] holds the partitions this member works on; [`handoff`]
 //! is what the consumer and a partition worker share; [`message`] reads a
 //! message into an event; [`statistics`] reads librdkafka's statistics for
@@ -19,6 +20,7 @@
 pub mod assignment;
 pub mod client_config;
 pub mod commit;
+pub mod commit_rule;
 pub mod consumer;
 pub mod fetch_queue;
 pub mod handoff;

@@ -5,6 +5,7 @@
 
 use super::assignment::{drain, lock, Partitions};
 use super::commit::{commit, record_committed};
+use super::commit_rule::{CommitRule, Standing};
 use super::fetch_queue::FetchQueue;
 use super::statistics::high_watermarks;
 use crate::stats::PipelineStats;
@@ -45,8 +46,11 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 pub struct PipelineContext {
     pub partitions: Arc<Mutex<Partitions>>,
     /// Offsets of revoked partitions whose commit the broker refused during
-    /// the rebalance; committed once it settles (see `retry_revoked`).
+    /// the rebalance; committed once it settles (see `retry_revoked`),
+    /// where the commit rule allows a late commit.
     pub revoked_uncommitted: Mutex<Vec<(String, i32, i64)>>,
+    /// Which commits this member may send.
+    pub rule: CommitRule,
     /// Held by the committer thread for each periodic commit and by the
     /// revoke callback for the whole revocation, so a periodic commit never
     /// lands after the revoke's own commit of a partition (a stale offset
@@ -89,9 +93,33 @@ impl ConsumerContext for PipelineContext {
                 // accepts it here; brokers that refuse commits while the group
                 // is rebalancing (librdkafka's mock cluster) get it again
                 // once the rebalance is over.
+                //
+                // A lost assignment (this member's session expired: it
+                // stalled, or was cut off) is drained all the same, so that
+                // no call outlives it, but under the owner rule nothing is
+                // committed for it: another member may own it by now.
+                let lost = consumer.assignment_lost();
+                let standing = if lost {
+                    Standing::Lost
+                } else {
+                    Standing::Revoking
+                };
                 let offsets = drain(handles, self.drain_timeout);
-                if !commit(consumer, &offsets, &self.stats) {
-                    lock(&self.revoked_uncommitted).extend(offsets);
+                if !self.rule.may_commit(standing) {
+                    tracing::warn!(pipeline = %self.pipeline, partitions = ?revoked,
+                        "the group took these partitions while this member's session had \
+                         expired (a stall or a lost connection); not committing them, as their \
+                         new owner may have started (exactly-once sink): their new owner \
+                         continues from the group's committed offset");
+                } else if !commit(consumer, &offsets, &self.stats) {
+                    if self.rule.may_commit(Standing::Released) {
+                        lock(&self.revoked_uncommitted).extend(offsets);
+                    } else {
+                        tracing::info!(pipeline = %self.pipeline, offsets = ?offsets,
+                            "the broker refused the revoked partitions' commit; not sending it \
+                             after the release (exactly-once sink): their new owner continues \
+                             from the group's committed offset");
+                    }
                 }
             }
             Rebalance::Assign(tpl) => {

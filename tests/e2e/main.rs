@@ -26,6 +26,7 @@ mod pipeline;
 mod policies;
 mod reject;
 mod routing;
+mod s3_exactly_once;
 mod s3_sink;
 mod scaffold;
 mod slow_sink;

@@ -72,6 +72,17 @@ impl Flumen {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) without waiting for anything:
+    /// SIGSTOP freezes every thread at once, as a long GC-like stall, a VM
+    /// pause or a saturated host would.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -{signal} failed");
+    }
+
     /// SIGKILL: no drain, no commit, no goodbye to the group.
     pub fn kill(mut self) {
         let _ = self.child.kill();

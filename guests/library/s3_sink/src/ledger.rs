@@ -177,7 +177,7 @@ impl Ledger {
     fn read_store(&mut self, objects: &mut impl Objects, first: i64) -> Result<(), S3Error> {
         let cell_start = first - first.rem_euclid(self.cell);
         let listed = objects.list(cell_start)?;
-        let holding = listed.iter().filter(|(s, _)| *s < first).next_back();
+        let holding = listed.iter().rfind(|(s, _)| *s < first);
         if let Some((_, key)) = holding {
             if let Some(end) = objects.end_of(key)?.filter(|&e| e >= first) {
                 self.covered = Some(end);

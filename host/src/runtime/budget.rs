@@ -8,7 +8,7 @@
 //! events, fill the disk and bury the host's own errors.
 
 use super::metrics;
-use super::state::GuestTag;
+use super::tag::GuestTag;
 use crate::config::Budgets;
 use prometheus_client::metrics::counter::Counter;
 use std::sync::{Mutex, OnceLock, PoisonError};

@@ -4,7 +4,8 @@
 use super::budget::LogBudget;
 use super::error::{trap, GuestError};
 use super::sandbox;
-use super::state::{GuestState, GuestTag};
+use super::state::GuestState;
+use super::tag::GuestTag;
 use super::{producer, Origin, Runtime, EPOCH_TICK};
 use crate::config::{ComponentConfig, HostPattern};
 use std::sync::Arc;

@@ -25,6 +25,7 @@ pub mod producer;
 mod sandbox;
 mod slot;
 mod state;
+mod tag;
 
 pub use cache::{CompileCache, Origin};
 pub use error::GuestError;
@@ -32,7 +33,8 @@ pub use guest::Guest;
 pub use kind::{GuestKind, InterceptorPre, SinkPre};
 pub use loaded::{content_digest, Compiled, Loaded};
 pub use slot::Slot;
-pub use state::{GuestState, GuestTag};
+pub use state::GuestState;
+pub use tag::GuestTag;
 
 use crate::config::ComponentConfig;
 use crate::contract::bindings;

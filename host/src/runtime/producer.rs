@@ -11,7 +11,7 @@
 //! a slow broker can cause duplicates, never a loss.
 
 use super::budget::output_over;
-use super::GuestTag;
+use super::tag::GuestTag;
 use crate::config::{Budgets, KafkaConfig};
 use crate::contract::bindings::kafka_sink::flumen::pipeline::producer::{Outgoing, SendError};
 use crate::contract::record_bytes;

@@ -11,7 +11,7 @@
 //! guest and the network.
 
 use super::budget::{LogBudget, MAX_LOG_LINE};
-use super::GuestTag;
+use super::tag::GuestTag;
 use crate::config::{ComponentConfig, HostPattern};
 use std::future::Future;
 use std::io;

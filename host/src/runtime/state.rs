@@ -4,6 +4,7 @@
 use super::budget::{cut_line, LogBudget};
 use super::producer::ProduceGrant;
 use super::sandbox::HttpGrant;
+use super::tag::GuestTag;
 use crate::contract::bindings::interceptor::flumen::pipeline::{log, types};
 use crate::contract::bindings::kafka_sink::flumen::pipeline::producer;
 use crate::contract::bindings::Level;
@@ -12,27 +13,6 @@ use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-/// Who a guest instance is, for log lines: component, pipeline, partition.
-#[derive(Debug, Clone)]
-pub struct GuestTag {
-    /// The component's name in the config.
-    pub component: Arc<str>,
-    /// The pipeline it runs in.
-    pub pipeline: Arc<str>,
-    /// The topic-partition this instance serves, if any (`check` has none).
-    pub partition: Option<(Arc<str>, i32)>,
-}
-
-impl GuestTag {
-    /// The topic and partition for log fields (`""` and -1 for none).
-    pub fn topic_partition(&self) -> (&str, i32) {
-        match &self.partition {
-            Some((topic, p)) => (topic, *p),
-            None => ("", -1),
-        }
-    }
-}
 
 /// Data held by every guest's `Store`.
 pub struct GuestState {

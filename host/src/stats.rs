@@ -1,5 +1,5 @@
 //! Counters for one pipeline, shared by its partition workers and read by
-//! the demo summary, the tests and (later) the metrics endpoint.
+//! the demo summary, the tests and the `/metrics` endpoint.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

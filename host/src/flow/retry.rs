@@ -1,4 +1,5 @@
-//! Exponential backoff with full jitter between retries of a failed guest
+//! Exponential backoff with equal jitter (each delay uniform between half
+//! the cap and the cap) between retries of a failed guest
 //! call. Jitter keeps many partitions that failed together (a sink's
 //! destination went down) from retrying in lock-step.
 

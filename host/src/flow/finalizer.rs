@@ -15,7 +15,7 @@
 
 use super::offsets::{OffsetTracker, TrackerError};
 use super::route::Route;
-use crate::kafka::PartitionShared;
+use crate::kafka::Publisher;
 use crate::stats::PipelineStats;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -24,8 +24,9 @@ use std::sync::Arc;
 /// One partition's finalization state.
 pub struct Finalizer {
     tracker: OffsetTracker,
-    /// Where the committable offset is published, for the consumer thread.
-    shared: Arc<PartitionShared>,
+    /// Where the committable offset is published, for the consumer thread:
+    /// the finalizer holds the partition's one publisher.
+    publisher: Publisher,
     stats: Arc<PipelineStats>,
     /// For each event at the sinks, in offset order: its offset and how
     /// many sinks still owe it a delivery or a give-up. Settled entries
@@ -39,11 +40,12 @@ pub struct Finalizer {
 }
 
 impl Finalizer {
-    /// Nothing tracked yet; publishes to `shared`, counts into `stats`.
-    pub fn new(shared: Arc<PartitionShared>, stats: Arc<PipelineStats>) -> Self {
+    /// Nothing tracked yet; publishes through `publisher`, counts into
+    /// `stats`.
+    pub fn new(publisher: Publisher, stats: Arc<PipelineStats>) -> Self {
         Self {
             tracker: OffsetTracker::new(),
-            shared,
+            publisher,
             stats,
             owed: VecDeque::new(),
             finalized: 0,
@@ -141,7 +143,7 @@ impl Finalizer {
             Ok(()) => {
                 self.finalized += 1;
                 if let Some(c) = self.tracker.committable() {
-                    self.shared.committable.store(c, Ordering::Release);
+                    self.publisher.publish(c);
                 }
             }
             Err(e) => tracing::error!(error = %e, "finalize of an unknown offset ignored"),
@@ -153,10 +155,15 @@ impl Finalizer {
 mod tests {
     use super::*;
 
-    fn finalizer() -> (Finalizer, Arc<PartitionShared>, Arc<PipelineStats>) {
-        let shared = Arc::new(PartitionShared::new());
+    fn finalizer() -> (
+        Finalizer,
+        Arc<crate::kafka::PartitionShared>,
+        Arc<PipelineStats>,
+    ) {
+        let publisher = Publisher::new();
+        let shared = publisher.shared().clone();
         let stats = Arc::new(PipelineStats::default());
-        (Finalizer::new(shared.clone(), stats.clone()), shared, stats)
+        (Finalizer::new(publisher, stats.clone()), shared, stats)
     }
 
     #[test]

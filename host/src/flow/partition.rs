@@ -23,7 +23,7 @@ use super::retry::Backoff;
 use super::sinks::Fanout;
 use crate::config::{PipelineConfig, RetryConfig};
 use crate::contract::{Batch, Source};
-use crate::kafka::PartitionShared;
+use crate::kafka::{PartitionShared, Publisher};
 use crate::stats::PipelineStats;
 use crossbeam_channel::Receiver;
 use std::sync::atomic::Ordering;
@@ -68,9 +68,10 @@ impl<I: Interceptor, S: Sink + Send + 'static> Worker<I, S> {
         pipeline: &PipelineConfig,
         stages: Stages<I, S>,
         source: Source,
-        shared: Arc<PartitionShared>,
+        publisher: Publisher,
         stats: Arc<PipelineStats>,
     ) -> Self {
+        let shared = publisher.shared().clone();
         let retry = &pipeline.retry;
         let sinks = Fanout::new(
             stages.sinks,
@@ -89,7 +90,7 @@ impl<I: Interceptor, S: Sink + Send + 'static> Worker<I, S> {
             sinks,
             dead_letter: stages.dead_letter,
             retry: retry.clone(),
-            finalizer: Finalizer::new(shared.clone(), stats.clone()),
+            finalizer: Finalizer::new(publisher, stats.clone()),
             shared,
             stats,
         }
@@ -323,10 +324,11 @@ where
     I: Interceptor + Send + 'static,
     S: Sink + Send + 'static,
 {
-    let shared = Arc::new(PartitionShared::new());
+    let publisher = Publisher::new();
+    let shared = publisher.shared().clone();
     let name = format!("flumen-{}-{}", source.topic, source.partition);
     let mut batcher = Batcher::new(rx, &pipeline.batch);
-    let mut worker = Worker::new(pipeline, stages, source, shared.clone(), stats);
+    let mut worker = Worker::new(pipeline, stages, source, publisher, stats);
     let handle = std::thread::Builder::new().name(name).spawn(move || {
         let _span = tracing::info_span!("partition", topic = %worker.source.topic,
             partition = worker.source.partition)

@@ -11,7 +11,7 @@ use super::partition::{Stages, Worker};
 use super::DeadLetters;
 use crate::config::PipelineConfig;
 use crate::contract::{Action, Event, Replacement, SinkVerdict, Source};
-use crate::kafka::PartitionShared;
+use crate::kafka::{PartitionShared, Publisher};
 use crate::stats::PipelineStats;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -35,8 +35,9 @@ fn harness(
     interceptors: Vec<FakeInterceptor>,
     sinks: Vec<FakeSink>,
     dead_letter: Option<Arc<FakeDeadLetters>>,
-    shared: Arc<PartitionShared>,
+    publisher: Publisher,
 ) -> Harness {
+    let shared = publisher.shared().clone();
     let stats = Arc::new(PipelineStats::default());
     let stages = Stages {
         interceptors,
@@ -49,7 +50,7 @@ fn harness(
         partition: 0,
     };
     Harness {
-        worker: Worker::new(&pipeline(), stages, source, shared.clone(), stats.clone()),
+        worker: Worker::new(&pipeline(), stages, source, publisher, stats.clone()),
         shared,
         stats,
     }
@@ -83,7 +84,8 @@ fn rejects_offset_1(batch: &[Event]) -> Result<Vec<SinkVerdict>, super::CallErro
 
 #[test]
 fn fan_out_and_routes_owe_each_event_to_its_sinks() {
-    let shared = Arc::new(PartitionShared::new());
+    let publisher = Publisher::new();
+    let shared = publisher.shared().clone();
     let router = FakeInterceptor::new("router", "", |batch| {
         Ok(batch
             .iter()
@@ -110,7 +112,7 @@ fn fan_out_and_routes_owe_each_event_to_its_sinks() {
         deliver(batch)
     });
     let (a_calls, b_calls) = (a.log(), b.log());
-    let mut h = harness(vec![router], vec![a, b], None, shared);
+    let mut h = harness(vec![router], vec![a, b], None, publisher);
     assert!(h.run(batch(&[0, 1, 2, 3])));
     assert_eq!(calls(&a_calls), [vec![0, 1, 2]]);
     assert_eq!(calls(&b_calls), [vec![1, 2], vec![1, 2]]);
@@ -136,7 +138,7 @@ fn a_retry_resends_only_what_the_sink_did_not_accept_in_order() {
             .collect())
     });
     let log = sink.log();
-    let mut h = harness(vec![], vec![sink], None, Arc::default());
+    let mut h = harness(vec![], vec![sink], None, Publisher::new());
     assert!(h.run(batch(&[10, 11, 12, 13, 14])));
     assert_eq!(calls(&log), [vec![10, 11, 12, 13, 14], vec![11, 13]]);
     assert_eq!(h.shared.committable(), Some(15));
@@ -154,7 +156,7 @@ fn a_failing_call_is_narrowed_to_the_event_that_fails_it() {
         },
     );
     let log = sink.log();
-    let mut h = harness(vec![], vec![sink], None, Arc::default());
+    let mut h = harness(vec![], vec![sink], None, Publisher::new());
     assert!(h.run(batch(&[0, 1, 2, 3])));
     // The whole call, then one event at a time until the poison is found
     // and skipped, then whole batches again.
@@ -168,7 +170,8 @@ fn a_failing_call_is_narrowed_to_the_event_that_fails_it() {
 
 #[test]
 fn block_holds_the_partition_at_the_failing_event() {
-    let shared = Arc::new(PartitionShared::new());
+    let publisher = Publisher::new();
+    let shared = publisher.shared().clone();
     let stop = shared.clone();
     let seen: Arc<Mutex<Vec<Option<i64>>>> = Arc::default();
     let seen_by_sink = seen.clone();
@@ -181,7 +184,7 @@ fn block_holds_the_partition_at_the_failing_event() {
         rejects_offset_1(batch)
     });
     let log = sink.log();
-    let mut h = harness(vec![], vec![sink], None, shared);
+    let mut h = harness(vec![], vec![sink], None, publisher);
     assert!(!h.run(batch(&[0, 1, 2])), "stopped while blocked");
     let calls = calls(&log);
     assert_eq!(calls[0], [0, 1, 2]);
@@ -215,8 +218,9 @@ fn a_destination_failing_everything_does_not_pile_up_retries() {
         },
     );
     let log = sink.log();
-    let shared = Arc::new(PartitionShared::new());
-    let mut h = harness(vec![], vec![sink], None, shared.clone());
+    let publisher = Publisher::new();
+    let shared = publisher.shared().clone();
+    let mut h = harness(vec![], vec![sink], None, publisher);
     for k in 0..8i64 {
         let offsets: Vec<i64> = (k * 500..(k + 1) * 500).collect();
         assert!(h.worker.process(batch(&offsets)));
@@ -241,7 +245,8 @@ fn a_rate_limit_spaces_the_calls() {
     let sink = FakeSink::new("s", "", deliver);
     let log = sink.log();
     let stats = Arc::new(PipelineStats::default());
-    let shared = Arc::new(PartitionShared::new());
+    let publisher = Publisher::new();
+    let shared = publisher.shared().clone();
     let rate = crate::config::Rate::Events(2000.0);
     let stages = Stages {
         interceptors: Vec::<FakeInterceptor>::new(),
@@ -253,7 +258,7 @@ fn a_rate_limit_spaces_the_calls() {
         topic: "t".into(),
         partition: 0,
     };
-    let mut worker = Worker::new(&pipeline(), stages, source, shared.clone(), stats);
+    let mut worker = Worker::new(&pipeline(), stages, source, publisher, stats);
     let started = std::time::Instant::now();
     for k in 0..9i64 {
         let offsets: Vec<i64> = (k * 500..(k + 1) * 500).collect();
@@ -272,7 +277,7 @@ fn a_rate_limit_spaces_the_calls() {
 fn skip_gives_a_rejected_event_up_at_once() {
     let sink = rejecting_one("skip");
     let log = sink.log();
-    let mut h = harness(vec![], vec![sink], None, Arc::default());
+    let mut h = harness(vec![], vec![sink], None, Publisher::new());
     assert!(h.run(batch(&[0, 1, 2])));
     assert_eq!(calls(&log), [vec![0, 1, 2]], "a rejection is not retried");
     assert_eq!(count(&h.stats.skipped), 1);
@@ -299,7 +304,7 @@ fn a_dead_letter_finalizes_only_once_acknowledged() {
         vec![],
         vec![rejecting_one("dead-letter")],
         Some(dlq.clone()),
-        Arc::default(),
+        Publisher::new(),
     );
     assert!(!h.run(batch(&[0, 1, 2])));
     assert_eq!(h.shared.committable(), None);
@@ -308,7 +313,8 @@ fn a_dead_letter_finalizes_only_once_acknowledged() {
 
     // Acknowledged: final, with the failure in the letter.
     let dlq = Arc::new(FakeDeadLetters::default());
-    let shared = Arc::new(PartitionShared::new());
+    let publisher = Publisher::new();
+    let shared = publisher.shared().clone();
     let seen = shared.clone();
     *dlq.on_write.lock().expect("on_write") = Some(Box::new(move |letters| {
         assert_eq!(letters, [1]);
@@ -319,7 +325,7 @@ fn a_dead_letter_finalizes_only_once_acknowledged() {
         vec![],
         vec![rejecting_one("dead-letter")],
         Some(dlq.clone()),
-        shared,
+        publisher,
     );
     assert!(h.run(batch(&[0, 1, 2])));
     assert_eq!(h.shared.committable(), Some(3));
@@ -354,7 +360,7 @@ fn fail_open_passes_the_event_on_unchanged() {
         deliver(batch)
     });
     let ilog = interceptor.log();
-    let mut h = harness(vec![interceptor], vec![sink], None, Arc::default());
+    let mut h = harness(vec![interceptor], vec![sink], None, Publisher::new());
     assert!(h.run(batch(&[0, 1, 2])));
     // Twice whole (attempts = 2), then one by one; 1 fails twice alone.
     assert_eq!(
@@ -399,7 +405,7 @@ fn interceptor_drops_finalize_at_once_and_bad_routes_are_dead_lettered() {
         vec![interceptor],
         vec![sink],
         Some(dlq.clone()),
-        Arc::default(),
+        Publisher::new(),
     );
     assert!(h.run(batch(&[0])));
     assert_eq!(h.shared.committable(), Some(1), "dropped: final at once");
@@ -416,7 +422,7 @@ fn interceptor_drops_finalize_at_once_and_bad_routes_are_dead_lettered() {
 fn out_of_order_offsets_stop_the_worker_before_any_call() {
     let sink = FakeSink::new("s", "", deliver);
     let log = sink.log();
-    let mut h = harness(vec![], vec![sink], None, Arc::default());
+    let mut h = harness(vec![], vec![sink], None, Publisher::new());
     assert!(h.run(batch(&[5, 6])));
     assert!(!h.run(batch(&[6, 7])));
     assert_eq!(calls(&log), [vec![5, 6]]);
@@ -619,7 +625,8 @@ mod commit_rule {
             ..Model::default()
         }));
         let dlq = Arc::new(FakeDeadLetters::default());
-        let shared = Arc::new(PartitionShared::new());
+        let publisher = Publisher::new();
+        let shared = publisher.shared().clone();
         let sink_names: Vec<String> = (0..sinks.len()).map(|s| format!("s{s}")).collect();
         {
             let (model, dlq2, shared) = (model.clone(), dlq.clone(), shared.clone());
@@ -753,7 +760,7 @@ mod commit_rule {
                 )
             })
             .collect();
-        let mut h = harness(fakes_i, fakes_s, Some(dlq.clone()), shared.clone());
+        let mut h = harness(fakes_i, fakes_s, Some(dlq.clone()), publisher);
         let all = events(&offsets);
         let mut rest = &all[..];
         let mut sizes = batch_sizes.iter().cycle();

@@ -1,8 +1,10 @@
 //! What the consumer thread and a partition's worker share: the queue the
 //! consumer fills and the worker drains, the counters the consumer pauses
 //! the partition by, the stop flag, and the committable offset the worker
-//! publishes. The consumer starts workers through [`PartitionWorkers`], so
-//! it knows nothing of what a worker does with the events.
+//! publishes. Only the holder of the partition's [`Publisher`] (its
+//! finalizer) can write that offset. The consumer starts workers through
+//! [`PartitionWorkers`], so it knows nothing of what a worker does with the
+//! events.
 
 use crate::contract::Batch;
 use crossbeam_channel::Receiver;
@@ -22,8 +24,9 @@ pub struct PartitionShared {
     /// Their bytes, as [`crate::contract::event_bytes`] counts them (for
     /// pausing).
     pub queued_bytes: AtomicUsize,
-    /// Offset to commit, or -1 if nothing is finalized yet.
-    pub committable: AtomicI64,
+    /// Offset to commit, or -1 if nothing is finalized yet; written only
+    /// through the partition's [`Publisher`].
+    committable: AtomicI64,
     /// Set by the worker while it works on a batch. The consumer then lets
     /// the partition's pending events grow to a whole batch instead of
     /// handing over each read burst: the worker could not take them sooner,
@@ -32,15 +35,10 @@ pub struct PartitionShared {
     pub busy: AtomicBool,
 }
 
-impl Default for PartitionShared {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl PartitionShared {
-    /// Nothing queued, nothing committable.
-    pub fn new() -> Self {
+    /// Nothing queued, nothing committable. Private: shared state comes
+    /// with its one [`Publisher`].
+    fn new() -> Self {
         Self {
             stop: AtomicBool::new(false),
             done: AtomicBool::new(false),
@@ -55,6 +53,41 @@ impl PartitionShared {
     pub fn committable(&self) -> Option<i64> {
         let c = self.committable.load(Ordering::Acquire);
         (c >= 0).then_some(c)
+    }
+}
+
+/// The one right to publish a partition's committable offset, made together
+/// with the partition's shared state and handed to the worker's finalizer.
+/// It is not `Clone`: whoever holds it is the only writer of the offset the
+/// consumer commits.
+#[derive(Debug)]
+pub struct Publisher {
+    shared: Arc<PartitionShared>,
+}
+
+impl Publisher {
+    /// A partition's shared state (nothing queued, nothing committable)
+    /// and the right to publish its committable offset.
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(PartitionShared::new()),
+        }
+    }
+
+    /// The state this publishes to.
+    pub fn shared(&self) -> &Arc<PartitionShared> {
+        &self.shared
+    }
+
+    /// Publishes `offset` as the partition's committable offset.
+    pub fn publish(&self, offset: i64) {
+        self.shared.committable.store(offset, Ordering::Release);
+    }
+}
+
+impl Default for Publisher {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

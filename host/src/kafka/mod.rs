@@ -32,4 +32,4 @@ pub mod statistics;
 pub mod unreadable;
 
 pub use consumer::PipelineConsumer;
-pub use handoff::{PartitionShared, PartitionWorkers, WorkerHandle};
+pub use handoff::{PartitionShared, PartitionWorkers, Publisher, WorkerHandle};

@@ -26,8 +26,6 @@ pub struct PipelineStats {
     /// Partitions currently blocked by a `block` component that spent its
     /// retries (a gauge).
     pub blocked: AtomicU64,
-    /// Per sink name: events it reported delivered.
-    delivered: Mutex<BTreeMap<String, u64>>,
     /// Per sink name: its calls in flight, windows and batching waits.
     sinks: Mutex<BTreeMap<String, Arc<SinkStats>>>,
     /// Per (topic, partition): the furthest offset the broker acknowledged
@@ -64,6 +62,9 @@ pub struct SinkStats {
     /// Summed over those calls: how long the oldest event of each had
     /// waited for the call (sink-side batching), in microseconds.
     pub waited_us: AtomicU64,
+    /// Events it reported delivered: an atomic add per call, where a map
+    /// behind a mutex took a lock per call on every partition's thread.
+    pub delivered: AtomicU64,
 }
 
 impl SinkStats {
@@ -88,16 +89,13 @@ impl PipelineStats {
         self.sinks.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
-    /// Counts `n` events delivered by `sink`.
-    pub fn add_delivered(&self, sink: &str, n: u64) {
-        if let Ok(mut m) = self.delivered.lock() {
-            *m.entry(sink.to_owned()).or_default() += n;
-        }
-    }
-
-    /// Events delivered per sink.
+    /// Events delivered per sink, for the sinks that delivered any.
     pub fn delivered(&self) -> BTreeMap<String, u64> {
-        self.delivered.lock().map(|m| m.clone()).unwrap_or_default()
+        self.sinks()
+            .into_iter()
+            .map(|(name, s)| (name, s.delivered.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Records an acknowledged commit, keeping the furthest per partition.

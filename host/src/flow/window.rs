@@ -554,7 +554,9 @@ impl<S: Sink + Send + 'static> Window<S> {
                     }
                 }
                 pushed_back = !still.is_empty();
-                self.stats.add_delivered(&self.name, delivered.len() as u64);
+                self.sink_stats
+                    .delivered
+                    .fetch_add(delivered.len() as u64, Ordering::Relaxed);
             }
         }
         if let Some(a) = &mut self.adaptive {

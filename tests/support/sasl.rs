@@ -118,6 +118,7 @@ pub fn start_tansu_sqlite(
 
 impl Drop for ScramBroker {
     fn drop(&mut self) {
+        forget_security(&self.bootstrap);
         for child in self.stunnel.iter_mut().chain([&mut self.child]) {
             let _ = child.kill();
             let _ = child.wait();

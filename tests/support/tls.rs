@@ -193,6 +193,7 @@ impl TlsBroker {
 
 impl Drop for TlsBroker {
     fn drop(&mut self) {
+        forget_security(&self.tls);
         for child in [&mut self.stunnel, &mut self.tansu] {
             let _ = child.kill();
             let _ = child.wait();

@@ -113,12 +113,35 @@ pub fn try_http_request(
     }
 }
 
-/// A loopback port free at the time of asking.
+/// A loopback port free at the time of asking, for a service the test
+/// starts as its own process.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up on
+/// Linux), one after another from a counter: a port the kernel hands out
+/// (`bind(0)`) can be handed out again, or taken by any process's outgoing
+/// connection, between the asking and the service's own bind. That race was
+/// seen in CI as `weed` failing with "address already in use". Each test
+/// process starts its count at a window chosen by its pid, so that two test
+/// binaries running at once rarely walk the same ports; a port found busy is
+/// skipped.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000; // up to 31_999
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() % 22) * 1_000,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
 }
 
 /// The value of the sample of metric `name` whose labels include `labels`

@@ -7,6 +7,7 @@
 //! acknowledged the partition waits, retrying with backoff, exactly as if the
 //! component were still failing.
 
+use super::failure::{DeadLetters, Failure};
 use super::retry::Backoff;
 use crate::config::{Config, DeadLetterConfig, RetryConfig};
 use crate::contract::{Event, Source};
@@ -15,18 +16,6 @@ use rdkafka::message::Header;
 use rdkafka::producer::Producer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// Why a component gave up on an event: what goes into the dead letter's
-/// headers and into the log.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// The component that failed.
-    pub component: String,
-    /// Its last error message (a sink's verdict reason, a trap, …).
-    pub reason: String,
-    /// How many times the event was tried.
-    pub attempts: u32,
-}
 
 /// Header names of a dead letter. The original record's key, value and
 /// headers are kept as they were; these are appended.
@@ -58,19 +47,6 @@ pub enum DeadLetterError {
     /// The broker says the topic does not exist.
     #[error("dead-letter topic `{0}` does not exist; create it before starting flumen")]
     NoTopic(String),
-}
-
-/// Where a pipeline's partition workers put the events their components
-/// gave up on under `on_failure = "dead-letter"`. [`DeadLetterQueue`] is
-/// the real one; the flow's tests use fakes.
-pub trait DeadLetters: Send + Sync {
-    /// The topic written to, for the log.
-    fn topic(&self) -> &str;
-
-    /// Writes every event with its failure and waits until all of them are
-    /// acknowledged. Returns `false` if `stop` was set first: the caller
-    /// must then not finalize any of them.
-    fn write(&self, source: &Source, letters: &[(&Event, &Failure)], stop: &AtomicBool) -> bool;
 }
 
 /// A pipeline's dead-letter topic and the producer writing to it, shared by

@@ -1,27 +1,91 @@
 //! What happens when a component fails: the retry budget per component, and
 //! what is done with an event once that budget is spent (`on_failure`).
 //!
-//! Interceptors and sinks share this. `block` never gives up, so it needs
+//! Interceptors and sinks share this vocabulary: a [`Failure`] says why an
+//! event was given up on, [`FailureHandling`] decides when that happens,
+//! [`FailureContext::give_up`] disposes of the event (through
+//! [`DeadLetters`] under `dead-letter`), and [`Blocked`] marks a partition
+//! that a `block` component holds up. `block` never gives up, so it needs
 //! nothing here but the log line and the gauge saying that a partition is
 //! stuck; `dead-letter` and `skip` finalize the event, `dead-letter` only
 //! after the broker acknowledged the dead letter; `fail-open` is the
 //! interceptor chain's own business (it passes the event on unchanged).
 
 use super::component::Component;
-use super::dead_letter::{DeadLetters, Failure};
-use crate::config::{FailurePolicy, RetryConfig};
+use crate::config::{ComponentConfig, FailurePolicy, RetryConfig};
 use crate::contract::{Batch, Event, Source};
 use crate::stats::PipelineStats;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Why a component gave up on an event: what goes into the dead letter's
+/// headers and into the log.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The component that failed.
+    pub component: String,
+    /// Its last error message (a sink's verdict reason, a trap, …).
+    pub reason: String,
+    /// How many times the event was tried.
+    pub attempts: u32,
+}
+
+/// Where a pipeline's partition workers put the events their components
+/// gave up on under `on_failure = "dead-letter"`. [`DeadLetterQueue`] is
+/// the real one; the flow's tests use fakes.
+pub trait DeadLetters: Send + Sync {
+    /// The topic written to, for the log.
+    fn topic(&self) -> &str;
+
+    /// Writes every event with its failure and waits until all of them are
+    /// acknowledged. Returns `false` if `stop` was set first: the caller
+    /// must then not finalize any of them.
+    fn write(&self, source: &Source, letters: &[(&Event, &Failure)], stop: &AtomicBool) -> bool;
+}
+
+/// How a component's failures are handled: its retry budget and backoff,
+/// and what happens to an event once the budget is spent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureHandling {
+    /// Its retry budget and backoff.
+    pub retry: RetryConfig,
+    /// What happens once the budget is spent.
+    pub policy: FailurePolicy,
+}
+
+impl FailureHandling {
+    /// What `cfg` sets, with the pipeline's `pipeline_retry` for a component
+    /// without retry settings of its own.
+    pub fn of(cfg: &ComponentConfig, pipeline_retry: &RetryConfig) -> Self {
+        Self {
+            retry: cfg.retry_or(pipeline_retry).clone(),
+            policy: cfg.on_failure,
+        }
+    }
+
+    /// Whether an event tried `tries` times has spent the retry budget.
+    pub fn spent(&self, tries: u32) -> bool {
+        tries >= self.retry.attempts
+    }
+
+    /// Whether the policy gives events up at all (everything but `block`).
+    pub fn gives_up_events(&self) -> bool {
+        self.policy != FailurePolicy::Block
+    }
+
+    /// Whether an event tried `tries` times is given up on now: its budget
+    /// is spent and the policy is one that gives up.
+    pub fn gives_up(&self, tries: u32) -> bool {
+        self.gives_up_events() && self.spent(tries)
+    }
+}
 
 /// A guest together with the failure handling configured for it.
 pub struct Guarded<G> {
     /// The live guest.
     pub guest: G,
-    /// Its retry budget and backoff.
-    pub retry: RetryConfig,
-    /// What happens once the budget is spent.
-    pub policy: FailurePolicy,
+    /// The failure handling of the version live now.
+    pub handling: FailureHandling,
     /// The pipeline's retry settings, for a version without its own.
     pub pipeline_retry: RetryConfig,
 }
@@ -30,10 +94,8 @@ impl<G: Component> Guarded<G> {
     /// `guest` (a partition's own instance of a component) with the failure
     /// handling its config sets, or else the pipeline's `pipeline_retry`.
     pub fn new(guest: G, pipeline_retry: &RetryConfig) -> Self {
-        let cfg = guest.config();
         Self {
-            retry: cfg.retry_or(pipeline_retry).clone(),
-            policy: cfg.on_failure,
+            handling: FailureHandling::of(guest.config(), pipeline_retry),
             guest,
             pipeline_retry: pipeline_retry.clone(),
         }
@@ -49,9 +111,7 @@ impl<G: Component> Guarded<G> {
         let Some(version) = self.guest.refresh() else {
             return;
         };
-        let cfg = self.guest.config();
-        self.retry = cfg.retry_or(&self.pipeline_retry).clone();
-        self.policy = cfg.on_failure;
+        self.handling = FailureHandling::of(self.guest.config(), &self.pipeline_retry);
         let component = self.guest.name();
         if retrying {
             tracing::info!(
@@ -68,24 +128,6 @@ impl<G: Component> Guarded<G> {
                 "component switched to a new version at a batch boundary"
             );
         }
-    }
-}
-
-impl<G> Guarded<G> {
-    /// Whether an event tried `tries` times has spent the retry budget.
-    pub fn spent(&self, tries: u32) -> bool {
-        tries >= self.retry.attempts
-    }
-
-    /// Whether the policy gives events up at all (everything but `block`).
-    pub fn gives_up_events(&self) -> bool {
-        self.policy != FailurePolicy::Block
-    }
-
-    /// Whether an event tried `tries` times is given up on now: its budget
-    /// is spent and the policy is one that gives up.
-    pub fn gives_up(&self, tries: u32) -> bool {
-        self.gives_up_events() && self.spent(tries)
     }
 }
 
@@ -162,37 +204,45 @@ impl FailureContext<'_> {
 }
 
 /// Marks a partition as blocked (a `block` component spent its retries) for
-/// as long as this value lives, in the log and in the `blocked` gauge.
-pub struct Blocked<'a> {
-    stats: &'a PipelineStats,
-    on: bool,
+/// as long as it is on, in the log and in the `blocked` gauge; dropping it
+/// turns it off. `S` is whatever holds the pipeline's counters: a borrow
+/// for a retry loop, an `Arc` for a sink's window that outlives one call.
+pub struct Blocked<S: Deref<Target = PipelineStats>> {
+    stats: S,
+    /// The component holding the partition up, while it does.
+    by: Option<String>,
 }
 
-impl<'a> Blocked<'a> {
+impl<S: Deref<Target = PipelineStats>> Blocked<S> {
     /// Not blocked yet.
-    pub fn new(stats: &'a PipelineStats) -> Self {
-        Self { stats, on: false }
+    pub fn new(stats: S) -> Self {
+        Self { stats, by: None }
     }
 
     /// The partition is blocked at `offset` by `failure`; logged once.
     pub fn block(&mut self, offset: i64, failure: &Failure) {
-        if self.on {
+        if self.by.is_some() {
             return;
         }
-        self.on = true;
+        self.by = Some(failure.component.clone());
         self.stats.blocked.fetch_add(1, Ordering::Relaxed);
         tracing::error!(component = %failure.component, offset, attempts = failure.attempts,
             reason = %failure.reason,
             "partition BLOCKED (on_failure = block): nothing past this offset is committed; \
              retrying until the component succeeds");
     }
+
+    /// The component succeeded: the partition moves again.
+    pub fn unblock(&mut self) {
+        if let Some(component) = self.by.take() {
+            self.stats.blocked.fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(%component, "partition unblocked");
+        }
+    }
 }
 
-impl Drop for Blocked<'_> {
+impl<S: Deref<Target = PipelineStats>> Drop for Blocked<S> {
     fn drop(&mut self) {
-        if self.on {
-            self.stats.blocked.fetch_sub(1, Ordering::Relaxed);
-            tracing::info!("partition unblocked");
-        }
+        self.unblock();
     }
 }

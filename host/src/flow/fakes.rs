@@ -3,7 +3,7 @@
 //! dead-letter topic that records what it acknowledged.
 
 use super::component::{CallError, Component, Interceptor, Sink};
-use super::dead_letter::{DeadLetters, Failure};
+use super::failure::{DeadLetters, Failure};
 use crate::config::ComponentConfig;
 use crate::contract::{Batch, Event, InterceptorVerdict, SinkVerdict, Source};
 use std::sync::atomic::AtomicBool;

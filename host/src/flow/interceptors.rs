@@ -3,8 +3,7 @@
 //! route per event.
 
 use super::component::{CallError, Interceptor};
-use super::dead_letter::Failure;
-use super::failure::{Blocked, FailureContext, Guarded};
+use super::failure::{Blocked, Failure, FailureContext, Guarded};
 use super::finalizer::Finalizer;
 use super::retry::Backoff;
 use super::route::{Route, RoutedBatch};
@@ -115,7 +114,7 @@ fn apply_verdicts<I: Interceptor>(
         let offset = events.offset(i);
         let (verdict, new_route) = match verdict {
             Ok(v) => v,
-            Err(failure) if guest.policy == FailurePolicy::FailOpen => {
+            Err(failure) if guest.handling.policy == FailurePolicy::FailOpen => {
                 tracing::warn!(interceptor = %failure.component, offset,
                     reason = %failure.reason, "interceptor failed; event passed on unchanged \
                     (on_failure = fail-open)");
@@ -151,7 +150,7 @@ fn apply_verdicts<I: Interceptor>(
         }
     }
     if !given_up.is_empty() {
-        if !cx.give_up(guest.policy, events, &given_up) {
+        if !cx.give_up(guest.handling.policy, events, &given_up) {
             return None;
         }
         for (i, _) in &given_up {
@@ -178,7 +177,7 @@ fn call_retrying<I: Interceptor>(
     sink_names: &[String],
     cx: &FailureContext<'_>,
 ) -> Option<Result<Vec<(InterceptorVerdict, Route)>, Failure>> {
-    let mut backoff = Backoff::new(&guest.retry);
+    let mut backoff = Backoff::new(&guest.handling.retry);
     let mut blocked = Blocked::new(cx.stats);
     let first = *events.offsets().first()?;
     for tries in 1.. {
@@ -195,13 +194,13 @@ fn call_retrying<I: Interceptor>(
             reason: e.to_string(),
             attempts: tries,
         };
-        if guest.gives_up(tries) {
+        if guest.handling.gives_up(tries) {
             return Some(Err(failure));
         }
         cx.stats.retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, offset = first, events = events.len(), attempt = tries,
             "interceptor failed; retrying the batch");
-        if guest.spent(tries) {
+        if guest.handling.spent(tries) {
             blocked.block(first, &failure);
         }
         if !backoff.wait(cx.stop) {

@@ -13,14 +13,11 @@
 
 use super::batcher::{Batcher, Next};
 use super::component::{Interceptor, Sink};
-use super::dead_letter::DeadLetters;
-use super::failure::{FailureContext, Guarded};
+use super::delivery::{Done, Fanout, RateLimiter};
+use super::failure::{DeadLetters, FailureContext, Guarded};
 use super::finalizer::Finalizer;
 use super::interceptors::run_chain;
-use super::lanes::Done;
-use super::rate::RateLimiter;
 use super::retry::Backoff;
-use super::sinks::Fanout;
 use crate::config::{PipelineConfig, RetryConfig};
 use crate::contract::{Batch, Source};
 use crate::kafka::{PartitionShared, Publisher};
@@ -179,18 +176,23 @@ impl<I: Interceptor, S: Sink + Send + 'static> Worker<I, S> {
         loop {
             let mut progress = false;
             for s in 0..self.sinks.len() {
-                if !self.stopping() {
-                    if let Err(e) = self.sinks.pump(s) {
+                if self.stopping() {
+                    break;
+                }
+                match self.sinks.pump(s) {
+                    Ok(None) => {}
+                    // An inline call has finished: take it back before the
+                    // next sink is called, so that what it settled is final
+                    // sooner.
+                    Ok(Some(done)) => {
+                        progress = true;
+                        if !self.finish(done) {
+                            return false;
+                        }
+                    }
+                    Err(e) => {
                         tracing::error!(error = %e, "cannot start a thread for a sink call; \
                             partition worker stops");
-                        return false;
-                    }
-                }
-                // An inline call has finished: take it back before the next
-                // sink is called, so that what it settled is final sooner.
-                while let Some(done) = self.sinks.take_inline(s) {
-                    progress = true;
-                    if !self.finish(done) {
                         return false;
                     }
                 }

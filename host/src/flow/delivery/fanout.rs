@@ -5,15 +5,16 @@
 //! starts the calls that may go, and takes finished calls back here, from
 //! the sinks' own threads (`max_in_flight` > 1) or from its own.
 
-use super::component::{CallError, Sink};
-use super::failure::{FailureContext, Guarded};
-use super::finalizer::Finalizer;
 use super::lanes::{Done, Lanes};
 use super::rate::RateLimiter;
-use super::route::RoutedBatch;
-use super::window::{Window, WindowSetup};
+use super::settings::Settings;
+use super::window::Window;
 use crate::config::{BatchConfig, RetryConfig};
 use crate::contract::Source;
+use crate::flow::component::{CallError, Sink};
+use crate::flow::failure::{FailureContext, Guarded};
+use crate::flow::finalizer::Finalizer;
+use crate::flow::route::RoutedBatch;
 use crate::stats::PipelineStats;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
@@ -46,22 +47,14 @@ impl<S: Sink + Send + 'static> Fanout<S> {
             .into_iter()
             .enumerate()
             .map(|(s, sink)| {
-                let cfg = sink.config().clone();
-                let d = cfg.delivery();
+                let cfg = sink.config();
+                let name = cfg.name.clone();
+                let settings = Settings::new(&cfg.delivery(), pipeline_batch);
                 let guarded = Guarded::new(sink, pipeline_retry);
-                Window::new(WindowSetup {
-                    name: cfg.name.clone(),
-                    retry: guarded.retry.clone(),
-                    policy: guarded.policy,
-                    lanes: Lanes::new(guarded, d.max_in_flight, source, s, &done_tx),
-                    ordering: d.ordering,
-                    max_in_flight: d.max_in_flight,
-                    adaptive: d.adaptive,
-                    batch: d.batch.cloned(),
-                    pipeline_batch: pipeline_batch.clone(),
-                    rate: rates.next().flatten(),
-                    stats: stats.clone(),
-                })
+                let handling = guarded.handling.clone();
+                let lanes = Lanes::new(guarded, settings.max_in_flight, source, s, &done_tx);
+                let rate = rates.next().flatten();
+                Window::new(name, lanes, settings, handling, rate, stats)
             })
             .collect();
         Self {
@@ -109,18 +102,13 @@ impl<S: Sink + Send + 'static> Fanout<S> {
         self.windows.len()
     }
 
-    /// Starts every call of sink `s` that may go now; an inline call runs
-    /// to its end.
-    pub fn pump(&mut self, s: usize) -> std::io::Result<()> {
+    /// Starts every call of sink `s` that may go now. An inline call runs
+    /// to its end, and is returned to be taken back with [`Self::finish`].
+    pub fn pump(&mut self, s: usize) -> std::io::Result<Option<Done>> {
         match self.windows.get_mut(s) {
             Some(w) => w.pump(Instant::now()),
-            None => Ok(()),
+            None => Ok(None),
         }
-    }
-
-    /// A finished inline call of sink `s`, if one waits.
-    pub fn take_inline(&mut self, s: usize) -> Option<Done> {
-        self.windows.get_mut(s).and_then(Window::take_done)
     }
 
     /// A call finished on a sink's thread, if one is ready.

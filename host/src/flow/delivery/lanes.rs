@@ -8,12 +8,11 @@
 //! Every instance switches to a reloaded version on its own, between its
 //! calls, so a call in flight finishes on the version it started on.
 
-use super::component::{CallError, Sink};
-use super::failure::Guarded;
 use crate::config::{FailurePolicy, RetryConfig};
 use crate::contract::{Batch, SinkVerdict, Source};
+use crate::flow::component::{CallError, Sink};
+use crate::flow::failure::{FailureHandling, Guarded};
 use crossbeam_channel::{Receiver, Sender};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,10 +26,8 @@ pub struct Done {
     pub lane: usize,
     /// The verdicts, or why the whole call failed.
     pub result: Result<Vec<SinkVerdict>, CallError>,
-    /// The retry settings of the version that ran the call.
-    pub retry: RetryConfig,
-    /// Its `on_failure` policy.
-    pub policy: FailurePolicy,
+    /// The failure handling of the version that ran the call.
+    pub handling: FailureHandling,
     /// How long the call took.
     pub elapsed: Duration,
 }
@@ -63,16 +60,14 @@ fn run<S: Sink>(g: &mut Guarded<S>, source: &Source, sink: usize, lane: usize, j
         call: job.call,
         lane,
         result,
-        retry: g.retry.clone(),
-        policy: g.policy,
+        handling: g.handling.clone(),
         elapsed: started.elapsed(),
     }
 }
 
 /// One sink's instances for one partition.
 pub enum Lanes<S> {
-    /// One instance, called on the worker's thread; its results wait in
-    /// `done` for the worker to take them.
+    /// One instance, called on the worker's thread.
     Inline {
         /// The instance.
         guest: Box<Guarded<S>>,
@@ -80,8 +75,6 @@ pub enum Lanes<S> {
         source: Source,
         /// The sink's index.
         sink: usize,
-        /// Finished calls not yet taken.
-        done: VecDeque<Done>,
     },
     /// Instances on threads of their own.
     Threads(Pool<S>),
@@ -120,7 +113,6 @@ impl<S: Sink + Send + 'static> Lanes<S> {
                 guest: Box::new(guest),
                 source: source.clone(),
                 sink,
-                done: VecDeque::new(),
             };
         }
         Lanes::Threads(Pool {
@@ -148,28 +140,17 @@ impl<S: Sink + Send + 'static> Lanes<S> {
         }
     }
 
-    /// Starts `job`: inline, it runs to its end before this returns and
-    /// its result waits for [`Self::take_done`].
-    pub fn start(&mut self, job: Job) -> std::io::Result<()> {
+    /// Starts `job`. Inline, it runs to its end before this returns, with
+    /// its result; on a thread, the result is sent where [`Self::new`]
+    /// said.
+    pub fn start(&mut self, job: Job) -> std::io::Result<Option<Done>> {
         match self {
             Lanes::Inline {
                 guest,
                 source,
                 sink,
-                done,
-            } => {
-                done.push_back(run(guest, source, *sink, 0, job));
-                Ok(())
-            }
-            Lanes::Threads(pool) => pool.start(job),
-        }
-    }
-
-    /// An inline call's result, if one waits.
-    pub fn take_done(&mut self) -> Option<Done> {
-        match self {
-            Lanes::Inline { done, .. } => done.pop_front(),
-            Lanes::Threads(_) => None,
+            } => Ok(Some(run(guest, source, *sink, 0, job))),
+            Lanes::Threads(pool) => pool.start(job).map(|()| None),
         }
     }
 
@@ -198,8 +179,10 @@ impl<S: Sink + Send + 'static> Pool<S> {
                 call: job.call,
                 lane,
                 result: Err("the sink's instance thread has stopped".into()),
-                retry: self.retry.clone(),
-                policy: FailurePolicy::Block,
+                handling: FailureHandling {
+                    retry: self.retry.clone(),
+                    policy: FailurePolicy::Block,
+                },
                 elapsed: Duration::ZERO,
             });
         }

@@ -15,6 +15,7 @@ mod clickhouse_sink;
 mod connect;
 mod demo;
 mod deploy;
+mod docs;
 mod guest_faults;
 mod guest_library;
 mod http_sink;

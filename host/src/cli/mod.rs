@@ -5,7 +5,6 @@
 pub mod check;
 pub mod demo;
 pub mod event_json;
-pub mod hdfs_sink;
 pub mod import_flume;
 pub mod new;
 pub mod run;

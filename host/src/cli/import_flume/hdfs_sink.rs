@@ -4,6 +4,8 @@
 //! prefix and suffix, rolling by count, size and interval (as the sink's
 //! `batch`), gzip, and event or local time. What does not is listed.
 
+use super::write::{integers, strings, GuestTable};
+
 /// The escapes the `s3` sink's key takes, from Flume's: the date and time
 /// ones, and the `topic` and `partition` headers Flume's Kafka source sets.
 const KEPT: [&str; 8] = [
@@ -24,7 +26,7 @@ pub fn s3_sink(
     sink: &str,
     get: impl Fn(&str) -> Option<String>,
     unmapped: &mut Vec<String>,
-) -> (Vec<(&'static str, String)>, Vec<String>) {
+) -> GuestTable {
     let mut gap = |what: String| unmapped.push(format!("sink `{sink}` (HDFS → s3): {what}"));
     let path = get("hdfs.path").unwrap_or_else(|| "flume/events".to_owned());
     // hdfs://namenode:8020/flume/events/%Y → flume/events/%Y
@@ -139,14 +141,27 @@ pub fn s3_sink(
          (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
             .into(),
     );
+    // Bounded above, so they fit an i64.
+    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let extra = vec![
-        "http_allow = [\"CHANGE-ME\"]".to_owned(),
-        "env_from_host = [\"AWS_ACCESS_KEY_ID\", \"AWS_SECRET_ACCESS_KEY\"]".to_owned(),
-        format!(
-            "batch = {{ max_events = {max_events}, max_bytes = {max_bytes}, max_wait_ms = {max_wait_ms} }}"
+        ("http_allow", strings(["CHANGE-ME"])),
+        (
+            "env_from_host",
+            strings(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
+        ),
+        (
+            "batch",
+            integers(&[
+                ("max_events", int(max_events)),
+                ("max_bytes", int(max_bytes)),
+                ("max_wait_ms", int(max_wait_ms)),
+            ]),
         ),
     ];
-    (config, extra)
+    let mut table = GuestTable::new("sink", sink, "s3_sink");
+    table.config = config.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    table.extra = extra;
+    table
 }
 
 /// The `%x` and `%{name}` escapes in `path`, in order.
@@ -186,8 +201,8 @@ mod tests {
         ]
         .into();
         let mut unmapped = Vec::new();
-        let (config, extra) =
-            super::s3_sink("k", |k| props.get(k).map(|v| v.to_string()), &mut unmapped);
+        let table = super::s3_sink("k", |k| props.get(k).map(|v| v.to_string()), &mut unmapped);
+        let (config, extra) = (table.config, table.extra);
         let get = |k: &str| {
             config
                 .iter()
@@ -201,8 +216,14 @@ mod tests {
             )
         );
         assert_eq!(get("compression"), Some("gzip"));
-        assert!(extra.iter().any(|l| l
-            == "batch = { max_events = 1000000, max_bytes = 134217728, max_wait_ms = 600000 }"));
+        let batch = extra
+            .iter()
+            .find(|(k, _)| *k == "batch")
+            .map(|(_, v)| v.to_string());
+        assert_eq!(
+            batch.as_deref().map(str::trim),
+            Some("{ max_events = 1000000, max_bytes = 134217728, max_wait_ms = 600000 }")
+        );
         let gaps = unmapped.join("\n");
         assert!(gaps.contains("path escape %y"), "{gaps}");
         assert!(gaps.contains("hdfs.timeZone"), "{gaps}");

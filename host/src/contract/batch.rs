@@ -10,8 +10,7 @@
 //! one event (a dead letter, a replacement) materialize just that event,
 //! and `flumen test` and the unit tests' fakes use [`Batch::to_events`].
 
-use super::bindings::{Columns, Header};
-use super::event::Event;
+use super::bindings::Columns;
 use std::ops::Range;
 
 /// `presence` bit: the event has a key.
@@ -357,17 +356,6 @@ impl Batch {
         })
     }
 
-    /// Appends a whole event.
-    pub fn push_event(&mut self, e: &Event) -> Result<(), TooLarge> {
-        self.push(Record {
-            offset: e.offset,
-            timestamp: e.timestamp,
-            key: e.key.as_deref(),
-            value: e.value.as_deref(),
-            headers: e.headers.iter().map(|h| (h.name.as_bytes(), &h.value[..])),
-        })
-    }
-
     /// Appends every event of `other`, in order; on [`TooLarge`], none.
     /// Column by column, in block copies: the batcher joins the consumer's
     /// chunks this way, and event by event it cost a call per field.
@@ -464,45 +452,12 @@ impl Batch {
             bytes,
         }
     }
-
-    /// Event `i`, materialized.
-    pub fn event(&self, i: usize) -> Event {
-        Event {
-            offset: self.offset(i),
-            timestamp: self.timestamp(i),
-            key: self.key(i).map(<[u8]>::to_vec),
-            value: self.value(i).map(<[u8]>::to_vec),
-            headers: self
-                .headers(i)
-                .map(|(name, value)| Header {
-                    // Stored from a `str` (see `push`), so nothing is
-                    // replaced here.
-                    name: String::from_utf8_lossy(name).into_owned(),
-                    value: value.to_vec(),
-                })
-                .collect(),
-        }
-    }
-
-    /// Every event, materialized: the record form of the `list<event>`
-    /// worlds.
-    pub fn to_events(&self) -> Vec<Event> {
-        (0..self.len()).map(|i| self.event(i)).collect()
-    }
-
-    /// The events as a batch.
-    pub fn from_events(events: &[Event]) -> Result<Batch, TooLarge> {
-        let mut b = Batch::with_capacity(events.len(), 0);
-        for e in events {
-            b.push_event(e)?;
-        }
-        Ok(b)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::{Event, Header};
 
     /// The events' debug forms (a generated `Header` has no `PartialEq`).
     fn shown(events: &[Event]) -> String {

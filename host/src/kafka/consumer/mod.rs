@@ -14,6 +14,13 @@
 //!
 //! Auto-commit and auto offset store are off: an offset is committed only
 //! when the partition's tracker says everything before it is finalized.
+//!
+//! Beside the poll loop here: [`pause`] holds a full partition back and
+//! lets it go again, and [`late_commit`] sends the revoke-time commits the
+//! broker refused during a rebalance.
+
+mod late_commit;
+mod pause;
 
 use super::assignment::{drain, lock, PartitionHandle, Partitions};
 use super::client_config;
@@ -22,14 +29,14 @@ use super::commit_rule::CommitRule;
 use super::fetch_queue::{FetchQueue, Fetched, Lent};
 use super::handoff::PartitionWorkers;
 use super::message::push_message;
-use super::rebalance::{revoked_to_retry, PipelineContext};
+use super::rebalance::PipelineContext;
 use super::unreadable::{self, Suspects};
 use crate::config::{Config, PipelineConfig};
 use crate::contract::Batch;
 use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
@@ -450,141 +457,5 @@ impl PipelineConsumer {
                 h.flush(topic, *partition);
             }
         }
-    }
-
-    /// Commits the final offsets of revoked partitions that the broker refused
-    /// during the rebalance, where the commit rule allows a late commit
-    /// (at-least-once pipelines: see `commit_rule`). Kafka lets any group
-    /// member commit for any partition, and each of these offsets is a
-    /// watermark this member finalized, so committing it late never skips
-    /// an undelivered event. It is only sent where it still advances the
-    /// group's committed offset, so it does not move back what the new
-    /// owner has committed since. A
-    /// partition assigned to this member again gets it too: its new worker
-    /// started from the older offset, and `commit` keeps that worker's
-    /// commits from moving the late one back.
-    fn retry_revoked(&self) {
-        let pending = std::mem::take(&mut *lock(&self.consumer.context().revoked_uncommitted));
-        if pending.is_empty() {
-            return;
-        }
-        let pending = revoked_to_retry(pending);
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition, _) in &pending {
-            tpl.add_partition(topic, *partition);
-        }
-        let current = match self.consumer.committed_offsets(tpl, Duration::from_secs(5)) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read committed offsets yet");
-                lock(&self.consumer.context().revoked_uncommitted).extend(pending);
-                return;
-            }
-        };
-        let advancing: Vec<_> = pending
-            .into_iter()
-            .filter(
-                |(t, p, o)| match current.find_partition(t, *p).map(|e| e.offset()) {
-                    Some(Offset::Offset(c)) => *o > c,
-                    _ => true,
-                },
-            )
-            .collect();
-        if advancing.is_empty() {
-            tracing::debug!("the group's committed offsets are already at or past them");
-        } else if self.commit_exclusively(&advancing) {
-            tracing::info!(pipeline = %self.pipeline.name, offsets = ?advancing,
-                "committed the final offsets of revoked partitions after the rebalance");
-        } else {
-            lock(&self.consumer.context().revoked_uncommitted).extend(advancing);
-        }
-    }
-
-    /// Commits while holding the commit lock, so that the periodic
-    /// committer's check of what is acknowledged and its commit cannot
-    /// interleave with this one.
-    fn commit_exclusively(&self, offsets: &[(String, i32, i64)]) -> bool {
-        let _exclusive = lock(&self.consumer.context().commit_lock);
-        commit(&self.consumer, offsets, &self.stats)
-    }
-
-    /// Resumes paused partitions whose queue has drained to half, in events
-    /// and in bytes, and stops fetching the others once as much as their
-    /// queue bounds waits held back in librdkafka (a partition then holds
-    /// at most about twice its bounds). Returns whether a partition is
-    /// still paused.
-    fn tend_paused(&self) -> bool {
-        let max_events = self.pipeline.max_queued_events;
-        let max_bytes = self.pipeline.max_queued_bytes;
-        let mut parts = lock(&self.partitions);
-        for (key, h) in parts.iter_mut().filter(|(_, h)| h.paused) {
-            let queued = h.shared.queued.load(Ordering::Acquire);
-            let queued_bytes = h.shared.queued_bytes.load(Ordering::Acquire);
-            if queued <= max_events / 2 && queued_bytes <= max_bytes / 2 {
-                if h.fetch_stopped && self.stop_fetching(key, false) {
-                    h.fetch_stopped = false;
-                }
-                if !h.fetch_stopped && self.set_paused(key, false) {
-                    h.paused = false;
-                }
-                continue;
-            }
-            if h.fetch_stopped {
-                continue;
-            }
-            // Held events are about the size of the queued ones, plus what
-            // librdkafka keeps per message.
-            let held = self.fetch.held(&self.consumer, &key.0, key.1).unwrap_or(0);
-            let held_bytes =
-                held.saturating_mul(queued_bytes / queued.max(1) + HELD_MESSAGE_OVERHEAD);
-            if (held >= max_events || held_bytes >= max_bytes) && self.stop_fetching(key, true) {
-                h.fetch_stopped = true;
-            }
-        }
-        parts.values().any(|h| h.paused)
-    }
-
-    /// Pauses or resumes fetching one partition in librdkafka.
-    fn stop_fetching(&self, (topic, partition): &(String, i32), stop: bool) -> bool {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(topic, *partition);
-        let r = if stop {
-            self.consumer.pause(&tpl)
-        } else {
-            self.consumer.resume(&tpl)
-        };
-        match r {
-            Ok(()) => {
-                tracing::debug!(%topic, partition, stop, "partition fetching stopped/restarted");
-                true
-            }
-            Err(e) => {
-                tracing::warn!(%topic, partition, stop, error = %e,
-                    "cannot stop/restart fetching the partition");
-                false
-            }
-        }
-    }
-
-    /// Pauses or resumes one partition by holding its messages back from
-    /// the fetch queue or releasing them (see [`FetchQueue::hold`]).
-    fn set_paused(&self, (topic, partition): &(String, i32), pause: bool) -> bool {
-        let done = if pause {
-            self.fetch.hold(&self.consumer, topic, *partition)
-        } else {
-            self.fetch.release(&self.consumer, topic, *partition)
-        };
-        if done {
-            let what = if pause {
-                "partition paused"
-            } else {
-                "partition resumed"
-            };
-            tracing::debug!(%topic, partition, "{what}");
-        } else {
-            tracing::warn!(%topic, partition, pause,
-                "cannot pause/resume partition: librdkafka does not know it");
-        }
-        done
     }
 }

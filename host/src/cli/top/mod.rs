@@ -3,7 +3,10 @@
 //! endpoint's `/metrics`, so it works against any flumen it can reach and
 //! needs nothing from the process but what Prometheus would scrape.
 
-use std::collections::BTreeMap;
+mod exposition;
+
+pub use exposition::{parse, Sample};
+
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -26,47 +29,11 @@ pub enum TopError {
     },
 }
 
-/// One sample: metric name, labels, value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// Metric name as exposed (with `_total`, `_sum`, … suffixes).
-    pub name: String,
-    /// Its labels.
-    pub labels: BTreeMap<String, String>,
-    /// Its value.
-    pub value: f64,
-}
-
 /// The samples of one scrape and when it was taken.
 #[derive(Debug, Clone)]
 pub struct Scrape {
     at: Instant,
     samples: Vec<Sample>,
-}
-
-/// Parses the text exposition format (the subset flumen writes: no escaped
-/// quotes or commas inside label values, which its labels never contain).
-pub fn parse(text: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest.strip_suffix('}')?),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
-                .collect();
-            Some(Sample {
-                name: name.to_owned(),
-                labels,
-                value: value.parse().ok()?,
-            })
-        })
-        .collect()
 }
 
 /// Reads `/metrics` from the admin endpoint at `addr`.
@@ -332,18 +299,6 @@ mod tests {
             at,
             samples: parse(text),
         }
-    }
-
-    #[test]
-    fn parses_samples_with_and_without_labels() {
-        let s = parse(
-            "# HELP x y\nflumen_component_swaps_total 3\nflumen_consumer_lag{pipeline=\"p\",topic=\"t\",partition=\"0\"} 12\n# EOF\n",
-        );
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[0].name, "flumen_component_swaps_total");
-        assert_eq!(s[0].value, 3.0);
-        assert_eq!(s[1].labels.get("partition").map(String::as_str), Some("0"));
-        assert_eq!(s[1].value, 12.0);
     }
 
     #[test]

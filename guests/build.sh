@@ -47,7 +47,7 @@ build_each() {
   for dir in examples/"$lang"/*/; do
     local name world out
     name=$(basename "$dir")
-    case "$name" in node_modules | tool) continue ;; esac
+    case "$name" in node_modules) continue ;; esac
     if grep -qs -- "$sink_pattern" "$dir"/*; then world=sink; else world=interceptor; fi
     out="$here/target/$lang/$name.wasm"
     if stale "$out" "$dir"; then
@@ -107,8 +107,8 @@ build_js() {
 
 build_c() {
   need /usr/bin/clang /usr/bin/wasm-ld-22 /usr/lib/wasm32-wasi/libc.a
-  # The bindings generator and component wrapper (examples/c/tool), built once.
-  cargo build --quiet --locked --release --manifest-path examples/c/tool/Cargo.toml --target-dir target/tool
+  # The bindings generator and component wrapper (tools/c-bindgen), built once.
+  cargo build --quiet --locked --release --manifest-path tools/c-bindgen/Cargo.toml --target-dir target/tool
   build_each c 'exports_flumen_pipeline_delivery_deliver' componentize_c
 }
 

@@ -8,7 +8,7 @@
 #   imports but a lockfile install does not bring), pinned by
 #   guests/examples/js/package-lock.json, into guests/examples/js/node_modules.
 # - c: clang with wasi-libc and lld-22 (Debian packages); the bindings tool
-#   in guests/examples/c/tool is built by guests/build.sh with the host's cargo.
+#   in guests/tools/c-bindgen is built by guests/build.sh with the host's cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

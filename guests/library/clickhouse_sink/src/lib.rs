@@ -21,20 +21,16 @@
 //!   user variable, ClickHouse's `default` user is used.
 //! - `timeout_ms` (default 30000).
 
-wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
-
 mod answer;
 
 use answer::Refusal;
 use base64::Engine as _;
-use exports::flumen::pipeline::delivery::{Columns, Failure, FailureKind, Guest, Source};
 use flumen::pipeline::log::{log, Level};
-use flumen_guest_common::columns::EventRef;
+use flumen_guest_common::columns::{Batch, EventRef};
 use flumen_guest_common::endpoint::Endpoint;
 use flumen_guest_common::http::{self, HttpError, Request};
-use flumen_guest_common::Config;
+use flumen_guest_common::{Config, Undelivered};
 use serde::ser::{SerializeMap, Serializer};
-use std::cell::RefCell;
 
 /// The metadata columns, each `None` when left out.
 struct Columns5 {
@@ -45,7 +41,9 @@ struct Columns5 {
     key: Option<String>,
 }
 
-struct Sink {
+flumen_guest_common::sink!(ClickHouseSink);
+
+struct ClickHouseSink {
     endpoint: Endpoint,
     table: String,
     path_and_query: String,
@@ -58,14 +56,10 @@ struct Sink {
     vars: String,
 }
 
-thread_local! {
-    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
-}
-
 /// What one insert attempt series decided for each row.
 #[derive(Default)]
 struct Outcome {
-    failures: Vec<Failure>,
+    failures: Vec<Undelivered>,
     inserted_any: bool,
 }
 
@@ -92,25 +86,8 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-impl Sink {
-    fn from_config(config: Vec<(String, String)>) -> Result<Self, String> {
-        let config = Config::new(
-            config,
-            &[
-                "url",
-                "table",
-                "value",
-                "value_column",
-                "topic_column",
-                "partition_column",
-                "offset_column",
-                "timestamp_column",
-                "key_column",
-                "user_env",
-                "password_env",
-                "timeout_ms",
-            ],
-        )?;
+impl ClickHouseSink {
+    fn from_config(config: &Config) -> Result<Self, String> {
         let endpoint = Endpoint::parse("url", config.required("url")?)?;
         let table = config.required("table")?.to_owned();
         if !is_identifier(&table) {
@@ -155,7 +132,7 @@ impl Sink {
         let user = granted_user.unwrap_or_else(|| "default".to_owned());
         let base = endpoint.path.trim_end_matches('/');
         let query = format!("INSERT INTO {table} FORMAT JSONEachRow");
-        Ok(Sink {
+        Ok(ClickHouseSink {
             path_and_query: format!("{base}/?query={}", url_encode(&query)),
             endpoint,
             table,
@@ -171,7 +148,12 @@ impl Sink {
     }
 
     /// One event as a JSON row, or why it cannot be one.
-    fn row(&self, e: &EventRef<'_>, source: &Source, out: &mut Vec<u8>) -> Result<(), String> {
+    fn row(
+        &self,
+        e: &EventRef<'_>,
+        (topic, partition): (&str, i32),
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         let text = |what: &str, bytes: &[u8]| -> Result<String, String> {
             String::from_utf8(bytes.to_vec())
                 .map_err(|_| format!("the event's {what} is not UTF-8; JSONEachRow carries text"))
@@ -182,10 +164,10 @@ impl Sink {
         let m = &self.meta;
         let res: Result<(), serde_json::Error> = (|| {
             if let Some(c) = &m.topic {
-                map.serialize_entry(c, &source.topic)?;
+                map.serialize_entry(c, topic)?;
             }
             if let Some(c) = &m.partition {
-                map.serialize_entry(c, &source.partition)?;
+                map.serialize_entry(c, &partition)?;
             }
             if let Some(c) = &m.offset {
                 map.serialize_entry(c, &e.offset)?;
@@ -284,14 +266,12 @@ impl Sink {
                     break;
                 }
                 Err(Refusal::BadRow { index, reason }) => {
-                    o.failures
-                        .push(failure(trial[index], FailureKind::Reject, reason));
+                    o.failures.push(Undelivered::reject(trial[index], reason));
                     parsed.extend_from_slice(&trial[..index]);
                     trial.drain(..=index);
                 }
                 Err(Refusal::Unlocated(reason)) if trial.len() == 1 => {
-                    o.failures
-                        .push(failure(trial[0], FailureKind::Reject, reason));
+                    o.failures.push(Undelivered::reject(trial[0], reason));
                     break;
                 }
                 Err(Refusal::Unlocated(_)) => {
@@ -322,51 +302,50 @@ impl Sink {
     }
 }
 
-fn failure(event: usize, kind: FailureKind, reason: String) -> Failure {
-    Failure {
-        event: event as u32,
-        kind,
-        reason,
-    }
-}
-
 fn retry_all(idx: &[usize], reason: &str, o: &mut Outcome) {
-    o.failures.extend(
-        idx.iter()
-            .map(|&i| failure(i, FailureKind::Retry, reason.to_owned())),
-    );
+    o.failures
+        .extend(idx.iter().map(|&i| Undelivered::retry(i, reason)));
 }
 
-struct ClickHouseSink;
+impl flumen_guest_common::Sink for ClickHouseSink {
+    const KEYS: &'static [&'static str] = &[
+        "url",
+        "table",
+        "value",
+        "value_column",
+        "topic_column",
+        "partition_column",
+        "offset_column",
+        "timestamp_column",
+        "key_column",
+        "user_env",
+        "password_env",
+        "timeout_ms",
+    ];
 
-impl Guest for ClickHouseSink {
-    fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let sink = Sink::from_config(config)?;
-        SINK.with(|s| *s.borrow_mut() = Some(sink));
-        Ok(())
+    fn new(config: &Config) -> Result<Self, String> {
+        ClickHouseSink::from_config(config)
     }
 
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
-        let batch = flumen_guest_common::columns!(batch)?;
-        SINK.with(|s| {
-            let s = s.borrow();
-            let sink = s.as_ref().ok_or("deliver called before init")?;
-            let mut o = Outcome::default();
-            let mut rows = Vec::with_capacity(batch.len());
-            let mut sendable = Vec::with_capacity(batch.len());
-            for (i, e) in batch.iter().enumerate() {
-                let mut row = Vec::with_capacity(e.value.map_or(0, <[u8]>::len) + 96);
-                match sink.row(&e, &source, &mut row) {
-                    Ok(()) => sendable.push(i),
-                    Err(reason) => o.failures.push(failure(i, FailureKind::Reject, reason)),
-                }
-                rows.push(row);
+    fn deliver(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: &Batch<'_>,
+    ) -> Result<Vec<Undelivered>, String> {
+        let mut o = Outcome::default();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut sendable = Vec::with_capacity(batch.len());
+        for (i, e) in batch.iter().enumerate() {
+            let mut row = Vec::with_capacity(e.value.map_or(0, <[u8]>::len) + 96);
+            match self.row(&e, (topic, partition), &mut row) {
+                Ok(()) => sendable.push(i),
+                Err(reason) => o.failures.push(Undelivered::reject(i, reason)),
             }
-            sink.settle(&rows, sendable, &mut o)?;
-            o.failures.sort_by_key(|f| f.event);
-            Ok(o.failures)
-        })
+            rows.push(row);
+        }
+        self.settle(&rows, sendable, &mut o)?;
+        o.failures.sort_by_key(|f| f.event);
+        Ok(o.failures)
     }
 }
-
-export!(ClickHouseSink);

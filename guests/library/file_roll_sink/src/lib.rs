@@ -25,13 +25,10 @@
 //! A batch is delivered only once every line of it is written and flushed
 //! (and synced): any failure fails the whole call, which flumen retries.
 
-wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
-
-use exports::flumen::pipeline::delivery::{Columns, Failure, Guest, Source};
 use flumen::pipeline::log::{log, Level};
+use flumen_guest_common::columns::Batch;
 use flumen_guest_common::dates::{self, now_millis};
-use flumen_guest_common::{write_json_line, Config};
-use std::cell::RefCell;
+use flumen_guest_common::{write_json_line, Config, Sink, Undelivered};
 use std::io::Write;
 use std::time::Instant;
 
@@ -54,14 +51,12 @@ struct Open {
     opened: Instant,
 }
 
+flumen_guest_common::sink!(State);
+
 struct State {
     settings: Settings,
     seq: u64,
     open: Option<Open>,
-}
-
-thread_local! {
-    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
 impl Settings {
@@ -90,16 +85,14 @@ impl State {
         mut path: String,
         line: &[u8],
         touched: &mut Vec<String>,
-        source: &Source,
+        (topic, partition): (&str, i32),
         millis: i64,
     ) -> Result<(), String> {
         if let Some(open) = &self.open {
             if open.path == path && self.settings.due(open, line.len() as u64) {
                 self.close()?;
                 self.seq += 1;
-                path = self
-                    .settings
-                    .path(&source.topic, source.partition, self.seq, millis);
+                path = self.settings.path(topic, partition, self.seq, millis);
             }
         }
         if self.open.as_ref().is_none_or(|o| o.path != path) {
@@ -163,22 +156,18 @@ impl Open {
     }
 }
 
-struct FileRollSink;
+impl Sink for State {
+    const KEYS: &'static [&'static str] = &[
+        "path",
+        "time",
+        "roll_events",
+        "roll_bytes",
+        "roll_interval_s",
+        "format",
+        "sync",
+    ];
 
-impl Guest for FileRollSink {
-    fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(
-            config,
-            &[
-                "path",
-                "time",
-                "roll_events",
-                "roll_bytes",
-                "roll_interval_s",
-                "format",
-                "sync",
-            ],
-        )?;
+    fn new(config: &Config) -> Result<Self, String> {
         let template = config.required("path")?.to_owned();
         if !template.contains("%{partition}") {
             return Err(format!(
@@ -198,52 +187,45 @@ impl Guest for FileRollSink {
             json,
             sync: config.bool_or("sync", true)?,
         };
-        STATE.with(|s| {
-            *s.borrow_mut() = Some(State {
-                settings,
-                seq: 0,
-                open: None,
-            })
-        });
-        Ok(())
-    }
-
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
-        let batch = flumen_guest_common::columns!(batch)?;
-        STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            let state = s.as_mut().ok_or("deliver called before init")?;
-            let mut touched = Vec::new();
-            let mut line = Vec::new();
-            for e in batch.iter() {
-                line.clear();
-                if state.settings.json {
-                    write_json_line(&mut line, e.fields(&source.topic, source.partition), None);
-                } else {
-                    line.extend_from_slice(e.value.unwrap_or_default());
-                    line.push(b'\n');
-                }
-                let millis = e
-                    .timestamp
-                    .filter(|_| state.settings.event_time)
-                    .unwrap_or_else(now_millis);
-                let path = state
-                    .settings
-                    .path(&source.topic, source.partition, state.seq, millis);
-                state.write(path, &line, &mut touched, &source, millis)?;
-            }
-            // Everything written goes to disk before the batch counts as
-            // delivered; a file closed by a roll above was finished then.
-            if let Some(open) = state.open.as_mut() {
-                open.finish(state.settings.sync)?;
-            }
-            log(
-                Level::Trace,
-                &format!("{} events, {} file switches", batch.len(), touched.len()),
-            );
-            Ok(Vec::new())
+        Ok(State {
+            settings,
+            seq: 0,
+            open: None,
         })
     }
-}
 
-export!(FileRollSink);
+    fn deliver(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: &Batch<'_>,
+    ) -> Result<Vec<Undelivered>, String> {
+        let mut touched = Vec::new();
+        let mut line = Vec::new();
+        for e in batch.iter() {
+            line.clear();
+            if self.settings.json {
+                write_json_line(&mut line, e.fields(topic, partition), None);
+            } else {
+                line.extend_from_slice(e.value.unwrap_or_default());
+                line.push(b'\n');
+            }
+            let millis = e
+                .timestamp
+                .filter(|_| self.settings.event_time)
+                .unwrap_or_else(now_millis);
+            let path = self.settings.path(topic, partition, self.seq, millis);
+            self.write(path, &line, &mut touched, (topic, partition), millis)?;
+        }
+        // Everything written goes to disk before the batch counts as
+        // delivered; a file closed by a roll above was finished then.
+        if let Some(open) = self.open.as_mut() {
+            open.finish(self.settings.sync)?;
+        }
+        log(
+            Level::Trace,
+            &format!("{} events, {} file switches", batch.len(), touched.len()),
+        );
+        Ok(Vec::new())
+    }
+}

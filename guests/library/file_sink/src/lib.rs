@@ -21,66 +21,55 @@
 //! It reads its batch in columns, the cheapest form
 //! to cross into a guest; it renders each event straight from them.
 
-wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
-
-use exports::flumen::pipeline::delivery::{Columns, Failure, Guest, Source};
 use flumen::pipeline::log::{log, Level};
-use flumen_guest_common::{write_json_line, Config, PartitionFile};
-use std::cell::RefCell;
+use flumen_guest_common::columns::Batch;
+use flumen_guest_common::{write_json_line, Config, PartitionFile, Sink, Undelivered};
 use std::io::Write;
 
-struct State {
+flumen_guest_common::sink!(FileSink);
+
+struct FileSink {
     file: PartitionFile,
     sync: bool,
     label: Option<String>,
 }
 
-thread_local! {
-    // Components are single-threaded; the state lives for the instance.
-    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
-}
+impl Sink for FileSink {
+    const KEYS: &'static [&'static str] = &["path", "sync", "label"];
 
-struct FileSink;
-
-impl Guest for FileSink {
-    fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(config, &["path", "sync", "label"])?;
+    fn new(config: &Config) -> Result<Self, String> {
         let label = config.get("label").map(str::to_owned);
         let path = config.required("path")?;
         let file = PartitionFile::new(path)?;
         let sync = config.bool_or("sync", true)?;
         log(Level::Debug, &format!("appending to {path} (sync={sync})"));
-        STATE.with(|s| *s.borrow_mut() = Some(State { file, sync, label }));
-        Ok(())
+        Ok(FileSink { file, sync, label })
     }
 
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
-        let batch = flumen_guest_common::columns!(batch)?;
+    fn deliver(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: &Batch<'_>,
+    ) -> Result<Vec<Undelivered>, String> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        STATE.with(|s| {
-            let mut state = s.borrow_mut();
-            let state = state.as_mut().ok_or("deliver called before init")?;
-            let mut buf = Vec::with_capacity(batch.len() * 128);
-            for e in batch.iter() {
-                let fields = e.fields(&source.topic, source.partition);
-                write_json_line(&mut buf, fields, state.label.as_deref());
+        let mut buf = Vec::with_capacity(batch.len() * 128);
+        for e in batch.iter() {
+            write_json_line(&mut buf, e.fields(topic, partition), self.label.as_deref());
+        }
+        let sync = self.sync;
+        let (path, file) = self.file.get(topic, partition)?;
+        let write = |f: &mut std::fs::File| -> std::io::Result<()> {
+            f.write_all(&buf)?;
+            f.flush()?;
+            if sync {
+                f.sync_data()?;
             }
-            let sync = state.sync;
-            let (path, file) = state.file.get(&source.topic, source.partition)?;
-            let write = |f: &mut std::fs::File| -> std::io::Result<()> {
-                f.write_all(&buf)?;
-                f.flush()?;
-                if sync {
-                    f.sync_data()?;
-                }
-                Ok(())
-            };
-            write(file).map_err(|e| format!("writing {} events to {path}: {e}", batch.len()))?;
-            Ok(Vec::new())
-        })
+            Ok(())
+        };
+        write(file).map_err(|e| format!("writing {} events to {path}: {e}", batch.len()))?;
+        Ok(Vec::new())
     }
 }
-
-export!(FileSink);

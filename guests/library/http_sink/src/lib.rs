@@ -15,28 +15,23 @@
 //! carries the status and the start of the answer's body). A request that
 //! cannot be made at all (denied, refused, timed out) fails the call.
 
-wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
-
-use exports::flumen::pipeline::delivery::{Columns, Failure, FailureKind, Guest, Source};
+use flumen_guest_common::columns::Batch;
 use flumen_guest_common::endpoint::Endpoint;
 use flumen_guest_common::http::{self, Request};
-use flumen_guest_common::{json_line, Config};
-use std::cell::RefCell;
+use flumen_guest_common::{json_line, Config, Sink, Undelivered};
+
+flumen_guest_common::sink!(HttpSink);
 
 /// The parsed `url`.
-struct Target {
+struct HttpSink {
     endpoint: Endpoint,
     timeout_ns: u64,
-}
-
-thread_local! {
-    static TARGET: RefCell<Option<Target>> = const { RefCell::new(None) };
 }
 
 const HEADERS: &[(&str, &str)] = &[("content-type", "application/x-ndjson")];
 
 /// POSTs `body`; the status and the start of the answer's body.
-fn post(t: &Target, body: &[u8]) -> Result<(u16, String), String> {
+fn post(t: &HttpSink, body: &[u8]) -> Result<(u16, String), String> {
     let headers: Vec<(String, String)> = HEADERS
         .iter()
         .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
@@ -57,54 +52,46 @@ fn post(t: &Target, body: &[u8]) -> Result<(u16, String), String> {
     Ok((response.status, response.text()))
 }
 
-struct HttpSink;
+impl Sink for HttpSink {
+    const KEYS: &'static [&'static str] = &["url", "timeout_ms"];
 
-impl Guest for HttpSink {
-    fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(config, &["url", "timeout_ms"])?;
+    fn new(config: &Config) -> Result<Self, String> {
         let endpoint = Endpoint::parse("url", config.required("url")?)?;
         let timeout_ns = config
             .u64_or("timeout_ms", 10_000)?
             .saturating_mul(1_000_000);
-        TARGET.with(|t| {
-            *t.borrow_mut() = Some(Target {
-                endpoint,
-                timeout_ns,
-            })
-        });
-        Ok(())
+        Ok(HttpSink {
+            endpoint,
+            timeout_ns,
+        })
     }
 
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
-        let batch = flumen_guest_common::columns!(batch)?;
+    fn deliver(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: &Batch<'_>,
+    ) -> Result<Vec<Undelivered>, String> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let mut body = String::with_capacity(batch.len() * 128);
         for e in batch.iter() {
-            body.push_str(&json_line(e.fields(&source.topic, source.partition)));
+            body.push_str(&json_line(e.fields(topic, partition)));
         }
-        TARGET.with(|t| {
-            let t = t.borrow();
-            let t = t.as_ref().ok_or("deliver called before init")?;
-            let (status, answer) = post(t, body.as_bytes())?;
-            let kind = match status {
-                200..=299 => return Ok(Vec::new()),
-                408 | 429 | 500..=599 => FailureKind::Retry,
-                _ => FailureKind::Reject,
-            };
-            // One request carried the whole batch, so every event failed
-            // alike.
-            let reason = format!("HTTP {status}: {answer}");
-            Ok((0..batch.len() as u32)
-                .map(|event| Failure {
-                    event,
-                    kind,
-                    reason: reason.clone(),
-                })
-                .collect())
-        })
+        let (status, answer) = post(self, body.as_bytes())?;
+        let retry = match status {
+            200..=299 => return Ok(Vec::new()),
+            408 | 429 | 500..=599 => true,
+            _ => false,
+        };
+        // One request carried the whole batch, so every event failed alike.
+        let reason = format!("HTTP {status}: {answer}");
+        Ok((0..batch.len())
+            .map(|event| Undelivered {
+                retry,
+                ..Undelivered::retry(event, reason.clone())
+            })
+            .collect())
     }
 }
-
-export!(HttpSink);

@@ -21,76 +21,70 @@
 //! a record the broker refuses for good (too large, unknown topic) is
 //! `reject`; anything else (timeout, broker away) is `retry`.
 
-wit_bindgen::generate!({ world: "kafka-sink", path: "../../../wit" });
-
-use exports::flumen::pipeline::delivery::{Columns, Failure, FailureKind, Guest, Source};
 use flumen::pipeline::producer::{send, Outgoing, SendError};
 use flumen::pipeline::types::Header;
-use flumen_guest_common::Config;
-use std::cell::RefCell;
+use flumen_guest_common::columns::Batch;
+use flumen_guest_common::{Config, Sink, Undelivered};
+
+flumen_guest_common::sink!(KafkaSink, "kafka-sink");
 
 /// The sink's settings, from `init`.
-struct Settings {
+struct KafkaSink {
     topic: String,
     same_partition: bool,
     headers: bool,
     keep_timestamp: bool,
 }
 
-thread_local! {
-    static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
-}
+impl Sink for KafkaSink {
+    const KEYS: &'static [&'static str] = &["topic", "partition", "headers", "timestamp"];
 
-struct KafkaSink;
-
-impl Guest for KafkaSink {
-    fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(config, &["topic", "partition", "headers", "timestamp"])?;
+    fn new(config: &Config) -> Result<Self, String> {
         let topic = config.required("topic")?;
         if topic.trim().is_empty() {
             return Err("config key `topic` must not be empty".into());
         }
-        let settings = Settings {
+        Ok(KafkaSink {
             topic: topic.to_owned(),
             same_partition: config.one_of("partition", &["key", "same"])? == "same",
             headers: config.bool_or("headers", true)?,
             keep_timestamp: config.one_of("timestamp", &["keep", "now"])? == "keep",
-        };
-        SETTINGS.with(|s| *s.borrow_mut() = Some(settings));
-        Ok(())
+        })
     }
 
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
-        let batch = flumen_guest_common::columns!(batch)?;
-        let records = SETTINGS.with(|s| {
-            let s = s.borrow();
-            let s = s.as_ref().ok_or("deliver called before init")?;
-            let topic = s.topic.replace("%{topic}", &source.topic);
-            // `send` takes owned records, so each key, value and header is
-            // copied once here, from the batch's columns.
-            Ok::<_, String>(
-                batch
-                    .iter()
-                    .map(|e| Outgoing {
-                        topic: topic.clone(),
-                        partition: s.same_partition.then_some(source.partition),
-                        timestamp: if s.keep_timestamp { e.timestamp } else { None },
-                        key: e.key.map(<[u8]>::to_vec),
-                        value: e.value.map(<[u8]>::to_vec),
-                        headers: if s.headers {
-                            e.headers()
-                                .map(|(name, value)| Header {
-                                    name: name.to_owned(),
-                                    value: value.to_vec(),
-                                })
-                                .collect()
-                        } else {
-                            Vec::new()
-                        },
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        })?;
+    fn deliver(
+        &mut self,
+        source_topic: &str,
+        partition: i32,
+        batch: &Batch<'_>,
+    ) -> Result<Vec<Undelivered>, String> {
+        let topic = self.topic.replace("%{topic}", source_topic);
+        // `send` takes owned records, so each key, value and header is
+        // copied once here, from the batch's columns.
+        let records: Vec<Outgoing> = batch
+            .iter()
+            .map(|e| Outgoing {
+                topic: topic.clone(),
+                partition: self.same_partition.then_some(partition),
+                timestamp: if self.keep_timestamp {
+                    e.timestamp
+                } else {
+                    None
+                },
+                key: e.key.map(<[u8]>::to_vec),
+                value: e.value.map(<[u8]>::to_vec),
+                headers: if self.headers {
+                    e.headers()
+                        .map(|(name, value)| Header {
+                            name: name.to_owned(),
+                            value: value.to_vec(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
         let results = send(&records);
         // An event not named as failed counts as delivered, so a short
         // answer from `send` must not pass for success.
@@ -103,23 +97,14 @@ impl Guest for KafkaSink {
         }
         Ok(results
             .into_iter()
-            .zip(0..)
-            .filter_map(|(r, event)| {
-                let (kind, reason) = match r {
-                    Ok(()) => return None,
-                    Err(SendError::NotGranted(m) | SendError::Refused(m)) => {
-                        (FailureKind::Reject, m)
-                    }
-                    Err(SendError::Transient(m)) => (FailureKind::Retry, m),
-                };
-                Some(Failure {
-                    event,
-                    kind,
-                    reason,
-                })
+            .enumerate()
+            .filter_map(|(event, r)| match r {
+                Ok(()) => None,
+                Err(SendError::NotGranted(m) | SendError::Refused(m)) => {
+                    Some(Undelivered::reject(event, m))
+                }
+                Err(SendError::Transient(m)) => Some(Undelivered::retry(event, m)),
             })
             .collect())
     }
 }
-
-export!(KafkaSink);

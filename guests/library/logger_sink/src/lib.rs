@@ -12,18 +12,12 @@
 //! with bytes that are not printable ASCII escaped (`\xNN`). The host adds
 //! the component, pipeline, topic and partition.
 
-wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
-
-use exports::flumen::pipeline::delivery::{Columns, Failure, Guest, Source};
 use flumen::pipeline::log::{log, Level};
-use flumen_guest_common::columns::EventRef;
-use flumen_guest_common::Config;
-use std::cell::Cell;
+use flumen_guest_common::columns::{Batch, EventRef};
+use flumen_guest_common::{Config, Sink, Undelivered};
 use std::fmt::Write as _;
 
-thread_local! {
-    static SETTINGS: Cell<Option<(Level, usize)>> = const { Cell::new(None) };
-}
+flumen_guest_common::sink!(LoggerSink);
 
 /// At most `max` bytes of `bytes`, escaped, and how many were left out.
 fn shown(bytes: &[u8], max: usize) -> String {
@@ -63,11 +57,15 @@ fn line(e: &EventRef<'_>, max: usize) -> String {
     out
 }
 
-struct LoggerSink;
+struct LoggerSink {
+    level: Level,
+    max: usize,
+}
 
-impl Guest for LoggerSink {
-    fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(config, &["level", "max_bytes"])?;
+impl Sink for LoggerSink {
+    const KEYS: &'static [&'static str] = &["level", "max_bytes"];
+
+    fn new(config: &Config) -> Result<Self, String> {
         let level = match config.get("level").unwrap_or("info") {
             "trace" => Level::Trace,
             "debug" => Level::Debug,
@@ -82,20 +80,13 @@ impl Guest for LoggerSink {
         };
         let max = usize::try_from(config.u64_or("max_bytes", 16)?)
             .map_err(|_| "config key `max_bytes` is too large".to_owned())?;
-        SETTINGS.with(|s| s.set(Some((level, max))));
-        Ok(())
+        Ok(LoggerSink { level, max })
     }
 
-    fn deliver(_source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
-        let batch = flumen_guest_common::columns!(batch)?;
-        let (level, max) = SETTINGS
-            .with(Cell::get)
-            .ok_or("deliver called before init")?;
+    fn deliver(&mut self, _: &str, _: i32, batch: &Batch<'_>) -> Result<Vec<Undelivered>, String> {
         for e in batch.iter() {
-            log(level, &line(&e, max));
+            log(self.level, &line(&e, self.max));
         }
         Ok(Vec::new())
     }
 }
-
-export!(LoggerSink);

@@ -33,8 +33,6 @@
 //!   `ledger.rs`; `exactly_once_cell` (default 1,000,000): no object
 //!   holds offsets of two cells of this many offsets.
 
-wit_bindgen::generate!({ world: "sink", path: "../../../wit" });
-
 mod encode;
 mod key;
 mod ledger;
@@ -43,16 +41,15 @@ mod s3;
 mod sigv4;
 
 use encode::Compression;
-use exports::flumen::pipeline::delivery::{Columns, Failure, FailureKind, Guest, Source};
 use flumen::pipeline::log::{log, Level};
+use flumen_guest_common::columns::Batch;
 use flumen_guest_common::dates::now_millis;
 use flumen_guest_common::endpoint::Endpoint;
-use flumen_guest_common::{write_json_line, Config};
+use flumen_guest_common::{write_json_line, Config, Undelivered};
 use key::{KeyFields, KeyTemplate};
 use ledger::{Created, Ledger, Objects};
 use s3::{S3Error, Store};
 use sigv4::Credentials;
-use std::cell::RefCell;
 
 /// S3's smallest part but the last.
 const MIN_PART: u64 = 5 << 20;
@@ -78,7 +75,15 @@ impl Format {
     }
 }
 
-struct Sink {
+flumen_guest_common::sink!(S3Sink);
+
+/// The partition a batch comes from.
+struct Source<'a> {
+    topic: &'a str,
+    partition: i32,
+}
+
+struct S3Sink {
     store: Store,
     key: KeyTemplate,
     event_time: bool,
@@ -95,10 +100,6 @@ struct Sink {
     ledgers: Vec<((String, i32), Ledger)>,
 }
 
-thread_local! {
-    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
-}
-
 fn env(var: &str, config_key: &str) -> Result<String, String> {
     std::env::var(var).map_err(|_| {
         format!(
@@ -109,31 +110,8 @@ fn env(var: &str, config_key: &str) -> Result<String, String> {
     })
 }
 
-impl Sink {
-    fn from_config(config: Vec<(String, String)>) -> Result<Self, String> {
-        let config = Config::new(
-            config,
-            &[
-                "endpoint",
-                "bucket",
-                "region",
-                "path_style",
-                "key",
-                "time",
-                "format",
-                "compression",
-                "compression_level",
-                "multipart_bytes",
-                "part_bytes",
-                "access_key_env",
-                "secret_key_env",
-                "session_token_env",
-                "timeout_ms",
-                "sign_payload",
-                "exactly_once",
-                "exactly_once_cell",
-            ],
-        )?;
+impl S3Sink {
+    fn from_config(config: &Config) -> Result<Self, String> {
         let endpoint = Endpoint::parse("endpoint", config.required("endpoint")?)?;
         let https = endpoint.https;
         let bucket = config.required("bucket")?.to_owned();
@@ -211,7 +189,7 @@ impl Sink {
             secret_key: env(secret_var, "secret_key_env")?,
             session_token: std::env::var(token_var).ok(),
         };
-        Ok(Sink {
+        Ok(S3Sink {
             store: Store {
                 endpoint,
                 bucket,
@@ -284,20 +262,23 @@ impl Sink {
         Ok(())
     }
 
-    fn deliver(&mut self, source: &Source, batch: Columns) -> Result<Vec<Failure>, String> {
-        let batch = flumen_guest_common::columns!(batch)?;
+    fn deliver_batch(
+        &mut self,
+        source: &Source,
+        batch: &Batch<'_>,
+    ) -> Result<Vec<Undelivered>, String> {
         let n = batch.len();
         if n == 0 {
             return Ok(Vec::new());
         }
         if !self.exactly_once {
-            let stored = self.store_object(source, &batch, 0..n, false);
+            let stored = self.store_object(source, batch, 0..n, false);
             return retry_from(0, n, stored.map(drop));
         }
         if let Err(e) = self.check_conditional_writes() {
             return retry_from(0, n, Err(e));
         }
-        let here = (source.topic.clone(), source.partition);
+        let here = (source.topic.to_owned(), source.partition);
         let mut ledger = match self.ledgers.iter().position(|(p, _)| *p == here) {
             Some(i) => self.ledgers.swap_remove(i).1,
             None => Ledger::new(self.cell),
@@ -307,7 +288,7 @@ impl Sink {
             &mut Writer {
                 sink: self,
                 source,
-                batch: &batch,
+                batch,
             },
             &offsets,
         );
@@ -352,7 +333,7 @@ impl Sink {
             .filter(|_| self.event_time)
             .unwrap_or_else(now_millis);
         let key = self.key.render(&KeyFields {
-            topic: &source.topic,
+            topic: source.topic,
             partition: source.partition,
             start_offset: first.offset,
             end_offset: last.offset,
@@ -363,7 +344,7 @@ impl Sink {
             Format::Json(compression) => {
                 let mut lines = Vec::with_capacity(n * 160);
                 for e in events() {
-                    write_json_line(&mut lines, e.fields(&source.topic, source.partition), None);
+                    write_json_line(&mut lines, e.fields(source.topic, source.partition), None);
                 }
                 (
                     compression.apply(lines).map_err(|e| S3Error::Refused {
@@ -374,7 +355,7 @@ impl Sink {
                 )
             }
             Format::Parquet(codec) => (
-                parquet_file::write(&source.topic, source.partition, events(), *codec).map_err(
+                parquet_file::write(source.topic, source.partition, events(), *codec).map_err(
                     |e| S3Error::Refused {
                         code: "encode".into(),
                         message: e,
@@ -416,15 +397,11 @@ fn retry_from(
     delivered: usize,
     n: usize,
     stored: Result<(), S3Error>,
-) -> Result<Vec<Failure>, String> {
+) -> Result<Vec<Undelivered>, String> {
     match stored {
         Ok(()) => Ok(Vec::new()),
-        Err(S3Error::Retry(reason)) => Ok((delivered as u32..n as u32)
-            .map(|event| Failure {
-                event,
-                kind: FailureKind::Retry,
-                reason: reason.clone(),
-            })
+        Err(S3Error::Retry(reason)) => Ok((delivered..n)
+            .map(|event| Undelivered::retry(event, reason.clone()))
             .collect()),
         Err(refused @ S3Error::Refused { .. }) => Err(refused.to_string()),
     }
@@ -433,8 +410,8 @@ fn retry_from(
 /// The store as one call's ledger sees it: this partition's objects, and
 /// the call's events to make them from.
 struct Writer<'a> {
-    sink: &'a Sink,
-    source: &'a Source,
+    sink: &'a S3Sink,
+    source: &'a Source<'a>,
     batch: &'a flumen_guest_common::columns::Batch<'a>,
 }
 
@@ -474,11 +451,30 @@ impl Objects for Writer<'_> {
     }
 }
 
-struct S3Sink;
+impl flumen_guest_common::Sink for S3Sink {
+    const KEYS: &'static [&'static str] = &[
+        "endpoint",
+        "bucket",
+        "region",
+        "path_style",
+        "key",
+        "time",
+        "format",
+        "compression",
+        "compression_level",
+        "multipart_bytes",
+        "part_bytes",
+        "access_key_env",
+        "secret_key_env",
+        "session_token_env",
+        "timeout_ms",
+        "sign_payload",
+        "exactly_once",
+        "exactly_once_cell",
+    ];
 
-impl Guest for S3Sink {
-    fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let mut sink = Sink::from_config(config)?;
+    fn new(config: &Config) -> Result<Self, String> {
+        let mut sink = S3Sink::from_config(config)?;
         // Bad credentials, a missing bucket or (with exactly_once) a store
         // without conditional writes refuse the start, with the cause; an
         // unreachable store does not (it may come back: the conditional
@@ -495,17 +491,15 @@ impl Guest for S3Sink {
             ),
             Ok(()) => {}
         }
-        SINK.with(|s| *s.borrow_mut() = Some(sink));
-        Ok(())
+        Ok(sink)
     }
 
-    fn deliver(source: Source, batch: Columns) -> Result<Vec<Failure>, String> {
-        SINK.with(|s| {
-            let mut s = s.borrow_mut();
-            let sink = s.as_mut().ok_or("deliver called before init")?;
-            sink.deliver(&source, batch)
-        })
+    fn deliver(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: &Batch<'_>,
+    ) -> Result<Vec<Undelivered>, String> {
+        self.deliver_batch(&Source { topic, partition }, batch)
     }
 }
-
-export!(S3Sink);

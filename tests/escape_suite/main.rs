@@ -11,10 +11,9 @@
 //!
 //! Run: `cargo test --test escape_suite`.
 
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
-#[path = "escape_flooding.rs"]
 mod flooding;
 
 use flumen::config::Config;

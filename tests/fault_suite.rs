@@ -7,8 +7,9 @@
 //! Run it with `cargo test --test fault_suite` (all scenarios) or
 //! `cargo test --test fault_suite -- sigkill churn` (scenarios whose name
 //! contains one of the words). `FLUMEN_FAULT_EVENTS` sets the event count of
-//! the SIGKILL scenario (default 200,000). It fails if any scenario lost an
-//! event or failed its own checks.
+//! the SIGKILL scenario (default 200,000), and `FLUMEN_FAULT_KILLS` its
+//! kills (default 20). It fails if any scenario lost an event or failed its
+//! own checks.
 //!
 //! `FLUMEN_FAULT_ORDERING=key` or `=unordered` runs every sink with
 //! `max_in_flight = 8` (or `FLUMEN_FAULT_MAX_IN_FLIGHT`) and that ordering
@@ -385,7 +386,12 @@ fn sigkill() -> Row {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    const KILLS: usize = 20;
+    // Each kill costs a restart and a group join, a few seconds whatever
+    // the events: the repeated modes in scripts/test.sh run fewer.
+    let kills: usize = std::env::var("FLUMEN_FAULT_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     const SLICES: usize = 10;
     let mut s = Setup::new(Broker::mock(), 0, |_| None);
     // With several instances per partition, the chaos sink (without chaos):
@@ -396,12 +402,12 @@ fn sigkill() -> Row {
         Some(_) => chaos_sink("", ""),
     };
     let config = s.config("sigkill", sink);
-    let wave = events / KILLS;
+    let wave = events / kills;
     let slice = (wave - wave / 2) / SLICES;
     let mut during = 0;
     let mut written_uncommitted = 0;
     let mut window = 0;
-    for k in 0..KILLS {
+    for k in 0..kills {
         let backlog = produce(&s.bootstrap(), TOPIC, PARTITIONS, wave / 2, |_| false);
         s.produced.merge(backlog);
         let before = out_bytes(&s.work.out);
@@ -466,20 +472,20 @@ fn sigkill() -> Row {
     s.run_to_end(&config, "sigkill-final.log");
     let (lines, torn) = read_lenient(&s.work.out);
     let mut row = tally(
-        &format!("SIGKILL ×{KILLS} at random moments, restart each time"),
+        &format!("SIGKILL ×{kills} at random moments, restart each time"),
         "mock",
         &s.produced,
         &lines,
         &[],
         s.committed_end(),
         format!(
-            "{during} of {KILLS} kills with events in flight (produced, not yet committed), \
+            "{during} of {kills} kills with events in flight (produced, not yet committed), \
              {written_uncommitted} with events written but not yet committed; \
              {torn} lines torn by a kill and redelivered whole; duplicates ≤ the in-flight \
              window at the kills ({window} events written past the committed offsets)"
         ),
     );
-    if row.duplicates > window || during < KILLS / 2 {
+    if row.duplicates > window || during < kills / 2 {
         row.note.push_str(" — CHECK FAILED");
         row.lost = row.lost.max(1);
     }

@@ -205,7 +205,7 @@ impl FailureContext<'_> {
 
 /// Marks a partition as blocked (a `block` component spent its retries) for
 /// as long as it is on, in the log and in the `blocked` gauge; dropping it
-/// turns it off. `S` is whatever holds the pipeline's counters: a borrow
+/// takes it out of the gauge. `S` is whatever holds the pipeline's counters: a borrow
 /// for a retry loop, an `Arc` for a sink's window that outlives one call.
 pub struct Blocked<S: Deref<Target = PipelineStats>> {
     stats: S,
@@ -242,7 +242,11 @@ impl<S: Deref<Target = PipelineStats>> Blocked<S> {
 }
 
 impl<S: Deref<Target = PipelineStats>> Drop for Blocked<S> {
+    /// Takes the partition out of the gauge, without a log line: it is
+    /// dropped when its worker stops, which does not unblock anything.
     fn drop(&mut self) {
-        self.unblock();
+        if self.by.take().is_some() {
+            self.stats.blocked.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }

@@ -186,7 +186,10 @@ fn call_retrying<I: Interceptor>(
             .process(cx.source, events)
             .and_then(|v| resolve_routes(guest.guest.name(), v, sink_names));
         let e = match result {
-            Ok(v) => return Some(Ok(v)),
+            Ok(v) => {
+                blocked.unblock();
+                return Some(Ok(v));
+            }
             Err(e) => e,
         };
         let failure = Failure {

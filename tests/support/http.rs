@@ -149,11 +149,6 @@ pub fn free_port() -> u16 {
 pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     flumen::cli::top::parse(text)
         .into_iter()
-        .find(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
+        .find(|s| s.matches(name, labels))
         .map(|s| s.value)
 }

@@ -34,7 +34,8 @@ impl Undelivered {
         Self::new(event, false, reason)
     }
 
-    fn new(event: usize, retry: bool, reason: impl Into<String>) -> Self {
+    /// Event `event` failed: sent again if `retry`, else rejected.
+    pub fn new(event: usize, retry: bool, reason: impl Into<String>) -> Self {
         Self {
             // A batch never holds more than u32::MAX events (the contract's
             // positions are 32-bit).

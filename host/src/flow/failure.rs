@@ -205,8 +205,9 @@ impl FailureContext<'_> {
 
 /// Marks a partition as blocked (a `block` component spent its retries) for
 /// as long as it is on, in the log and in the `blocked` gauge; dropping it
-/// takes it out of the gauge. `S` is whatever holds the pipeline's counters: a borrow
-/// for a retry loop, an `Arc` for a sink's window that outlives one call.
+/// takes it out of the gauge. `S` is whatever holds the pipeline's
+/// counters: a borrow for a retry loop, an `Arc` for a sink's window that
+/// outlives one call.
 pub struct Blocked<S: Deref<Target = PipelineStats>> {
     stats: S,
     /// The component holding the partition up, while it does.
@@ -234,10 +235,19 @@ impl<S: Deref<Target = PipelineStats>> Blocked<S> {
 
     /// The component succeeded: the partition moves again.
     pub fn unblock(&mut self) {
-        if let Some(component) = self.by.take() {
-            self.stats.blocked.fetch_sub(1, Ordering::Relaxed);
+        if let Some(component) = self.leave() {
             tracing::info!(%component, "partition unblocked");
         }
+    }
+
+    /// Takes the partition out of the gauge if it was in it, returning the
+    /// component that held it up.
+    fn leave(&mut self) -> Option<String> {
+        let by = self.by.take();
+        if by.is_some() {
+            self.stats.blocked.fetch_sub(1, Ordering::Relaxed);
+        }
+        by
     }
 }
 
@@ -245,8 +255,6 @@ impl<S: Deref<Target = PipelineStats>> Drop for Blocked<S> {
     /// Takes the partition out of the gauge, without a log line: it is
     /// dropped when its worker stops, which does not unblock anything.
     fn drop(&mut self) {
-        if self.by.take().is_some() {
-            self.stats.blocked.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.leave();
     }
 }

@@ -88,10 +88,7 @@ impl Sink for HttpSink {
         // One request carried the whole batch, so every event failed alike.
         let reason = format!("HTTP {status}: {answer}");
         Ok((0..batch.len())
-            .map(|event| Undelivered {
-                retry,
-                ..Undelivered::retry(event, reason.clone())
-            })
+            .map(|event| Undelivered::new(event, retry, reason.clone()))
             .collect())
     }
 }

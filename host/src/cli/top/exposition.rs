@@ -20,6 +20,17 @@ pub struct Sample {
     pub value: f64,
 }
 
+impl Sample {
+    /// Whether it is a sample of metric `name` whose labels include every
+    /// `(key, value)` of `labels`.
+    pub fn matches(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        self.name == name
+            && labels
+                .iter()
+                .all(|(k, v)| self.labels.get(*k).map(String::as_str) == Some(*v))
+    }
+}
+
 /// The samples of `text`, in order; comments (`# HELP`, `# TYPE`, `# EOF`)
 /// and lines that are not a sample are skipped.
 pub fn parse(text: &str) -> Vec<Sample> {

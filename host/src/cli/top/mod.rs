@@ -74,12 +74,7 @@ impl Scrape {
     fn sum(&self, name: &str, want: &[(&str, &str)]) -> f64 {
         self.samples
             .iter()
-            .filter(|s| {
-                s.name == name
-                    && want
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
+            .filter(|s| s.matches(name, want))
             .map(|s| s.value)
             .sum()
     }
@@ -111,6 +106,18 @@ fn rate(prev: &Scrape, now: &Scrape, name: &str, want: &[(&str, &str)]) -> f64 {
         return 0.0;
     }
     (now.sum(name, want) - prev.sum(name, want)).max(0.0) / dt
+}
+
+/// The mean, in milliseconds, of what counter `sum` adds up per increment
+/// of counter `count` between two scrapes (a call's mean latency, a call's
+/// mean wait); 0 when `count` did not move.
+fn mean_ms(prev: &Scrape, now: &Scrape, sum: &str, count: &str, want: &[(&str, &str)]) -> f64 {
+    let n = now.sum(count, want) - prev.sum(count, want);
+    if n > 0.0 {
+        (now.sum(sum, want) - prev.sum(sum, want)) / n * 1000.0
+    } else {
+        0.0
+    }
 }
 
 /// The labels of one partition's samples, from a `keys(…, "pipeline",
@@ -169,15 +176,13 @@ pub fn render(addr: &str, prev: &Scrape, now: &Scrape) -> String {
             ("pipeline", key[0].as_str()),
             ("component", key[1].as_str()),
         ];
-        let calls = now.sum("flumen_guest_call_duration_seconds_count", &c)
-            - prev.sum("flumen_guest_call_duration_seconds_count", &c);
-        let took = now.sum("flumen_guest_call_duration_seconds_sum", &c)
-            - prev.sum("flumen_guest_call_duration_seconds_sum", &c);
-        let avg_ms = if calls > 0.0 {
-            took / calls * 1000.0
-        } else {
-            0.0
-        };
+        let avg_ms = mean_ms(
+            prev,
+            now,
+            "flumen_guest_call_duration_seconds_sum",
+            "flumen_guest_call_duration_seconds_count",
+            &c,
+        );
         let outcome =
             |o: &'static str| now.sum("flumen_guest_calls_total", &[c[0], c[1], ("outcome", o)]);
         let _ = writeln!(
@@ -203,15 +208,13 @@ pub fn render(addr: &str, prev: &Scrape, now: &Scrape) -> String {
         );
         for key in sinks {
             let s = [("pipeline", key[0].as_str()), ("sink", key[1].as_str())];
-            let calls = now.sum("flumen_sink_calls_formed_total", &s)
-                - prev.sum("flumen_sink_calls_formed_total", &s);
-            let waited = now.sum("flumen_sink_batch_wait_seconds_total", &s)
-                - prev.sum("flumen_sink_batch_wait_seconds_total", &s);
-            let wait_ms = if calls > 0.0 {
-                waited / calls * 1000.0
-            } else {
-                0.0
-            };
+            let wait_ms = mean_ms(
+                prev,
+                now,
+                "flumen_sink_batch_wait_seconds_total",
+                "flumen_sink_calls_formed_total",
+                &s,
+            );
             let _ = writeln!(
                 out,
                 "{:<28} {:>10.0} {:>8.0} {:>14.1}",

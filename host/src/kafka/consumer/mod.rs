@@ -67,14 +67,6 @@ const EVENTS_PER_LOOP: usize = 16;
 /// nothing.
 const PAUSED_WAIT: Duration = Duration::from_millis(5);
 
-/// What librdkafka keeps per message it holds for a paused partition,
-/// beyond the message's bytes: one `rd_kafka_op_t` each. Measured with
-/// heaptrack on 100-byte events, four partitions all held: 36 MiB in
-/// `rd_kafka_op_new0` for about 120,000 held messages. Without it, a held
-/// small event was counted at under a third of its cost, and held messages
-/// were most of flumen's peak memory behind a slow sink.
-const HELD_MESSAGE_OVERHEAD: usize = 300;
-
 /// How much longer than `drain_timeout_ms` leaving the group may take: a
 /// last revocation (drained within `drain_timeout_ms`) and its commit, and
 /// the LeaveGroup round trip.

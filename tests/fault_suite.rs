@@ -853,9 +853,12 @@ fn group_churn(cooperative: bool) -> Row {
         (0, "start"),
     ];
     for (k, (m, what)) in steps.iter().enumerate() {
+        // Measured before producing: a member can write the whole wave
+        // before `produce` returns, and a later reading would then wait out
+        // the deadline for flow that had already been seen.
+        let before = out_bytes(&s.work.out);
         let wave = produce(&s.bootstrap(), TOPIC, PARTITIONS, STEP_EVENTS, |_| false);
         s.produced.merge(wave);
-        let before = out_bytes(&s.work.out);
         let deadline = Instant::now() + Duration::from_secs(60);
         while out_bytes(&s.work.out) <= before && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));

@@ -22,7 +22,7 @@
 
 mod support;
 
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
@@ -324,17 +324,6 @@ impl Setup {
             .map(|i| self.produced.index[&i])
             .collect()
     }
-}
-
-fn header(m: &OwnedMessage, name: &str) -> String {
-    m.headers()
-        .and_then(|hs| {
-            hs.iter()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        })
-        .unwrap_or_else(|| panic!("dead letter without header {name}"))
 }
 
 /// A `reject_sink` table named `s`, with guest config `guest_cfg` (starting

@@ -65,6 +65,10 @@ pub struct SinkStats {
     /// Events it reported delivered: an atomic add per call, where a map
     /// behind a mutex took a lock per call on every partition's thread.
     pub delivered: AtomicU64,
+    /// Partitions waiting on its destination: events it answered `retry`
+    /// for are offered again, with backoff, until it takes them or
+    /// `retry.max_elapsed_ms` passes.
+    pub waiting: AtomicI64,
 }
 
 impl SinkStats {

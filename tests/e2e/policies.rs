@@ -3,7 +3,7 @@
 //! under `skip`, which deliberately finalizes events it never delivered.
 
 use crate::support::*;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -83,12 +83,6 @@ retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 50 }}
 
     // The interceptor's failures are in the dead-letter topic, exactly.
     let dead = read_topic(&bootstrap, DLQ, 1, failing.len(), Duration::from_secs(20));
-    let header = |m: &rdkafka::message::OwnedMessage, name: &str| -> String {
-        m.headers()
-            .and_then(|hs| hs.iter().find(|h| h.key == name).and_then(|h| h.value))
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
     let dead_pos: BTreeSet<(i32, i64)> = dead
         .iter()
         .map(|m| {

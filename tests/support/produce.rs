@@ -5,7 +5,7 @@ use super::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{
     BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
@@ -260,6 +260,19 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
         .collect()
 }
 
+/// Header `name` of `m` (a dead letter's `flumen.*` headers), as text;
+/// panics if it has none.
+pub fn header(m: &OwnedMessage, name: &str) -> String {
+    m.headers()
+        .and_then(|hs| {
+            hs.iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        })
+        .unwrap_or_else(|| panic!("dead letter without header {name}"))
+}
+
 /// Every record of `topic` (all `partitions`, from the beginning), read until
 /// `expected` records arrived or `timeout` passed.
 pub fn read_topic(
@@ -268,7 +281,7 @@ pub fn read_topic(
     partitions: i32,
     expected: usize,
     timeout: Duration,
-) -> Vec<rdkafka::message::OwnedMessage> {
+) -> Vec<OwnedMessage> {
     let c: BaseConsumer = client(bootstrap)
         .set("group.id", "flumen-test-reader")
         .set("enable.auto.commit", "false")

@@ -17,6 +17,7 @@ use crate::contract::{Batch, Event, Source};
 use crate::stats::PipelineStats;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Why a component gave up on an event: what goes into the dead letter's
 /// headers and into the log.
@@ -43,6 +44,22 @@ pub trait DeadLetters: Send + Sync {
     fn write(&self, source: &Source, letters: &[(&Event, &Failure)], stop: &AtomicBool) -> bool;
 }
 
+/// How an event has fared at one sink so far: what its retry budgets have
+/// used. Failed calls and `retry` answers are kept apart because they are
+/// budgeted apart (see [`RetryConfig`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tries {
+    /// Calls that offered it, in all (what a dead letter's
+    /// `flumen.attempts` says).
+    pub count: u32,
+    /// Calls that failed as a whole, or ended without a verdict for it:
+    /// what `retry.attempts` bounds.
+    pub failed_calls: u32,
+    /// When the sink first answered `retry` for it, if it has: what
+    /// `retry.max_elapsed_ms` is counted from.
+    pub retrying_since: Option<Instant>,
+}
+
 /// How a component's failures are handled: its retry budget and backoff,
 /// and what happens to an event once the budget is spent.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +83,12 @@ impl FailureHandling {
     /// Whether an event tried `tries` times has spent the retry budget.
     pub fn spent(&self, tries: u32) -> bool {
         tries >= self.retry.attempts
+    }
+
+    /// Whether an event a sink has answered `retry` for since `since` has
+    /// waited as long as `retry.max_elapsed_ms` allows, at `now`.
+    pub fn waited_out(&self, since: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(since) >= Duration::from_millis(self.retry.max_elapsed_ms)
     }
 
     /// Whether the policy gives events up at all (everything but `block`).

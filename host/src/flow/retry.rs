@@ -81,6 +81,7 @@ mod tests {
             attempts: 3,
             initial_backoff_ms: 100,
             max_backoff_ms: 1000,
+            ..RetryConfig::default()
         });
         let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
         assert!(d[0] >= Duration::from_millis(50) && d[0] <= Duration::from_millis(100));

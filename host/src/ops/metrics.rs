@@ -168,6 +168,15 @@ impl Collector for StatsCollector {
         )?;
         encode_samples(
             &mut encoder,
+            "flumen_sink_partitions_waiting",
+            "Partitions waiting on each sink's destination: events the sink answered retry for \
+             are offered again, with backoff, until it takes them or retry.max_elapsed_ms passes.",
+            per_sink(&self.pipelines, |s| {
+                ConstGauge::new(s.waiting.load(Ordering::Relaxed))
+            }),
+        )?;
+        encode_samples(
+            &mut encoder,
             "flumen_sink_window",
             "Calls each sink may have in flight now (max_in_flight, or the adaptive window), \
              summed over partitions.",

@@ -19,6 +19,7 @@ use super::settings::Settings;
 use super::unit::{copy_events, Unit};
 use crate::config::DeliveryOrdering;
 use crate::contract::Batch;
+use crate::flow::failure::Tries;
 use crate::stats::SinkStats;
 use rustc_hash::FxHashSet;
 use std::collections::VecDeque;
@@ -38,7 +39,7 @@ pub struct Call {
     /// Exactly the events offered, in order.
     pub batch: Arc<Batch>,
     /// Their tries before this call.
-    pub tries: Vec<u32>,
+    pub tries: Vec<Tries>,
     /// When narrowing down: the events behind the one offered alone.
     pub rest: Option<Unit>,
     /// Whether it offers one event of a failing call on its own.
@@ -253,7 +254,7 @@ impl Owed {
             units => Arc::new(copy_events(units)),
         };
         Some(Call {
-            tries: vec![0; batch.len()],
+            tries: vec![Tries::default(); batch.len()],
             batch,
             rest: None,
             isolate: false,

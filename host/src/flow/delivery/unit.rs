@@ -5,6 +5,7 @@
 //! batch of their own only when a call needs exactly those events.
 
 use crate::contract::Batch;
+use crate::flow::failure::Tries;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ pub struct Unit {
     /// Indices into `batch`; `None` is all of it.
     pub idx: Option<Vec<usize>>,
     /// Tries so far per event; `None` is none yet.
-    pub tries: Option<Vec<u32>>,
+    pub tries: Option<Vec<Tries>>,
     /// Bytes of its events, as the batch counts them.
     pub bytes: usize,
     /// When it reached the sink's queue (for the batching wait).
@@ -38,7 +39,7 @@ impl Unit {
 
     /// The events of `batch` at `retried` (positions with their tries so
     /// far), to be offered again from `now`.
-    pub fn retried(batch: &Arc<Batch>, retried: &[(usize, u32)], now: Instant) -> Self {
+    pub fn retried(batch: &Arc<Batch>, retried: &[(usize, Tries)], now: Instant) -> Self {
         let idx: Vec<usize> = retried.iter().map(|&(j, _)| j).collect();
         Unit {
             tries: Some(retried.iter().map(|&(_, t)| t).collect()),
@@ -56,9 +57,9 @@ impl Unit {
         self.idx.as_ref().map_or(k, |idx| idx[k])
     }
 
-    /// How many times its `k`-th event was tried.
-    pub fn tries(&self, k: usize) -> u32 {
-        self.tries.as_ref().map_or(0, |t| t[k])
+    /// How its `k`-th event has fared so far.
+    pub fn tries(&self, k: usize) -> Tries {
+        self.tries.as_ref().map_or(Tries::default(), |t| t[k])
     }
 
     /// Its events at positions `ks` (in order), as a unit of their own.
@@ -148,6 +149,15 @@ mod tests {
     use super::*;
     use crate::contract::Event;
 
+    /// Tried `n` times, every one a failed call.
+    fn t(n: u32) -> Tries {
+        Tries {
+            count: n,
+            failed_calls: n,
+            retrying_since: None,
+        }
+    }
+
     fn batch(n: i64) -> Arc<Batch> {
         let events: Vec<Event> = (0..n)
             .map(|o| Event {
@@ -162,13 +172,13 @@ mod tests {
     #[test]
     fn parts_keep_tries_and_order() {
         let b = batch(5);
-        let u = Unit::retried(&b, &[(1, 2), (3, 1), (4, 5)], Instant::now());
+        let u = Unit::retried(&b, &[(1, t(2)), (3, t(1)), (4, t(5))], Instant::now());
         assert_eq!(u.len(), 3);
         let p = u.part(&[0, 2]);
         assert_eq!((p.at(0), p.at(1)), (1, 4));
-        assert_eq!((p.tries(0), p.tries(1)), (2, 5));
+        assert_eq!((p.tries(0), p.tries(1)), (t(2), t(5)));
         let rest = u.without(&[0, 2]);
-        assert_eq!((rest.len(), rest.at(0), rest.tries(0)), (1, 3, 1));
+        assert_eq!((rest.len(), rest.at(0), rest.tries(0)), (1, 3, t(1)));
         assert_eq!(p.to_batch().offsets(), &[1, 4]);
     }
 
@@ -176,11 +186,11 @@ mod tests {
     fn concat_copies_both_in_order() {
         let b = batch(4);
         let now = Instant::now();
-        let a = Unit::retried(&b, &[(2, 1)], now);
+        let a = Unit::retried(&b, &[(2, t(1))], now);
         let c = Unit::new(&b, Some(vec![0, 3]), now).part(&[1]);
         let joined = a.concat(c);
         assert_eq!(joined.to_batch().offsets(), &[2, 3]);
-        assert_eq!((joined.tries(0), joined.tries(1)), (1, 0));
+        assert_eq!((joined.tries(0), joined.tries(1)), (t(1), t(0)));
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct Window<S> {
     handling: FailureHandling,
     pace: Pace,
     blocked: Blocked<Arc<PipelineStats>>,
+    /// Whether the partition waits on the sink's destination: events the
+    /// sink answered `retry` for are queued again (counted in its
+    /// `waiting` gauge).
+    waiting: bool,
     sink_stats: Arc<SinkStats>,
 }
 
@@ -97,6 +101,7 @@ impl<S: Sink + Send + 'static> Window<S> {
             rate,
             handling,
             blocked: Blocked::new(stats.clone()),
+            waiting: false,
             sink_stats,
         }
     }
@@ -172,6 +177,7 @@ impl<S: Sink + Send + 'static> Window<S> {
             done.result,
             &self.handling,
             call.isolate,
+            now,
         );
         self.sink_stats
             .delivered
@@ -189,9 +195,12 @@ impl<S: Sink + Send + 'static> Window<S> {
             let offset = events.offset(*j);
             tracing::warn!(sink = %self.name, offset, failed = s.retried.len(),
                 attempt = f.attempts, reason = %f.reason, "sink did not deliver; retrying");
-            if !self.handling.gives_up_events() && self.handling.spent(f.attempts) {
+            if !self.handling.gives_up_events() && s.spent {
                 self.blocked.block(offset, f);
             }
+        }
+        if s.waiting {
+            self.set_waiting(true);
         }
         let failed = Unit::retried(events, &s.retried, now);
         let again = match call.rest {
@@ -214,6 +223,7 @@ impl<S: Sink + Send + 'static> Window<S> {
                 self.pace.backoff.reset();
                 if self.owed.no_retries() {
                     self.blocked.unblock();
+                    self.set_waiting(false);
                 }
             }
         }
@@ -258,6 +268,15 @@ impl<S> Window<S> {
         self.pace.adaptive.as_ref().map_or(max, Adaptive::window)
     }
 
+    /// Counts the partition in, or out of, the sink's `waiting` gauge.
+    fn set_waiting(&mut self, on: bool) {
+        if self.waiting != on {
+            self.waiting = on;
+            let delta = if on { 1 } else { -1 };
+            self.sink_stats.waiting.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
     /// Lets an adaptive window learn from a call that took `elapsed` and
     /// was or was not `pushed_back`.
     fn adapt(&mut self, elapsed: Duration, pushed_back: bool, now: Instant) {
@@ -278,5 +297,6 @@ impl<S> Drop for Window<S> {
         s.window.fetch_sub(self.window() as i64, Ordering::Relaxed);
         s.in_flight
             .fetch_sub(self.calls.in_flight.len() as i64, Ordering::Relaxed);
+        self.set_waiting(false);
     }
 }

@@ -8,10 +8,11 @@
 # crates.io (30+ minutes on 2 cores).
 #
 # With --sqlite it instead builds tansu 0.6.0 with sqlite storage (the only
-# way to get a tansu that keeps its data across a restart, which the fault
-# suite's broker-restart scenario needs) into ~/.cache/flumen/tansu-sqlite,
-# outside the repository so that every clone shares it. That is a 20-30
-# minute build on 2 cores, so the test script does not do it by itself.
+# tansu that stores SCRAM credentials, which the SASL/SCRAM test needs; the
+# prebuilt binary keeps its data across a restart too, on S3 storage, but
+# no credentials) into ~/.cache/flumen/tansu-sqlite, outside the repository
+# so that every clone shares it. That is a 20-30 minute build on 2 cores,
+# so the test script does not do it by itself.
 set -euo pipefail
 if [ "${1:-}" = "--sqlite" ]; then
   root="${HOME}/.cache/flumen/tansu-sqlite"

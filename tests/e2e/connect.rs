@@ -246,26 +246,32 @@ fn every_codec_is_read_byte_identical() {
     assert!(got == values, "an event changed on its way");
 }
 
-/// SASL/SCRAM-SHA-256 over plaintext and SCRAM-SHA-512 over TLS (as on
-/// Amazon MSK), against tansu with sqlite storage (behind stunnel for TLS),
-/// on a topic written with zstd: the right password consumes and commits;
-/// a wrong one fails `check --connect` with the broker's refusal, within
-/// seconds, without showing the password.
+/// SASL/SCRAM-SHA-256 and SCRAM-SHA-512, each over plaintext and over TLS
+/// (SASL_SSL, as on Amazon MSK), against tansu with sqlite storage (behind
+/// stunnel for TLS), on a topic written with zstd: the right password
+/// consumes and commits; a wrong one fails `check --connect` with the
+/// broker's refusal, within seconds, without showing the password.
+///
+/// Ignored unless asked for (`--ignored`), and then it fails without the
+/// tansu build that stores SCRAM credentials: the tansu binary the other
+/// tests use keeps none (in memory or on S3), and building the one that
+/// does takes about 30 minutes (`scripts/fetch-tansu.sh --sqlite`).
+/// `scripts/test.sh` runs it when that build is in the cache. tansu's SASL
+/// has no PLAIN, so PLAIN is tested by no broker here.
 #[test]
+#[ignore = "needs tansu built with sqlite storage: scripts/fetch-tansu.sh --sqlite (about 30 min)"]
 fn sasl_scram_authenticates_and_a_wrong_password_is_refused() {
-    for tls in [false, true] {
+    for (tls, user) in [(false, 0), (false, 1), (true, 0), (true, 1)] {
         let work = Workdir::new();
         let pki = TestPki::new(&work.path(""));
-        let Some(broker) = ScramBroker::start(&work.path(""), tls.then_some(&pki)) else {
-            // Printed, not hidden: docs/testing.md says how to get the build.
-            println!(
-                "SCRAM NOT TESTED: no tansu with sqlite storage; run scripts/fetch-tansu.sh --sqlite"
-            );
-            return;
-        };
-        let (mechanism, user, password) = match tls {
-            false => ("SCRAM-SHA-256", SCRAM_USERS[0].1, SCRAM_USERS[0].2),
-            true => ("SCRAM-SHA-512", SCRAM_USERS[1].1, SCRAM_USERS[1].2),
+        let broker = ScramBroker::start(&work.path(""), tls.then_some(&pki)).expect(
+            "no tansu with sqlite storage (which keeps SCRAM credentials): \
+             run scripts/fetch-tansu.sh --sqlite",
+        );
+        let (tansu_mechanism, user, password) = SCRAM_USERS[user];
+        let mechanism = match tansu_mechanism {
+            "scram256" => "SCRAM-SHA-256",
+            _ => "SCRAM-SHA-512",
         };
         let bootstrap = broker.bootstrap.clone();
         Broker::External(bootstrap.clone()).create_topic("t", 1);

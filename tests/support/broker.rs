@@ -36,14 +36,7 @@ impl Broker {
 
     /// Starts tansu (memory storage) from scripts/fetch-tansu.sh's download.
     pub fn tansu() -> Self {
-        let bin = std::env::var_os("FLUMEN_TANSU")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join(".tools/tansu/tansu"));
-        assert!(
-            bin.exists(),
-            "{} missing: run scripts/fetch-tansu.sh",
-            bin.display()
-        );
+        let bin = tansu_bin();
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(bin)
@@ -101,6 +94,20 @@ impl Broker {
             }
         }
     }
+}
+
+/// The tansu binary: `$FLUMEN_TANSU`, else the one scripts/fetch-tansu.sh
+/// puts in `.tools/`.
+pub fn tansu_bin() -> PathBuf {
+    let bin = std::env::var_os("FLUMEN_TANSU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools/tansu/tansu"));
+    assert!(
+        bin.exists(),
+        "{} missing: run scripts/fetch-tansu.sh",
+        bin.display()
+    );
+    bin
 }
 
 /// Waits until something accepts connections at `addr` (a process the test

@@ -1,6 +1,7 @@
 //! Shared set-up for the end-to-end tests: real brokers, real components
 //! built by guests/build.sh, and the real `flumen` binary in a child process.
-//! One file per concern: [`broker`], [`produce`] (and reading back),
+//! One file per concern: [`broker`], [`durable_broker`] (tansu storing in
+//! an object store, surviving a restart), [`produce`] (and reading back),
 //! [`raw_batch`] (a batch no producer would write), [`sasl`] (a broker
 //! requiring SCRAM),
 //! [`process`] (the `flumen` binary), [`sink_output`], [`workdir`] (configs) and
@@ -11,6 +12,7 @@
 
 pub mod broker;
 pub mod clickhouse;
+pub mod durable_broker;
 pub mod http;
 pub mod object_store;
 pub mod process;
@@ -23,6 +25,7 @@ pub mod workdir;
 
 pub use broker::*;
 pub use clickhouse::*;
+pub use durable_broker::*;
 pub use http::*;
 pub use object_store::*;
 pub use process::*;

@@ -395,7 +395,9 @@ mod tests {
         assert_eq!((r.attempts, r.initial_backoff_ms), (2, 100));
         // An outage is waited out for 5 minutes by default.
         assert_eq!(r.max_elapsed_ms, 300_000);
-        let e = err(&format!("{MINIMAL}\nretry = {{ max_elapsed_ms = 604800001 }}"));
+        let e = err(&format!(
+            "{MINIMAL}\nretry = {{ max_elapsed_ms = 604800001 }}"
+        ));
         assert!(
             e.contains("`retry.max_elapsed_ms`") && e.contains("on_failure = \"block\""),
             "{e}"

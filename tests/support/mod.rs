@@ -5,7 +5,7 @@
 //! [`raw_batch`] (a batch no producer would write), [`sasl`] (a broker
 //! requiring SCRAM),
 //! [`process`] (the `flumen` binary), [`sink_output`], [`workdir`] (configs) and
-//! [`http`] (the admin endpoint), [`tls`] (a TLS listener and its test
+//! [`http`] (the admin endpoint), [`netns`] (network namespaces, links cut), [`tls`] (a TLS listener and its test
 //! certificates), [`object_store`] (SeaweedFS, an S3 API) and [`clickhouse`].
 
 #![allow(dead_code, unused_imports)]
@@ -14,6 +14,7 @@ pub mod broker;
 pub mod clickhouse;
 pub mod durable_broker;
 pub mod http;
+pub mod netns;
 pub mod object_store;
 pub mod process;
 pub mod produce;
@@ -27,6 +28,7 @@ pub use broker::*;
 pub use clickhouse::*;
 pub use durable_broker::*;
 pub use http::*;
+pub use netns::*;
 pub use object_store::*;
 pub use process::*;
 pub use produce::*;

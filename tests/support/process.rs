@@ -28,8 +28,20 @@ pub struct Flumen {
 impl Flumen {
     /// Runs `flumen <args>`, logging to `log`.
     pub fn start(args: &[&str], log: &Path) -> Self {
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_flumen")), args, log)
+    }
+
+    /// `flumen run --config <config>` inside `host`'s network namespace.
+    pub fn run_in(host: &NetHost, config: &Path, log: &Path) -> Self {
+        let args = ["run", "--config", &config.display().to_string()];
+        Self::spawn(host.command(env!("CARGO_BIN_EXE_flumen")), &args, log)
+    }
+
+    /// Runs `command` (flumen, perhaps behind `ip netns exec`, which execs
+    /// it: the child is flumen itself) with `args`, logging to `log`.
+    fn spawn(mut command: Command, args: &[&str], log: &Path) -> Self {
         let file = std::fs::File::create(log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        let child = command
             .args(args)
             // Consumer debug lines show pauses and commits.
             .env("RUST_LOG", "info,flumen::kafka=debug")

@@ -20,7 +20,10 @@
 //! written for the first time after a later one (redeliveries after a
 //! crash repeat events already written, and do not count).
 
+#[path = "../support/mod.rs"]
 mod support;
+
+mod network;
 
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -1159,6 +1162,7 @@ fn main() {
         ("interceptor-fail-open", interceptor_fail_open),
         ("broker-down", broker_down_and_commit_errors),
         ("broker-restart", broker_restart),
+        ("network-partition", network::partition_heals),
         ("churn-eager", || group_churn(false)),
         ("churn-cooperative", || group_churn(true)),
         ("rebalance-while-paused", rebalance_while_paused),

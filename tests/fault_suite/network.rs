@@ -1,0 +1,123 @@
+//! Faults that cross a network: the broker, flumen and the test's own
+//! clients each in a network namespace of their own (see
+//! `support::netns`), and the link between flumen and the broker cut so
+//! that packets vanish, for longer than the group's session, then healed.
+
+use super::*;
+use std::process::{Child, Stdio};
+
+/// The group's session in these scenarios (librdkafka
+/// `session.timeout.ms`); tansu needs several seconds for a join.
+const SESSION_MS: u64 = 6_000;
+
+/// tansu (memory storage) inside `host`'s namespace, on its address.
+struct NetTansu {
+    child: Child,
+    bootstrap: String,
+}
+
+impl NetTansu {
+    /// Starts it; call from a namespace that reaches `host`, which waits
+    /// until it listens.
+    fn start(host: &NetHost) -> Self {
+        let bootstrap = format!("{}:9092", host.ip);
+        let url = format!("tcp://{bootstrap}");
+        let child = host
+            .command(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        wait_listening(&bootstrap);
+        Self { child, bootstrap }
+    }
+}
+
+impl Drop for NetTansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Librdkafka settings for these scenarios: a session tansu can keep, and
+/// heartbeats every sixth of it.
+fn session_edit() -> (&'static str, String) {
+    (
+        "\"session.timeout.ms\" = 3000, \"heartbeat.interval.ms\" = 500, \"max.poll.interval.ms\" = 10000",
+        format!(
+            "\"session.timeout.ms\" = {SESSION_MS}, \"heartbeat.interval.ms\" = {}, \
+             \"max.poll.interval.ms\" = 30000",
+            SESSION_MS / 6
+        ),
+    )
+}
+
+/// Every packet between flumen and the broker dropped for twice the
+/// session timeout while events arrive, then the link healed: the group
+/// has expired the member by then; it must rejoin, and every event must
+/// still be delivered and committed.
+pub fn partition_heals() -> Row {
+    const WAVE: usize = 10_000;
+    let mut net = Net::new();
+    let (b, f, t) = (net.host(), net.host(), net.host());
+    t.clone().enter(move || {
+        let tansu = NetTansu::start(&b);
+        let mut s = Setup::new(Broker::External(tansu.bootstrap.clone()), WAVE, |_| None);
+        let (from, to) = session_edit();
+        let config = s.config_edited(
+            "partition",
+            chaos_sink(", delay_ms = 20", ""),
+            &[(from, &to)],
+        );
+        let mut flumen = Flumen::run_in(&f, &config, &s.work.path("partition.log"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while out_bytes(&s.work.out) == 0 {
+            assert!(Instant::now() < deadline, "no flow before the cut");
+            assert!(flumen.alive(), "flumen exited: {}", flumen.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let cut = Duration::from_millis(2 * SESSION_MS);
+        net.cut(&f, &b);
+        let cut_at = Instant::now();
+        // Events keep arriving from the test's side while flumen is cut off.
+        let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, WAVE, |_| false);
+        s.produced.merge(wave);
+        let during = out_bytes(&s.work.out);
+        std::thread::sleep(cut.saturating_sub(cut_at.elapsed()));
+        let written_cut_off = out_bytes(&s.work.out).saturating_sub(during);
+        net.heal(&f, &b);
+        let healed = Instant::now();
+        s.wait_end(&mut flumen, Duration::from_secs(120));
+        let recovered = healed.elapsed().as_secs_f64();
+        let log = flumen.log_text();
+        assert!(flumen.terminate().success(), "flumen exit");
+        let row = tally(
+            &format!(
+                "link to the broker dropped {} s (session {} s), then healed",
+                cut.as_secs(),
+                SESSION_MS / 1000
+            ),
+            "tansu, netns",
+            &s.produced,
+            &read_sink(&s.work.out, "s"),
+            &[],
+            s.committed_end(),
+            format!(
+                "committed to the end {recovered:.1} s after the heal; {} failed commits logged; \
+                 {} KB written while cut off",
+                count(&log, "offset commit failed"),
+                written_cut_off / 1024,
+            ),
+        );
+        check_order(row, &s.work.out)
+    })
+}

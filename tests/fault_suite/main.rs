@@ -1163,6 +1163,7 @@ fn main() {
         ("broker-down", broker_down_and_commit_errors),
         ("broker-restart", broker_restart),
         ("network-partition", network::partition_heals),
+        ("network-member-cut-off", network::member_cut_off),
         ("churn-eager", || group_churn(false)),
         ("churn-cooperative", || group_churn(true)),
         ("rebalance-while-paused", rebalance_while_paused),

@@ -121,3 +121,82 @@ pub fn partition_heals() -> Row {
         check_order(row, &s.work.out)
     })
 }
+
+/// Two members of a group; one loses the broker (every packet dropped) for
+/// three sessions while it can still write to its destination (the sink's
+/// files), then the link heals. The other member takes its partitions once
+/// its session expires; the cut-off one, a zombie until it learns that,
+/// may still deliver what it holds. Nothing may be lost; what the zombie
+/// wrote twice shows as duplicates.
+pub fn member_cut_off() -> Row {
+    const WAVE: usize = 10_000;
+    let mut net = Net::new();
+    let (b, a, c, t) = (net.host(), net.host(), net.host(), net.host());
+    t.clone().enter(move || {
+        let tansu = NetTansu::start(&b);
+        let mut s = Setup::new(Broker::External(tansu.bootstrap.clone()), WAVE, |_| None);
+        let (from, to) = session_edit();
+        let config = s.config_edited("cutoff", chaos_sink(", delay_ms = 50", ""), &[(from, &to)]);
+        let mut zombie = Flumen::run_in(&a, &config, &s.work.path("cutoff-a.log"));
+        let mut other = Flumen::run_in(&c, &config, &s.work.path("cutoff-c.log"));
+        for m in [&zombie, &other] {
+            wait_logged(
+                m,
+                "partitions assigned pipeline=e2e count=2",
+                "the group never split the partitions",
+            );
+        }
+        // A backlog for both, so that the one cut off holds events when
+        // the link goes.
+        let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, WAVE, |_| false);
+        s.produced.merge(wave);
+        std::thread::sleep(Duration::from_millis(500));
+        let cut = Duration::from_millis(3 * SESSION_MS);
+        net.cut(&a, &b);
+        let cut_at = Instant::now();
+        // The other member must take over while the link is still down.
+        let deadline = cut_at + cut;
+        while count(
+            &other.log_text(),
+            "partitions assigned pipeline=e2e count=4",
+        ) == 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the other member never took the partitions over"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let took_over = cut_at.elapsed().as_secs_f64();
+        std::thread::sleep(cut.saturating_sub(cut_at.elapsed()));
+        net.heal(&a, &b);
+        let healed = Instant::now();
+        let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, WAVE, |_| false);
+        s.produced.merge(wave);
+        s.wait_end(&mut other, Duration::from_secs(120));
+        let recovered = healed.elapsed().as_secs_f64();
+        assert!(
+            zombie.alive(),
+            "the cut-off member exited: {}",
+            zombie.log_text()
+        );
+        assert!(zombie.terminate().success(), "cut-off member exit");
+        assert!(other.terminate().success(), "other member exit");
+        let row = tally(
+            &format!(
+                "one of 2 members cut off from the broker {} s, its destination reachable",
+                cut.as_secs()
+            ),
+            "tansu, netns",
+            &s.produced,
+            &read_sink(&s.work.out, "s"),
+            &[],
+            s.committed_end(),
+            format!(
+                "the other member took the partitions {took_over:.1} s into the cut; committed to \
+                 the end {recovered:.1} s after the heal"
+            ),
+        );
+        check_order(row, &s.work.out)
+    })
+}

@@ -1164,6 +1164,7 @@ fn main() {
         ("broker-restart", broker_restart),
         ("network-partition", network::partition_heals),
         ("network-member-cut-off", network::member_cut_off),
+        ("network-destination-cut-off", network::destination_cut_off),
         ("churn-eager", || group_churn(false)),
         ("churn-cooperative", || group_churn(true)),
         ("rebalance-while-paused", rebalance_while_paused),

@@ -200,3 +200,98 @@ pub fn member_cut_off() -> Row {
         check_order(row, &s.work.out)
     })
 }
+
+/// The destination (a ClickHouse in a namespace of its own) cut off from
+/// flumen for longer than the sink's own timeout, while the broker stays
+/// reachable, under `on_failure = "dead-letter"`: the calls that meet the
+/// silence time out and are answered `retry`, the partitions wait (an
+/// outage is not poison), and when the link heals every event is inserted
+/// but the few the sink rejects (values that are not UTF-8), which alone
+/// are dead-lettered.
+pub fn destination_cut_off() -> Row {
+    const WAVE: usize = 10_000;
+    let mut net = Net::new();
+    let (b, f, d, t) = (net.host(), net.host(), net.host(), net.host());
+    t.clone().enter(move || {
+        let tansu = NetTansu::start(&b);
+        let ch = ClickHouse::start_in(&d);
+        ch.query(
+            "CREATE TABLE IF NOT EXISTS events (partition Int32, offset Int64, value String) \
+             ENGINE = MergeTree ORDER BY (partition, offset)",
+        );
+        let mut s = Setup::new(Broker::External(tansu.bootstrap.clone()), WAVE, |_| None);
+        let (from, to) = session_edit();
+        let sink = clickhouse_sink(
+            &ch,
+            "events",
+            r#", timeout_ms = 2000, topic_column = "", timestamp_column = "", key_column = """#,
+            "on_failure = \"dead-letter\"\nbatch = { max_events = 500, max_wait_ms = 100 }",
+        );
+        let config = s.config_edited(
+            "destination",
+            format!("{DEAD_LETTER}{sink}"),
+            &[(from, &to)],
+        );
+        let mut flumen = Flumen::run_in(&f, &config, &s.work.path("destination.log"));
+        let rows = || -> usize {
+            ch.query("SELECT count() FROM events")
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while rows() == 0 {
+            assert!(Instant::now() < deadline, "nothing inserted before the cut");
+            assert!(flumen.alive(), "flumen exited: {}", flumen.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let cut = Duration::from_millis(2 * SESSION_MS);
+        net.cut(&f, &d);
+        let cut_at = Instant::now();
+        let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, WAVE, |_| false);
+        s.produced.merge(wave);
+        std::thread::sleep(cut.saturating_sub(cut_at.elapsed()));
+        net.heal(&f, &d);
+        let healed = Instant::now();
+        s.wait_end(&mut flumen, Duration::from_secs(120));
+        let recovered = healed.elapsed().as_secs_f64();
+        let log = flumen.log_text();
+        assert!(flumen.terminate().success(), "flumen exit");
+        let inserted: Vec<Pos> = ch
+            .query("SELECT partition, offset FROM events")
+            .lines()
+            .filter_map(|l| {
+                let (p, o) = l.split_once('\t')?;
+                Some((p.parse().ok()?, o.parse().ok()?))
+            })
+            .collect();
+        // The test load has values that are not UTF-8, which the sink
+        // rejects in string mode: those, and only those, are dead letters.
+        let (dead, letters) = s.dead_letters(count(&log, "event written to the dead-letter topic"));
+        for m in &letters {
+            let error = header(m, "flumen.error");
+            assert!(
+                error.contains("not UTF-8"),
+                "a good event dead-lettered by the cut: {error}"
+            );
+        }
+        tally(
+            &format!(
+                "destination cut off {} s (broker reachable), dead-letter",
+                cut.as_secs()
+            ),
+            "tansu, netns",
+            &s.produced,
+            &inserted,
+            &dead,
+            s.committed_end(),
+            format!(
+                "{} dead letters, each a value the sink rejects (not UTF-8), none from the cut; \
+                 {} calls retried while cut off; committed to the end \
+                 {recovered:.1} s after the heal",
+                dead.len(),
+                count(&log, "sink did not deliver; retrying")
+            ),
+        )
+    })
+}

@@ -16,6 +16,8 @@ pub struct ClickHouse {
     child: Child,
     /// The binary, to start it again.
     bin: &'static str,
+    /// The network namespace it runs in, if not the test's.
+    host: Option<NetHost>,
     /// `127.0.0.1:PORT`, the HTTP interface.
     pub addr: String,
     dir: tempfile::TempDir,
@@ -25,6 +27,17 @@ impl ClickHouse {
     /// Starts it (scripts/fetch-services.sh installs it) and waits until it
     /// answers queries.
     pub fn start() -> Self {
+        Self::start_on(None)
+    }
+
+    /// Starts it inside `host`'s network namespace, on its address (call
+    /// from a namespace that reaches it).
+    pub fn start_in(host: &NetHost) -> Self {
+        Self::start_on(Some(host))
+    }
+
+    fn start_on(host: Option<&NetHost>) -> Self {
+        let listen = host.map_or("127.0.0.1", |h| h.ip.as_str()).to_owned();
         let bin = ["/usr/bin/clickhouse-server", "/usr/sbin/clickhouse-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -39,7 +52,7 @@ impl ClickHouse {
 <yandex>
   <logger><level>warning</level><console>1</console></logger>
   <http_port>{port}</http_port>
-  <listen_host>127.0.0.1</listen_host>
+  <listen_host>{listen}</listen_host>
   <path>{root}/data/</path>
   <tmp_path>{root}/tmp/</tmp_path>
   <users_config>{root}/users.xml</users_config>
@@ -60,7 +73,7 @@ impl ClickHouse {
   <users>
     <{CH_USER}>
       <password>{CH_PASSWORD}</password>
-      <networks><ip>127.0.0.1</ip></networks>
+      <networks><ip>127.0.0.1</ip><ip>10.99.0.0/16</ip></networks>
       <profile>default</profile>
       <quota>default</quota>
     </{CH_USER}>
@@ -71,11 +84,13 @@ impl ClickHouse {
             ),
         )
         .expect("users");
-        let child = spawn(bin, dir.path());
+        let host = host.cloned();
+        let child = spawn(bin, dir.path(), host.as_ref());
         let mut server = Self {
             child,
             bin,
-            addr: format!("127.0.0.1:{port}"),
+            host,
+            addr: format!("{listen}:{port}"),
             dir,
         };
         server.wait_ready();
@@ -91,7 +106,7 @@ impl ClickHouse {
     /// Starts it again on the same port and data, waiting until it answers.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = spawn(self.bin, self.dir.path());
+        self.child = spawn(self.bin, self.dir.path(), self.host.as_ref());
         self.wait_ready();
     }
 
@@ -164,9 +179,14 @@ impl ClickHouse {
 }
 
 /// Starts clickhouse-server with `dir`'s config.
-fn spawn(bin: &str, dir: &std::path::Path) -> Child {
+fn spawn(bin: &str, dir: &std::path::Path, host: Option<&NetHost>) -> Child {
     let config = format!("--config-file={}/config.xml", dir.display());
-    spawn_service(&[bin.to_owned(), config], dir, "server.log")
+    let mut command = vec![bin.to_owned(), config];
+    if let Some(host) = host {
+        let netns = ["ip", "netns", "exec", &host.ns].map(String::from);
+        command.splice(0..0, netns);
+    }
+    spawn_service(&command, dir, "server.log")
 }
 
 impl Drop for ClickHouse {

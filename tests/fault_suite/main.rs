@@ -42,6 +42,10 @@ const GROUP: &str = "faults-group";
 /// `(partition, offset)` of an event.
 type Pos = (i32, i64);
 
+/// A scenario: its name (what the command line's words match) and how to
+/// run it.
+type Scenario = (&'static str, fn() -> Row);
+
 /// One line of the table.
 struct Row {
     scenario: String,
@@ -1143,6 +1147,27 @@ fn broker_restart() -> Row {
 
 // ------------------------------------------------------------------- runner
 
+/// Runs one scenario, saying when it starts and how it ended: its row, or
+/// `None` if it panicked.
+fn run_scenario(name: &str, run: fn() -> Row) -> Option<Row> {
+    eprintln!("fault suite: {name} …");
+    let started = Instant::now();
+    match std::panic::catch_unwind(AssertUnwindSafe(run)) {
+        Ok(row) => {
+            eprintln!(
+                "fault suite: {name}: lost {} in {:.0} s",
+                row.lost,
+                started.elapsed().as_secs_f64()
+            );
+            Some(row)
+        }
+        Err(_) => {
+            eprintln!("fault suite: {name}: FAILED (see the panic above)");
+            None
+        }
+    }
+}
+
 fn main() {
     let filters: Vec<String> = std::env::args()
         .skip(1)
@@ -1150,7 +1175,6 @@ fn main() {
         .collect();
     let wanted =
         |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
-    type Scenario = (&'static str, fn() -> Row);
     let scenarios: Vec<Scenario> = vec![
         ("sigkill", sigkill),
         ("trap", trap_ten_percent),
@@ -1170,30 +1194,37 @@ fn main() {
         ("rebalance-while-paused", rebalance_while_paused),
         ("backpressure", backpressure),
     ];
+    let wanted: Vec<Scenario> = scenarios.into_iter().filter(|(n, _)| wanted(n)).collect();
+    // The network scenarios mostly wait (on a cut link, on a session to
+    // expire), each with namespaces, a broker and a destination of its
+    // own: they run side by side, before the others, one at a time.
+    let (side_by_side, one_by_one): (Vec<Scenario>, Vec<Scenario>) =
+        wanted.iter().partition(|(n, _)| n.starts_with("network-"));
+    let mut outcomes: Vec<(&str, Option<Row>)> = std::thread::scope(|scope| {
+        let running: Vec<_> = side_by_side
+            .iter()
+            .map(|&(name, run)| (name, scope.spawn(move || run_scenario(name, run))))
+            .collect();
+        running
+            .into_iter()
+            .map(|(name, handle)| (name, handle.join().ok().flatten()))
+            .collect()
+    });
+    for (name, run) in one_by_one {
+        outcomes.push((name, run_scenario(name, run)));
+    }
+    let position = |name: &str| wanted.iter().position(|(n, _)| *n == name);
+    outcomes.sort_by_key(|(name, _)| position(name));
     let mut rows = Vec::new();
     let mut failed = Vec::new();
-    for (name, run) in scenarios {
-        if !wanted(name) {
-            continue;
-        }
-        eprintln!("fault suite: {name} …");
-        let started = Instant::now();
-        match std::panic::catch_unwind(AssertUnwindSafe(run)) {
-            Ok(row) => {
-                eprintln!(
-                    "fault suite: {name}: lost {} in {:.0} s",
-                    row.lost,
-                    started.elapsed().as_secs_f64()
-                );
-                if row.lost > 0 || !row.committed_end {
-                    failed.push(name);
-                }
+    for (name, row) in outcomes {
+        match row {
+            Some(row) if row.lost == 0 && row.committed_end => rows.push(row),
+            Some(row) => {
+                failed.push(name);
                 rows.push(row);
             }
-            Err(_) => {
-                eprintln!("fault suite: {name}: FAILED (see the panic above)");
-                failed.push(name);
-            }
+            None => failed.push(name),
         }
     }
     println!();

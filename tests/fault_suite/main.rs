@@ -1189,6 +1189,7 @@ fn main() {
         ("network-partition", network::partition_heals),
         ("network-member-cut-off", network::member_cut_off),
         ("network-destination-cut-off", network::destination_cut_off),
+        ("network-slow-link", network::slow_lossy_link),
         ("churn-eager", || group_churn(false)),
         ("churn-cooperative", || group_churn(true)),
         ("rebalance-while-paused", rebalance_while_paused),

@@ -295,3 +295,59 @@ pub fn destination_cut_off() -> Row {
         )
     })
 }
+
+/// Every byte between the broker and its clients 100 ms late each way (a
+/// round trip 200 ms longer), and 5 % of the chunks a retransmission
+/// timeout later still, as a lost packet costs (`support::slow_link`):
+/// fetches, commits and heartbeats all slow, nothing refused. The member
+/// must keep its session and lose nothing.
+pub fn slow_lossy_link() -> Row {
+    const EVENTS: usize = 20_000;
+    let (port, link_port) = (free_port(), free_port());
+    let direct = format!("127.0.0.1:{port}");
+    let link = SlowLink::start(link_port, &direct, Duration::from_millis(100), 0.05);
+    // tansu advertises the link, so every client goes through it.
+    let url = |addr: &str| format!("tcp://{addr}");
+    let mut tansu = std::process::Command::new(tansu_bin())
+        .args([
+            "broker",
+            "--listener-url",
+            &url(&direct),
+            "--advertised-listener-url",
+            &url(&link.addr),
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu");
+    wait_listening(&direct);
+    let s = Setup::new(Broker::External(link.addr.clone()), EVENTS, |_| None);
+    let (from, to) = session_edit();
+    let config = s.config_edited("slow", chaos_sink("", ""), &[(from, &to)]);
+    let started = Instant::now();
+    let mut flumen = Flumen::run(&config, &s.work.path("slow.log"));
+    s.wait_end(&mut flumen, Duration::from_secs(180));
+    let took = started.elapsed().as_secs_f64();
+    let log = flumen.log_text();
+    assert!(flumen.terminate().success(), "flumen exit");
+    let committed_end = s.committed_end();
+    let _ = tansu.kill();
+    let _ = tansu.wait();
+    let row = tally(
+        "every byte to and from the broker 100 ms late each way, 5 % of chunks 200 ms more",
+        "tansu, proxy",
+        &s.produced,
+        &read_sink(&s.work.out, "s"),
+        &[],
+        committed_end,
+        format!(
+            "committed to the end {took:.1} s after the start; {} of {} chunks held as lost; \
+             {} rebalances",
+            link.lost.load(std::sync::atomic::Ordering::Relaxed),
+            link.chunks.load(std::sync::atomic::Ordering::Relaxed),
+            count(&log, "partitions revoked"),
+        ),
+    );
+    check_order(row, &s.work.out)
+}

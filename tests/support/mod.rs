@@ -5,7 +5,7 @@
 //! [`raw_batch`] (a batch no producer would write), [`sasl`] (a broker
 //! requiring SCRAM),
 //! [`process`] (the `flumen` binary), [`sink_output`], [`workdir`] (configs) and
-//! [`http`] (the admin endpoint), [`netns`] (network namespaces, links cut), [`tls`] (a TLS listener and its test
+//! [`http`] (the admin endpoint), [`netns`] (network namespaces, links cut), [`slow_link`] (a delaying proxy), [`tls`] (a TLS listener and its test
 //! certificates), [`object_store`] (SeaweedFS, an S3 API) and [`clickhouse`].
 
 #![allow(dead_code, unused_imports)]
@@ -21,6 +21,7 @@ pub mod produce;
 pub mod raw_batch;
 pub mod sasl;
 pub mod sink_output;
+pub mod slow_link;
 pub mod tls;
 pub mod workdir;
 
@@ -35,6 +36,7 @@ pub use produce::*;
 pub use raw_batch::*;
 pub use sasl::*;
 pub use sink_output::*;
+pub use slow_link::*;
 pub use tls::*;
 pub use workdir::*;
 

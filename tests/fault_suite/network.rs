@@ -21,17 +21,8 @@ impl NetTansu {
     /// until it listens.
     fn start(host: &NetHost) -> Self {
         let bootstrap = format!("{}:9092", host.ip);
-        let url = format!("tcp://{bootstrap}");
-        let child = host
-            .command(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
+        let mut tansu = host.command(tansu_bin());
+        let child = tansu_broker(&mut tansu, &bootstrap, &bootstrap, "memory://tansu/")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -307,16 +298,8 @@ pub fn slow_lossy_link() -> Row {
     let direct = format!("127.0.0.1:{port}");
     let link = SlowLink::start(link_port, &direct, Duration::from_millis(100), 0.05);
     // tansu advertises the link, so every client goes through it.
-    let url = |addr: &str| format!("tcp://{addr}");
-    let mut tansu = std::process::Command::new(tansu_bin())
-        .args([
-            "broker",
-            "--listener-url",
-            &url(&direct),
-            "--advertised-listener-url",
-            &url(&link.addr),
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
+    let mut tansu = std::process::Command::new(tansu_bin());
+    let mut tansu = tansu_broker(&mut tansu, &direct, &link.addr, "memory://tansu/")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

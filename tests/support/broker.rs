@@ -38,21 +38,17 @@ impl Broker {
     pub fn tansu() -> Self {
         let bin = tansu_bin();
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
         let bootstrap = format!("127.0.0.1:{port}");
+        let child = tansu_broker(
+            &mut Command::new(bin),
+            &bootstrap,
+            &bootstrap,
+            "memory://tansu/",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu");
         wait_listening(&bootstrap);
         Broker::Tansu { child, bootstrap }
     }
@@ -108,6 +104,21 @@ pub fn tansu_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Adds `broker` and its listener, advertised address (both `host:port`)
+/// and storage engine (`memory://tansu/`, `s3://bucket/`) to `cmd`: the
+/// tansu binary, or `ip netns exec NS` before it.
+pub fn tansu_broker<'a>(
+    cmd: &'a mut Command,
+    listen: &str,
+    advertised: &str,
+    storage: &str,
+) -> &'a mut Command {
+    let (listen, advertised) = (format!("tcp://{listen}"), format!("tcp://{advertised}"));
+    cmd.args(["broker", "--listener-url", &listen])
+        .args(["--advertised-listener-url", &advertised])
+        .args(["--storage-engine", storage])
 }
 
 /// Waits until something accepts connections at `addr` (a process the test

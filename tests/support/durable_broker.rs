@@ -53,17 +53,10 @@ impl DurableBroker {
             .append(true)
             .open(self.dir.path().join("tansu.log"))
             .expect("tansu log");
-        let url = format!("tcp://{}", self.bootstrap);
-        let child = Command::new(tansu_bin())
-            .current_dir(self.dir.path())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", &format!("s3://{BUCKET}/")])
+        let storage = format!("s3://{BUCKET}/");
+        let mut tansu = Command::new(tansu_bin());
+        tansu.current_dir(self.dir.path());
+        let child = tansu_broker(&mut tansu, &self.bootstrap, &self.bootstrap, &storage)
             .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
             .env("AWS_DEFAULT_REGION", "us-east-1")

@@ -1,6 +1,7 @@
 //! Networks that fail as real ones do: processes in network namespaces of
 //! their own, joined through a hub namespace by veth pairs, and links cut
-//! by blackhole routes, so that packets vanish and nothing is refused (a
+//! by blackhole rules in the hub, so that packets vanish and nothing is
+//! refused (a
 //! closed port or a killed process answers at once; a network that goes
 //! silent does not). This kernel has no `netem` qdisc, so a slow link is
 //! not made here.
@@ -128,45 +129,28 @@ impl Net {
         NetHost { ns, ip: host_ip }
     }
 
-    /// Cuts `a` and `b` apart: packets between them vanish, both ways, and
-    /// nothing answers. Their links to other hosts stay.
+    /// Cuts `a` and `b` apart: the hub drops what it would forward between
+    /// them, both ways, so their packets vanish on the way and nothing
+    /// answers (a blackhole route on a host itself would fail its
+    /// `connect` at once, which a real network does not). Their links to
+    /// other hosts stay.
     pub fn cut(&self, a: &NetHost, b: &NetHost) {
-        ip(&[
-            "-n",
-            &a.ns,
-            "route",
-            "add",
-            "blackhole",
-            &format!("{}/32", b.ip),
-        ]);
-        ip(&[
-            "-n",
-            &b.ns,
-            "route",
-            "add",
-            "blackhole",
-            &format!("{}/32", a.ip),
-        ]);
+        self.rules("add", a, b);
     }
 
     /// Undoes [`Self::cut`].
     pub fn heal(&self, a: &NetHost, b: &NetHost) {
-        ip(&[
-            "-n",
-            &a.ns,
-            "route",
-            "del",
-            "blackhole",
-            &format!("{}/32", b.ip),
-        ]);
-        ip(&[
-            "-n",
-            &b.ns,
-            "route",
-            "del",
-            "blackhole",
-            &format!("{}/32", a.ip),
-        ]);
+        self.rules("del", a, b);
+    }
+
+    /// Adds or deletes the hub's two blackhole rules between `a` and `b`.
+    fn rules(&self, verb: &str, a: &NetHost, b: &NetHost) {
+        for (from, to) in [(a, b), (b, a)] {
+            let rule = [
+                "-n", &self.hub, "rule", verb, "from", &from.ip, "to", &to.ip,
+            ];
+            ip(&[&rule[..], &["blackhole"]].concat());
+        }
     }
 }
 

@@ -1196,11 +1196,16 @@ fn main() {
         ("backpressure", backpressure),
     ];
     let wanted: Vec<Scenario> = scenarios.into_iter().filter(|(n, _)| wanted(n)).collect();
-    // The network scenarios mostly wait (on a cut link, on a session to
-    // expire), each with namespaces, a broker and a destination of its
-    // own: they run side by side, before the others, one at a time.
+    // Scenarios that mostly wait (on a cut link, a session to expire, a
+    // broker coming back, a slow sink), each with a broker of its own and
+    // no figure that CPU contention would spoil: they run side by side,
+    // before the others, one at a time.
+    let waits = |name: &str| {
+        name.starts_with("network-")
+            || ["broker-restart", "broker-down", "rebalance-while-paused"].contains(&name)
+    };
     let (side_by_side, one_by_one): (Vec<Scenario>, Vec<Scenario>) =
-        wanted.iter().partition(|(n, _)| n.starts_with("network-"));
+        wanted.iter().partition(|(n, _)| waits(n));
     let mut outcomes: Vec<(&str, Option<Row>)> = std::thread::scope(|scope| {
         let running: Vec<_> = side_by_side
             .iter()

@@ -294,9 +294,8 @@ pub fn destination_cut_off() -> Row {
 /// must keep its session and lose nothing.
 pub fn slow_lossy_link() -> Row {
     const EVENTS: usize = 20_000;
-    let (port, link_port) = (free_port(), free_port());
-    let direct = format!("127.0.0.1:{port}");
-    let link = SlowLink::start(link_port, &direct, Duration::from_millis(100), 0.05);
+    let direct = format!("127.0.0.1:{}", free_port());
+    let link = SlowLink::start(&direct, Duration::from_millis(100), 0.05);
     // tansu advertises the link, so every client goes through it.
     let mut tansu = std::process::Command::new(tansu_bin());
     let mut tansu = tansu_broker(&mut tansu, &direct, &link.addr, "memory://tansu/")

@@ -25,10 +25,15 @@ pub struct SlowLink {
 }
 
 impl SlowLink {
-    /// Listens on `127.0.0.1:port` and forwards to `upstream`, each way
+    /// Listens on a loopback port the kernel picks (nothing can take it
+    /// between choosing and binding) and forwards to `upstream`, each way
     /// `delay` late, and `loss` (0.0–1.0) of the chunks an [`RTO`] later.
-    pub fn start(port: u16, upstream: &str, delay: Duration, loss: f64) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the slow link");
+    pub fn start(upstream: &str, delay: Duration, loss: f64) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind the slow link");
+        let port = listener
+            .local_addr()
+            .expect("the slow link's address")
+            .port();
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
         let (lost, chunks) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));

@@ -45,6 +45,9 @@ pub struct PipelineStats {
     pub joined: AtomicBool,
     /// The consumer thread is running.
     pub consumer_alive: AtomicBool,
+    /// This member has fenced itself: no contact with its group
+    /// coordinator for longer than its fence allows.
+    pub fenced: AtomicBool,
 }
 
 /// One sink's calls, summed over the partitions of the pipeline.

@@ -20,6 +20,7 @@ use super::interceptors::run_chain;
 use super::retry::Backoff;
 use crate::config::{PipelineConfig, RetryConfig};
 use crate::contract::{Batch, Source};
+use crate::kafka::fence::Fence;
 use crate::kafka::{PartitionShared, Publisher};
 use crate::stats::PipelineStats;
 use crossbeam_channel::Receiver;
@@ -42,6 +43,9 @@ pub struct Stages<I, S> {
     /// Per sink, its rate limiter, shared by the pipeline's partitions
     /// (missing entries: none).
     pub rates: Vec<Option<Arc<RateLimiter>>>,
+    /// The member's fence, if it fences itself (an exactly-once sink):
+    /// shared by the pipeline's partitions.
+    pub fence: Option<Arc<Fence>>,
 }
 
 /// Everything a worker needs, moved into its thread.
@@ -77,6 +81,7 @@ impl<I: Interceptor, S: Sink + Send + 'static> Worker<I, S> {
             &pipeline.batch,
             &source,
             &stats,
+            stages.fence,
         );
         Self {
             source,

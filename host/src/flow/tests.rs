@@ -44,6 +44,7 @@ fn harness(
         sinks,
         dead_letter: dead_letter.map(|d| d as Arc<dyn DeadLetters>),
         rates: Vec::new(),
+        fence: None,
     };
     let source = Source {
         topic: "t".into(),
@@ -253,6 +254,7 @@ fn a_rate_limit_spaces_the_calls() {
         sinks: vec![sink],
         dead_letter: None,
         rates: vec![Some(Arc::new(super::RateLimiter::new(rate)))],
+        fence: None,
     };
     let source = Source {
         topic: "t".into(),
@@ -798,4 +800,58 @@ mod commit_rule {
             run(offsets, batches, interceptors, sinks)?;
         }
     }
+}
+
+/// A member cut off from its group starts no sink call while its fence is
+/// closed, holds what it owes, and delivers it once contact returns; the
+/// offset is not published past what was delivered.
+#[test]
+fn a_closed_fence_starts_no_call_until_contact_returns() {
+    use crate::kafka::fence::{Contact, Fence, Watch};
+    use std::time::{Duration, Instant};
+    let limit = Duration::from_millis(300);
+    let fence = Arc::new(Fence::new(limit));
+    let mut watch = Watch::new(limit);
+    let contact = |rebalances| Contact {
+        idle: Some(Duration::ZERO),
+        steady: true,
+        rebalances,
+    };
+    watch.observe(&fence, contact(1), Instant::now());
+    let sink = FakeSink::new("s", "", deliver);
+    let log = sink.log();
+    let publisher = Publisher::new();
+    let shared = publisher.shared().clone();
+    let stages = Stages {
+        interceptors: Vec::<FakeInterceptor>::new(),
+        sinks: vec![sink],
+        dead_letter: None,
+        rates: Vec::new(),
+        fence: Some(fence.clone()),
+    };
+    let source = Source {
+        topic: "t".into(),
+        partition: 0,
+    };
+    let stats = Arc::new(PipelineStats::default());
+    let mut worker = Worker::new(&pipeline(), stages, source, publisher, stats);
+    assert!(worker.process(batch(&[0, 1])) && worker.settle());
+    assert_eq!(calls(&log), [vec![0, 1]]);
+    // No contact for longer than the limit: the fence closes by itself.
+    std::thread::sleep(limit + Duration::from_millis(50));
+    assert!(worker.process(batch(&[2, 3])));
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(worker.process(batch(&[4])));
+    assert_eq!(calls(&log), [vec![0, 1]], "a call started while fenced");
+    assert_eq!(shared.committable(), Some(2));
+    // Contact returns and holds over two readings with no rebalance.
+    let now = Instant::now();
+    watch.observe(&fence, contact(1), now);
+    assert!(!fence.open(now), "reopened on the first reading");
+    let later = now + Duration::from_millis(400);
+    watch.observe(&fence, contact(1), later);
+    assert!(fence.open(Instant::now()));
+    assert!(worker.settle());
+    assert_eq!(calls(&log).concat(), [0, 1, 2, 3, 4]);
+    assert_eq!(shared.committable(), Some(5));
 }

@@ -3,6 +3,7 @@
 //! what `flumen run` would (an unknown option, a bad value, a missing CA
 //! file, a SASL mechanism this build lacks) before anything connects.
 
+use super::fence;
 use crate::config::secret::{self, REDACTED};
 use crate::config::wording::closest;
 use crate::config::{Config, ConfigError, KafkaConfig, PipelineConfig};
@@ -33,11 +34,50 @@ pub fn consumer(config: &Config, pipeline: &PipelineConfig) -> ClientConfig {
     for (k, v) in config.kafka.option_strings() {
         cc.set(k, v);
     }
+    if fenced(pipeline) {
+        // The fence reads the member's contact with its coordinator from
+        // these; they must come often whatever the options say.
+        let every = fence::STATISTICS_INTERVAL.as_millis().to_string();
+        cc.set("statistics.interval.ms", every);
+    }
     cc.set("bootstrap.servers", &config.kafka.bootstrap_servers)
         .set("group.id", &pipeline.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
     cc
+}
+
+/// Whether `pipeline`'s members fence themselves (see [`fence`]): those
+/// with a sink that sets `exactly_once = true`.
+pub fn fenced(pipeline: &PipelineConfig) -> bool {
+    pipeline
+        .sinks
+        .iter()
+        .any(crate::config::exactly_once::declared)
+}
+
+/// What the fence of `pipeline` is derived from, if its members fence
+/// themselves: the group's session and heartbeat (librdkafka's defaults
+/// unless `[kafka.options]` sets them) and its sinks' longest call.
+pub fn fence_timing(config: &Config, pipeline: &PipelineConfig) -> Option<fence::Timing> {
+    if !fenced(pipeline) {
+        return None;
+    }
+    let cc = consumer(config, pipeline);
+    let ms = |key: &str, default: u64| {
+        Duration::from_millis(cc.get(key).and_then(|v| v.parse().ok()).unwrap_or(default))
+    };
+    let call = pipeline
+        .sinks
+        .iter()
+        .map(|s| s.limits.call_timeout_ms)
+        .max()
+        .unwrap_or_default();
+    Some(fence::Timing {
+        session: ms("session.timeout.ms", 45_000),
+        heartbeat: ms("heartbeat.interval.ms", 3_000),
+        call: Duration::from_millis(call),
+    })
 }
 
 /// The settings of a producer whose every write is acknowledged by all
@@ -104,6 +144,16 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     for p in &config.pipelines {
+        if let Some(Err(message)) = fence_timing(config, p).map(|t| t.limit()) {
+            return Err(ConfigError::Invalid {
+                within: Some(format!(
+                    "pipeline `{}` (a sink sets exactly_once = true)",
+                    p.name
+                )),
+                key: "kafka.options".to_owned(),
+                message,
+            });
+        }
         let mut cc = consumer(config, p);
         cc.set("bootstrap.servers", "");
         cc.create_with_context::<_, BaseConsumer<Quiet>>(Quiet)

@@ -4,6 +4,7 @@
 
 use super::assignment::{lock, Partitions};
 use super::commit_rule::{CommitRule, StallFence, Standing};
+use super::fence::Fence;
 use crate::config::PipelineConfig;
 use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -96,7 +97,8 @@ impl Committer {
     /// revocation holding it too never sees a periodic commit land after
     /// its own. Under [`CommitRule::Owner`], a stall of this process past
     /// `session` (the group's session timeout) fences its commits for a
-    /// while (see [`StallFence`]): the partitions may have been taken.
+    /// while (see [`StallFence`]): the partitions may have been taken; so
+    /// does a closed `fence` (no contact with the group coordinator).
     pub fn spawn<C: ConsumerContext + 'static>(
         pipeline: &PipelineConfig,
         consumer: Arc<BaseConsumer<C>>,
@@ -104,6 +106,7 @@ impl Committer {
         exclusive: Arc<Mutex<()>>,
         stats: Arc<PipelineStats>,
         (rule, session): (CommitRule, Duration),
+        fence: Option<Arc<Fence>>,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = channel::<()>();
         let every = Duration::from_millis(pipeline.commit.interval_ms);
@@ -111,9 +114,10 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name(format!("flumen-commit-{}", pipeline.name))
             .spawn(move || {
-                let mut fence = (rule == CommitRule::Owner)
+                let mut stall = (rule == CommitRule::Owner)
                     .then(|| StallFence::new(session, every, Instant::now()));
-                let mut standing = || match fence.as_mut().map(|f| f.check(Instant::now())) {
+                let cut_off = || fence.as_ref().is_some_and(|f| !f.open(Instant::now()));
+                let mut standing = || match stall.as_mut().map(|f| f.check(Instant::now())) {
                     Some(Err(gap)) => {
                         tracing::warn!(pipeline = %name, stalled_ms = gap.as_millis() as u64,
                             "this process was frozen past the group's session timeout; holding \
@@ -122,6 +126,7 @@ impl Committer {
                         Standing::Lost
                     }
                     Some(Ok(false)) => Standing::Lost,
+                    _ if cut_off() => Standing::Lost,
                     _ => Standing::Owned,
                 };
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {

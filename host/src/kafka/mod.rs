@@ -7,6 +7,8 @@
 //! messages in bursts from the [`fetch_queue`]; [`rebalance`] handles revocations;
 //! [`commit`] commits, periodically and on revoke and shutdown, as
 //! [`commit_rule`] allows (who may commit a partition, and when);
+//! [`fence`] stops a member cut off from its group before the group can
+//! give its partitions away;
 //! [`assignment`] holds the partitions this member works on; [`handoff`]
 //! is what the consumer and a partition worker share; [`message`] reads a
 //! message into an event; [`statistics`] reads librdkafka's statistics for
@@ -22,6 +24,7 @@ pub mod client_config;
 pub mod commit;
 pub mod commit_rule;
 pub mod consumer;
+pub mod fence;
 pub mod fetch_queue;
 pub mod handoff;
 pub mod message;

@@ -6,8 +6,9 @@
 use super::assignment::{drain, lock, Partitions};
 use super::commit::{commit, record_committed};
 use super::commit_rule::{CommitRule, Standing};
+use super::fence::{Change, Fence, Watch};
 use super::fetch_queue::FetchQueue;
-use super::statistics::high_watermarks;
+use super::statistics::{monotonic_us, Statistics};
 use crate::stats::PipelineStats;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
@@ -62,14 +63,41 @@ pub struct PipelineContext {
     /// Where assigned partitions' messages are routed, once the consumer
     /// exists; taken away before the consumer closes.
     pub fetch: Mutex<Option<Arc<FetchQueue>>>,
+    /// The member's fence and what watches it, if it fences itself.
+    pub fence: Option<(Arc<Fence>, Mutex<Watch>)>,
 }
 
 impl ClientContext for PipelineContext {
     // librdkafka's statistics (every `statistics.interval.ms`, on the
-    // consumer thread): the high watermarks, for the lag.
+    // consumer thread): the high watermarks, for the lag, and the contact
+    // with the coordinator, for the fence.
     fn stats_raw(&self, statistics: &[u8]) {
-        if let Some(marks) = high_watermarks(statistics) {
-            self.stats.set_high_watermarks(marks);
+        let Some(s) = Statistics::parse(statistics) else {
+            return;
+        };
+        self.stats.set_high_watermarks(s.high_watermarks());
+        let Some((fence, watch)) = &self.fence else {
+            return;
+        };
+        let contact = s.contact(monotonic_us());
+        let change = lock(watch).observe(fence, contact, std::time::Instant::now());
+        match change {
+            Some(Change::Closed(idle)) => {
+                self.stats.fenced.store(true, Ordering::Release);
+                tracing::warn!(pipeline = %self.pipeline, idle_ms = idle.as_millis() as u64,
+                    limit_ms = fence.limit().as_millis() as u64,
+                    "no contact with the group coordinator for longer than the fence allows: \
+                     starting no sink call and sending no commit until contact returns and this \
+                     member still owns its partitions (the group may give them away at its \
+                     session timeout)");
+            }
+            Some(Change::Reopened) => {
+                self.stats.fenced.store(false, Ordering::Release);
+                tracing::info!(pipeline = %self.pipeline,
+                    "contact with the group coordinator is back and the assignment held: \
+                     sink calls and commits resume");
+            }
+            None => {}
         }
     }
 }

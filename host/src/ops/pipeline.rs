@@ -37,6 +37,8 @@ struct Workers {
     stats: Arc<PipelineStats>,
     /// Per sink, its rate limiter: one for all partitions.
     rates: Vec<Option<Arc<RateLimiter>>>,
+    /// The member's fence, if it fences itself.
+    fence: Option<Arc<kafka::fence::Fence>>,
 }
 
 impl Workers {
@@ -72,6 +74,7 @@ impl PartitionWorkers for Workers {
             sinks: c.sinks.iter().map(|s| self.guest(s, &source)).collect(),
             dead_letter: c.dead_letter.clone().map(|q| q as Arc<dyn DeadLetters>),
             rates: self.rates.clone(),
+            fence: self.fence.clone(),
         };
         let (shared, thread) =
             partition::spawn(&self.pipeline, stages, self.stats.clone(), source, events)?;
@@ -298,24 +301,30 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
                     .map(|r| Arc::new(RateLimiter::new(r)))
             })
             .collect();
+        let fence = kafka::fence::for_pipeline(
+            &name,
+            kafka::client_config::fence_timing(config, &p.config),
+        );
         let workers = Workers {
+            fence: fence.clone(),
             rates,
             pipeline: p.config.clone(),
             components: p.components,
             stats: stats.clone(),
         };
-        let started = PipelineConsumer::new(config, &p.config, Box::new(workers), stats.clone())
-            .map_err(|source| StartError::Kafka {
-                pipeline: name.clone(),
-                source,
-            })
-            .and_then(|consumer| {
-                let flag = shutdown.clone();
-                std::thread::Builder::new()
-                    .name(format!("flumen-consumer-{name}"))
-                    .spawn(move || consumer.run(&flag))
-                    .map_err(|e| StartError::Other(e.to_string()))
-            });
+        let started =
+            PipelineConsumer::new(config, &p.config, Box::new(workers), stats.clone(), fence)
+                .map_err(|source| StartError::Kafka {
+                    pipeline: name.clone(),
+                    source,
+                })
+                .and_then(|consumer| {
+                    let flag = shutdown.clone();
+                    std::thread::Builder::new()
+                        .name(format!("flumen-consumer-{name}"))
+                        .spawn(move || consumer.run(&flag))
+                        .map_err(|e| StartError::Other(e.to_string()))
+                });
         match started {
             Ok(thread) => {
                 running.threads.push(thread);

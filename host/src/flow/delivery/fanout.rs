@@ -15,6 +15,7 @@ use crate::flow::component::{CallError, Sink};
 use crate::flow::failure::{FailureContext, Guarded};
 use crate::flow::finalizer::Finalizer;
 use crate::flow::route::RoutedBatch;
+use crate::kafka::fence::Fence;
 use crate::stats::PipelineStats;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
@@ -32,7 +33,8 @@ pub struct Fanout<S> {
 impl<S: Sink + Send + 'static> Fanout<S> {
     /// The windows of `sinks` (in configuration order) for `source`, each
     /// set up by its version's config; `rates` holds each sink's shared
-    /// rate limiter, if it has one.
+    /// rate limiter, if it has one, and `fence` the member's fence, if it
+    /// fences itself.
     pub fn new(
         sinks: Vec<S>,
         rates: Vec<Option<Arc<RateLimiter>>>,
@@ -40,6 +42,7 @@ impl<S: Sink + Send + 'static> Fanout<S> {
         pipeline_batch: &BatchConfig,
         source: &Source,
         stats: &Arc<PipelineStats>,
+        fence: Option<Arc<Fence>>,
     ) -> Self {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let mut rates = rates.into_iter();
@@ -54,7 +57,7 @@ impl<S: Sink + Send + 'static> Fanout<S> {
                 let handling = guarded.handling.clone();
                 let lanes = Lanes::new(guarded, settings.max_in_flight, source, s, &done_tx);
                 let rate = rates.next().flatten();
-                Window::new(name, lanes, settings, handling, rate, stats)
+                Window::new(name, lanes, settings, handling, rate, stats, fence.clone())
             })
             .collect();
         Self {

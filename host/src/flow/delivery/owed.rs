@@ -103,7 +103,6 @@ impl Owed {
     }
 
     /// Whether nothing is owed here.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty() && self.retries.is_empty()
     }

@@ -11,7 +11,8 @@
 //! each settled; delivered and given-up events are finalized in the
 //! [`Finalizer`] (given-up ones after `on_failure` disposed of them), and
 //! failed ones are retried, only those and in order, with backoff when a
-//! call achieved nothing.
+//! call achieved nothing. While the member's fence is closed (cut off from
+//! its group, see [`crate::kafka::fence`]) no call starts.
 
 use super::adaptive::Adaptive;
 use super::lanes::{Done, Job, Lanes};
@@ -25,11 +26,15 @@ use crate::flow::component::{CallError, Sink};
 use crate::flow::failure::{Blocked, FailureContext, FailureHandling};
 use crate::flow::finalizer::Finalizer;
 use crate::flow::retry::Backoff;
+use crate::kafka::fence::Fence;
 use crate::stats::{PipelineStats, SinkStats};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How often a window with events owed looks again at a closed fence.
+const FENCE_RECHECK: Duration = Duration::from_millis(100);
 
 /// The calls a window has formed and not taken back.
 #[derive(Default)]
@@ -64,6 +69,9 @@ pub struct Window<S> {
     /// `waiting` gauge).
     waiting: bool,
     sink_stats: Arc<SinkStats>,
+    /// The member's fence, if it fences itself: no call starts while it
+    /// is closed.
+    fence: Option<Arc<Fence>>,
 }
 
 impl<S: Sink + Send + 'static> Window<S> {
@@ -78,6 +86,7 @@ impl<S: Sink + Send + 'static> Window<S> {
         handling: FailureHandling,
         rate: Option<Arc<RateLimiter>>,
         stats: &Arc<PipelineStats>,
+        fence: Option<Arc<Fence>>,
     ) -> Self {
         let sink_stats = stats.sink(&name);
         let adaptive = settings
@@ -103,6 +112,7 @@ impl<S: Sink + Send + 'static> Window<S> {
             blocked: Blocked::new(stats.clone()),
             waiting: false,
             sink_stats,
+            fence,
         }
     }
 
@@ -121,6 +131,9 @@ impl<S: Sink + Send + 'static> Window<S> {
     /// returned to be taken back with [`Self::finish`]. Returns an error
     /// only if a lane's thread cannot be started.
     pub fn pump(&mut self, now: Instant) -> std::io::Result<Option<Done>> {
+        if self.fenced(now) {
+            return Ok(None);
+        }
         while self.calls.in_flight.len() < self.window() {
             let call = match self.calls.parked.take() {
                 Some((call, at)) if at > now => {
@@ -258,8 +271,17 @@ impl<S> Window<S> {
     /// When something becomes due that [`Self::pump`] should look at: a
     /// retry, the end of a batching wait, or the rate limit's release.
     pub fn next_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        if self.fenced(now) && !(self.owed.is_empty() && self.calls.parked.is_none()) {
+            return Some(now + FENCE_RECHECK);
+        }
         let parked = self.calls.parked.as_ref().map(|(_, at)| *at);
         self.owed.next_due().into_iter().chain(parked).min()
+    }
+
+    /// Whether the member's fence keeps calls from starting at `now`.
+    fn fenced(&self, now: Instant) -> bool {
+        self.fence.as_ref().is_some_and(|f| !f.open(now))
     }
 
     /// The calls that may be in flight now.

@@ -26,6 +26,7 @@ use super::assignment::{drain, lock, PartitionHandle, Partitions};
 use super::client_config;
 use super::commit::{commit, Committer};
 use super::commit_rule::CommitRule;
+use super::fence::{Fence, Watch};
 use super::fetch_queue::{FetchQueue, Fetched, Lent};
 use super::handoff::PartitionWorkers;
 use super::message::push_message;
@@ -128,14 +129,11 @@ impl PipelineConsumer {
         pipeline: &PipelineConfig,
         workers: Box<dyn PartitionWorkers>,
         stats: Arc<PipelineStats>,
+        fence: Option<Arc<Fence>>,
     ) -> KafkaResult<Self> {
         let cc = client_config::consumer(config, pipeline);
         let partitions = Arc::new(Mutex::new(Partitions::default()));
-        let rule = if pipeline
-            .sinks
-            .iter()
-            .any(crate::config::exactly_once::declared)
-        {
+        let rule = if client_config::fenced(pipeline) {
             CommitRule::Owner
         } else {
             CommitRule::Finalized
@@ -154,6 +152,10 @@ impl PipelineConsumer {
             drain_timeout: pipeline.drain_timeout(),
             pipeline: pipeline.name.clone(),
             fetch: Mutex::new(None),
+            fence: fence.map(|f| {
+                let watch = Mutex::new(Watch::new(f.limit()));
+                (f, watch)
+            }),
         };
         let consumer: BaseConsumer<PipelineContext> = cc.create_with_context(context)?;
         // Before `subscribe`, so the first assignment is routed too.
@@ -190,6 +192,11 @@ impl PipelineConsumer {
             self.consumer.context().commit_lock.clone(),
             self.stats.clone(),
             (self.consumer.context().rule, self.session),
+            self.consumer
+                .context()
+                .fence
+                .as_ref()
+                .map(|(f, _)| f.clone()),
         ) {
             Ok(c) => c,
             Err(e) => {

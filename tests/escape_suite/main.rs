@@ -204,6 +204,16 @@ fn main() {
         }
     });
 
+    // A listener nothing accepts from: the kernel completes connections to
+    // it, and no answer ever comes.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let silent_url = format!("http://127.0.0.1:{silent_port}/");
+    let allow_silent = format!(
+        r#"http_allow = ["127.0.0.1:{silent_port}"]
+        limits = {{ call_timeout_ms = 300 }}"#
+    );
+
     let plain = Runtime::new(false).expect("runtime");
     let fueled = Runtime::new(true).expect("runtime with fuel");
     let grant_data = r#"dirs = [{ host = "data", guest = "/data" }]"#;
@@ -235,6 +245,7 @@ fn main() {
         ("read a variable granted under another name", &plain, "env", "FLUMEN_ESCAPE_SECRET", r#"env = { OTHER = "1" }"#.into(), Expect::Denied),
         ("allocate without bound (memory_mb = 32)", &plain, "memory", "", "limits = { memory_mb = 32 }".into(), Expect::Stopped("memory")),
         ("loop forever (call_timeout_ms = 200)", &plain, "cpu", "", "limits = { call_timeout_ms = 200 }".into(), Expect::Stopped("interrupt")),
+        ("wait on an allowed host that never answers (call_timeout_ms = 300)", &plain, "http", &silent_url, allow_silent, Expect::Stopped("interrupt")),
         ("loop forever (fuel = 50,000,000)", &fueled, "cpu", "", "limits = { fuel = 50000000 }".into(), Expect::Stopped("fuel")),
         ("recurse without bound (the shadow stack runs out of memory)", &plain, "stack", "", String::new(), Expect::Stopped("out of bounds")),
         ("control: read a file inside the grant", &plain, "read", "/data/ok.txt", grant_data.into(), Expect::Allowed),
@@ -247,8 +258,16 @@ fn main() {
     let mut rows = Vec::new();
     for (what, runtime, attempt, target, extra, expect) in cases {
         let hits_before = http_hits.load(Ordering::SeqCst);
-        let outcome = run_attempt(runtime, root, attempt, target, &extra);
+        let started = std::time::Instant::now();
+        let mut outcome = run_attempt(runtime, root, attempt, target, &extra);
         let mut ok = classify(&outcome, expect);
+        // No call outlives its deadline by much, even one blocked in a
+        // host call (a request whose answer never comes).
+        let took = started.elapsed();
+        if took > Duration::from_secs(3) {
+            ok = false;
+            outcome = format!("{outcome} (after {took:?}: past its deadline)");
+        }
         // A denied request must not have reached the server at all.
         if expect == Expect::Denied && http_hits.load(Ordering::SeqCst) != hits_before {
             ok = false;

@@ -161,6 +161,10 @@ impl<P> Loaded<P> {
             .data_mut()
             .produce_grant
             .arm(Duration::from_millis(timeout));
+        store
+            .data_mut()
+            .http_grant
+            .arm(Duration::from_millis(timeout));
         if self.fuel {
             store
                 .set_fuel(self.cfg.limits.fuel.unwrap_or(u64::MAX))

@@ -18,22 +18,41 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
 /// The `wasi:http` hooks of one guest instance: every outgoing request is
-/// checked against the component's allow-list before anything is sent.
+/// checked against the component's allow-list before anything is sent,
+/// and ends by the deadline of the call that sent it.
 pub struct HttpGrant {
     allow: Arc<[HostPattern]>,
     tag: GuestTag,
+    /// When the current call must end (`limits.call_timeout_ms`).
+    deadline: Option<Instant>,
 }
 
 impl HttpGrant {
     /// The grant of a component with the given (already validated) list.
     pub fn new(allow: Arc<[HostPattern]>, tag: GuestTag) -> Self {
-        Self { allow, tag }
+        Self {
+            allow,
+            tag,
+            deadline: None,
+        }
+    }
+
+    /// Starts a call that may run for `call_timeout`. The epoch deadline
+    /// interrupts the guest only while it runs its own code; a guest
+    /// blocked on a response would outlive it. So every request it sends
+    /// gives up on connecting, on the first byte of the answer and between
+    /// bytes by the call's deadline too: a call's writes are over when the
+    /// call is (what a fenced member's timing rests on, see
+    /// `crate::kafka::fence`).
+    pub fn arm(&mut self, call_timeout: Duration) {
+        self.deadline = Some(Instant::now() + call_timeout);
     }
 
     fn allows(&self, uri: &http::Uri) -> bool {
@@ -73,11 +92,38 @@ impl WasiHttpHooks for HttpGrant {
                 "guest HTTP request DENIED: host not in the component's http_allow");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        // The default client; only the check above is flumen's own.
+        // The default client; only the checks here are flumen's own.
         struct DefaultClient;
         impl WasiHttpHooks for DefaultClient {}
-        DefaultClient.send_request(request, options, fut)
+        let Some(deadline) = self.deadline else {
+            return DefaultClient.send_request(request, options, fut);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Box::new(async { Err(wasmtime_wasi_http::Error::ConnectionTimeout) });
+        }
+        // Connecting and the first byte each within what is left, and the
+        // two together too.
+        let sent = Box::into_pin(DefaultClient.send_request(request, Some(within(options, left)), fut));
+        Box::new(async move {
+            tokio::time::timeout(left, sent)
+                .await
+                .unwrap_or(Err(wasmtime_wasi_http::Error::ConnectionTimeout))
+        })
     }
+}
+
+/// `options` with every timeout at most `left`.
+fn within(
+    options: Option<wasmtime_wasi_http::RequestOptions>,
+    left: Duration,
+) -> wasmtime_wasi_http::RequestOptions {
+    let mut o = options.unwrap_or_default();
+    let cap = |t: Option<Duration>| Some(t.map_or(left, |t| t.min(left)));
+    o.connect_timeout = cap(o.connect_timeout);
+    o.first_byte_timeout = cap(o.first_byte_timeout);
+    o.between_bytes_timeout = cap(o.between_bytes_timeout);
+    o
 }
 
 /// Builds a guest's WASI context: only what `cfg` grants.

@@ -198,7 +198,7 @@ fn waits_out_a_server_outage() {
     let config = work.config(&bootstrap, topic, "ch-outage", sink);
     // UTF-8 values (the shared test load has some that are not, which the
     // sink rejects in string mode).
-    let records = crate::s3_sink::records(1_000, 2, 200);
+    let records = records(1_000, 2, 200);
     let mut acked = produce_records(&bootstrap, topic, &records);
     let mut flumen = Flumen::run(&config, &work.path("flumen.log"));
     let first = end_offsets(acked.iter().copied());

@@ -6,7 +6,6 @@
 //!   it still thinks it may send, after another member took its partitions;
 //! - three members, stalls and kills mixed.
 
-use super::s3_sink::{bucket_counts, lost_and_duplicated, records};
 use crate::support::*;
 use std::time::Duration;
 
@@ -89,6 +88,14 @@ pub struct Scenario {
     pub batch: &'static str,
 }
 
+/// The longest call a session allows a member that fences itself
+/// (`kafka::fence::Timing`: the session must cover two heartbeats, a call,
+/// 0.5 s of statistics and twice 0.5 s of slack), with heartbeats every
+/// eighth of the session.
+fn fence_call_timeout(session_ms: u64) -> u64 {
+    session_ms - 2 * (session_ms / 8) - 1_500
+}
+
 /// What a member logs when it starts working on a partition.
 const TAKEN_OVER: &str = "first event of the partition read";
 
@@ -113,14 +120,17 @@ impl Scenario {
             &store,
             bucket,
             &format!(", exactly_once = {}", self.exactly_once),
-            &format!("batch = {}\non_failure = \"block\"", self.batch),
+            &format!(
+                "batch = {}\non_failure = \"block\"\nlimits = {{ call_timeout_ms = {} }}",
+                self.batch,
+                fence_call_timeout(self.session_timeout_ms)
+            ),
         );
         let group = "s3-eo";
         let config = work.config(&bootstrap, topic, group, sink);
         let text = std::fs::read_to_string(&config).expect("config");
         let text = text
-            // As an operator would run it: heartbeats every half session
-            // (librdkafka's 3 s for a 6 s session), and no
+            // Heartbeats every eighth of the session, and no
             // max.poll.interval.ms of the tests' own (past it, librdkafka
             // would leave the group itself on resuming, before anything
             // else runs).
@@ -130,7 +140,7 @@ impl Scenario {
                 &format!(
                     "\"session.timeout.ms\" = {}, \"heartbeat.interval.ms\" = {}",
                     self.session_timeout_ms,
-                    self.session_timeout_ms / 2
+                    self.session_timeout_ms / 8
                 ),
             )
             .replace(
@@ -294,7 +304,7 @@ fn exactly_once_survives_ten_sigkills() {
             faults: vec![(0, Fault::Kill); 10],
             gap: |k| Duration::from_millis(4_000 + (k as u64 * 1_700) % 4_000),
             exactly_once: true,
-            session_timeout_ms: 3000,
+            session_timeout_ms: 4000,
             drain_timeout_ms: 12_000,
             commit_interval_ms: 200,
             batch: "{ max_events = 2000, max_wait_ms = 300 }",

@@ -5,12 +5,13 @@
 //! [`raw_batch`] (a batch no producer would write), [`sasl`] (a broker
 //! requiring SCRAM),
 //! [`process`] (the `flumen` binary), [`sink_output`], [`workdir`] (configs) and
-//! [`http`] (the admin endpoint), [`netns`] (network namespaces, links cut), [`slow_link`] (a delaying proxy), [`tls`] (a TLS listener and its test
+//! [`http`] (the admin endpoint), [`bucket`] (a bucket read back), [`netns`] (network namespaces, links cut), [`slow_link`] (a delaying proxy), [`tls`] (a TLS listener and its test
 //! certificates), [`object_store`] (SeaweedFS, an S3 API) and [`clickhouse`].
 
 #![allow(dead_code, unused_imports)]
 
 pub mod broker;
+pub mod bucket;
 pub mod clickhouse;
 pub mod durable_broker;
 pub mod http;
@@ -26,6 +27,7 @@ pub mod tls;
 pub mod workdir;
 
 pub use broker::*;
+pub use bucket::*;
 pub use clickhouse::*;
 pub use durable_broker::*;
 pub use http::*;

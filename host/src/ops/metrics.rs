@@ -128,6 +128,17 @@ impl Collector for StatsCollector {
         )?;
         encode_samples(
             &mut encoder,
+            "flumen_member_fenced",
+            "1 while this member has fenced itself: no contact with its group coordinator for longer than its fence allows (exactly-once sinks).",
+            self.pipelines.iter().map(|(name, s)| {
+                (
+                    vec![("pipeline", name.clone())],
+                    ConstGauge::new(i64::from(s.fenced.load(Ordering::Acquire))),
+                )
+            }),
+        )?;
+        encode_samples(
+            &mut encoder,
             "flumen_partition_unreadable_offset",
             "Partitions stopped at a record batch that cannot be decoded: the offset.",
             self.pipelines.iter().flat_map(|(name, s)| {

@@ -104,7 +104,8 @@ impl WasiHttpHooks for HttpGrant {
         }
         // Connecting and the first byte each within what is left, and the
         // two together too.
-        let sent = Box::into_pin(DefaultClient.send_request(request, Some(within(options, left)), fut));
+        let sent =
+            Box::into_pin(DefaultClient.send_request(request, Some(within(options, left)), fut));
         Box::new(async move {
             tokio::time::timeout(left, sent)
                 .await

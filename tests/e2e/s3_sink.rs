@@ -230,7 +230,8 @@ fn names_wrong_credentials_and_missing_buckets() {
     let config = work.config(&broker.bootstrap(), "t", "g", sink);
     let (ok, text) = flumen_output(&["check", "--config", &config.display().to_string()], &[]);
     assert!(
-        !ok && text.contains("must end its sink calls before the group can give its partitions away")
+        !ok && text
+            .contains("must end its sink calls before the group can give its partitions away")
             && text.contains("Lower limits.call_timeout_ms to at most 500"),
         "{text}"
     );

@@ -1190,12 +1190,25 @@ fn main() {
         ("network-member-cut-off", network::member_cut_off),
         ("network-destination-cut-off", network::destination_cut_off),
         ("network-slow-link", network::slow_lossy_link),
+        (
+            "network-exactly-once-cut-off",
+            network::exactly_once_cut_off,
+        ),
         ("churn-eager", || group_churn(false)),
         ("churn-cooperative", || group_churn(true)),
         ("rebalance-while-paused", rebalance_while_paused),
         ("backpressure", backpressure),
     ];
-    let wanted: Vec<Scenario> = scenarios.into_iter().filter(|(n, _)| wanted(n)).collect();
+    // An exactly-once sink takes one call in flight per partition: the
+    // scenario has nothing to show in key order or unordered.
+    let one_call = |name: &str| name.contains("exactly-once") && ordering().is_some();
+    for (name, _) in scenarios.iter().filter(|(n, _)| wanted(n) && one_call(n)) {
+        println!("fault suite: {name}: SKIPPED under FLUMEN_FAULT_ORDERING (exactly_once needs one call in flight; it runs in the main mode)");
+    }
+    let wanted: Vec<Scenario> = scenarios
+        .into_iter()
+        .filter(|(n, _)| wanted(n) && !one_call(n))
+        .collect();
     // Scenarios that mostly wait (on a cut link, a session to expire, a
     // slow sink), each with a broker of its own and no figure that CPU
     // contention would spoil: they run side by side, before the others,

@@ -333,3 +333,159 @@ pub fn slow_lossy_link() -> Row {
     );
     check_order(row, &s.work.out)
 }
+
+/// The member cut off from the broker, under the s3 sink's `exactly_once`:
+/// two members write one bucket (a SeaweedFS both reach), one loses the
+/// broker for three sessions while it holds a backlog and can still reach
+/// the store. Its store traffic passes a proxy that notes when each chunk
+/// was sent. The member fences itself (`kafka::fence`): it starts no call
+/// once its coordinator has been silent for the fence's limit, and its
+/// last call ends before the group may have expired it (`session −
+/// heartbeat` after the cut), so nothing it writes can meet the new owner's
+/// writes. Every event must be in the bucket once. With
+/// `FLUMEN_SELF_FENCE=off` (the control) the members do not fence
+/// themselves, and the row shows what the cut-off member wrote after the
+/// group's deadline.
+pub fn exactly_once_cut_off() -> Row {
+    const WAVE: usize = 10_000;
+    const BUCKET: &str = "eo-cut";
+    // A session of 6 s with heartbeats every second leaves calls of up to
+    // 2.5 s (see `kafka::fence::Timing`); 2 s here: a fence limit of
+    // 6 − 1 − 2 − 0.5 = 2.5 s after the last contact.
+    const CALL_MS: u64 = 2_000;
+    let heartbeat = Duration::from_millis(SESSION_MS / 6);
+    let fencing = std::env::var("FLUMEN_SELF_FENCE").as_deref() != Ok("off");
+    let mut net = Net::new();
+    let (b, a, c, t) = (net.host(), net.host(), net.host(), net.host());
+    let at = t.ip.clone();
+    t.clone().enter(move || {
+        let tansu = NetTansu::start(&b);
+        let store = SeaweedFs::start_at(&at);
+        store.create_bucket(BUCKET);
+        let mut s = Setup::new(Broker::External(tansu.bootstrap.clone()), WAVE, |_| None);
+        // The cut-off member reaches the store through a proxy in its own
+        // namespace, each chunk 150 ms late each way: its calls are slow
+        // enough that it holds a backlog when the link goes.
+        let upstream = store.endpoint.trim_start_matches("http://").to_owned();
+        let link = a.enter({
+            let upstream = upstream.clone();
+            move || SlowLink::start(&upstream, Duration::from_millis(150), 0.0)
+        });
+        let sink = s3_sink(
+            &store,
+            BUCKET,
+            ", exactly_once = true",
+            &format!(
+                "batch = {{ max_events = 500, max_wait_ms = 300 }}\non_failure = \"block\"\n\
+                 limits = {{ call_timeout_ms = {CALL_MS} }}"
+            ),
+        );
+        let path = s.work.path("eo-cut.toml");
+        PipelineToml {
+            bootstrap: tansu.bootstrap.clone(),
+            topic: TOPIC.into(),
+            group: GROUP.into(),
+            out: s.work.out.clone(),
+            components: sink,
+            commit_interval_ms: 200,
+        }
+        .write(&path);
+        let (from, to) = session_edit();
+        let text = std::fs::read_to_string(&path).expect("config");
+        assert!(text.contains(from), "config has no `{from}`");
+        let text = text.replace(from, &to);
+        std::fs::write(&path, &text).expect("config");
+        let proxied = s.work.path("eo-cut-proxied.toml");
+        std::fs::write(&proxied, text.replace(&upstream, &link.addr)).expect("config");
+        let mut zombie = Flumen::run_in(&a, &proxied, &s.work.path("eo-cut-a.log"));
+        let mut other = Flumen::run_in(&c, &path, &s.work.path("eo-cut-c.log"));
+        for m in [&zombie, &other] {
+            wait_logged(
+                m,
+                "partitions assigned pipeline=e2e count=2",
+                "the group never split the partitions",
+            );
+        }
+        let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, 2 * WAVE, |_| false);
+        s.produced.merge(wave);
+        std::thread::sleep(Duration::from_millis(500));
+        let cut = Duration::from_millis(3 * SESSION_MS);
+        net.cut(&a, &b);
+        let cut_at = Instant::now();
+        let deadline = cut_at + cut;
+        while count(
+            &other.log_text(),
+            "partitions assigned pipeline=e2e count=4",
+        ) == 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the other member never took the partitions over"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let took_over = cut_at.elapsed();
+        std::thread::sleep(cut.saturating_sub(cut_at.elapsed()));
+        let healed_at = Instant::now();
+        net.heal(&a, &b);
+        let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, WAVE, |_| false);
+        s.produced.merge(wave);
+        s.wait_end(&mut other, Duration::from_secs(120));
+        assert!(
+            zombie.alive(),
+            "the cut-off member exited: {}",
+            zombie.log_text()
+        );
+        let zombie_log = zombie.log_text();
+        assert!(zombie.terminate().success(), "cut-off member exit");
+        assert!(other.terminate().success(), "other member exit");
+        // What the cut-off member sent its store while cut off, by when.
+        let sent: Vec<Duration> = (link.sent.lock().expect("the link's log").iter())
+            .filter(|&&at| at > cut_at && at < healed_at)
+            .map(|&at| at - cut_at)
+            .collect();
+        let group_deadline = Duration::from_millis(SESSION_MS) - heartbeat;
+        let late = sent.iter().filter(|&&d| d >= group_deadline).count();
+        let last = sent.iter().max().copied().unwrap_or_default();
+        let counts = bucket_counts(&store, BUCKET);
+        let lines: Vec<Pos> = (counts.iter())
+            .flat_map(|(&pos, &n)| std::iter::repeat_n(pos, n))
+            .collect();
+        let row = tally(
+            &format!(
+                "one of 2 members cut off from the broker {} s, s3 exactly_once{}",
+                cut.as_secs(),
+                if fencing {
+                    ""
+                } else {
+                    " (control: self-fencing off)"
+                }
+            ),
+            "tansu, netns",
+            &s.produced,
+            &lines,
+            &[],
+            s.committed_end(),
+            format!(
+                "the other member took over {:.1} s into the cut; the cut-off member's store \
+                 traffic while cut off: last chunk {:.1} s in, {late} chunks at or after the \
+                 group's earliest deadline ({:.0} s); {} fence closings logged; {} objects",
+                took_over.as_secs_f64(),
+                last.as_secs_f64(),
+                group_deadline.as_secs_f64(),
+                count(&zombie_log, "starting no sink call and sending no commit"),
+                store.objects(BUCKET).len(),
+            ),
+        );
+        if fencing {
+            assert_eq!(
+                (row.lost, row.duplicates, late),
+                (0, 0, 0),
+                "exactly once across a cut-off member (lost, duplicated, chunks the \
+                 fenced member sent at or after the group's deadline): {}",
+                row.note
+            );
+        }
+        row
+    })
+}

@@ -122,4 +122,3 @@ pub fn lost_and_duplicated(
     let dup = counts.values().map(|&n| n.saturating_sub(1)).sum();
     (lost, dup)
 }
-

@@ -26,9 +26,15 @@ pub struct SeaweedFs {
 }
 
 impl SeaweedFs {
-    /// Starts it (scripts/fetch-services.sh installs `weed`), waiting
-    /// until its S3 gateway answers.
+    /// Starts it (scripts/fetch-services.sh installs `weed`) on loopback,
+    /// waiting until its S3 gateway answers.
     pub fn start() -> Self {
+        Self::start_at("127.0.0.1")
+    }
+
+    /// Starts it listening on `ip` (a network namespace's address: call
+    /// from a thread inside that namespace).
+    pub fn start_at(ip: &str) -> Self {
         let bin = repo().join(".tools/weed/weed");
         assert!(
             bin.exists(),
@@ -49,7 +55,7 @@ impl SeaweedFs {
         let [s3, master, volume, filer] = [(); 4].map(|()| free_port());
         let arg = |k: &str, v: u16| format!("-{k}={v}");
         let mut command: Vec<String> = vec![bin.display().to_string(), "server".into()];
-        command.extend(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"].map(String::from));
+        command.extend([format!("-ip={ip}"), format!("-ip.bind={ip}"), "-s3".into()]);
         command.push(format!("-dir={}", data.display()));
         command.push(format!("-s3.config={}", ids.display()));
         command.extend([
@@ -78,8 +84,8 @@ impl SeaweedFs {
         let mut store = Self {
             child,
             command,
-            endpoint: format!("http://127.0.0.1:{s3}"),
-            filer: format!("127.0.0.1:{filer}"),
+            endpoint: format!("http://{ip}:{s3}"),
+            filer: format!("{ip}:{filer}"),
             _dir: dir,
         };
         store.wait_ready();

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Linux's smallest retransmission timeout: what a lost segment adds.
@@ -22,6 +22,8 @@ pub struct SlowLink {
     pub lost: Arc<AtomicU64>,
     /// Chunks forwarded.
     pub chunks: Arc<AtomicU64>,
+    /// When each chunk from a client arrived, for what a client sent when.
+    pub sent: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl SlowLink {
@@ -37,11 +39,13 @@ impl SlowLink {
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
         let (lost, chunks) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let sent = Arc::new(Mutex::new(Vec::new()));
         let link = Self {
             addr: format!("127.0.0.1:{port}"),
             stop: stop.clone(),
             lost: lost.clone(),
             chunks: chunks.clone(),
+            sent: sent.clone(),
         };
         let upstream = upstream.to_owned();
         std::thread::spawn(move || {
@@ -58,12 +62,13 @@ impl SlowLink {
                 };
                 let _ = client.set_nonblocking(false);
                 let _ = (client.set_nodelay(true), server.set_nodelay(true));
-                for (from, to) in [(&client, &server), (&server, &client)] {
+                let ways = [(&client, &server, Some(&sent)), (&server, &client, None)];
+                for (from, to, log) in ways {
                     let (from, to) = (from.try_clone(), to.try_clone());
                     let (Ok(from), Ok(to)) = (from, to) else {
                         continue;
                     };
-                    let counters = (lost.clone(), chunks.clone());
+                    let counters = (lost.clone(), chunks.clone(), log.cloned());
                     std::thread::spawn(move || pump(from, to, delay, loss, counters));
                 }
             }
@@ -78,6 +83,14 @@ impl Drop for SlowLink {
     }
 }
 
+/// What a direction of a link counts: chunks held as lost, chunks, and
+/// (from the client) when each arrived.
+type Counters = (
+    Arc<AtomicU64>,
+    Arc<AtomicU64>,
+    Option<Arc<Mutex<Vec<Instant>>>>,
+);
+
 /// Forwards `from` to `to`: a reader queues each chunk with the time it
 /// may go; a writer sends them in order, each at its time.
 fn pump(
@@ -85,7 +98,7 @@ fn pump(
     mut to: TcpStream,
     delay: Duration,
     loss: f64,
-    (lost, chunks): (Arc<AtomicU64>, Arc<AtomicU64>),
+    (lost, chunks, log): Counters,
 ) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     let writer = std::thread::spawn(move || {
@@ -113,6 +126,9 @@ fn pump(
         due = due.max(last_due);
         last_due = due;
         chunks.fetch_add(1, Ordering::Relaxed);
+        if let Some(log) = &log {
+            log.lock().expect("the link's log").push(Instant::now());
+        }
         if tx.send((due, buf[..n].to_vec())).is_err() {
             break;
         }

@@ -1194,6 +1194,10 @@ fn main() {
             "network-exactly-once-cut-off",
             network::exactly_once_cut_off,
         ),
+        (
+            "network-exactly-once-late-writes",
+            network::exactly_once_late_writes,
+        ),
         ("churn-eager", || group_churn(false)),
         ("churn-cooperative", || group_churn(true)),
         ("rebalance-while-paused", rebalance_while_paused),

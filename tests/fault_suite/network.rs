@@ -347,6 +347,25 @@ pub fn slow_lossy_link() -> Row {
 /// themselves, and the row shows what the cut-off member wrote after the
 /// group's deadline.
 pub fn exactly_once_cut_off() -> Row {
+    exactly_once_zombie(None)
+}
+
+/// As [`exactly_once_cut_off`], and the network also holds what the cut-off
+/// member sends its store from the cut on for 12 s, past the other
+/// member's takeover: requests its calls gave up on (the fence bounds
+/// calls, not packets) reach the store after the new owner has written
+/// the same offsets. The store's conditional writes refuse them; every
+/// event must still be in the bucket once. With
+/// `FLUMEN_FAULT_UNCONDITIONAL=1` the proxy takes `If-None-Match` out of
+/// the cut-off member's requests (on a store that checks no signature):
+/// the measurement of what conditional writes add to the fence.
+pub fn exactly_once_late_writes() -> Row {
+    exactly_once_zombie(Some(Duration::from_secs(12)))
+}
+
+/// The cut-off member under `exactly_once`; `late`: how long the network
+/// holds its store traffic from the cut on.
+fn exactly_once_zombie(late: Option<Duration>) -> Row {
     const WAVE: usize = 10_000;
     const BUCKET: &str = "eo-cut";
     // A session of 6 s with heartbeats every second leaves calls of up to
@@ -355,22 +374,31 @@ pub fn exactly_once_cut_off() -> Row {
     const CALL_MS: u64 = 2_000;
     let heartbeat = Duration::from_millis(SESSION_MS / 6);
     let fencing = std::env::var("FLUMEN_SELF_FENCE").as_deref() != Ok("off");
+    let unconditional = late.is_some() && std::env::var_os("FLUMEN_FAULT_UNCONDITIONAL").is_some();
     let mut net = Net::new();
     let (b, a, c, t) = (net.host(), net.host(), net.host(), net.host());
     let at = t.ip.clone();
     t.clone().enter(move || {
         let tansu = NetTansu::start(&b);
-        let store = SeaweedFs::start_at(&at);
+        let store = if unconditional {
+            SeaweedFs::start_open_at(&at)
+        } else {
+            SeaweedFs::start_at(&at)
+        };
         store.create_bucket(BUCKET);
         let mut s = Setup::new(Broker::External(tansu.bootstrap.clone()), WAVE, |_| None);
         // The cut-off member reaches the store through a proxy in its own
-        // namespace, each chunk 150 ms late each way: its calls are slow
-        // enough that it holds a backlog when the link goes.
+        // namespace, each chunk 300 ms late each way: its calls are slow
+        // enough (about 0.6 s) that it still holds a backlog past its
+        // session when the link goes.
         let upstream = store.endpoint.trim_start_matches("http://").to_owned();
         let link = a.enter({
             let upstream = upstream.clone();
-            move || SlowLink::start(&upstream, Duration::from_millis(150), 0.0)
+            move || SlowLink::start(&upstream, Duration::from_millis(300), 0.0)
         });
+        if unconditional {
+            link.strip_if_none_match();
+        }
         let sink = s3_sink(
             &store,
             BUCKET,
@@ -396,7 +424,13 @@ pub fn exactly_once_cut_off() -> Row {
         let text = text.replace(from, &to);
         std::fs::write(&path, &text).expect("config");
         let proxied = s.work.path("eo-cut-proxied.toml");
-        std::fs::write(&proxied, text.replace(&upstream, &link.addr)).expect("config");
+        // It also cuts its objects otherwise (as writers may: the first
+        // object stored under an offset wins), so that an object of its
+        // and one of the new owner's starting at the same offset differ.
+        let zombie_text = text
+            .replace(&upstream, &link.addr)
+            .replace("max_events = 500", "max_events = 350");
+        std::fs::write(&proxied, zombie_text).expect("config");
         let mut zombie = Flumen::run_in(&a, &proxied, &s.work.path("eo-cut-a.log"));
         let mut other = Flumen::run_in(&c, &path, &s.work.path("eo-cut-c.log"));
         for m in [&zombie, &other] {
@@ -406,12 +440,21 @@ pub fn exactly_once_cut_off() -> Row {
                 "the group never split the partitions",
             );
         }
+        // A first wave starts each member's workers (a new s3 sink instance
+        // checks the store's conditional writes first); the second is the
+        // backlog the cut-off member is writing when the link goes.
+        let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, WAVE / 5, |_| false);
+        s.produced.merge(wave);
+        std::thread::sleep(Duration::from_secs(3));
         let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, 2 * WAVE, |_| false);
         s.produced.merge(wave);
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_secs(1));
         let cut = Duration::from_millis(3 * SESSION_MS);
         net.cut(&a, &b);
         let cut_at = Instant::now();
+        if let Some(hold) = late {
+            link.hold(hold);
+        }
         let deadline = cut_at + cut;
         while count(
             &other.log_text(),
@@ -437,6 +480,14 @@ pub fn exactly_once_cut_off() -> Row {
             zombie.log_text()
         );
         let zombie_log = zombie.log_text();
+        if let Some(dir) = std::env::var_os("FLUMEN_FAULT_LOGS") {
+            // Both members' logs, to read an interleaving afterwards.
+            let name = if late.is_some() { "late" } else { "cut" };
+            for (who, text) in [("cut-off", &zombie_log), ("other", &other.log_text())] {
+                let path = std::path::Path::new(&dir).join(format!("eo-{name}-{who}.log"));
+                std::fs::write(path, text).expect("write a log copy");
+            }
+        }
         assert!(zombie.terminate().success(), "cut-off member exit");
         assert!(other.terminate().success(), "other member exit");
         // What the cut-off member sent its store while cut off, by when.
@@ -445,21 +496,34 @@ pub fn exactly_once_cut_off() -> Row {
             .map(|&at| at - cut_at)
             .collect();
         let group_deadline = Duration::from_millis(SESSION_MS) - heartbeat;
-        let late = sent.iter().filter(|&&d| d >= group_deadline).count();
+        let past_deadline = sent.iter().filter(|&&d| d >= group_deadline).count();
         let last = sent.iter().max().copied().unwrap_or_default();
+        // What reached the store after the other member took over.
+        let after_takeover = (link.passed.lock().expect("the link's log").iter())
+            .filter(|&&at| at > cut_at + took_over && at < healed_at)
+            .count();
         let counts = bucket_counts(&store, BUCKET);
         let lines: Vec<Pos> = (counts.iter())
             .flat_map(|(&pos, &n)| std::iter::repeat_n(pos, n))
             .collect();
         let row = tally(
             &format!(
-                "one of 2 members cut off from the broker {} s, s3 exactly_once{}",
+                "one of 2 members cut off from the broker {} s, s3 exactly_once{}{}{}",
                 cut.as_secs(),
+                late.map_or(String::new(), |d| format!(
+                    ", its writes held {} s from the cut",
+                    d.as_secs()
+                )),
                 if fencing {
                     ""
                 } else {
                     " (control: self-fencing off)"
-                }
+                },
+                if unconditional {
+                    " (measurement: its writes not conditional)"
+                } else {
+                    ""
+                },
             ),
             "tansu, netns",
             &s.produced,
@@ -468,8 +532,9 @@ pub fn exactly_once_cut_off() -> Row {
             s.committed_end(),
             format!(
                 "the other member took over {:.1} s into the cut; the cut-off member's store \
-                 traffic while cut off: last chunk {:.1} s in, {late} chunks at or after the \
-                 group's earliest deadline ({:.0} s); {} fence closings logged; {} objects",
+                 traffic while cut off: last chunk {:.1} s in, {past_deadline} chunks at or after the \
+                 group's earliest deadline ({:.0} s), {after_takeover} reached the store after \
+                 the takeover; {} fence closings logged; {} objects",
                 took_over.as_secs_f64(),
                 last.as_secs_f64(),
                 group_deadline.as_secs_f64(),
@@ -477,9 +542,9 @@ pub fn exactly_once_cut_off() -> Row {
                 store.objects(BUCKET).len(),
             ),
         );
-        if fencing {
+        if fencing && !unconditional {
             assert_eq!(
-                (row.lost, row.duplicates, late),
+                (row.lost, row.duplicates, past_deadline),
                 (0, 0, 0),
                 "exactly once across a cut-off member (lost, duplicated, chunks the \
                  fenced member sent at or after the group's deadline): {}",

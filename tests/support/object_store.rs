@@ -35,6 +35,17 @@ impl SeaweedFs {
     /// Starts it listening on `ip` (a network namespace's address: call
     /// from a thread inside that namespace).
     pub fn start_at(ip: &str) -> Self {
+        Self::start_with(ip, true)
+    }
+
+    /// Starts it on `ip` with no identities: it checks no signature, so a
+    /// proxy may change a signed request (see
+    /// [`super::SlowLink::strip_if_none_match`]). For measurements only.
+    pub fn start_open_at(ip: &str) -> Self {
+        Self::start_with(ip, false)
+    }
+
+    fn start_with(ip: &str, signed: bool) -> Self {
         let bin = repo().join(".tools/weed/weed");
         assert!(
             bin.exists(),
@@ -57,7 +68,9 @@ impl SeaweedFs {
         let mut command: Vec<String> = vec![bin.display().to_string(), "server".into()];
         command.extend([format!("-ip={ip}"), format!("-ip.bind={ip}"), "-s3".into()]);
         command.push(format!("-dir={}", data.display()));
-        command.push(format!("-s3.config={}", ids.display()));
+        if signed {
+            command.push(format!("-s3.config={}", ids.display()));
+        }
         command.extend([
             arg("s3.port", s3),
             arg("master.port", master),

@@ -71,6 +71,13 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Tells the workers of `handles` to start nothing new and wind down.
+pub fn stop(handles: &[((String, i32), PartitionHandle)]) {
+    for (_, h) in handles {
+        h.shared.stop.store(true, Ordering::Release);
+    }
+}
+
 /// Stops the given workers, waits up to `timeout` for their in-flight
 /// batches, and returns what each has finalized: `(topic, partition, offset)`.
 pub fn drain(
@@ -78,9 +85,7 @@ pub fn drain(
     timeout: Duration,
 ) -> Vec<(String, i32, i64)> {
     let deadline = Instant::now() + timeout;
-    for (_, h) in &handles {
-        h.shared.stop.store(true, Ordering::Release);
-    }
+    stop(&handles);
     let mut offsets = Vec::new();
     for ((topic, partition), h) in handles {
         drop(h.tx);

@@ -3,7 +3,7 @@
 //! partitions' workers, waits (bounded) for their in-flight batches and
 //! commits what they finalized before the partitions are released.
 
-use super::assignment::{drain, lock, Partitions};
+use super::assignment::{drain, lock, stop, Partitions};
 use super::commit::{commit, record_committed};
 use super::commit_rule::{CommitRule, Standing};
 use super::fence::{Change, Fence, Watch};
@@ -108,7 +108,6 @@ impl ConsumerContext for PipelineContext {
             Rebalance::Revoke(tpl) => {
                 let revoked = partitions_of(tpl);
                 tracing::info!(pipeline = %self.pipeline, partitions = ?revoked, "partitions revoked; draining");
-                let _no_periodic_commit = lock(&self.commit_lock);
                 let handles: Vec<_> = {
                     let mut parts = lock(&self.partitions);
                     revoked
@@ -116,6 +115,14 @@ impl ConsumerContext for PipelineContext {
                         .filter_map(|k| parts.remove_entry(k))
                         .collect()
                 };
+                // The workers start nothing new from here on, even while a
+                // periodic commit holds the lock below: one sent to a broker
+                // that went silent waits for its request timeout, and the
+                // revoked partitions' workers would go on delivering
+                // meanwhile (the fault suite's cut-off member did, for 11 s
+                // past its session).
+                stop(&handles);
+                let _no_periodic_commit = lock(&self.commit_lock);
                 // The commit must happen before the partitions are released,
                 // or the next owner starts from an older offset. Apache Kafka
                 // accepts it here; brokers that refuse commits while the group

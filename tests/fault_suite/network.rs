@@ -374,7 +374,7 @@ fn exactly_once_zombie(late: Option<Duration>) -> Row {
     const CALL_MS: u64 = 2_000;
     let heartbeat = Duration::from_millis(SESSION_MS / 6);
     let fencing = std::env::var("FLUMEN_SELF_FENCE").as_deref() != Ok("off");
-    let unconditional = late.is_some() && std::env::var_os("FLUMEN_FAULT_UNCONDITIONAL").is_some();
+    let unconditional = std::env::var_os("FLUMEN_FAULT_UNCONDITIONAL").is_some();
     let mut net = Net::new();
     let (b, a, c, t) = (net.host(), net.host(), net.host(), net.host());
     let at = t.ip.clone();
@@ -388,13 +388,14 @@ fn exactly_once_zombie(late: Option<Duration>) -> Row {
         store.create_bucket(BUCKET);
         let mut s = Setup::new(Broker::External(tansu.bootstrap.clone()), WAVE, |_| None);
         // The cut-off member reaches the store through a proxy in its own
-        // namespace, each chunk 300 ms late each way: its calls are slow
-        // enough (about 0.6 s) that it still holds a backlog past its
-        // session when the link goes.
+        // namespace, each chunk 100 ms late each way: its calls are slow
+        // enough (about 0.3 s) that it still holds a backlog past its
+        // session when the link goes, and its sink's start-up check (four
+        // requests) still fits a call.
         let upstream = store.endpoint.trim_start_matches("http://").to_owned();
         let link = a.enter({
             let upstream = upstream.clone();
-            move || SlowLink::start(&upstream, Duration::from_millis(300), 0.0)
+            move || SlowLink::start(&upstream, Duration::from_millis(100), 0.0)
         });
         if unconditional {
             link.strip_if_none_match();
@@ -446,15 +447,18 @@ fn exactly_once_zombie(late: Option<Duration>) -> Row {
         let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, WAVE / 5, |_| false);
         s.produced.merge(wave);
         std::thread::sleep(Duration::from_secs(3));
-        let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, 2 * WAVE, |_| false);
+        let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, 4 * WAVE, |_| false);
         s.produced.merge(wave);
         std::thread::sleep(Duration::from_secs(1));
         let cut = Duration::from_millis(3 * SESSION_MS);
+        if let Some(hold) = late {
+            // From half a second before the cut, so that the writes it
+            // holds include objects' (a call takes about 0.3 s).
+            link.hold(hold);
+            std::thread::sleep(Duration::from_millis(500));
+        }
         net.cut(&a, &b);
         let cut_at = Instant::now();
-        if let Some(hold) = late {
-            link.hold(hold);
-        }
         let deadline = cut_at + cut;
         while count(
             &other.log_text(),

@@ -304,7 +304,7 @@ fn exactly_once_survives_ten_sigkills() {
             faults: vec![(0, Fault::Kill); 10],
             gap: |k| Duration::from_millis(4_000 + (k as u64 * 1_700) % 4_000),
             exactly_once: true,
-            session_timeout_ms: 4000,
+            session_timeout_ms: 3000,
             drain_timeout_ms: 12_000,
             commit_interval_ms: 200,
             batch: "{ max_events = 2000, max_wait_ms = 300 }",

@@ -52,6 +52,24 @@ fn session_edit() -> (&'static str, String) {
     )
 }
 
+/// How long after `cut_at` the member `other` took all four partitions
+/// over; it must while the link is still down (within `cut`).
+fn taken_over(other: &Flumen, cut_at: Instant, cut: Duration) -> Duration {
+    let deadline = cut_at + cut;
+    while count(
+        &other.log_text(),
+        "partitions assigned pipeline=e2e count=4",
+    ) == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the other member never took the partitions over"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cut_at.elapsed()
+}
+
 /// Every packet between flumen and the broker dropped for twice the
 /// session timeout while events arrive, then the link healed: the group
 /// has expired the member by then; it must rejoin, and every event must
@@ -145,20 +163,7 @@ pub fn member_cut_off() -> Row {
         let cut = Duration::from_millis(3 * SESSION_MS);
         net.cut(&a, &b);
         let cut_at = Instant::now();
-        // The other member must take over while the link is still down.
-        let deadline = cut_at + cut;
-        while count(
-            &other.log_text(),
-            "partitions assigned pipeline=e2e count=4",
-        ) == 0
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the other member never took the partitions over"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let took_over = cut_at.elapsed().as_secs_f64();
+        let took_over = taken_over(&other, cut_at, cut).as_secs_f64();
         std::thread::sleep(cut.saturating_sub(cut_at.elapsed()));
         net.heal(&a, &b);
         let healed = Instant::now();
@@ -459,19 +464,7 @@ fn exactly_once_zombie(late: Option<Duration>) -> Row {
         }
         net.cut(&a, &b);
         let cut_at = Instant::now();
-        let deadline = cut_at + cut;
-        while count(
-            &other.log_text(),
-            "partitions assigned pipeline=e2e count=4",
-        ) == 0
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the other member never took the partitions over"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let took_over = cut_at.elapsed();
+        let took_over = taken_over(&other, cut_at, cut);
         std::thread::sleep(cut.saturating_sub(cut_at.elapsed()));
         let healed_at = Instant::now();
         net.heal(&a, &b);

@@ -23,6 +23,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod exactly_once;
 mod network;
 
 use rdkafka::message::{Message, OwnedMessage};
@@ -1190,13 +1191,10 @@ fn main() {
         ("network-member-cut-off", network::member_cut_off),
         ("network-destination-cut-off", network::destination_cut_off),
         ("network-slow-link", network::slow_lossy_link),
-        (
-            "network-exactly-once-cut-off",
-            network::exactly_once_cut_off,
-        ),
+        ("network-exactly-once-cut-off", exactly_once::cut_off),
         (
             "network-exactly-once-late-writes",
-            network::exactly_once_late_writes,
+            exactly_once::late_writes,
         ),
         ("churn-eager", || group_churn(false)),
         ("churn-cooperative", || group_churn(true)),

@@ -5,19 +5,29 @@
 # real tansu broker process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Wall time per phase, printed at the end (on failure too), so that a slow
-# run shows where its time went.
+# Wall time per phase, and how busy the cores were meanwhile (the CPU
+# time of the commands it ran, over wall time × cores), printed at the end
+# (on failure too), so that a slow run shows where its time went and which
+# phases leave the machine idle.
 timings=()
-current="" mark=$SECONDS
+cores=$(nproc)
+tick=$(getconf CLK_TCK)
+# CPU time, in clock ticks, of the commands this script has run and waited
+# for (cutime + cstime in /proc/PID/stat).
+cpu() { awk '{print $16 + $17}' "/proc/$$/stat"; }
+current="" mark=$SECONDS cpu_mark=$(cpu)
 phase() {
-  [ -z "$current" ] || timings+=("$(printf '%6ds  %s' $((SECONDS - mark)) "$current")")
-  current="$1" mark=$SECONDS
+  local now wall busy
+  now=$(cpu) wall=$((SECONDS - mark))
+  busy=$(( wall > 0 ? 100 * (now - cpu_mark) / (tick * wall * cores) : 0 ))
+  [ -z "$current" ] || timings+=("$(printf '%6ds %4d%%  %s' "$wall" "$busy" "$current")")
+  current="$1" mark=$SECONDS cpu_mark=$now
 }
 report() {
   phase ""
-  printf '\n== wall time per phase ==\n'
+  printf '\n== wall time per phase (and CPU busy, of %d cores) ==\n' "$cores"
   printf '%s\n' "${timings[@]}"
-  printf '%6ds  total\n' "$SECONDS"
+  printf '%6ds        total\n' "$SECONDS"
 }
 trap report EXIT
 phase "install services and toolchains"

@@ -112,52 +112,99 @@ pub struct Record {
 /// Produces `records` and returns, per record (in input order), the
 /// `(partition, offset)` the broker acknowledged.
 pub fn produce_records(bootstrap: &str, topic: &str, records: &[Record]) -> Vec<(i32, i64)> {
-    let context = AckContext::default();
-    let producer: ThreadedProducer<AckContext> = client(bootstrap)
-        .set("linger.ms", "10")
-        .set("queue.buffering.max.messages", "200000")
-        .create_with_context(context.clone())
-        .expect("producer");
-    for (i, r) in records.iter().enumerate() {
-        let mut headers = OwnedHeaders::new();
-        for (name, value) in &r.headers {
-            headers = headers.insert(Header {
-                key: name,
-                value: Some(value),
-            });
-        }
-        let mut record: BaseRecord<'_, Vec<u8>, Vec<u8>, Box<usize>> =
-            BaseRecord::with_opaque_to(topic, Box::new(i))
-                .partition(r.partition)
-                .headers(headers);
-        if let Some(v) = &r.value {
-            record = record.payload(v);
-        }
-        if let Some(k) = &r.key {
-            record = record.key(k);
-        }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(2));
+    TestProducer::connect(bootstrap).send(topic, records)
+}
+
+/// A test producer kept open across several sends. A test that streams
+/// events in slices uses one: a fresh producer per slice costs a
+/// connection, a metadata fetch and a shutdown (about 0.2 s against the
+/// mock cluster), which stretched each SIGKILL round of the fault suite by
+/// two seconds of waiting.
+pub struct TestProducer {
+    producer: ThreadedProducer<AckContext>,
+    context: AckContext,
+}
+
+impl TestProducer {
+    /// Connects to `bootstrap` (with the security options registered for it).
+    pub fn connect(bootstrap: &str) -> Self {
+        let context = AckContext::default();
+        let producer = client(bootstrap)
+            .set("linger.ms", "10")
+            .set("queue.buffering.max.messages", "200000")
+            .create_with_context(context.clone())
+            .expect("producer");
+        Self { producer, context }
+    }
+
+    /// Produces `records`, waits for every acknowledgement, and returns
+    /// per record (in input order) the `(partition, offset)` it got. One
+    /// send at a time: the acknowledgements of concurrent sends would mix.
+    pub fn send(&self, topic: &str, records: &[Record]) -> Vec<(i32, i64)> {
+        self.context.acked.lock().expect("lock").clear();
+        for (i, r) in records.iter().enumerate() {
+            let mut headers = OwnedHeaders::new();
+            for (name, value) in &r.headers {
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(value),
+                });
+            }
+            let mut record: BaseRecord<'_, Vec<u8>, Vec<u8>, Box<usize>> =
+                BaseRecord::with_opaque_to(topic, Box::new(i))
+                    .partition(r.partition)
+                    .headers(headers);
+            if let Some(v) = &r.value {
+                record = record.payload(v);
+            }
+            if let Some(k) = &r.key {
+                record = record.key(k);
+            }
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        record = r;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
                 }
             }
         }
+        self.producer.flush(Duration::from_secs(60)).expect("flush");
+        if let Some(e) = self.context.failed.lock().expect("lock").clone() {
+            panic!("test producer: delivery failed: {e}");
+        }
+        let mut acked = std::mem::take(&mut *self.context.acked.lock().expect("lock"));
+        assert_eq!(
+            acked.len(),
+            records.len(),
+            "not every produced event was acknowledged"
+        );
+        acked.sort();
+        acked.into_iter().map(|(_, p, o)| (p, o)).collect()
     }
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    if let Some(e) = context.failed.lock().expect("lock").clone() {
-        panic!("test producer: delivery failed: {e}");
+
+    /// Like [`produce`], through this producer.
+    pub fn produce(
+        &self,
+        topic: &str,
+        partitions: i32,
+        n: usize,
+        poison: impl Fn(usize) -> bool,
+    ) -> Produced {
+        self.produce_marked(topic, partitions, n, |i| poison(i).then_some("POISON"))
     }
-    let mut acked = context.acked.lock().expect("lock").clone();
-    assert_eq!(
-        acked.len(),
-        records.len(),
-        "not every produced event was acknowledged"
-    );
-    acked.sort();
-    acked.into_iter().map(|(_, p, o)| (p, o)).collect()
+
+    /// Like [`produce_marked`], through this producer.
+    pub fn produce_marked(
+        &self,
+        topic: &str,
+        partitions: i32,
+        n: usize,
+        mark: impl Fn(usize) -> Option<&'static str>,
+    ) -> Produced {
+        produced(self.send(topic, &numbered(partitions, n, mark)))
+    }
 }
 
 /// Produces `n` events round-robin over `partitions`. Every 4th is level
@@ -185,7 +232,18 @@ pub fn produce_marked(
     n: usize,
     mark: impl Fn(usize) -> Option<&'static str>,
 ) -> Produced {
-    let records: Vec<Record> = (0..n)
+    TestProducer::connect(bootstrap).produce_marked(topic, partitions, n, mark)
+}
+
+/// The test events `0..n`: value `seq=i` (with `mark(i)` appended after a
+/// space where it returns a marker), keys over 13 values with every tenth
+/// event unkeyed, a `level` header, and invalid UTF-8 in every thousandth.
+fn numbered(
+    partitions: i32,
+    n: usize,
+    mark: impl Fn(usize) -> Option<&'static str>,
+) -> Vec<Record> {
+    (0..n)
         .map(|i| {
             let mut value = format!("seq={i}").into_bytes();
             if let Some(m) = mark(i) {
@@ -203,8 +261,12 @@ pub fn produce_marked(
                 headers: vec![("level".into(), level.as_bytes().to_vec())],
             }
         })
-        .collect();
-    let acked = produce_records(bootstrap, topic, &records);
+        .collect()
+}
+
+/// What a send of [`numbered`] events was acknowledged as, checked to be
+/// a contiguous run of offsets per partition.
+fn produced(acked: Vec<(i32, i64)>) -> Produced {
     let mut produced = Produced::default();
     for (i, (p, o)) in acked.into_iter().enumerate() {
         assert!(

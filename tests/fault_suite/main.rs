@@ -903,6 +903,8 @@ fn group_churn(cooperative: bool) -> Row {
         index: BTreeMap::new(),
     };
     let committed_end = s.committed() == end;
+    // The member killed may have been writing: its last line torn.
+    let (lines, torn) = read_lenient(&s.work.out);
     let row = tally(
         if cooperative {
             "3 members join/leave/die (cooperative-sticky)"
@@ -911,12 +913,12 @@ fn group_churn(cooperative: bool) -> Row {
         },
         "mock",
         &all,
-        &read_sink(&s.work.out, "s"),
+        &lines,
         &[],
         committed_end,
         format!(
             "6 membership changes; a {WAVE}-event wave after them was consumed in {wave_secs:.1} s \
-             (no stall)"
+             (no stall); {torn} lines torn by the kill and redelivered whole"
         ),
     );
     check_order(row, &s.work.out)
@@ -1170,12 +1172,22 @@ fn run_scenario(name: &str, run: fn() -> Row) -> Option<Row> {
 }
 
 fn main() {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
+    // Arguments name the scenarios to run (any whose name contains one),
+    // and `--skip=NAME` those not to, as libtest's filters do.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&str> = args
+        .iter()
         .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
         .collect();
-    let wanted =
-        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let skips: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--skip="))
+        .collect();
+    let wanted = |name: &str| {
+        (filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+            && !skips.iter().any(|s| name.contains(s))
+    };
     let scenarios: Vec<Scenario> = vec![
         ("sigkill", sigkill),
         ("trap", trap_ten_percent),
@@ -1216,9 +1228,11 @@ fn main() {
     // own and no figure that CPU contention would spoil: they run side by
     // side, before the others, one at a time. Together they use about a
     // quarter of two cores (18 s of CPU in 66 s for the network group, 16 s
-    // in 108 s for sigkill). broker-restart is not among them: beside them
-    // it took 94 s once in eight runs here, and once more than the 240 s it
-    // is given, against 30-40 s on its own.
+    // in 108 s for sigkill). broker-restart is not among them: beside other
+    // load it twice missed its 240 s (against 30-40 s on its own), once
+    // with tansu back from its restart refusing the member's commits
+    // (UnknownMemberId) for four minutes and flumen never rejoining. An
+    // open problem; scripts/test.sh runs it alone.
     let waits = |name: &str| {
         name.starts_with("network-")
             || ["broker-down", "rebalance-while-paused", "sigkill"].contains(&name)

@@ -121,14 +121,20 @@ pub fn try_http_request(
 /// (`bind(0)`) can be handed out again, or taken by any process's outgoing
 /// connection, between the asking and the service's own bind. That race was
 /// seen in CI as `weed` failing with "address already in use". Each test
-/// process starts its count at a window chosen by its pid, so that two test
-/// binaries running at once rarely walk the same ports; a port found busy is
-/// skipped.
+/// process starts its count at a window chosen by its pid, and a port found
+/// busy is skipped. A port handed out is also claimed for the life of this
+/// process by an abstract Unix socket named after it, which the kernel
+/// drops when the process ends: two test binaries running at once (the
+/// fault suite's orderings in scripts/test.sh) never hand out the same port,
+/// even in the moment before its service binds it.
 pub fn free_port() -> u16 {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 10_000;
     const SPAN: u32 = 22_000; // up to 31_999
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    static CLAIMS: Mutex<Vec<UnixListener>> = Mutex::new(Vec::new());
     let _ = NEXT.compare_exchange(
         u32::MAX,
         (std::process::id() % 22) * 1_000,
@@ -137,7 +143,14 @@ pub fn free_port() -> u16 {
     );
     for _ in 0..SPAN {
         let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let name = format!("flumen-test-port-{port}");
+        let claim = SocketAddr::from_abstract_name(name.as_bytes())
+            .and_then(|addr| UnixListener::bind_addr(&addr));
+        if let Ok(claim) = claim {
+            CLAIMS.lock().expect("port claims").push(claim);
             return port;
         }
     }

@@ -52,16 +52,79 @@ impl PartitionFile {
             .replace("%{topic}", topic)
             .replace("%{partition}", &partition.to_string());
         if self.open.as_ref().is_none_or(|(p, _)| *p != path) {
-            let file = std::fs::OpenOptions::new()
+            let mut file = std::fs::OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(&path)
                 .map_err(|e| format!("cannot open `{path}` for appending: {e}"))?;
+            end_torn_line(&mut file)
+                .map_err(|e| format!("cannot read the end of `{path}`: {e}"))?;
             self.open = Some((path, file));
         }
         match self.open.as_mut() {
             Some((p, f)) => Ok((p.as_str(), f)),
             None => Err("no open file".to_owned()),
         }
+    }
+}
+
+/// Ends the file's last line if it has no newline. A process killed while
+/// appending (a SIGKILL, a crash, a power cut) leaves its last line torn;
+/// the events on it were not acknowledged, so they come again. Without the
+/// newline, the first line appended now would be fused to the torn one, and
+/// no line reader would find its event.
+fn end_torn_line(file: &mut std::fs::File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    if file.metadata()?.len() == 0 {
+        return Ok(());
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn appended(before: &[u8]) -> Vec<u8> {
+        let dir = std::env::temp_dir().join(format!(
+            "flumen-partition-file-{}-{}",
+            std::process::id(),
+            before.len()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("out-0.jsonl");
+        std::fs::write(&path, before).expect("write");
+        let template = format!("{}/out-%{{partition}}.jsonl", dir.display());
+        let mut file = PartitionFile::new(&template).expect("template");
+        let (_, f) = file.get("t", 0).expect("open");
+        f.write_all(b"{\"offset\":2}\n").expect("append");
+        let after = std::fs::read(&path).expect("read");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+        after
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ended_before_appending() {
+        assert_eq!(
+            appended(b"{\"offset\":0}\n{\"offs"),
+            b"{\"offset\":0}\n{\"offs\n{\"offset\":2}\n"
+        );
+    }
+
+    #[test]
+    fn a_whole_or_empty_file_is_appended_to_as_is() {
+        assert_eq!(
+            appended(b"{\"offset\":0}\n"),
+            b"{\"offset\":0}\n{\"offset\":2}\n"
+        );
+        assert_eq!(appended(b""), b"{\"offset\":2}\n");
     }
 }

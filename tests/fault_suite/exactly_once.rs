@@ -2,7 +2,7 @@
 //! in the network namespaces of [`super::network`]: the member fences
 //! itself (`kafka::fence`), and every event is in the bucket once.
 
-use super::network::{session_edit, taken_over, NetTansu, SESSION_MS};
+use super::network::{session_edit, taken_over, wait_split, NetTansu, SESSION_MS};
 use super::*;
 
 /// The member cut off from the broker, under the s3 sink's `exactly_once`:
@@ -105,13 +105,7 @@ fn exactly_once_zombie(late: Option<Duration>) -> Row {
         std::fs::write(&proxied, zombie_text).expect("config");
         let mut zombie = Flumen::run_in(&a, &proxied, &s.work.path("eo-cut-a.log"));
         let mut other = Flumen::run_in(&c, &path, &s.work.path("eo-cut-c.log"));
-        for m in [&zombie, &other] {
-            wait_logged(
-                m,
-                "partitions assigned pipeline=e2e count=2",
-                "the group never split the partitions",
-            );
-        }
+        wait_split(&zombie, &other);
         // A first wave starts each member's workers (a new s3 sink instance
         // checks the store's conditional writes first); the second is the
         // backlog the cut-off member is writing when the link goes.

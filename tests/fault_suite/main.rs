@@ -407,7 +407,7 @@ fn sigkill() -> Row {
     // One producer for the whole scenario: the stream after each start
     // should last a little longer than the second within which the kill
     // comes, not several seconds of connecting.
-    let producer = TestProducer::connect(&s.bootstrap());
+    let mut producer = TestProducer::connect(&s.bootstrap());
     for k in 0..kills {
         let backlog = producer.produce(TOPIC, PARTITIONS, wave / 2, |_| false);
         s.produced.merge(backlog);

@@ -53,6 +53,18 @@ pub fn session_edit() -> (&'static str, String) {
     )
 }
 
+/// Waits until the group has split the four partitions between the two
+/// members, two each: both hold partitions when a scenario cuts one off.
+pub fn wait_split(a: &Flumen, b: &Flumen) {
+    for m in [a, b] {
+        wait_logged(
+            m,
+            "partitions assigned pipeline=e2e count=2",
+            "the group never split the partitions",
+        );
+    }
+}
+
 /// How long after `cut_at` the member `other` took all four partitions
 /// over; it must while the link is still down (within `cut`).
 pub fn taken_over(other: &Flumen, cut_at: Instant, cut: Duration) -> Duration {
@@ -149,13 +161,7 @@ pub fn member_cut_off() -> Row {
         let config = s.config_edited("cutoff", chaos_sink(", delay_ms = 50", ""), &[(from, &to)]);
         let mut zombie = Flumen::run_in(&a, &config, &s.work.path("cutoff-a.log"));
         let mut other = Flumen::run_in(&c, &config, &s.work.path("cutoff-c.log"));
-        for m in [&zombie, &other] {
-            wait_logged(
-                m,
-                "partitions assigned pipeline=e2e count=2",
-                "the group never split the partitions",
-            );
-        }
+        wait_split(&zombie, &other);
         // A backlog for both, so that the one cut off holds events when
         // the link goes.
         let wave = produce(&tansu.bootstrap, TOPIC, PARTITIONS, WAVE, |_| false);

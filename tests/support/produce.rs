@@ -138,9 +138,10 @@ impl TestProducer {
     }
 
     /// Produces `records`, waits for every acknowledgement, and returns
-    /// per record (in input order) the `(partition, offset)` it got. One
-    /// send at a time: the acknowledgements of concurrent sends would mix.
-    pub fn send(&self, topic: &str, records: &[Record]) -> Vec<(i32, i64)> {
+    /// per record (in input order) the `(partition, offset)` it got. It
+    /// takes `&mut self` because the acknowledgements of concurrent sends
+    /// would mix.
+    pub fn send(&mut self, topic: &str, records: &[Record]) -> Vec<(i32, i64)> {
         self.context.acked.lock().expect("lock").clear();
         for (i, r) in records.iter().enumerate() {
             let mut headers = OwnedHeaders::new();
@@ -186,7 +187,7 @@ impl TestProducer {
 
     /// Like [`produce`], through this producer.
     pub fn produce(
-        &self,
+        &mut self,
         topic: &str,
         partitions: i32,
         n: usize,
@@ -197,7 +198,7 @@ impl TestProducer {
 
     /// Like [`produce_marked`], through this producer.
     pub fn produce_marked(
-        &self,
+        &mut self,
         topic: &str,
         partitions: i32,
         n: usize,

@@ -51,7 +51,7 @@ guests/build.sh
 # do the s3 sink (SigV4 against AWS's examples, keys, compression) and the
 # clickhouse sink (reading the server's answers).
 phase "guest unit tests (Rust, Python, JavaScript helpers)"
-(cd guests && cargo test --locked -q -p flumen-guest-common -p s3_sink -p clickhouse_sink)
+(cd guests && cargo test --locked -q -p flumen-guest-common -p s3_sink -p clickhouse_sink -p schema_decode)
 python3 -m unittest discover -s guests/helpers/python
 node --test guests/helpers/js/
 phase "fmt"

@@ -38,5 +38,6 @@ pub mod contract;
 pub(crate) mod flow;
 pub(crate) mod kafka;
 pub mod ops;
+pub mod registry;
 pub mod runtime;
 pub mod stats;

@@ -198,6 +198,10 @@ fn interceptor_line(source: &Source, mut e: Event, v: InterceptorVerdict) -> (&'
             crate::contract::replace(&mut e, r);
             "replace"
         }
+        Action::Reject(reason) => {
+            let line = json!({ "offset": e.offset, "verdict": "reject", "reason": reason });
+            return ("reject", line);
+        }
     };
     let mut line = json!({ "offset": e.offset, "verdict": verdict, "route": v.route });
     if verdict != "drop" {

@@ -47,6 +47,11 @@ pub struct ComponentConfig {
     /// must exist when flumen starts.
     #[serde(default)]
     pub kafka_produce: Vec<String>,
+    /// Whether the guest may read schemas from the `[schema_registry]`
+    /// through the host's `schemas` import. Without it every call answers
+    /// `not-granted`.
+    #[serde(default)]
+    pub schema_registry: bool,
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,

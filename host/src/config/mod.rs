@@ -18,6 +18,7 @@ mod host_pattern;
 pub mod interpolate;
 mod kafka;
 mod pipeline;
+mod schema_registry;
 pub mod secret;
 pub mod wording;
 
@@ -27,6 +28,7 @@ pub use failure::{FailurePolicy, RetryConfig};
 pub use host_pattern::HostPattern;
 pub use kafka::KafkaConfig;
 pub use pipeline::{BatchConfig, CommitConfig, DeadLetterConfig, PipelineConfig};
+pub use schema_registry::SchemaRegistryConfig;
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -113,6 +115,10 @@ pub struct Config {
     /// The compiled-component cache.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// The Confluent Schema Registry, for components granted
+    /// `schema_registry = true`; none by default.
+    #[serde(default)]
+    pub schema_registry: Option<SchemaRegistryConfig>,
 }
 
 /// Where compiled components are kept between starts and reloads (see
@@ -222,6 +228,13 @@ impl Config {
                 }
             }
         }
+        if let Some(ca) = self
+            .schema_registry
+            .as_mut()
+            .and_then(|r| r.ca_file.as_mut())
+        {
+            *ca = base.join(&*ca);
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -236,6 +249,26 @@ impl Config {
         let mut names = HashSet::new();
         for (i, p) in self.pipelines.iter().enumerate() {
             p.validate(i, &mut names)?;
+        }
+        match &self.schema_registry {
+            Some(registry) => registry.validate()?,
+            None => {
+                if let Some((p, c)) = self.pipelines.iter().find_map(|p| {
+                    let c = p
+                        .interceptors
+                        .iter()
+                        .chain(&p.sinks)
+                        .find(|c| c.schema_registry)?;
+                    Some((p, c))
+                }) {
+                    return Err(invalid(
+                        Some(format!("pipeline `{}`, component `{}`", p.name, c.name)),
+                        "schema_registry",
+                        "is granted, but the file has no [schema_registry] section saying where \
+                         the registry is; add one with `urls`",
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -22,6 +22,9 @@ pub enum Action {
     Drop,
     /// Pass this content on instead of the original.
     Replace(Replacement),
+    /// Give it to the interceptor's failure policy, for this reason
+    /// (through the `rejection` import, since contract 0.4.1).
+    Reject(String),
 }
 
 /// An interceptor's decision for one event.
@@ -51,6 +54,17 @@ pub const KEEP: u8 = 0;
 pub const DROP: u8 = 1;
 /// The action byte that replaces an event with the next replacement.
 pub const REPLACE: u8 = 2;
+
+/// Marks the events an interceptor rejected during the call (by position,
+/// each once, each in the batch: the host side of the import checked),
+/// whatever their action byte said.
+pub fn apply_rejections(verdicts: &mut [InterceptorVerdict], rejected: Vec<(usize, String)>) {
+    for (event, reason) in rejected {
+        if let Some(v) = verdicts.get_mut(event) {
+            v.action = Action::Reject(reason);
+        }
+    }
+}
 
 /// One verdict per event of a batch of `len` from an interceptor's compact
 /// answer, or what about the answer does not fit the batch.

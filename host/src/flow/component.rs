@@ -14,6 +14,14 @@ use crate::contract::{Batch, InterceptorVerdict, SinkVerdict, Source};
 /// letter's `flumen.error` header), so any error will do.
 pub type CallError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A call that failed because a service the component depends on (the
+/// schema registry) could not answer: an outage, not bad data. The flow
+/// retries such a call without counting it against `retry.attempts`, so
+/// no event is ever given up (dead-lettered, skipped) for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
 /// What interceptors and sinks have in common.
 pub trait Component {
     /// The component's name in the config.

@@ -2,7 +2,7 @@
 //! left, once per batch, and answers keep / drop / replace and optionally a
 //! route per event.
 
-use super::component::{CallError, Interceptor};
+use super::component::{CallError, Interceptor, Unavailable};
 use super::failure::{Blocked, Failure, FailureContext, Guarded};
 use super::finalizer::Finalizer;
 use super::retry::Backoff;
@@ -132,6 +132,17 @@ fn apply_verdicts<I: Interceptor>(
         };
         let route = new_route.or(route);
         let pushed = match verdict.action {
+            Action::Reject(reason) => {
+                given_up.push((
+                    i,
+                    Failure {
+                        component: guest.guest.name().to_owned(),
+                        reason,
+                        attempts: 1,
+                    },
+                ));
+                continue;
+            }
             Action::Drop => None,
             _ if route.as_ref().is_some_and(Vec::is_empty) => None,
             Action::Keep => Some(next.events.push_from(events, i)),
@@ -180,6 +191,9 @@ fn call_retrying<I: Interceptor>(
     let mut backoff = Backoff::new(&guest.handling.retry);
     let mut blocked = Blocked::new(cx.stats);
     let first = *events.offsets().first()?;
+    // Calls that failed for the events' sake; an outage of a service the
+    // interceptor depends on is not one.
+    let mut failed = 0;
     for tries in 1.. {
         let result = guest
             .guest
@@ -192,12 +206,14 @@ fn call_retrying<I: Interceptor>(
             }
             Err(e) => e,
         };
+        let outage = e.is::<Unavailable>();
+        failed += u32::from(!outage);
         let failure = Failure {
             component: guest.guest.name().to_owned(),
             reason: e.to_string(),
             attempts: tries,
         };
-        if guest.handling.gives_up(tries) {
+        if !outage && guest.handling.gives_up(failed) {
             return Some(Err(failure));
         }
         cx.stats.retries.fetch_add(1, Ordering::Relaxed);

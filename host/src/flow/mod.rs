@@ -23,7 +23,7 @@ pub mod partition;
 pub mod retry;
 pub mod route;
 
-pub use component::{CallError, Component, Interceptor, Sink};
+pub use component::{CallError, Component, Interceptor, Sink, Unavailable};
 pub use dead_letter::{DeadLetterError, DeadLetterQueue};
 pub use delivery::RateLimiter;
 pub use failure::DeadLetters;

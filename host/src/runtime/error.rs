@@ -88,6 +88,16 @@ pub enum GuestError {
         /// Which budget, by how much, and what happens.
         message: String,
     },
+    /// The guest failed the call after the schema registry could not
+    /// answer it: an outage, retried until the registry is back, never a
+    /// reason to give events up.
+    #[error("component `{name}` is waiting for the schema registry: {message}")]
+    Unavailable {
+        /// Component name.
+        name: String,
+        /// What the registry did, and the guest's message.
+        message: String,
+    },
     /// The guest broke the contract: wrong number of verdicts, unknown route.
     #[error("component `{name}` broke the contract: {message}")]
     Contract {

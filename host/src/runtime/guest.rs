@@ -29,6 +29,9 @@ pub struct Guest<P: GuestKind> {
     live: Option<(Store<GuestState>, P::Bindings)>,
     /// Calls served by the live instance.
     calls: u64,
+    /// Why the schema registry was unavailable during the last call, if
+    /// it was.
+    unavailable: Option<String>,
     /// Its counters in `/metrics`.
     metrics: GuestMetrics,
 }
@@ -45,6 +48,7 @@ impl<P: GuestKind + Clone> Guest<P> {
             tag,
             live: None,
             calls: 0,
+            unavailable: None,
             metrics,
         }
     }
@@ -119,6 +123,7 @@ impl<P: GuestKind> Guest<P> {
         self.loaded.arm(&mut store)?;
         let result = f(&bindings, &mut store);
         let over_budget = store.data_mut().produce_grant.take_over_budget();
+        self.unavailable = store.data_mut().schema_grant.take_unavailable();
         self.calls += 1;
         let recycle = self.loaded.cfg.limits.max_calls_per_instance;
         if result.is_ok() && (recycle == 0 || self.calls < recycle) {
@@ -174,11 +179,20 @@ impl<P: GuestKind> Guest<P> {
         expand: fn(A, usize) -> Result<Vec<V>, String>,
     ) -> Result<Vec<V>, GuestError> {
         let name = self.name();
-        let answer = answer.map_err(|message| GuestError::Failed {
-            name: name.to_owned(),
+        let answer = answer.map_err(|message| {
             // Logged with every failed call: a guest cannot make it a
             // flood of its own.
-            message: cut_line(&message).into_owned(),
+            let message = cut_line(&message).into_owned();
+            match &self.unavailable {
+                Some(registry) => GuestError::Unavailable {
+                    name: name.to_owned(),
+                    message: format!("{registry} (the component said: {message})"),
+                },
+                None => GuestError::Failed {
+                    name: name.to_owned(),
+                    message,
+                },
+            }
         })?;
         expand(answer, len).map_err(|message| GuestError::Contract {
             name: name.to_owned(),
@@ -198,10 +212,24 @@ impl Guest<InterceptorPre> {
         let started = Instant::now();
         let r = self
             .call(|b, s| {
-                b.flumen_pipeline_interception()
-                    .call_process(s, source, batch.columns())
+                s.data_mut().rejections.open(batch.len());
+                let answer = b.flumen_pipeline_interception().call_process(
+                    &mut *s,
+                    source,
+                    batch.columns(),
+                )?;
+                Ok((answer, s.data_mut().rejections.close()))
             })
-            .and_then(|r| self.checked(r, batch.len(), verdict::interceptor_verdicts));
+            .and_then(|(answer, rejected)| {
+                let mut verdicts =
+                    self.checked(answer, batch.len(), verdict::interceptor_verdicts)?;
+                let rejected = rejected.map_err(|message| GuestError::Contract {
+                    name: self.name().to_owned(),
+                    message,
+                })?;
+                verdict::apply_rejections(&mut verdicts, rejected);
+                Ok(verdicts)
+            });
         self.metrics.interceptor_call(batch, started.elapsed(), &r);
         r
     }
@@ -251,7 +279,10 @@ impl flow::Interceptor for Guest<InterceptorPre> {
         source: &Source,
         batch: &Batch,
     ) -> Result<Vec<InterceptorVerdict>, CallError> {
-        Guest::process(self, source, batch).map_err(CallError::from)
+        Guest::process(self, source, batch).map_err(|e| match e {
+            GuestError::Unavailable { .. } => CallError::from(flow::Unavailable(e.to_string())),
+            e => CallError::from(e),
+        })
     }
 }
 

@@ -34,6 +34,7 @@ pub struct Loaded<P> {
     pub(super) http_allow: Arc<[HostPattern]>,
     pub(super) kafka_produce: Arc<[String]>,
     pub(super) producer: Option<Arc<producer::ProducerHub>>,
+    pub(super) registry: Option<Arc<crate::registry::Registry>>,
     pub(super) name: Arc<str>,
     /// The component's log budget, shared by all its instances; a new
     /// version (a reload) starts a new one.
@@ -77,6 +78,7 @@ impl<P> Loaded<P> {
                 .collect(),
             kafka_produce: cfg.kafka_produce.iter().cloned().collect(),
             producer: rt.producer.clone(),
+            registry: rt.registry.clone(),
             name: cfg.name.as_str().into(),
             log_budget: Arc::new(LogBudget::new(&cfg.budgets)),
             cfg: Arc::new(cfg.clone()),
@@ -133,6 +135,12 @@ impl<P> Loaded<P> {
                     &self.cfg.budgets,
                     tag.clone(),
                 ),
+                schema_grant: super::schemas::SchemaGrant::new(
+                    self.registry.clone(),
+                    self.cfg.schema_registry,
+                    tag.clone(),
+                ),
+                rejections: Default::default(),
                 log_budget: self.log_budget.clone(),
                 table: ResourceTable::new(),
                 limits,
@@ -164,6 +172,10 @@ impl<P> Loaded<P> {
         store
             .data_mut()
             .http_grant
+            .arm(Duration::from_millis(timeout));
+        store
+            .data_mut()
+            .schema_grant
             .arm(Duration::from_millis(timeout));
         if self.fuel {
             store

@@ -92,28 +92,29 @@ fn families() -> &'static GuestFamilies {
 
 /// The verdicts of one kind of guest, in the order of [`GuestMetrics`]'s
 /// verdict counters.
-const INTERCEPTOR_VERDICTS: [&str; 3] = ["keep", "drop", "replace"];
-const SINK_VERDICTS: [&str; 3] = ["delivered", "retry", "reject"];
+const INTERCEPTOR_VERDICTS: &[&str] = &["keep", "drop", "replace", "reject"];
+const SINK_VERDICTS: &[&str] = &["delivered", "retry", "reject"];
 /// How a call can end.
-const OUTCOMES: [&str; 6] = [
+const OUTCOMES: [&str; 7] = [
     "ok",
     "error",
     "trap",
     "contract",
     "over_budget",
     "start_failed",
+    "unavailable",
 ];
 
 /// One guest's counters, resolved once when the guest is made.
 #[derive(Clone, Debug)]
 pub struct GuestMetrics {
-    calls: [Counter; 6],
+    calls: [Counter; 7],
     duration: Histogram,
     events_in: Counter,
     bytes_in: Counter,
     events_out: Counter,
     bytes_out: Counter,
-    verdicts: [Counter; 3],
+    verdicts: Vec<Counter>,
 }
 
 impl GuestMetrics {
@@ -147,15 +148,18 @@ impl GuestMetrics {
             bytes_in: f.bytes_in.get_or_create(&guest).clone(),
             events_out: f.events_out.get_or_create(&guest).clone(),
             bytes_out: f.bytes_out.get_or_create(&guest).clone(),
-            verdicts: names.map(|verdict| {
-                f.verdicts
-                    .get_or_create(&VerdictLabels {
-                        pipeline: guest.pipeline.clone(),
-                        component: guest.component.clone(),
-                        verdict,
-                    })
-                    .clone()
-            }),
+            verdicts: names
+                .iter()
+                .map(|&verdict| {
+                    f.verdicts
+                        .get_or_create(&VerdictLabels {
+                            pipeline: guest.pipeline.clone(),
+                            component: guest.component.clone(),
+                            verdict,
+                        })
+                        .clone()
+                })
+                .collect(),
         }
     }
 
@@ -170,6 +174,7 @@ impl GuestMetrics {
             Err(GuestError::Trap { .. }) => 2,
             Err(GuestError::Contract { .. }) => 3,
             Err(GuestError::OverBudget { .. }) => 4,
+            Err(GuestError::Unavailable { .. }) => 6,
             Err(_) => 5,
         };
         self.calls[outcome].inc();
@@ -178,8 +183,12 @@ impl GuestMetrics {
     /// Adds one call's verdict counts and output: one atomic add per
     /// counter per batch, since the counters are shared by every
     /// partition's instance of the component.
-    fn settle(&self, verdicts: [u64; 3], out_events: u64, out_bytes: usize) {
-        add_counts(&self.verdicts, verdicts);
+    fn settle(&self, verdicts: &[u64], out_events: u64, out_bytes: usize) {
+        for (counter, &n) in self.verdicts.iter().zip(verdicts) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
         self.events_out.inc_by(out_events);
         self.bytes_out.inc_by(out_bytes as u64);
     }
@@ -194,7 +203,7 @@ impl GuestMetrics {
     ) {
         self.call(batch, took, result);
         let Ok(verdicts) = result else { return };
-        let (mut counts, mut out_events, mut out_bytes) = ([0u64; 3], 0, 0);
+        let (mut counts, mut out_events, mut out_bytes) = ([0u64; 4], 0, 0);
         for (e, v) in verdicts.iter().enumerate() {
             let (i, out) = match &v.action {
                 Action::Keep => (0, Some(batch.event_bytes(e))),
@@ -207,6 +216,7 @@ impl GuestMetrics {
                         &r.headers,
                     )),
                 ),
+                Action::Reject(_) => (3, None),
             };
             counts[i] += 1;
             if let Some(bytes) = out {
@@ -214,7 +224,7 @@ impl GuestMetrics {
                 out_bytes += bytes;
             }
         }
-        self.settle(counts, out_events, out_bytes);
+        self.settle(&counts, out_events, out_bytes);
     }
 
     /// Counts a sink call and, if it succeeded, its verdicts and the events
@@ -238,7 +248,7 @@ impl GuestMetrics {
                 SinkVerdict::Reject(_) => counts[2] += 1,
             }
         }
-        self.settle(counts, counts[0], out_bytes);
+        self.settle(&counts, counts[0], out_bytes);
     }
 }
 

@@ -22,7 +22,9 @@ mod kind;
 mod loaded;
 pub mod metrics;
 pub mod producer;
+mod rejections;
 mod sandbox;
+mod schemas;
 mod slot;
 mod state;
 mod tag;
@@ -38,6 +40,7 @@ pub use tag::GuestTag;
 
 use crate::config::ComponentConfig;
 use crate::contract::bindings;
+use crate::registry::Registry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
@@ -56,6 +59,7 @@ pub struct Runtime {
     fuel: bool,
     cache: Option<CompileCache>,
     producer: Option<Arc<producer::ProducerHub>>,
+    registry: Option<Arc<Registry>>,
 }
 
 impl Runtime {
@@ -86,6 +90,16 @@ impl Runtime {
             &mut linker,
             |s| s,
         )?;
+        // The same for `schemas`: a component without the grant is told so
+        // on every call.
+        bindings::interceptor::flumen::pipeline::schemas::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )?;
+        bindings::interceptor::flumen::pipeline::rejection::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )?;
         // The ticker only holds a weak handle so that it ends with the engine.
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -103,6 +117,7 @@ impl Runtime {
             fuel,
             cache: None,
             producer: None,
+            registry: None,
         })
     }
 
@@ -118,6 +133,18 @@ impl Runtime {
         self
     }
 
+    /// Lets components granted `schema_registry = true` read schemas from
+    /// `registry`.
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The schema registry client, if any.
+    pub fn registry(&self) -> Option<&Arc<Registry>> {
+        self.registry.as_ref()
+    }
+
     /// The producer Kafka sinks write through, if any.
     pub fn producer(&self) -> Option<&Arc<producer::ProducerHub>> {
         self.producer.as_ref()
@@ -130,6 +157,9 @@ impl Runtime {
     pub fn for_config(config: &crate::config::Config) -> anyhow::Result<Self> {
         let mut runtime = Self::new(config.uses_fuel())?
             .with_producer(config.kafka.clone(), config.shortest_produce_timeout());
+        if let Some(registry) = &config.schema_registry {
+            runtime = runtime.with_registry(Registry::new(registry)?);
+        }
         if config.cache.enabled {
             match config.cache.dir.clone().or_else(cache::default_dir) {
                 Some(dir) => runtime = runtime.with_cache(&dir),

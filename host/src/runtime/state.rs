@@ -1,9 +1,12 @@
 //! The per-instance store data: the guest's WASI context (its sandbox), its
-//! resource limits, and the host side of the `log` and `producer` imports.
+//! resource limits, and the host side of the `log` and `producer` imports
+//! (`schemas` and `rejection` are in their own modules).
 
 use super::budget::{cut_line, LogBudget};
 use super::producer::ProduceGrant;
+use super::rejections::Rejections;
 use super::sandbox::HttpGrant;
+use super::schemas::SchemaGrant;
 use super::tag::GuestTag;
 use crate::contract::bindings::interceptor::flumen::pipeline::{log, types};
 use crate::contract::bindings::kafka_sink::flumen::pipeline::producer;
@@ -20,6 +23,8 @@ pub struct GuestState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_grant: HttpGrant,
     pub(crate) produce_grant: ProduceGrant,
+    pub(crate) schema_grant: SchemaGrant,
+    pub(crate) rejections: Rejections,
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) log_budget: Arc<LogBudget>,

@@ -1,0 +1,113 @@
+//! The instance's parsed schemas, fetched through the host's `schemas`
+//! import. The host caches the registry's answers for the whole process;
+//! this cache keeps what parsing them made, so a schema is parsed once per
+//! instance.
+
+use crate::avro::AvroSchema;
+use crate::flumen::pipeline::schemas::{by_guid, by_id, Error, Format, Schema};
+use crate::framing::SchemaRef;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// How to decode payloads written with one schema.
+pub enum Decoder {
+    /// Avro binary, with the writer's schema.
+    Avro(AvroSchema),
+    /// JSON text (JSON Schema payloads are JSON already).
+    Json,
+    /// Protobuf, which this release does not decode yet.
+    Protobuf,
+}
+
+impl Decoder {
+    /// The format's name, for the `flumen.<field>.schema_format` header.
+    pub fn format_name(&self) -> &'static str {
+        match self {
+            Decoder::Avro(_) => "avro",
+            Decoder::Json => "json",
+            Decoder::Protobuf => "protobuf",
+        }
+    }
+
+    /// The JSON form of a payload.
+    pub fn decode(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            Decoder::Avro(schema) => {
+                let json = schema.decode(payload)?;
+                serde_json::to_vec(&json).map_err(|e| e.to_string())
+            }
+            Decoder::Json => {
+                // The payload is already JSON; checking that it parses keeps
+                // a corrupt one from reaching a sink as if decoded.
+                serde_json::from_slice::<serde_json::Value>(payload)
+                    .map_err(|e| format!("the JSON Schema payload is not JSON: {e}"))?;
+                Ok(payload.to_vec())
+            }
+            Decoder::Protobuf => Err(
+                "Protobuf payloads are not decoded by this release of schema_decode (Avro and \
+                 JSON Schema are)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// What looking a schema up gave.
+pub enum Lookup {
+    /// A decoder for it.
+    Found(Rc<Decoder>),
+    /// The schema does not exist or cannot be parsed: reject the event.
+    Reject(String),
+    /// The registry cannot answer now, or the component may not ask:
+    /// fail the call.
+    Fail(String),
+}
+
+/// Parsed schemas by reference, and the ones known not to exist.
+#[derive(Default)]
+pub struct Schemas {
+    known: HashMap<SchemaRef, Result<Rc<Decoder>, String>>,
+}
+
+impl Schemas {
+    /// The decoder for `schema`, fetching and parsing it on first use.
+    pub fn get(&mut self, schema: &SchemaRef) -> Lookup {
+        if let Some(known) = self.known.get(schema) {
+            return match known {
+                Ok(d) => Lookup::Found(d.clone()),
+                Err(e) => Lookup::Reject(e.clone()),
+            };
+        }
+        let fetched = match schema {
+            SchemaRef::Id(id) => by_id(*id),
+            SchemaRef::Guid(guid) => by_guid(guid),
+        };
+        let parsed = match fetched {
+            Ok(s) => parse(&s).map(Rc::new).map_err(|e| format!("{schema}: {e}")),
+            // Ids are never reused, so a missing one stays missing.
+            Err(Error::NotFound(e)) => Err(format!("{schema} is not in the registry: {e}")),
+            Err(Error::Unavailable(e)) => {
+                return Lookup::Fail(format!("the schema registry is unavailable: {e}"))
+            }
+            Err(Error::NotGranted(e)) => return Lookup::Fail(e),
+        };
+        let lookup = match &parsed {
+            Ok(d) => Lookup::Found(d.clone()),
+            Err(e) => Lookup::Reject(e.clone()),
+        };
+        self.known.insert(schema.clone(), parsed);
+        lookup
+    }
+}
+
+/// Parses a fetched schema.
+fn parse(schema: &Schema) -> Result<Decoder, String> {
+    match schema.format {
+        Format::Avro => {
+            let references: Vec<&str> = schema.references.iter().map(|r| r.text.as_str()).collect();
+            AvroSchema::parse(&schema.text, &references).map(Decoder::Avro)
+        }
+        Format::Json => Ok(Decoder::Json),
+        Format::Protobuf => Ok(Decoder::Protobuf),
+    }
+}

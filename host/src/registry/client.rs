@@ -1,0 +1,186 @@
+//! HTTP(S) GETs to the registry: hyper over tokio, TLS by rustls (the
+//! stack `wasi:http` already brings, so the registry costs no new
+//! dependency), with the configured authentication, CA and timeout.
+
+use crate::config::SchemaRegistryConfig;
+use http::header::{ACCEPT, AUTHORIZATION, HOST};
+use http::{HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Largest registry answer read: schemas are text of a few KiB; this
+/// bounds what a broken or hostile registry can make the host hold.
+const MAX_BODY: usize = 16 << 20;
+
+/// A registry client: base URLs tried in order, and how to talk to them.
+pub struct Client {
+    urls: Vec<Uri>,
+    authorization: Option<HeaderValue>,
+    tls: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client for `config`, or why it cannot be made.
+    pub fn new(config: &SchemaRegistryConfig) -> Result<Self, String> {
+        let urls = config
+            .urls
+            .iter()
+            .map(|u| {
+                u.trim_end_matches('/')
+                    .parse::<Uri>()
+                    .map_err(|e| format!("`{u}`: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let authorization = match (&config.username, &config.password, &config.token) {
+            (Some(user), Some(password), _) => {
+                use base64::Engine as _;
+                let pair =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Some(format!("Basic {pair}"))
+            }
+            (_, _, Some(token)) => Some(format!("Bearer {token}")),
+            _ => None,
+        }
+        .map(|v| {
+            let mut v = HeaderValue::from_str(&v).map_err(|_| {
+                "the username, password or token holds a character HTTP headers cannot".to_owned()
+            })?;
+            v.set_sensitive(true);
+            Ok::<_, String>(v)
+        })
+        .transpose()?;
+        let mut roots = rustls::RootCertStore::empty();
+        match &config.ca_file {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!(
+                        "ca_file {} holds no PEM certificate",
+                        path.display()
+                    ));
+                }
+                for c in certs {
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Self {
+            urls,
+            authorization,
+            tls: Arc::new(tls),
+            timeout: Duration::from_millis(config.timeout_ms),
+        })
+    }
+
+    /// GETs `path` (relative to the base URL) from the first registry URL
+    /// that answers, by `deadline` or the configured timeout, whichever is
+    /// sooner. Returns the status and body; `Err` if none answered.
+    pub fn get(&self, path: &str, deadline: Instant) -> Result<(u16, Vec<u8>), String> {
+        let mut errors = Vec::new();
+        for base in &self.urls {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(self.timeout);
+            if left.is_zero() {
+                errors.push(format!("{base}: no time left in the call"));
+                break;
+            }
+            let request = self.request(base, path, left);
+            match wasmtime_wasi::runtime::in_tokio(request) {
+                Ok(answer) => return Ok(answer),
+                Err(e) => errors.push(format!("{base}: {e}")),
+            }
+        }
+        Err(format!(
+            "no registry answered GET /{path} ({})",
+            errors.join("; ")
+        ))
+    }
+
+    async fn request(
+        &self,
+        base: &Uri,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(u16, Vec<u8>), String> {
+        match tokio::time::timeout(timeout, self.exchange(base, path)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        }
+    }
+
+    async fn exchange(&self, base: &Uri, path: &str) -> Result<(u16, Vec<u8>), String> {
+        let authority = base.authority().ok_or("the URL has no host")?;
+        let https = base.scheme_str() == Some("https");
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tcp = TcpStream::connect((authority.host(), port))
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let prefix = base.path().trim_end_matches('/');
+        let mut request = Request::get(format!("{prefix}/{path}"))
+            .header(HOST, authority.as_str())
+            .header(
+                ACCEPT,
+                "application/vnd.schemaregistry.v1+json, application/json",
+            );
+        if let Some(a) = &self.authorization {
+            request = request.header(AUTHORIZATION, a.clone());
+        }
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("bad request: {e}"))?;
+        if https {
+            let name = ServerName::try_from(authority.host().to_owned())
+                .map_err(|e| format!("bad server name: {e}"))?;
+            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake failed: {e} (is `ca_file` the CA that signed the registry's certificate?)"))?;
+            send(tls, request).await
+        } else {
+            send(tcp, request).await
+        }
+    }
+}
+
+/// Sends `request` on a fresh HTTP/1 connection over `io`; reads the whole
+/// answer.
+async fn send<T>(io: T, request: Request<Empty<Bytes>>) -> Result<(u16, Vec<u8>), String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(io))
+            .await
+            .map_err(|e| format!("HTTP handshake failed: {e}"))?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = response.status().as_u16();
+    let body = Limited::new(response.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer failed: {e}"))?
+        .to_bytes();
+    Ok((status, body.to_vec()))
+}

@@ -1,0 +1,124 @@
+//! The process's Schema Registry client: one per flumen process, shared by
+//! every component and instance granted `schema_registry = true`.
+//!
+//! Typed Kafka events name the schema that wrote them by id (or GUID); a
+//! guest asks the host for it through the `schemas` import. The registry
+//! is asked once per schema per process, however many partitions and
+//! instances read it: the [`cache`] keeps what it answered, bounded, and a
+//! schema being fetched is waited for, not fetched again. A schema's
+//! references are resolved here, so a guest receives everything it needs
+//! to parse it in one answer.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use flumen::config::SchemaRegistryConfig;
+//! use flumen::registry::Registry;
+//! use std::time::{Duration, Instant};
+//!
+//! let config: SchemaRegistryConfig = toml::from_str(r#"urls = ["http://localhost:8081"]"#)?;
+//! let registry = Registry::new(&config)?;
+//! let schema = registry.by_id(1, Instant::now() + Duration::from_secs(5))?;
+//! println!("{:?}: {}", schema.format, schema.text);
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod client;
+mod resolve;
+
+pub use resolve::{Format, Reference, Schema};
+
+use crate::config::SchemaRegistryConfig;
+use cache::{Cache, Key};
+use client::Client;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why a schema was not returned.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// The registry says it has no such schema (HTTP 404). Asking again
+    /// will not help.
+    #[error("{0}")]
+    NotFound(String),
+    /// The registry could not be reached, did not answer in time, or
+    /// answered with another error. Asking again later may help.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Why the client could not be set up from its config.
+#[derive(Debug, thiserror::Error)]
+#[error("[schema_registry]: {0}")]
+pub struct SetupError(String);
+
+/// The process's registry client and schema cache.
+pub struct Registry {
+    client: Client,
+    cache: Cache,
+    requests: AtomicU64,
+}
+
+impl Registry {
+    /// A client for `config`'s registry. Reads the private CA file, if
+    /// any; connects only when a schema is first asked for.
+    pub fn new(config: &SchemaRegistryConfig) -> Result<Arc<Self>, SetupError> {
+        Ok(Arc::new(Self {
+            client: Client::new(config).map_err(SetupError)?,
+            cache: Cache::new(config.cache_schemas),
+            requests: AtomicU64::new(0),
+        }))
+    }
+
+    /// The schema registered under `id`, answered by `deadline` (or by
+    /// the configured timeout, if sooner).
+    pub fn by_id(&self, id: u32, deadline: Instant) -> Result<Arc<Schema>, FetchError> {
+        self.cached(Key::Id(id), deadline, || format!("schemas/ids/{id}"))
+    }
+
+    /// The schema registered under `guid` (hex digits; dashes optional).
+    pub fn by_guid(&self, guid: &str, deadline: Instant) -> Result<Arc<Schema>, FetchError> {
+        let hex: String = guid
+            .chars()
+            .filter(|c| *c != '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(FetchError::NotFound(format!(
+                "`{guid}` is not a schema GUID (32 hex digits)"
+            )));
+        }
+        let dashed = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        );
+        self.cached(Key::Guid(hex), deadline, || {
+            format!("schemas/guids/{dashed}")
+        })
+    }
+
+    /// How many HTTP requests this client has sent to the registry.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn cached(
+        &self,
+        key: Key,
+        deadline: Instant,
+        path: impl FnOnce() -> String,
+    ) -> Result<Arc<Schema>, FetchError> {
+        self.cache.get_or_fetch(key, || {
+            let mut get = |path: &str| {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                self.client.get(path, deadline)
+            };
+            resolve::fetch(&path(), &mut get)
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! The host side of the `schemas` import: a guest granted
+//! `schema_registry = true` reads schemas through the process's
+//! [`Registry`], within its call's deadline.
+//!
+//! An `unavailable` answer is remembered for the rest of the call: if the
+//! guest then fails the call, the failure is an outage of the registry,
+//! not bad data, and the flow retries it without ever giving the events up
+//! (see [`crate::flow::Unavailable`]).
+
+use super::state::GuestState;
+use super::tag::GuestTag;
+use crate::contract::bindings::interceptor::flumen::pipeline::schemas as wit;
+use crate::registry::{FetchError, Format, Registry, Schema};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One guest instance's access to the registry.
+pub struct SchemaGrant {
+    /// The process's registry, if the component is granted it.
+    registry: Option<Arc<Registry>>,
+    /// Whether the config grants it (a grant without a registry cannot
+    /// pass config validation, but a guest run by `flumen test` can).
+    granted: bool,
+    tag: GuestTag,
+    /// When the current call must be answered by.
+    deadline: Instant,
+    /// The first `unavailable` answer of the current call.
+    unavailable: Option<String>,
+}
+
+impl SchemaGrant {
+    /// The grant of an instance of a component that `granted` access to
+    /// `registry`.
+    pub fn new(registry: Option<Arc<Registry>>, granted: bool, tag: GuestTag) -> Self {
+        Self {
+            registry,
+            granted,
+            tag,
+            deadline: Instant::now(),
+            unavailable: None,
+        }
+    }
+
+    /// Starts a call that may run for `call_timeout`. A fetch gives up a
+    /// fifth of it (at most a second) early, so the guest has time to
+    /// answer.
+    pub fn arm(&mut self, call_timeout: Duration) {
+        self.deadline =
+            Instant::now() + call_timeout - (call_timeout / 5).min(Duration::from_secs(1));
+        self.unavailable = None;
+    }
+
+    /// Why the registry was unavailable during the last call, if it was.
+    pub fn take_unavailable(&mut self) -> Option<String> {
+        self.unavailable.take()
+    }
+
+    fn lookup(
+        &mut self,
+        fetch: impl FnOnce(&Registry, Instant) -> Result<Arc<Schema>, FetchError>,
+    ) -> Result<wit::Schema, wit::Error> {
+        let registry = match (&self.registry, self.granted) {
+            (Some(r), true) => r,
+            (_, false) => {
+                return Err(wit::Error::NotGranted(format!(
+                    "component `{}` is not granted the schema registry: set `schema_registry = \
+                     true` in its config",
+                    self.tag.component
+                )))
+            }
+            (None, true) => {
+                return Err(wit::Error::NotGranted(
+                    "this flumen has no [schema_registry] configured".into(),
+                ))
+            }
+        };
+        match fetch(registry, self.deadline) {
+            Ok(schema) => Ok(to_wit(&schema)),
+            Err(FetchError::NotFound(m)) => Err(wit::Error::NotFound(m)),
+            Err(FetchError::Unavailable(m)) => {
+                tracing::warn!(component = %self.tag.component, pipeline = %self.tag.pipeline,
+                    error = %m, "schema registry unavailable");
+                self.unavailable.get_or_insert_with(|| m.clone());
+                Err(wit::Error::Unavailable(m))
+            }
+        }
+    }
+}
+
+fn to_wit(s: &Schema) -> wit::Schema {
+    wit::Schema {
+        id: s.id,
+        guid: s.guid.clone(),
+        format: format(s.format),
+        text: s.text.clone(),
+        references: s
+            .references
+            .iter()
+            .map(|r| wit::Reference {
+                name: r.name.clone(),
+                subject: r.subject.clone(),
+                version: r.version,
+                format: format(r.format),
+                text: r.text.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn format(f: Format) -> wit::Format {
+    match f {
+        Format::Avro => wit::Format::Avro,
+        Format::Protobuf => wit::Format::Protobuf,
+        Format::Json => wit::Format::Json,
+    }
+}
+
+impl wit::Host for GuestState {
+    fn by_id(&mut self, id: u32) -> Result<wit::Schema, wit::Error> {
+        self.schema_grant
+            .lookup(|r, deadline| r.by_id(id, deadline))
+    }
+
+    fn by_guid(&mut self, guid: String) -> Result<wit::Schema, wit::Error> {
+        self.schema_grant
+            .lookup(|r, deadline| r.by_guid(&guid, deadline))
+    }
+}

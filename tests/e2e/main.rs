@@ -30,4 +30,5 @@ mod routing;
 mod s3_exactly_once;
 mod s3_sink;
 mod scaffold;
+mod schemas;
 mod slow_sink;

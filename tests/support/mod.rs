@@ -3,7 +3,8 @@
 //! One file per concern: [`broker`], [`durable_broker`] (tansu storing in
 //! an object store, surviving a restart), [`produce`] (and reading back),
 //! [`raw_batch`] (a batch no producer would write), [`sasl`] (a broker
-//! requiring SCRAM),
+//! requiring SCRAM), [`schema_registry`] (a test registry and Confluent's
+//! serializers),
 //! [`process`] (the `flumen` binary), [`sink_output`], [`workdir`] (configs) and
 //! [`http`] (the admin endpoint), [`bucket`] (a bucket read back), [`netns`] (network namespaces, links cut), [`slow_link`] (a delaying proxy), [`tls`] (a TLS listener and its test
 //! certificates), [`object_store`] (SeaweedFS, an S3 API) and [`clickhouse`].
@@ -21,6 +22,7 @@ pub mod process;
 pub mod produce;
 pub mod raw_batch;
 pub mod sasl;
+pub mod schema_registry;
 pub mod sink_output;
 pub mod slow_link;
 pub mod tls;
@@ -37,6 +39,7 @@ pub use process::*;
 pub use produce::*;
 pub use raw_batch::*;
 pub use sasl::*;
+pub use schema_registry::*;
 pub use sink_output::*;
 pub use slow_link::*;
 pub use tls::*;

@@ -421,6 +421,70 @@ fn interceptor_drops_finalize_at_once_and_bad_routes_are_dead_lettered() {
 }
 
 #[test]
+fn an_interceptor_rejects_single_events_to_its_failure_policy() {
+    let interceptor = FakeInterceptor::new("decode", "on_failure = \"dead-letter\"", |batch| {
+        Ok(batch
+            .iter()
+            .map(|e| match e.offset {
+                1 => verdict(Action::Reject("offset 1: unknown schema id 9".into()), None),
+                _ => verdict(Action::Keep, None),
+            })
+            .collect())
+    });
+    let dlq = Arc::new(FakeDeadLetters::default());
+    let sink = FakeSink::new("s", "", deliver);
+    let log = sink.log();
+    let mut h = harness(
+        vec![interceptor],
+        vec![sink],
+        Some(dlq.clone()),
+        Publisher::new(),
+    );
+    assert!(h.run(batch(&[0, 1, 2])));
+    // One call: a rejection is an answer, not a failed call to narrow.
+    assert_eq!(
+        *dlq.acked.lock().expect("acked"),
+        [("decode".to_string(), 1, 1)]
+    );
+    assert_eq!(calls(&log), [vec![0, 2]]);
+    assert_eq!(h.shared.committable(), Some(3));
+}
+
+#[test]
+fn an_outage_is_retried_past_the_attempts_and_never_given_up() {
+    // The registry is down for 6 calls, three times `retry.attempts`.
+    let mut down = 6;
+    let interceptor =
+        FakeInterceptor::new("decode", "on_failure = \"dead-letter\"", move |batch| {
+            if down > 0 {
+                down -= 1;
+                return Err(Box::new(crate::flow::Unavailable("registry down".into())));
+            }
+            Ok(batch.iter().map(|_| verdict(Action::Keep, None)).collect())
+        });
+    let interceptor_log = interceptor.log();
+    let dlq = Arc::new(FakeDeadLetters::default());
+    let sink = FakeSink::new("s", "", deliver);
+    let log = sink.log();
+    let mut h = harness(
+        vec![interceptor],
+        vec![sink],
+        Some(dlq.clone()),
+        Publisher::new(),
+    );
+    assert!(h.run(batch(&[0, 1])));
+    assert!(
+        dlq.acked.lock().expect("acked").is_empty(),
+        "nothing given up"
+    );
+    // Whole batches every time: an outage is not narrowed down to events.
+    assert!(calls(&interceptor_log).iter().all(|c| c == &[0, 1]));
+    assert_eq!(calls(&interceptor_log).len(), 7);
+    assert_eq!(calls(&log), [vec![0, 1]]);
+    assert_eq!(h.shared.committable(), Some(2));
+}
+
+#[test]
 fn out_of_order_offsets_stop_the_worker_before_any_call() {
     let sink = FakeSink::new("s", "", deliver);
     let log = sink.log();

@@ -1,0 +1,435 @@
+//! Typed events: Schema Registry framed Avro and JSON Schema, produced by
+//! Confluent's own serializers into tansu, decoded by the `schema_decode`
+//! interceptor through the host's registry client, and compared field by
+//! field with what Confluent's deserializers return for the same bytes.
+//! Undecodable events go to the dead-letter topic with their reason and
+//! original bytes; a registry outage holds events back without giving any
+//! up.
+
+use crate::support::*;
+use rdkafka::Message;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+const PARTITIONS: i32 = 2;
+const DLQ: &str = "sr-dead";
+
+/// `(topic, partition, offset)` of an event.
+type At = (String, i32, i64);
+
+/// A pipeline reading `topics` through `schema_decode` (granted the
+/// registry if `granted`) into a file sink, dead-lettering what it rejects.
+fn config(
+    work: &Workdir,
+    broker: &str,
+    registry: &str,
+    topics: &[&str],
+    granted: bool,
+) -> std::path::PathBuf {
+    let topics: Vec<String> = topics.iter().map(|t| format!("\"{t}\"")).collect();
+    let path = work.path("flumen.toml");
+    let out = work.path("out");
+    std::fs::create_dir_all(&out).expect("out dir");
+    let text = format!(
+        r#"
+[kafka]
+bootstrap_servers = "{broker}"
+options = {{ "session.timeout.ms" = 3000, "heartbeat.interval.ms" = 500 }}
+
+[schema_registry]
+urls = ["{registry}"]
+timeout_ms = 2000
+
+[[pipeline]]
+name = "typed"
+topics = [{topics}]
+group_id = "typed"
+batch = {{ max_events = 200, max_wait_ms = 20 }}
+commit = {{ interval_ms = 200 }}
+retry = {{ attempts = 2, initial_backoff_ms = 50, max_backoff_ms = 500 }}
+
+[pipeline.dead_letter]
+topic = "{DLQ}"
+
+[[pipeline.interceptor]]
+name = "decode"
+component = "{decode}"
+schema_registry = {granted}
+on_failure = "dead-letter"
+
+[[pipeline.sink]]
+name = "typed"
+component = "{file_sink}"
+config = {{ path = "/out/typed-%{{topic}}-%{{partition}}.jsonl" }}
+dirs = [{{ host = "{out}", guest = "/out" }}]
+"#,
+        topics = topics.join(", "),
+        decode = guest("schema_decode").display(),
+        file_sink = guest("file_sink").display(),
+        out = out.display(),
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+/// What Confluent's deserializer reads from `topic`: each event's value,
+/// rendered as docs/schemas.md says, by position.
+fn expected(
+    broker: &str,
+    registry: &TestRegistry,
+    topic: &str,
+    format: &str,
+    count: usize,
+) -> BTreeMap<At, Value> {
+    let out = confluent(&[
+        "expect",
+        "--bootstrap",
+        broker,
+        "--registry",
+        &registry.url(),
+        "--topic",
+        topic,
+        "--format",
+        format,
+        "--partitions",
+        &PARTITIONS.to_string(),
+        "--count",
+        &count.to_string(),
+    ]);
+    out.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("expect line");
+            let at = (
+                topic.to_owned(),
+                v["partition"].as_i64().expect("partition") as i32,
+                v["offset"].as_i64().expect("offset"),
+            );
+            (at, v["value"].clone())
+        })
+        .collect()
+}
+
+/// What flumen's file sink wrote: each event's value parsed as JSON, and
+/// its headers, by position.
+fn decoded(out: &Path) -> BTreeMap<At, (Value, Value)> {
+    read_sink_json(out, "typed")
+        .into_iter()
+        .map(|l| {
+            let at = (
+                l["topic"].as_str().expect("topic").to_owned(),
+                l["partition"].as_i64().expect("partition") as i32,
+                l["offset"].as_i64().expect("offset"),
+            );
+            let value = serde_json::from_str(l["value"].as_str().expect("a decoded value is text"))
+                .expect("a decoded value is JSON");
+            (at, (value, l["headers"].clone()))
+        })
+        .collect()
+}
+
+/// The committed end per partition of `topic` for the events in `events`
+/// (a partition without events has no commit).
+fn ends(events: impl Iterator<Item = (i32, i64)>) -> BTreeMap<i32, i64> {
+    let mut end: BTreeMap<i32, i64> = BTreeMap::new();
+    for (p, o) in events {
+        let e = end.entry(p).or_default();
+        *e = (*e).max(o + 1);
+    }
+    end
+}
+
+fn produce_typed(
+    broker: &str,
+    registry: &TestRegistry,
+    topic: &str,
+    format: &str,
+    framing: &str,
+    first: usize,
+    count: usize,
+    version: u32,
+) {
+    confluent(&[
+        "produce",
+        "--bootstrap",
+        broker,
+        "--registry",
+        &registry.url(),
+        "--topic",
+        topic,
+        "--format",
+        format,
+        "--framing",
+        framing,
+        "--partitions",
+        &PARTITIONS.to_string(),
+        "--first",
+        &first.to_string(),
+        "--count",
+        &count.to_string(),
+        "--version",
+        &version.to_string(),
+    ]);
+}
+
+#[test]
+fn avro_and_json_schema_in_every_framing_decode_as_confluent_reads_them() {
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let registry = TestRegistry::start(&work.path(""));
+    for t in ["sr-avro", "sr-json", "sr-bad"] {
+        broker.create_topic(t, PARTITIONS);
+    }
+    broker.create_topic(DLQ, 1);
+    // Avro: v1 with the id prefix, v1 with the GUID prefix, then v2 (a new
+    // field with a default) with the GUID in a header: a schema evolving
+    // mid-topic, in every framing.
+    produce_typed(&bootstrap, &registry, "sr-avro", "avro", "id", 0, 150, 1);
+    produce_typed(
+        &bootstrap, &registry, "sr-avro", "avro", "guid", 150, 150, 1,
+    );
+    produce_typed(
+        &bootstrap, &registry, "sr-avro", "avro", "header", 300, 150, 2,
+    );
+    for (i, framing) in ["id", "guid", "header"].into_iter().enumerate() {
+        produce_typed(
+            &bootstrap,
+            &registry,
+            "sr-json",
+            "json",
+            framing,
+            i * 50,
+            50,
+            1,
+        );
+    }
+    let mut want = expected(&bootstrap, &registry, "sr-avro", "avro", 450);
+    want.extend(expected(&bootstrap, &registry, "sr-json", "json", 150));
+    assert_eq!(want.len(), 600);
+
+    // Three events no deserializer can read: an id the registry does not
+    // have, a good frame cut short, and a payload with no framing at all.
+    let good = read_topic(
+        &bootstrap,
+        "sr-avro",
+        PARTITIONS,
+        1,
+        Duration::from_secs(10),
+    );
+    let good = good[0].payload().expect("a value").to_vec();
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (
+            [0u8, 0, 0, 0x27, 0x0f]
+                .iter()
+                .copied()
+                .chain(good[5..].iter().copied())
+                .collect(),
+            "not in the registry",
+        ),
+        (good[..good.len() / 2].to_vec(), "truncated"),
+        (
+            b"{\"plain\": \"json\"}".to_vec(),
+            "not a Schema Registry magic byte",
+        ),
+    ];
+    let records: Vec<Record> = bad
+        .iter()
+        .map(|(value, _)| Record {
+            partition: 0,
+            key: None,
+            value: Some(value.clone()),
+            headers: Vec::new(),
+        })
+        .collect();
+    let bad_at = produce_records(&bootstrap, "sr-bad", &records);
+    registry.clear_requests();
+
+    let path = config(
+        &work,
+        &bootstrap,
+        &registry.url(),
+        &["sr-avro", "sr-json", "sr-bad"],
+        true,
+    );
+    let mut flumen = Flumen::run(&path, &work.path("flumen.log"));
+    for (topic, end) in [
+        (
+            "sr-avro",
+            ends(want.keys().filter(|a| a.0 == "sr-avro").map(|a| (a.1, a.2))),
+        ),
+        (
+            "sr-json",
+            ends(want.keys().filter(|a| a.0 == "sr-json").map(|a| (a.1, a.2))),
+        ),
+        ("sr-bad", ends(bad_at.iter().copied())),
+    ] {
+        wait_committed(
+            &mut flumen,
+            &bootstrap,
+            "typed",
+            topic,
+            PARTITIONS,
+            Duration::from_secs(90),
+            |c| c == &end,
+        );
+    }
+    let log = flumen.log_text();
+    flumen.terminate();
+
+    // Every event decoded, field by field as Confluent's deserializer reads it.
+    let got = decoded(&work.path("out"));
+    let mut mismatches = Vec::new();
+    for (at, value) in &want {
+        match got.get(at) {
+            None => mismatches.push(format!("{at:?}: missing")),
+            Some((v, _)) if v != value => {
+                mismatches.push(format!("{at:?}: flumen {v} ≠ confluent {value}"))
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} events differ:\n{}",
+        mismatches.len(),
+        want.len(),
+        mismatches[..mismatches.len().min(5)].join("\n")
+    );
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "events decoded that Confluent did not read"
+    );
+    let (_, headers) = &got[&("sr-avro".to_owned(), 0, 0)];
+    assert!(
+        headers.to_string().contains("flumen.value.schema_format"),
+        "headers: {headers}"
+    );
+
+    // Each undecodable event dead-lettered once, with its offset, its
+    // cause and its original bytes.
+    let letters = read_topic(&bootstrap, DLQ, 1, bad.len(), Duration::from_secs(20));
+    assert_eq!(letters.len(), bad.len(), "dead letters");
+    for ((value, cause), (_, offset)) in bad.iter().zip(&bad_at) {
+        let letter = letters
+            .iter()
+            .find(|m| m.payload() == Some(&value[..]))
+            .unwrap_or_else(|| panic!("no dead letter for the event at offset {offset} ({cause})"));
+        let reason = header(letter, "flumen.error");
+        assert!(
+            reason.contains(&format!("offset {offset}")) && reason.contains(cause),
+            "reason: {reason}"
+        );
+    }
+
+    // The registry saw one request per schema, however many partitions and
+    // events needed it (the unknown id excepted: "not found" is not kept
+    // by the host, and each partition's instance asks once).
+    let mut per_path: HashMap<String, usize> = HashMap::new();
+    for r in registry.requests() {
+        *per_path.entry(r).or_default() += 1;
+    }
+    let repeated: Vec<_> = per_path
+        .iter()
+        .filter(|(r, n)| **n > 1 && !r.ends_with(" 404"))
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "schemas fetched more than once: {repeated:?}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn a_component_without_the_grant_is_refused() {
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let registry = TestRegistry::start(&work.path(""));
+    broker.create_topic("sr-ungranted", PARTITIONS);
+    broker.create_topic(DLQ, 1);
+    produce_typed(&bootstrap, &registry, "sr-ungranted", "avro", "id", 0, 4, 1);
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-ungranted"], false);
+    let flumen = Flumen::run(&path, &work.path("flumen.log"));
+    let letters = read_topic(&bootstrap, DLQ, 1, 4, Duration::from_secs(60));
+    let log = flumen.log_text();
+    flumen.terminate();
+    assert_eq!(letters.len(), 4, "log:\n{}", tail(&log, 30));
+    let reason = header(&letters[0], "flumen.error");
+    assert!(
+        reason.contains("not granted the schema registry")
+            && reason.contains("schema_registry = true"),
+        "{reason}"
+    );
+    assert!(
+        registry.requests().iter().all(|r| !r.contains("/schemas/")),
+        "an ungranted component reached the registry"
+    );
+}
+
+#[test]
+fn a_registry_outage_holds_events_back_and_gives_none_up() {
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let mut registry = TestRegistry::start(&work.path(""));
+    broker.create_topic("sr-outage", PARTITIONS);
+    broker.create_topic(DLQ, 1);
+    produce_typed(&bootstrap, &registry, "sr-outage", "avro", "id", 0, 200, 1);
+    let want = expected(&bootstrap, &registry, "sr-outage", "avro", 200);
+    registry.kill();
+
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-outage"], true);
+    let mut flumen = Flumen::run(&path, &work.path("flumen.log"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !flumen
+        .log_text()
+        .contains("waiting for the schema registry")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never tried the registry:\n{}",
+            tail(&flumen.log_text(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Then well past the interceptor's two attempts and their backoff.
+    std::thread::sleep(Duration::from_secs(4));
+    let held = committed(&bootstrap, "typed", "sr-outage", PARTITIONS);
+    assert!(
+        held.values().all(|&o| o <= 0),
+        "committed past undecoded events: {held:?}"
+    );
+    assert!(
+        read_sink_json(&work.path("out"), "typed").is_empty(),
+        "delivered undecoded events"
+    );
+
+    registry.restart();
+    let end = ends(want.keys().map(|a| (a.1, a.2)));
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "typed",
+        "sr-outage",
+        PARTITIONS,
+        Duration::from_secs(90),
+        |c| c == &end,
+    );
+    flumen.terminate();
+    let got = decoded(&work.path("out"));
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "every event delivered once the registry was back"
+    );
+    for (at, value) in &want {
+        assert_eq!(&got[at].0, value, "{at:?}");
+    }
+    assert!(
+        read_topic(&bootstrap, DLQ, 1, 1, Duration::from_secs(2)).is_empty(),
+        "an outage gave events up"
+    );
+}

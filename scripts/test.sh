@@ -44,12 +44,21 @@ if ! command -v systemd-analyze >/dev/null 2>&1 || ! command -v ip >/dev/null 2>
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq systemd iproute2 >/dev/null
 fi
+# Confluent's serializers and deserializers (and the test Schema Registry's
+# Python), pinned, for tests/e2e/schemas.rs.
+if ! cmp -s tests/schemas/requirements.txt target/test-venv/requirements.txt; then
+  rm -rf target/test-venv
+  python3 -m venv target/test-venv
+  target/test-venv/bin/pip install --quiet --disable-pip-version-check -r tests/schemas/requirements.txt
+  cp tests/schemas/requirements.txt target/test-venv/requirements.txt
+fi
 phase "build the guests"
 guests/build.sh
 # The guest helpers (reading a batch's columns event by event; for Rust
 # also rendering JSON lines) have unit tests of their own, run natively, as
 # do the s3 sink (SigV4 against AWS's examples, keys, compression) and the
-# clickhouse sink (reading the server's answers).
+# clickhouse sink (reading the server's answers), and schema_decode (the
+# framings, Avro's rendering).
 phase "guest unit tests (Rust, Python, JavaScript helpers)"
 (cd guests && cargo test --locked -q -p flumen-guest-common -p s3_sink -p clickhouse_sink -p schema_decode)
 python3 -m unittest discover -s guests/helpers/python

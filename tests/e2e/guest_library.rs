@@ -620,6 +620,30 @@ fn a_component_built_against_contract_0_2_is_refused_with_how_to_rebuild_it() {
     assert!(!r.stderr.contains("import"), "{}", r.stderr);
 }
 
+#[test]
+fn a_component_built_against_contract_0_4_0_runs_on_this_host() {
+    // 0.4.1 added the `schemas` and `rejection` imports; a guest built
+    // before them must load and run unchanged.
+    let component = guest("contract_040");
+    let bytes = std::fs::read(&component).expect("read component");
+    let names = |name: &str| bytes.windows(name.len()).any(|w| w == name.as_bytes());
+    assert!(
+        names("flumen:pipeline/interception@0.4.0") && names("flumen:pipeline/log@0.4.0"),
+        "the fixture must really be built against 0.4.0"
+    );
+    assert!(!names("@0.4.1"), "the fixture names 0.4.1");
+    let r = flumen_test(&component, &[], &[ev("a"), ev("b")]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.verdicts(), ["replace", "replace"]);
+    for line in &r.lines {
+        let event = line["event"].to_string();
+        assert!(
+            event.contains("contract") && event.contains("0.4.0"),
+            "{event}"
+        );
+    }
+}
+
 /// The lines of every file under `dir`, by path relative to it.
 fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut out = std::collections::BTreeMap::new();

@@ -140,16 +140,17 @@ fn ends(events: impl Iterator<Item = (i32, i64)>) -> BTreeMap<i32, i64> {
     end
 }
 
-fn produce_typed(
-    broker: &str,
-    registry: &TestRegistry,
-    topic: &str,
-    format: &str,
-    framing: &str,
+/// Events `first .. first + count` written by Confluent's serializer.
+struct Typed<'a> {
+    topic: &'a str,
+    format: &'a str,
+    framing: &'a str,
     first: usize,
     count: usize,
     version: u32,
-) {
+}
+
+fn produce_typed(broker: &str, registry: &TestRegistry, t: Typed<'_>) {
     confluent(&[
         "produce",
         "--bootstrap",
@@ -157,19 +158,19 @@ fn produce_typed(
         "--registry",
         &registry.url(),
         "--topic",
-        topic,
+        t.topic,
         "--format",
-        format,
+        t.format,
         "--framing",
-        framing,
+        t.framing,
         "--partitions",
         &PARTITIONS.to_string(),
         "--first",
-        &first.to_string(),
+        &t.first.to_string(),
         "--count",
-        &count.to_string(),
+        &t.count.to_string(),
         "--version",
-        &version.to_string(),
+        &t.version.to_string(),
     ]);
 }
 
@@ -186,24 +187,38 @@ fn avro_and_json_schema_in_every_framing_decode_as_confluent_reads_them() {
     // Avro: v1 with the id prefix, v1 with the GUID prefix, then v2 (a new
     // field with a default) with the GUID in a header: a schema evolving
     // mid-topic, in every framing.
-    produce_typed(&bootstrap, &registry, "sr-avro", "avro", "id", 0, 150, 1);
     produce_typed(
-        &bootstrap, &registry, "sr-avro", "avro", "guid", 150, 150, 1,
+        &bootstrap,
+        &registry,
+        Typed {
+            topic: "sr-avro",
+            format: "avro",
+            framing: "id",
+            first: 0,
+            count: 150,
+            version: 1,
+        },
     );
-    produce_typed(
-        &bootstrap, &registry, "sr-avro", "avro", "header", 300, 150, 2,
-    );
+    let avro = |framing, first, version| Typed {
+        topic: "sr-avro",
+        format: "avro",
+        framing,
+        first,
+        count: 150,
+        version,
+    };
+    produce_typed(&bootstrap, &registry, avro("guid", 150, 1));
+    produce_typed(&bootstrap, &registry, avro("header", 300, 2));
     for (i, framing) in ["id", "guid", "header"].into_iter().enumerate() {
-        produce_typed(
-            &bootstrap,
-            &registry,
-            "sr-json",
-            "json",
+        let json = Typed {
+            topic: "sr-json",
+            format: "json",
             framing,
-            i * 50,
-            50,
-            1,
-        );
+            first: i * 50,
+            count: 50,
+            version: 1,
+        };
+        produce_typed(&bootstrap, &registry, json);
     }
     let mut want = expected(&bootstrap, &registry, "sr-avro", "avro", 450);
     want.extend(expected(&bootstrap, &registry, "sr-json", "json", 150));
@@ -350,7 +365,18 @@ fn a_component_without_the_grant_is_refused() {
     let registry = TestRegistry::start(&work.path(""));
     broker.create_topic("sr-ungranted", PARTITIONS);
     broker.create_topic(DLQ, 1);
-    produce_typed(&bootstrap, &registry, "sr-ungranted", "avro", "id", 0, 4, 1);
+    produce_typed(
+        &bootstrap,
+        &registry,
+        Typed {
+            topic: "sr-ungranted",
+            format: "avro",
+            framing: "id",
+            first: 0,
+            count: 4,
+            version: 1,
+        },
+    );
     let path = config(&work, &bootstrap, &registry.url(), &["sr-ungranted"], false);
     let flumen = Flumen::run(&path, &work.path("flumen.log"));
     let letters = read_topic(&bootstrap, DLQ, 1, 4, Duration::from_secs(60));
@@ -377,7 +403,18 @@ fn a_registry_outage_holds_events_back_and_gives_none_up() {
     let mut registry = TestRegistry::start(&work.path(""));
     broker.create_topic("sr-outage", PARTITIONS);
     broker.create_topic(DLQ, 1);
-    produce_typed(&bootstrap, &registry, "sr-outage", "avro", "id", 0, 200, 1);
+    produce_typed(
+        &bootstrap,
+        &registry,
+        Typed {
+            topic: "sr-outage",
+            format: "avro",
+            framing: "id",
+            first: 0,
+            count: 200,
+            version: 1,
+        },
+    );
     let want = expected(&bootstrap, &registry, "sr-outage", "avro", 200);
     registry.kill();
 

@@ -187,6 +187,9 @@ fn describe_grants(c: &ComponentConfig) -> String {
     if !c.kafka_produce.is_empty() {
         grants.push(format!("kafka produce {}", c.kafka_produce.join(", ")));
     }
+    if c.schema_registry {
+        grants.push("schema registry".into());
+    }
     if grants.is_empty() {
         "none (no files, network or environment)".into()
     } else {

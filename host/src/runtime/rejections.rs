@@ -1,9 +1,6 @@
 //! The host side of the `rejection` import: an interceptor hands single
 //! events to its failure policy, each with a reason, during `process`.
 
-use super::state::GuestState;
-use crate::contract::bindings::interceptor::flumen::pipeline::rejection;
-
 /// The events rejected during the current `process` call.
 #[derive(Default)]
 pub struct Rejections {
@@ -33,7 +30,8 @@ impl Rejections {
         }
     }
 
-    fn reject(&mut self, event: u32, reason: String) {
+    /// Rejects event `event` of the open batch with `reason`.
+    pub fn reject(&mut self, event: u32, reason: String) {
         // Outside `process` (during `init`, or in a sink) there is no
         // batch to reject from, and nothing to fail: the call does nothing.
         let Some(len) = self.open else { return };
@@ -44,13 +42,6 @@ impl Rejections {
         } else if !self.rejected.iter().any(|(e, _)| *e == event) {
             self.rejected.push((event, reason));
         }
-    }
-}
-
-impl rejection::Host for GuestState {
-    fn reject(&mut self, event: u32, reason: String) {
-        let reason = super::budget::cut_line(&reason).into_owned();
-        self.rejections.reject(event, reason);
     }
 }
 

@@ -7,10 +7,10 @@
 //! not bad data, and the flow retries it without ever giving the events up
 //! (see [`crate::flow::Unavailable`]).
 
-use super::state::GuestState;
 use super::tag::GuestTag;
 use crate::contract::bindings::interceptor::flumen::pipeline::schemas as wit;
-use crate::registry::{FetchError, Format, Registry, Schema};
+pub use crate::registry::Registry;
+use crate::registry::{FetchError, Format, Schema};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,9 @@ impl SchemaGrant {
         self.unavailable.take()
     }
 
-    fn lookup(
+    /// The schema `fetch` gets from the registry, if the component is
+    /// granted it, as the import answers it.
+    pub fn lookup(
         &mut self,
         fetch: impl FnOnce(&Registry, Instant) -> Result<Arc<Schema>, FetchError>,
     ) -> Result<wit::Schema, wit::Error> {
@@ -112,17 +114,5 @@ fn format(f: Format) -> wit::Format {
         Format::Avro => wit::Format::Avro,
         Format::Protobuf => wit::Format::Protobuf,
         Format::Json => wit::Format::Json,
-    }
-}
-
-impl wit::Host for GuestState {
-    fn by_id(&mut self, id: u32) -> Result<wit::Schema, wit::Error> {
-        self.schema_grant
-            .lookup(|r, deadline| r.by_id(id, deadline))
-    }
-
-    fn by_guid(&mut self, guid: String) -> Result<wit::Schema, wit::Error> {
-        self.schema_grant
-            .lookup(|r, deadline| r.by_guid(&guid, deadline))
     }
 }

@@ -1,6 +1,6 @@
 //! The per-instance store data: the guest's WASI context (its sandbox), its
-//! resource limits, and the host side of the `log` and `producer` imports
-//! (`schemas` and `rejection` are in their own modules).
+//! resource limits, and the host side of its imports: `log`, `producer`,
+//! `schemas` and `rejection`, each delegating to its grant.
 
 use super::budget::{cut_line, LogBudget};
 use super::producer::ProduceGrant;
@@ -8,7 +8,7 @@ use super::rejections::Rejections;
 use super::sandbox::HttpGrant;
 use super::schemas::SchemaGrant;
 use super::tag::GuestTag;
-use crate::contract::bindings::interceptor::flumen::pipeline::{log, types};
+use crate::contract::bindings::interceptor::flumen::pipeline::{log, rejection, schemas, types};
 use crate::contract::bindings::kafka_sink::flumen::pipeline::producer;
 use crate::contract::bindings::Level;
 use std::sync::Arc;
@@ -61,6 +61,25 @@ impl producer::Host for GuestState {
             .within_budget(&records)
             .map_err(wasmtime::Error::msg)?;
         Ok(self.produce_grant.send(records))
+    }
+}
+
+impl schemas::Host for GuestState {
+    fn by_id(&mut self, id: u32) -> Result<schemas::Schema, schemas::Error> {
+        self.schema_grant
+            .lookup(|r, deadline| r.by_id(id, deadline))
+    }
+
+    fn by_guid(&mut self, guid: String) -> Result<schemas::Schema, schemas::Error> {
+        self.schema_grant
+            .lookup(|r, deadline| r.by_guid(&guid, deadline))
+    }
+}
+
+impl rejection::Host for GuestState {
+    fn reject(&mut self, event: u32, reason: String) {
+        let reason = cut_line(&reason).into_owned();
+        self.rejections.reject(event, reason);
     }
 }
 

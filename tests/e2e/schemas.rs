@@ -151,6 +151,11 @@ struct Typed<'a> {
 }
 
 fn produce_typed(broker: &str, registry: &TestRegistry, t: Typed<'_>) {
+    produce_typed_on(broker, registry, t, PARTITIONS);
+}
+
+/// [`produce_typed`] round robin over `partitions` partitions.
+fn produce_typed_on(broker: &str, registry: &TestRegistry, t: Typed<'_>, partitions: i32) {
     confluent(&[
         "produce",
         "--bootstrap",
@@ -164,7 +169,7 @@ fn produce_typed(broker: &str, registry: &TestRegistry, t: Typed<'_>) {
         "--framing",
         t.framing,
         "--partitions",
-        &PARTITIONS.to_string(),
+        &partitions.to_string(),
         "--first",
         &t.first.to_string(),
         "--count",
@@ -469,4 +474,54 @@ fn a_registry_outage_holds_events_back_and_gives_none_up() {
         read_topic(&bootstrap, DLQ, 1, 1, Duration::from_secs(2)).is_empty(),
         "an outage gave events up"
     );
+}
+
+#[test]
+fn the_registry_is_asked_once_per_schema_over_100_000_events() {
+    const EVENTS: usize = 100_000;
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let registry = TestRegistry::start(&work.path(""));
+    broker.create_topic("sr-many", 4);
+    broker.create_topic(DLQ, 1);
+    // Two schemas (v1 by id, v2 by GUID header), each met by every
+    // partition's instance.
+    for (framing, first, version) in [("id", 0, 1), ("header", EVENTS / 2, 2)] {
+        let t = Typed {
+            topic: "sr-many",
+            format: "avro",
+            framing,
+            first,
+            count: EVENTS / 2,
+            version,
+        };
+        produce_typed_on(&bootstrap, &registry, t, 4);
+    }
+    registry.clear_requests();
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-many"], true);
+    let mut flumen = Flumen::run(&path, &work.path("flumen.log"));
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "typed",
+        "sr-many",
+        4,
+        Duration::from_secs(240),
+        |c| c.values().sum::<i64>() == EVENTS as i64,
+    );
+    flumen.terminate();
+    let requests = registry.requests();
+    let schema_requests: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.contains("/schemas/"))
+        .collect();
+    assert_eq!(
+        schema_requests.len(),
+        2,
+        "one request per schema: {requests:?}"
+    );
+    let decoded = read_sink_json(&work.path("out"), "typed");
+    assert_eq!(decoded.len(), EVENTS, "every event decoded once");
+    assert!(read_topic(&bootstrap, DLQ, 1, 1, Duration::from_secs(1)).is_empty());
 }

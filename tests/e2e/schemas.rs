@@ -363,6 +363,73 @@ fn avro_and_json_schema_in_every_framing_decode_as_confluent_reads_them() {
 }
 
 #[test]
+fn protobuf_with_a_reference_decodes_as_confluent_reads_it() {
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let registry = TestRegistry::start(&work.path(""));
+    broker.create_topic("sr-proto", PARTITIONS);
+    broker.create_topic(DLQ, 1);
+    // order.proto imports address.proto (a reference of its own subject)
+    // and the well-known Timestamp, in every framing.
+    for (i, framing) in ["id", "guid", "header"].into_iter().enumerate() {
+        let t = Typed {
+            topic: "sr-proto",
+            format: "protobuf",
+            framing,
+            first: i * 50,
+            count: 50,
+            version: 1,
+        };
+        produce_typed(&bootstrap, &registry, t);
+    }
+    let want = expected(&bootstrap, &registry, "sr-proto", "protobuf", 150);
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST /subjects/address.proto/versions")),
+        "the reference was registered under its own subject"
+    );
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-proto"], true);
+    let mut flumen = Flumen::run(&path, &work.path("flumen.log"));
+    let end = ends(want.keys().map(|a| (a.1, a.2)));
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "typed",
+        "sr-proto",
+        PARTITIONS,
+        Duration::from_secs(90),
+        |c| c == &end,
+    );
+    flumen.terminate();
+    let got = decoded(&work.path("out"));
+    let mut mismatches = Vec::new();
+    for (at, value) in &want {
+        match got.get(at) {
+            None => mismatches.push(format!("{at:?}: missing")),
+            Some((v, _)) if v != value => {
+                mismatches.push(format!("{at:?}: flumen {v} ≠ confluent {value}"))
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        want.len(),
+        mismatches[..mismatches.len().min(3)].join("\n")
+    );
+    assert_eq!(got.len(), want.len());
+    assert!(
+        read_topic(&bootstrap, DLQ, 1, 1, Duration::from_secs(1)).is_empty(),
+        "nothing rejected"
+    );
+}
+
+#[test]
 fn a_component_without_the_grant_is_refused() {
     let broker = Broker::tansu();
     let bootstrap = broker.bootstrap();

@@ -29,7 +29,10 @@ from confluent_kafka.schema_registry import (SchemaRegistryClient,
                                              header_schema_id_serializer)
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory, text_format
+from google.protobuf import timestamp_pb2  # noqa: F401 (puts Timestamp in the default pool)
 
 AVRO_V1 = {
     "type": "record", "name": "User", "namespace": "flumen.test",
@@ -69,6 +72,52 @@ JSON_SCHEMA = {
 
 UTC = datetime.timezone.utc
 
+# Protobuf: an Order in order.proto, which imports address.proto (a schema
+# reference, registered under its own subject) and the well-known
+# Timestamp (which Confluent's serializer does not register). Written as
+# descriptors, so that no protoc is needed.
+ADDRESS_PROTO = '''
+name: "address.proto" package: "shop" syntax: "proto3"
+message_type { name: "Address"
+  field { name: "city" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL json_name: "city" }
+  field { name: "zip" number: 2 type: TYPE_INT32 label: LABEL_OPTIONAL json_name: "zip" } }
+'''
+ORDER_PROTO = '''
+name: "order.proto" package: "shop" syntax: "proto3"
+dependency: "address.proto" dependency: "google/protobuf/timestamp.proto"
+message_type { name: "Order"
+  field { name: "id" number: 1 type: TYPE_INT64 label: LABEL_OPTIONAL json_name: "id" }
+  field { name: "ship_to" number: 2 type: TYPE_MESSAGE type_name: ".shop.Address" label: LABEL_OPTIONAL json_name: "shipTo" }
+  field { name: "placed_at" number: 3 type: TYPE_MESSAGE type_name: ".google.protobuf.Timestamp" label: LABEL_OPTIONAL json_name: "placedAt" }
+  field { name: "lines" number: 4 type: TYPE_MESSAGE type_name: ".shop.Order.Line" label: LABEL_REPEATED json_name: "lines" }
+  field { name: "status" number: 5 type: TYPE_ENUM type_name: ".shop.Order.Status" label: LABEL_OPTIONAL json_name: "status" }
+  field { name: "counts" number: 6 type: TYPE_MESSAGE type_name: ".shop.Order.CountsEntry" label: LABEL_REPEATED json_name: "counts" }
+  field { name: "card" number: 7 type: TYPE_STRING label: LABEL_OPTIONAL oneof_index: 0 json_name: "card" }
+  field { name: "cash" number: 8 type: TYPE_BOOL label: LABEL_OPTIONAL oneof_index: 0 json_name: "cash" }
+  field { name: "raw" number: 9 type: TYPE_BYTES label: LABEL_OPTIONAL json_name: "raw" }
+  field { name: "amount" number: 10 type: TYPE_DOUBLE label: LABEL_OPTIONAL json_name: "amount" }
+  field { name: "rush" number: 11 type: TYPE_BOOL label: LABEL_OPTIONAL json_name: "rush" }
+  nested_type { name: "Line"
+    field { name: "sku" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL json_name: "sku" }
+    field { name: "qty" number: 2 type: TYPE_UINT32 label: LABEL_OPTIONAL json_name: "qty" } }
+  nested_type { name: "CountsEntry" options { map_entry: true }
+    field { name: "key" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL json_name: "key" }
+    field { name: "value" number: 2 type: TYPE_SINT64 label: LABEL_OPTIONAL json_name: "value" } }
+  enum_type { name: "Status" value { name: "NEW" number: 0 } value { name: "PAID" number: 1 } value { name: "SENT" number: 2 } }
+  oneof_decl { name: "payment" } }
+'''
+
+
+def order_class():
+    pool = descriptor_pool.Default()
+    for text in (ADDRESS_PROTO, ORDER_PROTO):
+        proto = text_format.Parse(text, descriptor_pb2.FileDescriptorProto())
+        try:
+            pool.Add(proto)
+        except TypeError:
+            pass  # already added
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order"))
+
 
 def avro_value(i, version):
     v = {
@@ -87,12 +136,37 @@ def avro_value(i, version):
     return v
 
 
+def proto_value(i, _version):
+    order = order_class()()
+    order.id = i * 1_000_003
+    order.ship_to.city = f"city-{i % 7}"
+    order.ship_to.zip = 1000 + i
+    order.placed_at.FromDatetime(datetime.datetime(2024, 5, 1) + datetime.timedelta(milliseconds=i * 1001))
+    for n in range(i % 3 + 1):
+        line = order.lines.add()
+        line.sku, line.qty = f"sku-{i}-{n}", n + 1
+    order.status = i % 3
+    order.counts["a"] = i
+    order.counts["b"] = -i
+    if i % 2:
+        order.card = f"card-{i}"
+    else:
+        order.cash = True
+    order.raw = bytes([i % 256, 0, 255])
+    order.amount = i * 0.25
+    order.rush = i % 5 == 0
+    return order
+
+
 def json_value(i, _version):
     return {"sensor": f"s-{i % 5}", "value": i / 4, "ok": i % 3 != 0, "labels": [f"l{i}"]}
 
 
 def render(v):
     """A deserialized value as docs/schemas.md renders it."""
+    if hasattr(v, "DESCRIPTOR"):
+        return json_format.MessageToDict(v, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
     if isinstance(v, dict):
         return {k: render(x) for k, x in v.items()}
     if isinstance(v, list):
@@ -126,6 +200,9 @@ def produce(a):
         schema = AVRO_V1 if a.version == 1 else AVRO_V2
         ser = AvroSerializer(client, json.dumps(schema), conf=conf)
         make = avro_value
+    elif a.format == "protobuf":
+        ser = ProtobufSerializer(order_class(), client, conf=dict(conf, **{"use.deprecated.format": False}))
+        make = proto_value
     else:
         ser = JSONSerializer(json.dumps(JSON_SCHEMA), client, conf=conf)
         make = json_value
@@ -146,7 +223,11 @@ def produce(a):
 
 def expect(a):
     client = SchemaRegistryClient({"url": a.registry})
-    deserializers = {"avro": AvroDeserializer(client), "json": JSONDeserializer(None, schema_registry_client=client)}
+    deserializers = {
+        "avro": AvroDeserializer(client),
+        "json": JSONDeserializer(None, schema_registry_client=client),
+        "protobuf": ProtobufDeserializer(order_class(), {"use.deprecated.format": False}, client),
+    }
     consumer = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "confluent-expect",
                          "enable.auto.commit": False})
     consumer.assign([TopicPartition(a.topic, p, 0) for p in range(a.partitions)])
@@ -171,7 +252,7 @@ def main():
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--registry", required=True)
     p.add_argument("--topic", required=True)
-    p.add_argument("--format", choices=["avro", "json"], default="avro")
+    p.add_argument("--format", choices=["avro", "json", "protobuf"], default="avro")
     p.add_argument("--framing", choices=["id", "guid", "header"], default="id")
     p.add_argument("--partitions", type=int, default=1)
     p.add_argument("--first", type=int, default=0)

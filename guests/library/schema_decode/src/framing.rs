@@ -49,9 +49,24 @@ pub struct Frame<'a> {
     pub schema: SchemaRef,
     /// Where that was read from.
     pub carrier: Carrier,
-    /// The bytes after the reference: the message indexes (Protobuf only)
-    /// and the encoded datum.
+    /// What a header held after the reference: a Protobuf frame's
+    /// message indexes, which then precede `rest` (empty otherwise).
+    pub header_tail: &'a [u8],
+    /// The bytes after the reference: the message indexes (Protobuf only,
+    /// when not in the header) and the encoded datum.
     pub rest: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// The message indexes (if any) and the datum, as one run of bytes,
+    /// wherever the framing put the indexes.
+    pub fn datum(&self) -> std::borrow::Cow<'_, [u8]> {
+        if self.header_tail.is_empty() {
+            std::borrow::Cow::Borrowed(self.rest)
+        } else {
+            std::borrow::Cow::Owned([self.header_tail, self.rest].concat())
+        }
+    }
 }
 
 /// Why a field is not a frame. The message names the cause.
@@ -67,22 +82,16 @@ impl fmt::Display for FrameError {
 /// Splits `payload`, using `header` (the value of the field's
 /// `__…_schema_id` header, if the event has one) in preference to a
 /// prefix, as Confluent's deserializers do.
-pub fn split<'a>(payload: &'a [u8], header: Option<&[u8]>) -> Result<Frame<'a>, FrameError> {
+pub fn split<'a>(payload: &'a [u8], header: Option<&'a [u8]>) -> Result<Frame<'a>, FrameError> {
     if let Some(header) = header {
-        let (schema, rest) = reference(header, "the schema id header")?;
         // An id header holds the reference and, for Protobuf, the message
-        // indexes; those go in front of the payload for the decoder, so
-        // that both framings reach it in the same form.
-        if !rest.is_empty() {
-            return Err(FrameError(format!(
-                "the schema id header has {} bytes after the {schema}; message indexes in the \
-                 header are not supported",
-                rest.len()
-            )));
-        }
+        // indexes, which `Frame::datum` puts in front of the payload, so
+        // that every framing reaches the decoder in the same form.
+        let (schema, header_tail) = reference(header, "the schema id header")?;
         return Ok(Frame {
             schema,
             carrier: Carrier::Header,
+            header_tail,
             rest: payload,
         });
     }
@@ -90,6 +99,7 @@ pub fn split<'a>(payload: &'a [u8], header: Option<&[u8]>) -> Result<Frame<'a>, 
     Ok(Frame {
         schema,
         carrier: Carrier::Prefix,
+        header_tail: &[],
         rest,
     })
 }
@@ -186,7 +196,10 @@ mod tests {
         assert_eq!(f.rest, &[7]);
 
         let f = split(b"plain", Some(&[0, 0, 0, 0, 5])).unwrap();
-        assert_eq!((f.schema, f.carrier, f.rest), (SchemaRef::Id(5), Carrier::Header, &b"plain"[..]));
+        assert_eq!((&f.schema, f.carrier, &*f.datum()), (&SchemaRef::Id(5), Carrier::Header, &b"plain"[..]));
+        // A Protobuf header's message indexes go in front of the payload.
+        let f = split(b"msg", Some(&[0, 0, 0, 0, 5, 2, 2])).unwrap();
+        assert_eq!(&*f.datum(), &[2, 2, b'm', b's', b'g']);
     }
 
     #[test]

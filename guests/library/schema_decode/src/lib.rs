@@ -5,6 +5,8 @@
 //! Config keys:
 //! - `fields` = `value` (default) | `key` | `both`: which fields to decode.
 //!
+//! It decodes Avro, Protobuf and JSON Schema, in all three framings.
+//!
 //! The component needs `schema_registry = true` in its flumen config.
 //!
 //! For each decoded field it adds the headers `flumen.<field>.schema_id`
@@ -23,6 +25,7 @@ wit_bindgen::generate!({ world: "interceptor", path: "../../../wit" });
 
 pub mod avro;
 pub mod framing;
+pub mod protobuf;
 mod schemas;
 
 use exports::flumen::pipeline::interception::{Columns, Guest, Replacement, Source, Verdicts};
@@ -92,7 +95,7 @@ impl Guest for SchemaDecode {
                         Lookup::Reject(cause) => return Ok(Err(cause)),
                         Lookup::Fail(cause) => return Err(cause),
                     };
-                    let json = match decoder.decode(frame.rest) {
+                    let json = match decoder.decode(&frame.datum()) {
                         Ok(json) => json,
                         Err(cause) => return Ok(Err(format!("{}: {cause}", frame.schema))),
                     };

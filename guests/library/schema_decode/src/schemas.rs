@@ -4,6 +4,7 @@
 //! instance.
 
 use crate::avro::AvroSchema;
+use crate::protobuf::ProtoSchema;
 use crate::flumen::pipeline::schemas::{by_guid, by_id, Error, Format, Schema};
 use crate::framing::SchemaRef;
 use std::collections::HashMap;
@@ -15,8 +16,8 @@ pub enum Decoder {
     Avro(AvroSchema),
     /// JSON text (JSON Schema payloads are JSON already).
     Json,
-    /// Protobuf, which this release does not decode yet.
-    Protobuf,
+    /// Protobuf, with the writer's file and its imports.
+    Protobuf(ProtoSchema),
 }
 
 impl Decoder {
@@ -25,7 +26,7 @@ impl Decoder {
         match self {
             Decoder::Avro(_) => "avro",
             Decoder::Json => "json",
-            Decoder::Protobuf => "protobuf",
+            Decoder::Protobuf(_) => "protobuf",
         }
     }
 
@@ -43,11 +44,10 @@ impl Decoder {
                     .map_err(|e| format!("the JSON Schema payload is not JSON: {e}"))?;
                 Ok(payload.to_vec())
             }
-            Decoder::Protobuf => Err(
-                "Protobuf payloads are not decoded by this release of schema_decode (Avro and \
-                 JSON Schema are)"
-                    .into(),
-            ),
+            Decoder::Protobuf(schema) => {
+                let json = schema.decode(payload)?;
+                serde_json::to_vec(&json).map_err(|e| e.to_string())
+            }
         }
     }
 }
@@ -108,6 +108,13 @@ fn parse(schema: &Schema) -> Result<Decoder, String> {
             AvroSchema::parse(&schema.text, &references).map(Decoder::Avro)
         }
         Format::Json => Ok(Decoder::Json),
-        Format::Protobuf => Ok(Decoder::Protobuf),
+        Format::Protobuf => {
+            let references: Vec<(&str, &str)> = schema
+                .references
+                .iter()
+                .map(|r| (r.name.as_str(), r.text.as_str()))
+                .collect();
+            ProtoSchema::parse(&schema.text, &references).map(Decoder::Protobuf)
+        }
     }
 }

@@ -216,11 +216,14 @@ def stamp(line: str) -> float:
     return datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
 
 
-def run_flumen(bootstrap, topic, group, scenario, end, workdir) -> dict:
+def run_flumen(bootstrap, topic, group, scenario, end, workdir, config=None) -> dict:
+    """Runs flumen on `scenario`'s config (or the `config` text given) until
+    it committed `end`; its time and CPU from the first event read, and its
+    peak RSS."""
     out = workdir / "out"
     out.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "flumen.toml"
-    cfg.write_text(flumen_config(bootstrap, topic, group, scenario, out))
+    cfg.write_text(config or flumen_config(bootstrap, topic, group, scenario, out))
     log = workdir / "flumen.log"
     env = dict(os.environ, RUST_LOG=os.environ.get("FLUMEN_BENCH_RUST_LOG", "info,flumen::kafka=debug"))
     with open(log, "w") as logf:

@@ -10,6 +10,9 @@
 #   scripts/bench.sh --slow-sink [bench/slow_sink.py options]
 # measures calls in flight against a slow HTTP destination, beside a Python
 # confluent-kafka + aiohttp consumer (bench/slow_sink/).
+#   scripts/bench.sh --schemas [bench/schemas.py options]
+# measures decoding Avro with schema_decode beside flumen raw and a Python
+# confluent-kafka consumer with AvroDeserializer (bench/schemas/).
 #   scripts/bench.sh --destinations [bench/destinations.py options]
 # measures the s3 and clickhouse sinks against SeaweedFS and ClickHouse,
 # beside Python consumers using boto3 and plain HTTP (bench/destinations/).
@@ -20,6 +23,10 @@ args=("$@")
 script=bench/run.py
 if [ "${1:-}" = "--slow-sink" ]; then
   script=bench/slow_sink.py
+  args=("${@:2}")
+fi
+if [ "${1:-}" = "--schemas" ]; then
+  script=bench/schemas.py
   args=("${@:2}")
 fi
 if [ "${1:-}" = "--destinations" ]; then
@@ -43,6 +50,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ "$script" = bench/slow_sink.py ] && ! "$venv/bin/python" -c "import aiohttp" 2>/dev/null; then
   "$venv/bin/pip" install --quiet aiohttp==3.14.5
+fi
+if [ "$script" = bench/schemas.py ] && ! "$venv/bin/python" -c "import fastavro" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet -r tests/schemas/requirements.txt
 fi
 if [ "$script" = bench/destinations.py ] && ! "$venv/bin/python" -c "import boto3" 2>/dev/null; then
   "$venv/bin/pip" install --quiet boto3==1.44.18

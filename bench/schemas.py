@@ -87,7 +87,7 @@ bootstrap, registry, topic, events, partitions, schema = sys.argv[1:7]
 ser = AvroSerializer(SchemaRegistryClient({"url": registry}), schema)
 p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1000000,
               "queue.buffering.max.kbytes": 1048576, "acks": "all"})
-body = "lorem ipsum dolor sit amet " * 26
+body = "lorem ipsum dolor sit amet " * 35
 counts = {}
 for i in range(int(events)):
     v = {"id": i, "user": f"user-{i % 1000}", "score": i * 0.5, "ok": i % 2 == 0,

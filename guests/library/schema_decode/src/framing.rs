@@ -163,16 +163,18 @@ pub fn message_indexes(bytes: &[u8]) -> Result<(Vec<i64>, &[u8]), FrameError> {
 fn zigzag(bytes: &mut &[u8]) -> Result<i64, FrameError> {
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
-        let (&b, rest) = bytes.split_first().ok_or_else(|| {
-            FrameError("the Protobuf message indexes are truncated".to_owned())
-        })?;
+        let (&b, rest) = bytes
+            .split_first()
+            .ok_or_else(|| FrameError("the Protobuf message indexes are truncated".to_owned()))?;
         *bytes = rest;
         value |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
             return Ok((value >> 1) as i64 ^ -((value & 1) as i64));
         }
     }
-    Err(FrameError("a Protobuf message index is longer than 10 bytes".to_owned()))
+    Err(FrameError(
+        "a Protobuf message index is longer than 10 bytes".to_owned(),
+    ))
 }
 
 #[cfg(test)]
@@ -196,7 +198,10 @@ mod tests {
         assert_eq!(f.rest, &[7]);
 
         let f = split(b"plain", Some(&[0, 0, 0, 0, 5])).unwrap();
-        assert_eq!((&f.schema, f.carrier, &*f.datum()), (&SchemaRef::Id(5), Carrier::Header, &b"plain"[..]));
+        assert_eq!(
+            (&f.schema, f.carrier, &*f.datum()),
+            (&SchemaRef::Id(5), Carrier::Header, &b"plain"[..])
+        );
         // A Protobuf header's message indexes go in front of the payload.
         let f = split(b"msg", Some(&[0, 0, 0, 0, 5, 2, 2])).unwrap();
         assert_eq!(&*f.datum(), &[2, 2, b'm', b's', b'g']);
@@ -218,7 +223,10 @@ mod tests {
     fn reads_protobuf_message_indexes() {
         assert_eq!(message_indexes(&[0, 8]).unwrap(), (vec![0], &[8u8][..]));
         // Two indexes, 1 and 2 (zigzag 2 and 4), then the datum.
-        assert_eq!(message_indexes(&[4, 2, 4, 8]).unwrap(), (vec![1, 2], &[8u8][..]));
+        assert_eq!(
+            message_indexes(&[4, 2, 4, 8]).unwrap(),
+            (vec![1, 2], &[8u8][..])
+        );
         assert!(message_indexes(&[4, 2]).is_err());
     }
 }

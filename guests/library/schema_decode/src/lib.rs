@@ -43,6 +43,26 @@ struct Fields {
     value: bool,
 }
 
+/// The header names of one field: where Confluent's header framing puts
+/// the schema id, and the two headers this interceptor adds.
+struct Field {
+    id_header: &'static str,
+    id_out: &'static str,
+    format_out: &'static str,
+}
+
+const KEY: Field = Field {
+    id_header: "__key_schema_id",
+    id_out: "flumen.key.schema_id",
+    format_out: "flumen.key.schema_format",
+};
+
+const VALUE: Field = Field {
+    id_header: "__value_schema_id",
+    id_out: "flumen.value.schema_id",
+    format_out: "flumen.value.schema_format",
+};
+
 thread_local! {
     static STATE: RefCell<Option<(Fields, Schemas)>> = const { RefCell::new(None) };
 }
@@ -53,9 +73,18 @@ impl Guest for SchemaDecode {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
         let config = Config::new(config, &["fields"])?;
         let fields = match config.get("fields").unwrap_or("value") {
-            "value" => Fields { key: false, value: true },
-            "key" => Fields { key: true, value: false },
-            "both" => Fields { key: true, value: true },
+            "value" => Fields {
+                key: false,
+                value: true,
+            },
+            "key" => Fields {
+                key: true,
+                value: false,
+            },
+            "both" => Fields {
+                key: true,
+                value: true,
+            },
             other => {
                 return Err(format!(
                     "config key `fields` is `{other}`; expected `value`, `key` or `both`"
@@ -81,36 +110,50 @@ impl Guest for SchemaDecode {
                         value: value.to_vec(),
                     })
                     .collect();
-                let mut decode = |name: &str, bytes: Option<&[u8]>| -> Result<Result<Option<Vec<u8>>, String>, String> {
-                    // An absent key, or a tombstone, has nothing to decode.
-                    let Some(bytes) = bytes else { return Ok(Ok(None)) };
-                    let id_header = format!("__{name}_schema_id");
-                    let header = e.headers().find(|(n, _)| *n == id_header).map(|(_, v)| v);
-                    let frame = match framing::split(bytes, header) {
-                        Ok(f) => f,
-                        Err(cause) => return Ok(Err(cause.0)),
+                let mut decode =
+                    |field: &Field,
+                     bytes: Option<&[u8]>|
+                     -> Result<Result<Option<Vec<u8>>, String>, String> {
+                        // An absent key, or a tombstone, has nothing to decode.
+                        let Some(bytes) = bytes else {
+                            return Ok(Ok(None));
+                        };
+                        let header = e
+                            .headers()
+                            .find(|(n, _)| *n == field.id_header)
+                            .map(|(_, v)| v);
+                        let frame = match framing::split(bytes, header) {
+                            Ok(f) => f,
+                            Err(cause) => return Ok(Err(cause.0)),
+                        };
+                        let decoder = match schemas.get(&frame.schema) {
+                            Lookup::Found(d) => d,
+                            Lookup::Reject(cause) => return Ok(Err(cause)),
+                            Lookup::Fail(cause) => return Err(cause),
+                        };
+                        let json = match decoder.decode(&frame.datum()) {
+                            Ok(json) => json,
+                            Err(cause) => return Ok(Err(format!("{}: {cause}", frame.schema))),
+                        };
+                        let id = match &frame.schema {
+                            framing::SchemaRef::Id(id) => id.to_string(),
+                            framing::SchemaRef::Guid(guid) => guid.clone(),
+                        };
+                        headers.push(Header {
+                            name: field.id_out.to_owned(),
+                            value: id.into_bytes(),
+                        });
+                        headers.push(Header {
+                            name: field.format_out.to_owned(),
+                            value: decoder.format_name().as_bytes().to_vec(),
+                        });
+                        Ok(Ok(Some(json)))
                     };
-                    let decoder = match schemas.get(&frame.schema) {
-                        Lookup::Found(d) => d,
-                        Lookup::Reject(cause) => return Ok(Err(cause)),
-                        Lookup::Fail(cause) => return Err(cause),
-                    };
-                    let json = match decoder.decode(&frame.datum()) {
-                        Ok(json) => json,
-                        Err(cause) => return Ok(Err(format!("{}: {cause}", frame.schema))),
-                    };
-                    let id = match &frame.schema {
-                        framing::SchemaRef::Id(id) => id.to_string(),
-                        framing::SchemaRef::Guid(guid) => guid.clone(),
-                    };
-                    headers.push(Header { name: format!("flumen.{name}.schema_id"), value: id.into_bytes() });
-                    headers.push(Header {
-                        name: format!("flumen.{name}.schema_format"),
-                        value: decoder.format_name().as_bytes().to_vec(),
-                    });
-                    Ok(Ok(Some(json)))
+                let key = if fields.key {
+                    decode(&KEY, e.key)?
+                } else {
+                    Ok(e.key.map(<[u8]>::to_vec))
                 };
-                let key = if fields.key { decode("key", e.key)? } else { Ok(e.key.map(<[u8]>::to_vec)) };
                 let key = match key {
                     Ok(k) => k,
                     Err(cause) => {
@@ -118,7 +161,11 @@ impl Guest for SchemaDecode {
                         continue;
                     }
                 };
-                let value = if fields.value { decode("value", e.value)? } else { Ok(e.value.map(<[u8]>::to_vec)) };
+                let value = if fields.value {
+                    decode(&VALUE, e.value)?
+                } else {
+                    Ok(e.value.map(<[u8]>::to_vec))
+                };
                 let value = match value {
                     Ok(v) => v,
                     Err(cause) => {

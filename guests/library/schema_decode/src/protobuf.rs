@@ -52,7 +52,8 @@ fn file(name: &str, text: &str) -> Result<File, String> {
             d.name = Some(name.to_owned());
             Ok(File::from_file_descriptor_proto(d))
         }
-        None => File::from_source(name, text).map_err(|e| format!("invalid .proto schema `{name}`: {e}")),
+        None => File::from_source(name, text)
+            .map_err(|e| format!("invalid .proto schema `{name}`: {e}")),
     }
 }
 
@@ -116,7 +117,12 @@ impl ProtoSchema {
             .skip_default_fields(false);
         message
             .serialize_with_options(serde_json::value::Serializer, &options)
-            .map_err(|e| format!("cannot render the `{}` message as JSON: {e}", descriptor.full_name()))
+            .map_err(|e| {
+                format!(
+                    "cannot render the `{}` message as JSON: {e}",
+                    descriptor.full_name()
+                )
+            })
     }
 }
 
@@ -124,7 +130,8 @@ impl ProtoSchema {
 mod tests {
     use super::*;
 
-    const ADDRESS: &str = r#"syntax = "proto3"; package shop; message Address { string city = 1; }"#;
+    const ADDRESS: &str =
+        r#"syntax = "proto3"; package shop; message Address { string city = 1; }"#;
     const ORDER: &str = r#"
         syntax = "proto3";
         package shop;
@@ -144,7 +151,8 @@ mod tests {
         let schema = ProtoSchema::parse(ORDER, &[("address.proto", ADDRESS)]).unwrap();
         // Order { id: 7, to: { city: "Oslo" }, at: 1s, lines: [{ sku: "x" }] }
         let order = [
-            0x08, 7, 0x12, 6, 0x0a, 4, b'O', b's', b'l', b'o', 0x1a, 2, 0x08, 1, 0x22, 3, 0x0a, 1, b'x',
+            0x08, 7, 0x12, 6, 0x0a, 4, b'O', b's', b'l', b'o', 0x1a, 2, 0x08, 1, 0x22, 3, 0x0a, 1,
+            b'x',
         ];
         let mut frame = vec![0u8]; // message index [0]
         frame.extend(order);
@@ -166,9 +174,17 @@ mod tests {
     #[test]
     fn reads_a_base64_descriptor() {
         let compiled = ProtoSchema::parse(ADDRESS, &[]).unwrap();
-        let proto = compiled.pool.get_file_by_name(MAIN).unwrap().file_descriptor_proto().clone();
+        let proto = compiled
+            .pool
+            .get_file_by_name(MAIN)
+            .unwrap()
+            .file_descriptor_proto()
+            .clone();
         let text = base64::engine::general_purpose::STANDARD.encode(proto.encode_to_vec());
         let schema = ProtoSchema::parse(&text, &[]).unwrap();
-        assert_eq!(schema.decode(&[0, 0x0a, 1, b'z']).unwrap(), serde_json::json!({"city": "z"}));
+        assert_eq!(
+            schema.decode(&[0, 0x0a, 1, b'z']).unwrap(),
+            serde_json::json!({"city": "z"})
+        );
     }
 }

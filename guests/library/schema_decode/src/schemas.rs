@@ -4,9 +4,9 @@
 //! instance.
 
 use crate::avro::AvroSchema;
-use crate::protobuf::ProtoSchema;
 use crate::flumen::pipeline::schemas::{by_guid, by_id, Error, Format, Schema};
 use crate::framing::SchemaRef;
+use crate::protobuf::ProtoSchema;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -33,10 +33,7 @@ impl Decoder {
     /// The JSON form of a payload.
     pub fn decode(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
         match self {
-            Decoder::Avro(schema) => {
-                let json = schema.decode(payload)?;
-                serde_json::to_vec(&json).map_err(|e| e.to_string())
-            }
+            Decoder::Avro(schema) => schema.decode(payload),
             Decoder::Json => {
                 // The payload is already JSON; checking that it parses keeps
                 // a corrupt one from reaching a sink as if decoded.

@@ -430,6 +430,90 @@ fn protobuf_with_a_reference_decodes_as_confluent_reads_it() {
 }
 
 #[test]
+fn protobuf_into_clickhouse_columns() {
+    let ch = ClickHouse::start();
+    ch.query(
+        "CREATE TABLE IF NOT EXISTS orders (topic String, partition Int32, offset Int64, \
+         id Int64, status String, amount Float64, card String, placed_at String) \
+         ENGINE = MergeTree ORDER BY (partition, offset)",
+    );
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let registry = TestRegistry::start(&work.path(""));
+    broker.create_topic("sr-orders", PARTITIONS);
+    broker.create_topic(DLQ, 1);
+    let t = Typed {
+        topic: "sr-orders",
+        format: "protobuf",
+        framing: "id",
+        first: 0,
+        count: 120,
+        version: 1,
+    };
+    produce_typed(&bootstrap, &registry, t);
+    let want = expected(&bootstrap, &registry, "sr-orders", "protobuf", 120);
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-orders"], true);
+    // The decoded value, as JSON, into the table's columns.
+    let sink = clickhouse_sink(
+        &ch,
+        "orders",
+        r#", value = "json", skip_unknown_fields = true, timestamp_column = "", key_column = """#,
+        "",
+    );
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = format!(
+        "{}{sink}",
+        &text[..text.find("[[pipeline.sink]]").expect("sink table")]
+    );
+    std::fs::write(&path, text).expect("config");
+    let mut flumen = Flumen::run(&path, &work.path("flumen.log"));
+    let end = ends(want.keys().map(|a| (a.1, a.2)));
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "typed",
+        "sr-orders",
+        PARTITIONS,
+        Duration::from_secs(90),
+        |c| c == &end,
+    );
+    flumen.terminate();
+    let rows = ch.query(
+        "SELECT partition, offset, id, status, amount, card, placed_at FROM orders \
+         ORDER BY partition, offset FORMAT JSONEachRow",
+    );
+    let rows: Vec<Value> = rows
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("row"))
+        .collect();
+    assert_eq!(rows.len(), want.len(), "one row per event");
+    for row in &rows {
+        // ClickHouse's JSON output quotes 64-bit integers, as protobuf's does.
+        let int = |v: &Value| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(-1)
+        };
+        let at = (
+            "sr-orders".to_owned(),
+            int(&row["partition"]) as i32,
+            int(&row["offset"]),
+        );
+        let v = &want[&at];
+        assert_eq!(row["id"].as_str(), v["id"].as_str(), "{row}");
+        assert_eq!(row["status"], v["status"], "{row}");
+        assert_eq!(row["amount"].as_f64(), v["amount"].as_f64(), "{row}");
+        assert_eq!(
+            row["card"].as_str(),
+            Some(v["card"].as_str().unwrap_or("")),
+            "{row}"
+        );
+        assert_eq!(row["placed_at"], v["placed_at"], "{row}");
+    }
+}
+
+#[test]
 fn a_component_without_the_grant_is_refused() {
     let broker = Broker::tansu();
     let bootstrap = broker.bootstrap();

@@ -132,8 +132,16 @@ impl ClickHouseSink {
         let user = granted_user.unwrap_or_else(|| "default".to_owned());
         let base = endpoint.path.trim_end_matches('/');
         let query = format!("INSERT INTO {table} FORMAT JSONEachRow");
+        // A decoded event (`schema_decode`) carries every field of its
+        // schema; a table that keeps some of them needs ClickHouse to skip
+        // the others, which it refuses by default.
+        let skip = if config.bool_or("skip_unknown_fields", false)? {
+            "&input_format_skip_unknown_fields=1"
+        } else {
+            ""
+        };
         Ok(ClickHouseSink {
-            path_and_query: format!("{base}/?query={}", url_encode(&query)),
+            path_and_query: format!("{base}/?query={}{skip}", url_encode(&query)),
             endpoint,
             table,
             headers,
@@ -321,6 +329,7 @@ impl flumen_guest_common::Sink for ClickHouseSink {
         "user_env",
         "password_env",
         "timeout_ms",
+        "skip_unknown_fields",
     ];
 
     fn new(config: &Config) -> Result<Self, String> {

@@ -514,6 +514,111 @@ fn protobuf_into_clickhouse_columns() {
 }
 
 #[test]
+fn check_and_test_reach_the_registry() {
+    use base64::Engine as _;
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let mut registry = TestRegistry::start(&work.path(""));
+    broker.create_topic("sr-check", PARTITIONS);
+    broker.create_topic(DLQ, 1);
+    for version in [1, 2] {
+        let t = Typed {
+            topic: "sr-check",
+            format: "avro",
+            framing: "id",
+            first: 0,
+            count: 2,
+            version,
+        };
+        produce_typed(&bootstrap, &registry, t);
+    }
+    let want = expected(&bootstrap, &registry, "sr-check", "avro", 4);
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-check"], true);
+    let config_arg = path.display().to_string();
+
+    // check --connect: what the topic's subjects hold.
+    let (ok, out) = flumen_output(&["check", "--config", &config_arg, "--connect"], &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("subject `sr-check-value`: version 2"), "{out}");
+    assert!(out.contains("no subject `sr-check-key`"), "{out}");
+
+    // flumen test: a captured framed event decoded offline.
+    let events = read_topic(
+        &bootstrap,
+        "sr-check",
+        PARTITIONS,
+        4,
+        Duration::from_secs(10),
+    );
+    let lines: String = events
+        .iter()
+        .map(|m| {
+            let value =
+                base64::engine::general_purpose::STANDARD.encode(m.payload().unwrap_or_default());
+            format!(
+                "{{\"value_base64\":\"{value}\",\"partition\":{},\"offset\":{}}}\n",
+                m.partition(),
+                m.offset()
+            )
+        })
+        .collect();
+    std::fs::write(work.path("captured.jsonl"), lines).expect("events");
+    let decode = guest("schema_decode").display().to_string();
+    let captured = work.path("captured.jsonl").display().to_string();
+    let url = registry.url();
+    let args = [
+        "test",
+        "--component",
+        &decode,
+        "--events",
+        &captured,
+        "--topic",
+        "sr-check",
+        "--schema-registry",
+        &url,
+    ];
+    let (ok, out, err) = flumen_in(&work.path(""), &args, &[]);
+    assert!(ok, "{err}");
+    let mut decoded = 0;
+    for line in out.lines() {
+        let line: Value = serde_json::from_str(line).expect("a verdict line");
+        assert_eq!(line["verdict"], "replace", "{line}");
+        let at = (
+            "sr-check".to_owned(),
+            line["event"]["partition"].as_i64().unwrap_or(-1) as i32,
+            line["offset"].as_i64().unwrap_or(-1),
+        );
+        let value: Value =
+            serde_json::from_str(line["event"]["value"].as_str().expect("text")).expect("JSON");
+        assert_eq!(value, want[&at], "{line}");
+        decoded += 1;
+    }
+    assert_eq!(decoded, 4, "{out}");
+
+    // A registry that does not answer fails check, naming it.
+    registry.kill();
+    let (ok, out) = flumen_output(
+        &[
+            "check",
+            "--config",
+            &config_arg,
+            "--connect",
+            "--timeout",
+            "2",
+        ],
+        &[],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("schema registry")
+            && out.contains("sr-check-value")
+            && out.contains("no registry answered"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_component_without_the_grant_is_refused() {
     let broker = Broker::tansu();
     let bootstrap = broker.bootstrap();

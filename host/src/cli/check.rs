@@ -72,10 +72,64 @@ pub fn command(path: PathBuf, connect: Option<Duration>) -> anyhow::Result<ExitC
         None => println!("config OK (run with --connect to also reach Kafka)"),
         Some(timeout) => {
             print!("{}", pipeline::connect(&config, timeout)?);
+            if let Some(registry) = runtime.registry() {
+                print!("{}", describe_subjects(&config, registry, timeout)?);
+            }
             println!("config OK, and Kafka answers as it needs to");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the schema registry holds for the topics of the pipelines whose
+/// components are granted it: each topic's `<topic>-value` and
+/// `<topic>-key` subjects (Confluent's default naming), newest version.
+/// A registry that does not answer is an error naming why.
+fn describe_subjects(
+    config: &Config,
+    registry: &crate::registry::Registry,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let urls = config
+        .schema_registry
+        .as_ref()
+        .map(|r| r.urls.join(", "))
+        .unwrap_or_default();
+    let mut out = format!("schema registry {urls}\n");
+    for p in &config.pipelines {
+        let granted = p
+            .interceptors
+            .iter()
+            .chain(&p.sinks)
+            .any(|c| c.schema_registry);
+        if !granted {
+            continue;
+        }
+        for topic in &p.topics {
+            for field in ["value", "key"] {
+                let subject = format!("{topic}-{field}");
+                let deadline = std::time::Instant::now() + timeout;
+                let latest = registry
+                    .latest(&subject, deadline)
+                    .with_context(|| format!("schema registry {urls}: subject `{subject}`"))?;
+                out.push_str(&match latest {
+                    Some(l) => format!(
+                        "  ok  pipeline `{}`: subject `{subject}`: version {}, schema id {}, {:?}\n",
+                        p.name,
+                        l.version,
+                        l.id.map_or("?".into(), |i| i.to_string()),
+                        l.format
+                    ),
+                    None => format!(
+                        "  --  pipeline `{}`: no subject `{subject}` (events of `{topic}` must name \
+                         schemas registered under other subjects)\n",
+                        p.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The cluster and the librdkafka options flumen passes on, credentials

@@ -257,6 +257,11 @@ pub struct TestArgs {
     /// producer (a Kafka sink); repeatable. Needs `--kafka`.
     #[arg(long = "kafka-produce", value_name = "TOPIC", requires = "kafka")]
     kafka_produce: Vec<String>,
+    /// A Schema Registry (`http://host:port`) the component may read
+    /// schemas from: grants it `schema_registry`, to decode captured
+    /// framed events.
+    #[arg(long = "schema-registry", value_name = "URL")]
+    schema_registry: Option<String>,
     /// The Kafka cluster (`host:port`) a Kafka sink's records go to.
     #[arg(long, value_name = "BOOTSTRAP")]
     kafka: Option<String>,
@@ -324,6 +329,10 @@ pub fn command(args: TestArgs) -> anyhow::Result<ExitCode> {
     };
     table.insert("http_allow".into(), list(&args.http_allow));
     table.insert("kafka_produce".into(), list(&args.kafka_produce));
+    table.insert(
+        "schema_registry".into(),
+        args.schema_registry.is_some().into(),
+    );
     let cfg: ComponentConfig = toml::Value::Table(table)
         .try_into()
         .context("building the component's settings")?;
@@ -353,6 +362,10 @@ pub fn command(args: TestArgs) -> anyhow::Result<ExitCode> {
             },
             Duration::from_millis(cfg.limits.call_timeout_ms),
         );
+    }
+    if let Some(url) = &args.schema_registry {
+        let config = crate::config::SchemaRegistryConfig::for_url(url)?;
+        runtime = runtime.with_registry(crate::registry::Registry::new(&config)?);
     }
     let source = Source {
         topic: args.topic,

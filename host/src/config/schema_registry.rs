@@ -53,6 +53,22 @@ fn default_cache_schemas() -> usize {
 }
 
 impl SchemaRegistryConfig {
+    /// The settings for one registry at `url`, without authentication
+    /// (what `flumen test --schema-registry` uses), checked.
+    pub fn for_url(url: &str) -> Result<Self, ConfigError> {
+        let config = Self {
+            urls: vec![url.to_owned()],
+            username: None,
+            password: None,
+            token: None,
+            ca_file: None,
+            timeout_ms: default_timeout_ms(),
+            cache_schemas: default_cache_schemas(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let bad =
             |key: &str, message: String| Err(invalid(Some("schema_registry".into()), key, message));

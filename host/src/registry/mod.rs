@@ -26,7 +26,7 @@ mod cache;
 mod client;
 mod resolve;
 
-pub use resolve::{Format, Reference, Schema};
+pub use resolve::{Format, Latest, Reference, Schema};
 
 use crate::config::SchemaRegistryConfig;
 use cache::{Cache, Key};
@@ -100,6 +100,17 @@ impl Registry {
         self.cached(Key::Guid(hex), deadline, || {
             format!("schemas/guids/{dashed}")
         })
+    }
+
+    /// The newest version registered under `subject` (not cached: `check
+    /// --connect` asks, to show what a pipeline's topics have), or `None`
+    /// if there is no such subject.
+    pub fn latest(&self, subject: &str, deadline: Instant) -> Result<Option<Latest>, FetchError> {
+        let mut get = |path: &str| {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            self.client.get(path, deadline)
+        };
+        resolve::latest(subject, &mut get)
     }
 
     /// How many HTTP requests this client has sent to the registry.

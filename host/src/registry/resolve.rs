@@ -60,6 +60,36 @@ struct Answer {
     id: Option<u32>,
     #[serde(default)]
     guid: Option<String>,
+    #[serde(default)]
+    version: Option<i32>,
+}
+
+/// The newest version registered under a subject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    /// Its version number.
+    pub version: i32,
+    /// Its schema id.
+    pub id: Option<u32>,
+    /// Its kind.
+    pub format: Format,
+}
+
+/// The newest version under `subject`, or `None` if the registry has no
+/// such subject.
+pub fn latest(subject: &str, get: &mut Get<'_>) -> Result<Option<Latest>, FetchError> {
+    match answer(
+        &format!("subjects/{}/versions/latest", encode(subject)),
+        get,
+    ) {
+        Ok(a) => Ok(Some(Latest {
+            version: a.version.unwrap_or_default(),
+            id: a.id,
+            format: format(a.schema_type.as_deref())?,
+        })),
+        Err(FetchError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Deserialize)]

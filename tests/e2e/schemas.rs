@@ -323,9 +323,12 @@ fn avro_and_json_schema_in_every_framing_decode_as_confluent_reads_them() {
         "events decoded that Confluent did not read"
     );
     let (_, headers) = &got[&("sr-avro".to_owned(), 0, 0)];
+    for header in ["flumen.value.schema_format", "flumen.value.schema_id"] {
+        assert!(headers.to_string().contains(header), "headers: {headers}");
+    }
     assert!(
-        headers.to_string().contains("flumen.value.schema_format"),
-        "headers: {headers}"
+        headers.to_string().contains("sr-avro-value"),
+        "the subject: {headers}"
     );
 
     // Each undecodable event dead-lettered once, with its offset, its
@@ -819,14 +822,23 @@ fn the_registry_is_asked_once_per_schema_over_100_000_events() {
     );
     flumen.terminate();
     let requests = registry.requests();
+    // A schema, and the subject it is registered under, each once.
     let schema_requests: Vec<&String> = requests
         .iter()
-        .filter(|r| r.contains("/schemas/"))
+        .filter(|r| r.contains("/schemas/") && !r.contains("/versions"))
         .collect();
     assert_eq!(
         schema_requests.len(),
         2,
         "one request per schema: {requests:?}"
+    );
+    let mut distinct = requests.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        requests.len(),
+        "a request repeated: {requests:?}"
     );
     let decoded = read_sink_json(&work.path("out"), "typed");
     assert_eq!(decoded.len(), EVENTS, "every event decoded once");

@@ -61,7 +61,9 @@ impl Cache {
         Some(schema.clone())
     }
 
-    fn insert(&self, key: Key, schema: Arc<Schema>) {
+    /// Keeps `schema` under `key` too (a schema fetched by id under its
+    /// GUID, and the other way round).
+    pub fn insert(&self, key: Key, schema: Arc<Schema>) {
         let mut e = lock(&self.entries);
         e.clock += 1;
         let now = e.clock;
@@ -128,6 +130,7 @@ mod tests {
         Schema {
             id: Some(id),
             guid: None,
+            subject: None,
             format: Format::Avro,
             text: "\"string\"".into(),
             references: Vec::new(),

@@ -124,12 +124,19 @@ impl Registry {
         deadline: Instant,
         path: impl FnOnce() -> String,
     ) -> Result<Arc<Schema>, FetchError> {
-        self.cache.get_or_fetch(key, || {
+        let schema = self.cache.get_or_fetch(key.clone(), || {
             let mut get = |path: &str| {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 self.client.get(path, deadline)
             };
             resolve::fetch(&path(), &mut get)
-        })
+        })?;
+        // A topic may mix framings: the same schema named by id in one
+        // event and by GUID in the next is one schema, fetched once.
+        let aliases = [schema.id.map(Key::Id), schema.guid.clone().map(Key::Guid)];
+        for alias in aliases.into_iter().flatten().filter(|a| *a != key) {
+            self.cache.insert(alias, schema.clone());
+        }
+        Ok(schema)
     }
 }

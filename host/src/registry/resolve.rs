@@ -38,6 +38,8 @@ pub struct Schema {
     pub id: Option<u32>,
     /// Its GUID, 32 lowercase hex digits, if the registry gave one.
     pub guid: Option<String>,
+    /// The subject it is registered under (the first, if several).
+    pub subject: Option<String>,
     /// Its kind.
     pub format: Format,
     /// Its text.
@@ -123,13 +125,43 @@ pub fn fetch(path: &str, get: &mut Get<'_>) -> Result<Schema, FetchError> {
     for r in &top.references {
         resolve(r, get, &mut references, &mut visiting)?;
     }
+    let id = top.id.or_else(|| id_in(path));
+    let subject = match id {
+        Some(id) => subject_of(id, get)?,
+        None => None,
+    };
     Ok(Schema {
-        id: top.id.or_else(|| id_in(path)),
+        id,
+        subject,
         guid: top.guid.map(|g| g.replace('-', "").to_ascii_lowercase()),
         format,
         text: top.schema,
         references,
     })
+}
+
+/// One `(subject, version)` a schema is registered as.
+#[derive(Deserialize)]
+struct SubjectVersion {
+    subject: String,
+}
+
+/// The first subject schema `id` is registered under, if the registry
+/// knows one.
+fn subject_of(id: u32, get: &mut Get<'_>) -> Result<Option<String>, FetchError> {
+    let path = format!("schemas/ids/{id}/versions");
+    let (status, body) = get(&path).map_err(FetchError::Unavailable)?;
+    match status {
+        200 => Ok(serde_json::from_slice::<Vec<SubjectVersion>>(&body)
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .map(|v| v.subject)),
+        // Not every registry serves this; the subject is only a help.
+        404 => Ok(None),
+        _ => Err(FetchError::Unavailable(format!(
+            "GET /{path} answered HTTP {status}"
+        ))),
+    }
 }
 
 /// The id in a `schemas/ids/{id}` path: the registry's answer to it does
@@ -271,9 +303,15 @@ mod tests {
                 200,
                 r#"{"schema":"C","schemaType":"PROTOBUF"}"#,
             ),
+            (
+                "schemas/ids/3/versions",
+                200,
+                r#"[{"subject":"orders-value","version":1}]"#,
+            ),
         ]);
         let s = fetch("schemas/ids/3", &mut get).unwrap();
         assert_eq!((s.id, s.format), (Some(3), Format::Protobuf));
+        assert_eq!(s.subject.as_deref(), Some("orders-value"));
         let order: Vec<&str> = s.references.iter().map(|r| r.text.as_str()).collect();
         assert_eq!(order, ["C", "A", "B"]);
     }
@@ -297,6 +335,7 @@ mod tests {
                 200,
                 r#"{"schema":"y","references":[{"name":"n","subject":"s","version":1}]}"#,
             ),
+            ("schemas/ids/7/versions", 404, "{}"),
         ]);
         assert!(
             matches!(fetch("schemas/ids/9", &mut get), Err(FetchError::NotFound(m)) if m.contains("Schema 9 not found"))

@@ -93,6 +93,7 @@ fn to_wit(s: &Schema) -> wit::Schema {
     wit::Schema {
         id: s.id,
         guid: s.guid.clone(),
+        subject: s.subject.clone(),
         format: format(s.format),
         text: s.text.clone(),
         references: s

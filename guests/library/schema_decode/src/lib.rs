@@ -10,7 +10,8 @@
 //! The component needs `schema_registry = true` in its flumen config.
 //!
 //! For each decoded field it adds the headers `flumen.<field>.schema_id`
-//! (the id, or the GUID for framings that carry one) and
+//! (the id, or the GUID for framings that carry one),
+//! `flumen.<field>.schema_subject` (if the registry says) and
 //! `flumen.<field>.schema_format` (`avro`, `json` or `protobuf`), and keeps
 //! the event's other headers, so that a sink can re-encode.
 //!
@@ -48,18 +49,21 @@ struct Fields {
 struct Field {
     id_header: &'static str,
     id_out: &'static str,
+    subject_out: &'static str,
     format_out: &'static str,
 }
 
 const KEY: Field = Field {
     id_header: "__key_schema_id",
     id_out: "flumen.key.schema_id",
+    subject_out: "flumen.key.schema_subject",
     format_out: "flumen.key.schema_format",
 };
 
 const VALUE: Field = Field {
     id_header: "__value_schema_id",
     id_out: "flumen.value.schema_id",
+    subject_out: "flumen.value.schema_subject",
     format_out: "flumen.value.schema_format",
 };
 
@@ -143,6 +147,12 @@ impl Guest for SchemaDecode {
                             name: field.id_out.to_owned(),
                             value: id.into_bytes(),
                         });
+                        if let Some(subject) = &decoder.subject {
+                            headers.push(Header {
+                                name: field.subject_out.to_owned(),
+                                value: subject.as_bytes().to_vec(),
+                            });
+                        }
                         headers.push(Header {
                             name: field.format_out.to_owned(),
                             value: decoder.format_name().as_bytes().to_vec(),

@@ -10,8 +10,16 @@ use crate::protobuf::ProtoSchema;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// How to decode payloads written with one schema.
-pub enum Decoder {
+/// How to decode payloads written with one schema, and the subject it is
+/// registered under.
+pub struct Decoder {
+    kind: Kind,
+    /// The schema's subject, if the registry said.
+    pub subject: Option<String>,
+}
+
+/// A schema's kind, parsed.
+enum Kind {
     /// Avro binary, with the writer's schema.
     Avro(AvroSchema),
     /// JSON text (JSON Schema payloads are JSON already).
@@ -23,25 +31,25 @@ pub enum Decoder {
 impl Decoder {
     /// The format's name, for the `flumen.<field>.schema_format` header.
     pub fn format_name(&self) -> &'static str {
-        match self {
-            Decoder::Avro(_) => "avro",
-            Decoder::Json => "json",
-            Decoder::Protobuf(_) => "protobuf",
+        match self.kind {
+            Kind::Avro(_) => "avro",
+            Kind::Json => "json",
+            Kind::Protobuf(_) => "protobuf",
         }
     }
 
     /// The JSON form of a payload.
     pub fn decode(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
-        match self {
-            Decoder::Avro(schema) => schema.decode(payload),
-            Decoder::Json => {
+        match &self.kind {
+            Kind::Avro(schema) => schema.decode(payload),
+            Kind::Json => {
                 // The payload is already JSON; checking that it parses keeps
                 // a corrupt one from reaching a sink as if decoded.
                 serde_json::from_slice::<serde_json::Value>(payload)
                     .map_err(|e| format!("the JSON Schema payload is not JSON: {e}"))?;
                 Ok(payload.to_vec())
             }
-            Decoder::Protobuf(schema) => {
+            Kind::Protobuf(schema) => {
                 let json = schema.decode(payload)?;
                 serde_json::to_vec(&json).map_err(|e| e.to_string())
             }
@@ -99,19 +107,23 @@ impl Schemas {
 
 /// Parses a fetched schema.
 fn parse(schema: &Schema) -> Result<Decoder, String> {
-    match schema.format {
+    let kind = match schema.format {
         Format::Avro => {
             let references: Vec<&str> = schema.references.iter().map(|r| r.text.as_str()).collect();
-            AvroSchema::parse(&schema.text, &references).map(Decoder::Avro)
+            Kind::Avro(AvroSchema::parse(&schema.text, &references)?)
         }
-        Format::Json => Ok(Decoder::Json),
+        Format::Json => Kind::Json,
         Format::Protobuf => {
             let references: Vec<(&str, &str)> = schema
                 .references
                 .iter()
                 .map(|r| (r.name.as_str(), r.text.as_str()))
                 .collect();
-            ProtoSchema::parse(&schema.text, &references).map(Decoder::Protobuf)
+            Kind::Protobuf(ProtoSchema::parse(&schema.text, &references)?)
         }
-    }
+    };
+    Ok(Decoder {
+        kind,
+        subject: schema.subject.clone(),
+    })
 }

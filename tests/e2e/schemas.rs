@@ -83,21 +83,26 @@ fn expected(
     format: &str,
     count: usize,
 ) -> BTreeMap<At, Value> {
-    let out = confluent(&[
-        "expect",
-        "--bootstrap",
-        broker,
-        "--registry",
-        &registry.url(),
-        "--topic",
-        topic,
-        "--format",
-        format,
-        "--partitions",
-        &PARTITIONS.to_string(),
-        "--count",
-        &count.to_string(),
-    ]);
+    let out = confluent(
+        &[
+            "expect",
+            "--bootstrap",
+            broker,
+            "--registry",
+            &registry.url(),
+            "--topic",
+            topic,
+            "--format",
+            format,
+            "--partitions",
+            &PARTITIONS.to_string(),
+            "--count",
+            &count.to_string(),
+        ]
+        .into_iter()
+        .chain(registry.client_args())
+        .collect::<Vec<_>>(),
+    );
     out.lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("expect line");
@@ -156,27 +161,32 @@ fn produce_typed(broker: &str, registry: &TestRegistry, t: Typed<'_>) {
 
 /// [`produce_typed`] round robin over `partitions` partitions.
 fn produce_typed_on(broker: &str, registry: &TestRegistry, t: Typed<'_>, partitions: i32) {
-    confluent(&[
-        "produce",
-        "--bootstrap",
-        broker,
-        "--registry",
-        &registry.url(),
-        "--topic",
-        t.topic,
-        "--format",
-        t.format,
-        "--framing",
-        t.framing,
-        "--partitions",
-        &partitions.to_string(),
-        "--first",
-        &t.first.to_string(),
-        "--count",
-        &t.count.to_string(),
-        "--version",
-        &t.version.to_string(),
-    ]);
+    confluent(
+        &[
+            "produce",
+            "--bootstrap",
+            broker,
+            "--registry",
+            &registry.url(),
+            "--topic",
+            t.topic,
+            "--format",
+            t.format,
+            "--framing",
+            t.framing,
+            "--partitions",
+            &partitions.to_string(),
+            "--first",
+            &t.first.to_string(),
+            "--count",
+            &t.count.to_string(),
+            "--version",
+            &t.version.to_string(),
+        ]
+        .into_iter()
+        .chain(registry.client_args())
+        .collect::<Vec<_>>(),
+    );
 }
 
 #[test]
@@ -617,6 +627,103 @@ fn check_and_test_reach_the_registry() {
         out.contains("schema registry")
             && out.contains("sr-check-value")
             && out.contains("no registry answered"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_registry_behind_a_private_ca_and_basic_auth() {
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let pki_dir = work.path("pki");
+    std::fs::create_dir_all(&pki_dir).expect("pki dir");
+    let pki = TestPki::new(&pki_dir);
+    let registry = TestRegistry::start_secure(&work.path(""), &pki, "flumen:s3cret");
+    broker.create_topic("sr-secure", PARTITIONS);
+    broker.create_topic(DLQ, 1);
+    let t = Typed {
+        topic: "sr-secure",
+        format: "avro",
+        framing: "id",
+        first: 0,
+        count: 20,
+        version: 1,
+    };
+    produce_typed(&bootstrap, &registry, t);
+    let want = expected(&bootstrap, &registry, "sr-secure", "avro", 20);
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-secure"], true);
+    let text = std::fs::read_to_string(&path).expect("config");
+    // The password from the environment, as a deployment would give it.
+    let secure = |ca: &str, password: &str| {
+        let section = format!(
+            "timeout_ms = 2000\nusername = \"flumen\"\npassword = \"{password}\"\nca_file = \"{}\"",
+            pki.file(ca)
+        );
+        text.replace("timeout_ms = 2000", &section)
+    };
+    std::fs::write(&path, secure("ca.pem", "${REGISTRY_PASSWORD}")).expect("config");
+    let config_arg = path.display().to_string();
+    let env = [("REGISTRY_PASSWORD", "s3cret")];
+    let (ok, out) = flumen_output(&["check", "--config", &config_arg, "--connect"], &env);
+    assert!(
+        ok && out.contains("subject `sr-secure-value`: version 1"),
+        "{out}"
+    );
+
+    let mut flumen = Flumen::start_with_env(
+        &["run", "--config", &config_arg],
+        &work.path("flumen.log"),
+        &env,
+    );
+    let end = ends(want.keys().map(|a| (a.1, a.2)));
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "typed",
+        "sr-secure",
+        PARTITIONS,
+        Duration::from_secs(90),
+        |c| c == &end,
+    );
+    flumen.terminate();
+    let got = decoded(&work.path("out"));
+    for (at, value) in &want {
+        assert_eq!(&got[at].0, value, "{at:?}");
+    }
+
+    // A wrong password, and a CA that did not sign the registry's
+    // certificate: each named.
+    let wrong = [("REGISTRY_PASSWORD", "wrong")];
+    let (ok, out) = flumen_output(
+        &[
+            "check",
+            "--config",
+            &config_arg,
+            "--connect",
+            "--timeout",
+            "3",
+        ],
+        &wrong,
+    );
+    assert!(
+        !ok && out.contains("HTTP 401") && out.contains("Unauthorized"),
+        "{out}"
+    );
+    std::fs::write(&path, secure("wrong-ca.pem", "s3cret")).expect("config");
+    let (ok, out) = flumen_output(
+        &[
+            "check",
+            "--config",
+            &config_arg,
+            "--connect",
+            "--timeout",
+            "3",
+        ],
+        &[],
+    );
+    assert!(
+        !ok && out.contains("TLS handshake failed") && out.contains("ca_file"),
         "{out}"
     );
 }

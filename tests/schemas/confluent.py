@@ -189,8 +189,17 @@ def guid_prefix_serializer(payload, _ctx, schema_id):
     return schema_id.guid_to_bytes() + payload
 
 
+def registry_client(a):
+    conf = {"url": a.registry}
+    if a.registry_ca:
+        conf["ssl.ca.location"] = a.registry_ca
+    if a.registry_auth:
+        conf["basic.auth.user.info"] = a.registry_auth
+    return SchemaRegistryClient(conf)
+
+
 def produce(a):
-    client = SchemaRegistryClient({"url": a.registry})
+    client = registry_client(a)
     conf = {"auto.register.schemas": True}
     if a.framing == "guid":
         conf["schema.id.serializer"] = guid_prefix_serializer
@@ -222,7 +231,7 @@ def produce(a):
 
 
 def expect(a):
-    client = SchemaRegistryClient({"url": a.registry})
+    client = registry_client(a)
     deserializers = {
         "avro": AvroDeserializer(client),
         "json": JSONDeserializer(None, schema_registry_client=client),
@@ -252,6 +261,8 @@ def main():
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--registry", required=True)
     p.add_argument("--topic", required=True)
+    p.add_argument("--registry-ca", help="the CA file of an https registry")
+    p.add_argument("--registry-auth", help="USER:PASSWORD for a registry with basic auth")
     p.add_argument("--format", choices=["avro", "json", "protobuf"], default="avro")
     p.add_argument("--framing", choices=["id", "guid", "header"], default="id")
     p.add_argument("--partitions", type=int, default=1)

@@ -8,12 +8,18 @@ answers, one line each ("GET /schemas/ids/1 200"), so that tests can count
 what flumen asked for. With --store, its schemas survive a restart, as a
 real registry's do (they live in Kafka there).
 
-    python3 registry.py --port 8081 --log requests.log --store schemas.json
+    python3 registry.py --port 8081 --log requests.log --store schemas.json \
+        [--tls-cert server.pem --tls-key server.key] [--basic user:password]
+
+With --tls-cert it serves HTTPS; with --basic it answers 401 to a request
+without those credentials, as a registry with authentication does.
 """
 
 import argparse
+import base64
 import json
 import os
+import ssl
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -117,6 +123,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self, method):
         length = int(self.headers.get("Content-Length") or 0)
+        if ARGS.basic:
+            want = "Basic " + base64.b64encode(ARGS.basic.encode()).decode()
+            if self.headers.get("Authorization") != want:
+                self.rfile.read(length)
+                with open(ARGS.log, "a") as log:
+                    log.write(f"{method} {urlsplit(self.path).path} 401\n")
+                data = json.dumps({"error_code": 401, "message": "Unauthorized"}).encode()
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
         body = json.loads(self.rfile.read(length) or b"null") if length else None
         path = urlsplit(self.path).path
         with LOCK:
@@ -149,11 +168,18 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--store")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--basic")
     ARGS = p.parse_args()
     if ARGS.store and os.path.exists(ARGS.store):
         with open(ARGS.store) as f:
             STATE = json.load(f)
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    if ARGS.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(ARGS.tls_cert, ARGS.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(f"registry listening on 127.0.0.1:{ARGS.port}", flush=True)
     server.serve_forever()
 

@@ -31,6 +31,13 @@ impl Flumen {
         Self::spawn(Command::new(env!("CARGO_BIN_EXE_flumen")), args, log)
     }
 
+    /// Runs `flumen <args>` with `env` added, logging to `log`.
+    pub fn start_with_env(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flumen"));
+        command.envs(env.iter().copied());
+        Self::spawn(command, args, log)
+    }
+
     /// `flumen run --config <config>` inside `host`'s network namespace.
     pub fn run_in(host: &NetHost, config: &Path, log: &Path) -> Self {
         let args = ["run", "--config", &config.display().to_string()];

@@ -5,7 +5,7 @@
 //! `target/test-venv`, which `scripts/test.sh` installs from
 //! `tests/schemas/requirements.txt`.
 
-use super::{free_port, repo, spawn_service, wait_listening};
+use super::{free_port, repo, spawn_service, wait_listening, TestPki};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
@@ -28,15 +28,46 @@ pub struct TestRegistry {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Extra arguments: TLS and authentication.
+    secure: Vec<String>,
+    /// What `confluent.py` needs to reach it then.
+    client: Vec<String>,
 }
 
 impl TestRegistry {
     /// Starts a registry keeping its files in `dir`.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, Vec::new(), Vec::new())
+    }
+
+    /// Starts a registry serving HTTPS with `pki`'s server certificate and
+    /// requiring HTTP basic authentication as `user:password`.
+    pub fn start_secure(dir: &Path, pki: &TestPki, user_password: &str) -> Self {
+        let secure = [
+            "--tls-cert",
+            &pki.file("server.pem"),
+            "--tls-key",
+            &pki.file("server.key"),
+            "--basic",
+            user_password,
+        ];
+        let client = [
+            "--registry-ca",
+            &pki.file("ca.pem"),
+            "--registry-auth",
+            user_password,
+        ];
+        let owned = |args: &[&str]| args.iter().map(|s| s.to_string()).collect();
+        Self::start_with(dir, owned(&secure), owned(&client))
+    }
+
+    fn start_with(dir: &Path, secure: Vec<String>, client: Vec<String>) -> Self {
         let mut r = Self {
             child: None,
             port: free_port(),
             dir: dir.to_owned(),
+            secure,
+            client,
         };
         r.restart();
         r
@@ -45,7 +76,7 @@ impl TestRegistry {
     /// Starts it again on the same port, with the schemas it had.
     pub fn restart(&mut self) {
         let script = repo().join("tests/schemas/registry.py");
-        let command = [
+        let mut command = vec![
             test_python().display().to_string(),
             script.display().to_string(),
             "--port".into(),
@@ -55,6 +86,7 @@ impl TestRegistry {
             "--store".into(),
             "schemas.json".into(),
         ];
+        command.extend(self.secure.iter().cloned());
         self.child = Some(spawn_service(&command, &self.dir, "registry.log"));
         wait_listening(&format!("127.0.0.1:{}", self.port));
     }
@@ -67,9 +99,20 @@ impl TestRegistry {
         }
     }
 
+    /// The arguments `confluent.py` needs to reach it (its CA and
+    /// credentials, if it has them).
+    pub fn client_args(&self) -> Vec<&str> {
+        self.client.iter().map(String::as_str).collect()
+    }
+
     /// Its base URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.secure.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Every request it answered so far, as `GET /schemas/ids/1 200`.

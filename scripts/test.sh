@@ -57,10 +57,10 @@ guests/build.sh
 # The guest helpers (reading a batch's columns event by event; for Rust
 # also rendering JSON lines) have unit tests of their own, run natively, as
 # do the s3 sink (SigV4 against AWS's examples, keys, compression) and the
-# clickhouse sink (reading the server's answers), and schema_decode (the
-# framings, Avro's rendering).
+# clickhouse sink (reading the server's answers), and schema_codec (the
+# framings; Avro and Protobuf to and from JSON).
 phase "guest unit tests (Rust, Python, JavaScript helpers)"
-(cd guests && cargo test --locked -q -p flumen-guest-common -p s3_sink -p clickhouse_sink -p schema_decode)
+(cd guests && cargo test --locked -q -p flumen-guest-common -p s3_sink -p clickhouse_sink -p schema_codec)
 python3 -m unittest discover -s guests/helpers/python
 node --test guests/helpers/js/
 phase "fmt"

@@ -52,6 +52,10 @@ pub struct ComponentConfig {
     /// `not-granted`.
     #[serde(default)]
     pub schema_registry: bool,
+    /// Whether the guest may also register schemas (`schemas.register`),
+    /// as an encoder with auto-registration does. Needs `schema_registry`.
+    #[serde(default)]
+    pub schema_registry_register: bool,
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
@@ -338,6 +342,12 @@ impl ComponentConfig {
             if let Err(message) = HostPattern::parse(host) {
                 return bad(&format!("http_allow[{h}]"), message);
             }
+        }
+        if self.schema_registry_register && !self.schema_registry {
+            return bad(
+                "schema_registry_register",
+                "needs `schema_registry = true` too: registering is on top of reading".into(),
+            );
         }
         for (t, topic) in self.kafka_produce.iter().enumerate() {
             let key = format!("kafka_produce[{t}]");

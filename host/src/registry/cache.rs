@@ -17,6 +17,8 @@ pub enum Key {
     Id(u32),
     /// Its GUID, 32 lowercase hex digits.
     Guid(String),
+    /// A subject's pinned version.
+    Subject(String, i32),
 }
 
 /// Schemas by key, at most `capacity` of them, the least recently used

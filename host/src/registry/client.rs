@@ -3,9 +3,10 @@
 //! dependency), with the configured authentication, CA and timeout.
 
 use crate::config::SchemaRegistryConfig;
+use http::header::CONTENT_TYPE;
 use http::header::{ACCEPT, AUTHORIZATION, HOST};
 use http::{HeaderValue, Request, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -94,6 +95,28 @@ impl Client {
     /// that answers, by `deadline` or the configured timeout, whichever is
     /// sooner. Returns the status and body; `Err` if none answered.
     pub fn get(&self, path: &str, deadline: Instant) -> Result<(u16, Vec<u8>), String> {
+        self.send(path, None, deadline)
+    }
+
+    /// POSTs the JSON `body` to `path`, as [`Client::get`] GETs. A request
+    /// that reached no registry was not applied; one that timed out may
+    /// have been (registering is idempotent, so sending it again is safe).
+    pub fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<(u16, Vec<u8>), String> {
+        self.send(path, Some(body), deadline)
+    }
+
+    fn send(
+        &self,
+        path: &str,
+        body: Option<Vec<u8>>,
+        deadline: Instant,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let method = if body.is_some() { "POST" } else { "GET" };
         let mut errors = Vec::new();
         for base in &self.urls {
             let left = deadline
@@ -103,14 +126,14 @@ impl Client {
                 errors.push(format!("{base}: no time left in the call"));
                 break;
             }
-            let request = self.request(base, path, left);
+            let request = self.request(base, path, body.clone(), left);
             match wasmtime_wasi::runtime::in_tokio(request) {
                 Ok(answer) => return Ok(answer),
                 Err(e) => errors.push(format!("{base}: {e}")),
             }
         }
         Err(format!(
-            "no registry answered GET /{path} ({})",
+            "no registry answered {method} /{path} ({})",
             errors.join("; ")
         ))
     }
@@ -119,15 +142,21 @@ impl Client {
         &self,
         base: &Uri,
         path: &str,
+        body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<(u16, Vec<u8>), String> {
-        match tokio::time::timeout(timeout, self.exchange(base, path)).await {
+        match tokio::time::timeout(timeout, self.exchange(base, path, body)).await {
             Ok(answer) => answer,
             Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
         }
     }
 
-    async fn exchange(&self, base: &Uri, path: &str) -> Result<(u16, Vec<u8>), String> {
+    async fn exchange(
+        &self,
+        base: &Uri,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), String> {
         let authority = base.authority().ok_or("the URL has no host")?;
         let https = base.scheme_str() == Some("https");
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -135,8 +164,16 @@ impl Client {
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
         let prefix = base.path().trim_end_matches('/');
-        let mut request = Request::get(format!("{prefix}/{path}"))
+        let method = if body.is_some() {
+            http::Method::POST
+        } else {
+            http::Method::GET
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{prefix}/{path}"))
             .header(HOST, authority.as_str())
+            .header(CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")
             .header(
                 ACCEPT,
                 "application/vnd.schemaregistry.v1+json, application/json",
@@ -145,7 +182,7 @@ impl Client {
             request = request.header(AUTHORIZATION, a.clone());
         }
         let request = request
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| format!("bad request: {e}"))?;
         if https {
             let name = ServerName::try_from(authority.host().to_owned())
@@ -163,7 +200,7 @@ impl Client {
 
 /// Sends `request` on a fresh HTTP/1 connection over `io`; reads the whole
 /// answer.
-async fn send<T>(io: T, request: Request<Empty<Bytes>>) -> Result<(u16, Vec<u8>), String>
+async fn send<T>(io: T, request: Request<Full<Bytes>>) -> Result<(u16, Vec<u8>), String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {

@@ -113,6 +113,48 @@ impl Registry {
         resolve::latest(subject, &mut get)
     }
 
+    /// The schema registered under `subject` as `version`, or its newest
+    /// version. A pinned version is cached; the newest is asked for every
+    /// time (it changes).
+    pub fn by_subject(
+        &self,
+        subject: &str,
+        version: Option<i32>,
+        deadline: Instant,
+    ) -> Result<Arc<Schema>, FetchError> {
+        match version {
+            Some(v) => {
+                let path = resolve::subject_path(subject, &format!("versions/{v}"));
+                let key = Key::Subject(subject.to_owned(), v);
+                self.cached_as(key, Some(subject), deadline, || path)
+            }
+            None => {
+                let path = resolve::subject_path(subject, "versions/latest");
+                let mut get = |path: &str| {
+                    self.requests.fetch_add(1, Ordering::Relaxed);
+                    self.client.get(path, deadline)
+                };
+                resolve::fetch(&path, Some(subject), &mut get).map(Arc::new)
+            }
+        }
+    }
+
+    /// Registers `text` under `subject` (or finds it registered there);
+    /// its id.
+    pub fn register(
+        &self,
+        subject: &str,
+        format: Format,
+        text: &str,
+        deadline: Instant,
+    ) -> Result<u32, FetchError> {
+        let mut post = |path: &str, body: Vec<u8>| {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            self.client.post(path, body, deadline)
+        };
+        resolve::register(subject, format, text, &mut post)
+    }
+
     /// How many HTTP requests this client has sent to the registry.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -124,12 +166,22 @@ impl Registry {
         deadline: Instant,
         path: impl FnOnce() -> String,
     ) -> Result<Arc<Schema>, FetchError> {
+        self.cached_as(key, None, deadline, path)
+    }
+
+    fn cached_as(
+        &self,
+        key: Key,
+        subject: Option<&str>,
+        deadline: Instant,
+        path: impl FnOnce() -> String,
+    ) -> Result<Arc<Schema>, FetchError> {
         let schema = self.cache.get_or_fetch(key.clone(), || {
             let mut get = |path: &str| {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 self.client.get(path, deadline)
             };
-            resolve::fetch(&path(), &mut get)
+            resolve::fetch(&path(), subject, &mut get)
         })?;
         // A topic may mix framings: the same schema named by id in one
         // event and by GUID in the next is one schema, fetched once.

@@ -80,10 +80,7 @@ pub struct Latest {
 /// The newest version under `subject`, or `None` if the registry has no
 /// such subject.
 pub fn latest(subject: &str, get: &mut Get<'_>) -> Result<Option<Latest>, FetchError> {
-    match answer(
-        &format!("subjects/{}/versions/latest", encode(subject)),
-        get,
-    ) {
+    match answer(&subject_path(subject, "versions/latest"), get) {
         Ok(a) => Ok(Some(Latest {
             version: a.version.unwrap_or_default(),
             id: a.id,
@@ -117,7 +114,11 @@ const MAX_REFERENCES: usize = 256;
 
 /// Fetches the schema at `path` and everything it references, sending
 /// each request through `get` (which answers the HTTP status and body).
-pub fn fetch(path: &str, get: &mut Get<'_>) -> Result<Schema, FetchError> {
+pub fn fetch(
+    path: &str,
+    known_subject: Option<&str>,
+    get: &mut Get<'_>,
+) -> Result<Schema, FetchError> {
     let top = answer(path, get)?;
     let format = format(top.schema_type.as_deref())?;
     let mut references = Vec::new();
@@ -126,9 +127,10 @@ pub fn fetch(path: &str, get: &mut Get<'_>) -> Result<Schema, FetchError> {
         resolve(r, get, &mut references, &mut visiting)?;
     }
     let id = top.id.or_else(|| id_in(path));
-    let subject = match id {
-        Some(id) => subject_of(id, get)?,
-        None => None,
+    let subject = match (known_subject, id) {
+        (Some(subject), _) => Some(subject.to_owned()),
+        (None, Some(id)) => subject_of(id, get)?,
+        (None, None) => None,
     };
     Ok(Schema {
         id,
@@ -246,6 +248,57 @@ fn format(schema_type: Option<&str>) -> Result<Format, FetchError> {
     }
 }
 
+/// Sends one POST to the registry, by path and JSON body: the HTTP status
+/// and body, or why no registry answered.
+pub type Post<'a> = dyn FnMut(&str, Vec<u8>) -> Result<(u16, Vec<u8>), String> + 'a;
+
+/// Registers `text` under `subject` through `post`; its id.
+pub fn register(
+    subject: &str,
+    format: Format,
+    text: &str,
+    post: &mut Post<'_>,
+) -> Result<u32, FetchError> {
+    #[derive(Deserialize)]
+    struct Registered {
+        id: u32,
+    }
+    let mut body = serde_json::json!({ "schema": text });
+    match format {
+        Format::Avro => {}
+        Format::Protobuf => body["schemaType"] = "PROTOBUF".into(),
+        Format::Json => body["schemaType"] = "JSON".into(),
+    }
+    let path = subject_path(subject, "versions");
+    let (status, answer) =
+        post(&path, body.to_string().into_bytes()).map_err(FetchError::Unavailable)?;
+    let said = || String::from_utf8_lossy(&answer[..answer.len().min(300)]).into_owned();
+    match status {
+        200 => serde_json::from_slice::<Registered>(&answer)
+            .map(|r| r.id)
+            .map_err(|e| {
+                FetchError::Unavailable(format!(
+                    "the registry's answer to POST /{path} has no id: {e}"
+                ))
+            }),
+        // 409: incompatible with the subject's versions; 422: not a valid
+        // schema. Sending it again cannot help.
+        409 | 422 => Err(FetchError::NotFound(format!(
+            "the registry refused the schema under `{subject}` (HTTP {status}): {}",
+            said()
+        ))),
+        _ => Err(FetchError::Unavailable(format!(
+            "POST /{path} answered HTTP {status}: {}",
+            said()
+        ))),
+    }
+}
+
+/// The path of `subject`'s `rest` (`versions`, `versions/latest`).
+pub fn subject_path(subject: &str, rest: &str) -> String {
+    format!("subjects/{}/{rest}", encode(subject))
+}
+
 /// Percent-encodes a subject for a URL path.
 fn encode(subject: &str) -> String {
     subject
@@ -309,7 +362,7 @@ mod tests {
                 r#"[{"subject":"orders-value","version":1}]"#,
             ),
         ]);
-        let s = fetch("schemas/ids/3", &mut get).unwrap();
+        let s = fetch("schemas/ids/3", None, &mut get).unwrap();
         assert_eq!((s.id, s.format), (Some(3), Format::Protobuf));
         assert_eq!(s.subject.as_deref(), Some("orders-value"));
         let order: Vec<&str> = s.references.iter().map(|r| r.text.as_str()).collect();
@@ -338,16 +391,16 @@ mod tests {
             ("schemas/ids/7/versions", 404, "{}"),
         ]);
         assert!(
-            matches!(fetch("schemas/ids/9", &mut get), Err(FetchError::NotFound(m)) if m.contains("Schema 9 not found"))
+            matches!(fetch("schemas/ids/9", None, &mut get), Err(FetchError::NotFound(m)) if m.contains("Schema 9 not found"))
         );
         assert!(
-            matches!(fetch("schemas/ids/8", &mut get), Err(FetchError::Unavailable(m)) if m.contains("HTTP 500"))
+            matches!(fetch("schemas/ids/8", None, &mut get), Err(FetchError::Unavailable(m)) if m.contains("HTTP 500"))
         );
         assert!(
-            matches!(fetch("schemas/ids/7", &mut get), Err(FetchError::NotFound(m)) if m.contains("refers back"))
+            matches!(fetch("schemas/ids/7", None, &mut get), Err(FetchError::NotFound(m)) if m.contains("refers back"))
         );
         assert!(matches!(
-            fetch("schemas/ids/6", &mut get),
+            fetch("schemas/ids/6", None, &mut get),
             Err(FetchError::Unavailable(_))
         ));
     }

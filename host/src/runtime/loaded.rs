@@ -138,6 +138,7 @@ impl<P> Loaded<P> {
                 schema_grant: super::schemas::SchemaGrant::new(
                     self.registry.clone(),
                     self.cfg.schema_registry,
+                    self.cfg.schema_registry_register,
                     tag.clone(),
                 ),
                 rejections: Default::default(),

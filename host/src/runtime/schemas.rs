@@ -21,6 +21,8 @@ pub struct SchemaGrant {
     /// Whether the config grants it (a grant without a registry cannot
     /// pass config validation, but a guest run by `flumen test` can).
     granted: bool,
+    /// Whether it may register schemas too.
+    register: bool,
     tag: GuestTag,
     /// When the current call must be answered by.
     deadline: Instant,
@@ -31,10 +33,16 @@ pub struct SchemaGrant {
 impl SchemaGrant {
     /// The grant of an instance of a component that `granted` access to
     /// `registry`.
-    pub fn new(registry: Option<Arc<Registry>>, granted: bool, tag: GuestTag) -> Self {
+    pub fn new(
+        registry: Option<Arc<Registry>>,
+        granted: bool,
+        register: bool,
+        tag: GuestTag,
+    ) -> Self {
         Self {
             registry,
             granted,
+            register,
             tag,
             deadline: Instant::now(),
             unavailable: None,
@@ -61,23 +69,33 @@ impl SchemaGrant {
         &mut self,
         fetch: impl FnOnce(&Registry, Instant) -> Result<Arc<Schema>, FetchError>,
     ) -> Result<wit::Schema, wit::Error> {
-        let registry = match (&self.registry, self.granted) {
-            (Some(r), true) => r,
-            (_, false) => {
-                return Err(wit::Error::NotGranted(format!(
-                    "component `{}` is not granted the schema registry: set `schema_registry = \
-                     true` in its config",
-                    self.tag.component
-                )))
-            }
-            (None, true) => {
-                return Err(wit::Error::NotGranted(
-                    "this flumen has no [schema_registry] configured".into(),
-                ))
-            }
-        };
-        match fetch(registry, self.deadline) {
-            Ok(schema) => Ok(to_wit(&schema)),
+        let registry = self.registry()?;
+        let fetched = fetch(&registry, self.deadline);
+        self.answer(fetched.map(|s| to_wit(&s)))
+    }
+
+    /// Registers a schema through `register`, if the component may.
+    pub fn register(
+        &mut self,
+        register: impl FnOnce(&Registry, Instant) -> Result<u32, FetchError>,
+    ) -> Result<u32, wit::Error> {
+        let registry = self.registry()?;
+        if !self.register {
+            return Err(wit::Error::NotGranted(format!(
+                "component `{}` may read schemas but not register them: set \
+                 `schema_registry_register = true` in its config",
+                self.tag.component
+            )));
+        }
+        let registered = register(&registry, self.deadline);
+        self.answer(registered)
+    }
+
+    /// A registry answer as the import gives it; an outage is remembered
+    /// for the call.
+    fn answer<T>(&mut self, answer: Result<T, FetchError>) -> Result<T, wit::Error> {
+        match answer {
+            Ok(t) => Ok(t),
             Err(FetchError::NotFound(m)) => Err(wit::Error::NotFound(m)),
             Err(FetchError::Unavailable(m)) => {
                 tracing::warn!(component = %self.tag.component, pipeline = %self.tag.pipeline,
@@ -85,6 +103,21 @@ impl SchemaGrant {
                 self.unavailable.get_or_insert_with(|| m.clone());
                 Err(wit::Error::Unavailable(m))
             }
+        }
+    }
+
+    /// The registry, if the component is granted it.
+    fn registry(&self) -> Result<Arc<Registry>, wit::Error> {
+        match (&self.registry, self.granted) {
+            (Some(r), true) => Ok(r.clone()),
+            (_, false) => Err(wit::Error::NotGranted(format!(
+                "component `{}` is not granted the schema registry: set `schema_registry = \
+                 true` in its config",
+                self.tag.component
+            ))),
+            (None, true) => Err(wit::Error::NotGranted(
+                "this flumen has no [schema_registry] configured".into(),
+            )),
         }
     }
 }

@@ -74,6 +74,30 @@ impl schemas::Host for GuestState {
         self.schema_grant
             .lookup(|r, deadline| r.by_guid(&guid, deadline))
     }
+
+    fn by_subject(
+        &mut self,
+        subject: String,
+        version: Option<i32>,
+    ) -> Result<schemas::Schema, schemas::Error> {
+        self.schema_grant
+            .lookup(|r, deadline| r.by_subject(&subject, version, deadline))
+    }
+
+    fn register(
+        &mut self,
+        subject: String,
+        format: schemas::Format,
+        text: String,
+    ) -> Result<u32, schemas::Error> {
+        let format = match format {
+            schemas::Format::Avro => crate::registry::Format::Avro,
+            schemas::Format::Protobuf => crate::registry::Format::Protobuf,
+            schemas::Format::Json => crate::registry::Format::Json,
+        };
+        self.schema_grant
+            .register(|r, deadline| r.register(&subject, format, &text, deadline))
+    }
 }
 
 impl rejection::Host for GuestState {

@@ -24,9 +24,6 @@
 
 wit_bindgen::generate!({ world: "interceptor", path: "../../../wit" });
 
-pub mod avro;
-pub mod framing;
-pub mod protobuf;
 mod schemas;
 
 use exports::flumen::pipeline::interception::{Columns, Guest, Replacement, Source, Verdicts};
@@ -34,6 +31,7 @@ use flumen::pipeline::rejection::reject;
 use flumen::pipeline::types::Header;
 use flumen_guest_common::answer::{Actions, REPLACE};
 use flumen_guest_common::Config;
+use schema_codec::framing;
 use schemas::{Lookup, Schemas};
 use std::cell::RefCell;
 

@@ -3,10 +3,10 @@
 //! this cache keeps what parsing them made, so a schema is parsed once per
 //! instance.
 
-use crate::avro::AvroSchema;
 use crate::flumen::pipeline::schemas::{by_guid, by_id, Error, Format, Schema};
-use crate::framing::SchemaRef;
-use crate::protobuf::ProtoSchema;
+use schema_codec::avro::AvroSchema;
+use schema_codec::framing::SchemaRef;
+use schema_codec::protobuf::ProtoSchema;
 use std::collections::HashMap;
 use std::rc::Rc;
 

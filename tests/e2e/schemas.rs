@@ -74,6 +74,50 @@ dirs = [{{ host = "{out}", guest = "/out" }}]
     path
 }
 
+/// Replaces the components of the config at `path` (everything from its
+/// first interceptor on) with `components`.
+fn with_components(path: &Path, components: &str) {
+    let text = std::fs::read_to_string(path).expect("config");
+    let head = &text[..text
+        .find("[[pipeline.interceptor]]")
+        .expect("an interceptor")];
+    std::fs::write(path, format!("{head}{components}")).expect("config");
+}
+
+/// The `schema_encode` interceptor with `config` (a TOML inline table's
+/// entries) and `grants` lines.
+fn encode(config: &str, grants: &str) -> String {
+    format!(
+        r#"
+[[pipeline.interceptor]]
+name = "encode"
+component = "{}"
+schema_registry = true
+on_failure = "dead-letter"
+config = {{ {config} }}
+{grants}
+"#,
+        guest("schema_encode").display()
+    )
+}
+
+/// The `schema_decode` interceptor.
+fn decode_table() -> String {
+    format!(
+        "\n[[pipeline.interceptor]]\nname = \"decode\"\ncomponent = \"{}\"\nschema_registry = true\non_failure = \"dead-letter\"\n",
+        guest("schema_decode").display()
+    )
+}
+
+/// A file sink writing `/out/typed-<topic>-<partition>.jsonl` in `out`.
+fn typed_file_sink(out: &Path) -> String {
+    format!(
+        "\n[[pipeline.sink]]\nname = \"typed\"\ncomponent = \"{}\"\nconfig = {{ path = \"/out/typed-%{{topic}}-%{{partition}}.jsonl\" }}\ndirs = [{{ host = \"{}\", guest = \"/out\" }}]\n",
+        guest("file_sink").display(),
+        out.display()
+    )
+}
+
 /// What Confluent's deserializer reads from `topic`: each event's value,
 /// rendered as docs/schemas.md says, by position.
 fn expected(
@@ -726,6 +770,200 @@ fn a_registry_behind_a_private_ca_and_basic_auth() {
         !ok && out.contains("TLS handshake failed") && out.contains("ca_file"),
         "{out}"
     );
+}
+
+#[test]
+fn avro_decoded_then_encoded_round_trips_byte_for_byte() {
+    use base64::Engine as _;
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let registry = TestRegistry::start(&work.path(""));
+    broker.create_topic("sr-round", PARTITIONS);
+    broker.create_topic(DLQ, 1);
+    let t = Typed {
+        topic: "sr-round",
+        format: "avro",
+        framing: "id",
+        first: 0,
+        count: 150,
+        version: 1,
+    };
+    produce_typed(&bootstrap, &registry, t);
+    let originals = read_topic(
+        &bootstrap,
+        "sr-round",
+        PARTITIONS,
+        150,
+        Duration::from_secs(10),
+    );
+    assert_eq!(originals.len(), 150);
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-round"], true);
+    let chain = decode_table() + &encode("", "") + &typed_file_sink(&work.path("out"));
+    with_components(&path, &chain);
+    let mut flumen = Flumen::run(&path, &work.path("flumen.log"));
+    let end = ends(originals.iter().map(|m| (m.partition(), m.offset())));
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "typed",
+        "sr-round",
+        PARTITIONS,
+        Duration::from_secs(90),
+        |c| c == &end,
+    );
+    flumen.terminate();
+    let out: BTreeMap<(i32, i64), Vec<u8>> = read_sink_json(&work.path("out"), "typed")
+        .iter()
+        .map(|l| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(
+                    l["value_base64"]
+                        .as_str()
+                        .expect("framed bytes are not text"),
+                )
+                .expect("base64");
+            (
+                (
+                    l["partition"].as_i64().unwrap_or(-1) as i32,
+                    l["offset"].as_i64().unwrap_or(-1),
+                ),
+                bytes,
+            )
+        })
+        .collect();
+    assert_eq!(out.len(), originals.len());
+    for m in &originals {
+        assert_eq!(
+            out[&(m.partition(), m.offset())],
+            m.payload().unwrap_or_default(),
+            "offset {}",
+            m.offset()
+        );
+    }
+}
+
+#[test]
+fn encoded_json_reads_back_with_confluent_and_misfits_are_rejected_with_their_path() {
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let registry = TestRegistry::start(&work.path(""));
+    for t in ["sr-src", "sr-json-in", "sr-encoded"] {
+        broker.create_topic(t, PARTITIONS);
+    }
+    broker.create_topic(DLQ, 1);
+    // The rendered JSON of Confluent-written Avro events is the input; the
+    // schema is registered by the encoder itself (auto_register) under the
+    // input topic's subject.
+    let t = Typed {
+        topic: "sr-src",
+        format: "avro",
+        framing: "id",
+        first: 0,
+        count: 60,
+        version: 1,
+    };
+    produce_typed(&bootstrap, &registry, t);
+    let rendered = expected(&bootstrap, &registry, "sr-src", "avro", 60);
+    let mut records: Vec<Record> = rendered
+        .iter()
+        .map(|(at, v)| Record {
+            partition: at.1,
+            key: None,
+            value: Some(v.to_string().into_bytes()),
+            headers: Vec::new(),
+        })
+        .collect();
+    let mut misfit = rendered.values().next().expect("an event").clone();
+    misfit["address"]["zip"] = Value::String("not a number".into());
+    let missing = {
+        let mut m = misfit.clone();
+        m.as_object_mut().expect("object").remove("name");
+        m
+    };
+    for bad in [
+        misfit.to_string(),
+        missing.to_string(),
+        "not json".to_owned(),
+    ] {
+        records.push(Record {
+            partition: 0,
+            key: None,
+            value: Some(bad.into_bytes()),
+            headers: Vec::new(),
+        });
+    }
+    let acked = produce_records(&bootstrap, "sr-json-in", &records);
+    let avro_v1 = confluent(&[
+        "schema",
+        "--bootstrap",
+        &bootstrap,
+        "--registry",
+        &registry.url(),
+        "--topic",
+        "x",
+        "--count",
+        "0",
+    ]);
+    let toml_text = toml::Value::String(avro_v1.trim().to_owned()).to_string();
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-json-in"], true);
+    let kafka_sink = format!(
+        "\n[[pipeline.sink]]\nname = \"out\"\ncomponent = \"{}\"\nconfig = {{ topic = \"sr-encoded\", partition = \"same\" }}\nkafka_produce = [\"sr-encoded\"]\n",
+        guest("kafka_sink").display()
+    );
+    let encoder = encode(
+        &format!(
+            r#"framing = "header", auto_register = true, format = "avro", schema = {toml_text}"#
+        ),
+        "schema_registry_register = true",
+    );
+    with_components(&path, &(encoder + &kafka_sink));
+    let mut flumen = Flumen::run(&path, &work.path("flumen.log"));
+    let end = end_offsets(acked.iter().copied());
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "typed",
+        "sr-json-in",
+        PARTITIONS,
+        Duration::from_secs(90),
+        |c| c == &end,
+    );
+    flumen.terminate();
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST /subjects/sr-json-in-value/versions 200")),
+        "{:?}",
+        registry.requests()
+    );
+
+    // Confluent's deserializer reads every encoded event as its input.
+    let back = expected(&bootstrap, &registry, "sr-encoded", "avro", 60);
+    let mut want: Vec<String> = rendered.values().map(Value::to_string).collect();
+    let mut got: Vec<String> = back.values().map(Value::to_string).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+
+    // The misfits, each dead-lettered with the offset and the path.
+    let letters = read_topic(&bootstrap, DLQ, 1, 3, Duration::from_secs(20));
+    let reasons: Vec<String> = letters.iter().map(|m| header(m, "flumen.error")).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    for want in [
+        "$.address.zip: expected an integer, found a string",
+        "$.name: missing",
+        "not JSON",
+    ] {
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains(want) && r.contains("offset")),
+            "{want}: {reasons:?}"
+        );
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
         --framing id|guid|header --first 0 --count 100 --version 1
     confluent.py expect --bootstrap B --registry URL --topic T --partitions 4
         --count 100
+    confluent.py schema --bootstrap B --registry URL --topic T --count 0 [--version 2]
 
 `produce` writes events `first .. first+count` with Confluent's serializer
 in the given framing (id: magic byte 0 and the schema id; guid: magic byte
@@ -257,7 +258,7 @@ def expect(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["produce", "expect"])
+    p.add_argument("command", choices=["produce", "expect", "schema"])
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--registry", required=True)
     p.add_argument("--topic", required=True)
@@ -270,7 +271,13 @@ def main():
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--version", type=int, default=1)
     a = p.parse_args()
-    produce(a) if a.command == "produce" else expect(a)
+    if a.command == "schema":
+        # The Avro schema (v1 or v2), for a test's encoder to register.
+        print(json.dumps(AVRO_V1 if a.version == 1 else AVRO_V2))
+    elif a.command == "produce":
+        produce(a)
+    else:
+        expect(a)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,92 @@ pub fn message_indexes(bytes: &[u8]) -> Result<(Vec<i64>, &[u8]), FrameError> {
     Ok((indexes, rest))
 }
 
+/// Where an encoder puts the schema reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Magic byte 0 and the 4-byte id in front of the payload.
+    Id,
+    /// Magic byte 1 and the 16-byte GUID in front of the payload.
+    Guid,
+    /// Magic byte 1 and the GUID in the `__…_schema_id` header; the payload
+    /// bare (as Confluent's header serializer writes it).
+    Header,
+}
+
+/// A framed field: the new field and, for [`Framing::Header`], the id
+/// header's value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Framed {
+    /// The field's new bytes.
+    pub field: Vec<u8>,
+    /// The `__…_schema_id` header's value, if the framing uses one.
+    pub header: Option<Vec<u8>>,
+}
+
+/// Frames `payload`, written with the schema of `id` and `guid` (32 hex
+/// digits), by `framing`; `indexes` are a Protobuf frame's message indexes.
+pub fn frame(
+    framing: Framing,
+    id: Option<u32>,
+    guid: Option<&str>,
+    indexes: Option<&[i64]>,
+    payload: &[u8],
+) -> Result<Framed, FrameError> {
+    let mut reference = Vec::with_capacity(21);
+    match framing {
+        Framing::Id => {
+            let id = id.ok_or_else(|| FrameError("the registry gave the schema no id".into()))?;
+            reference.push(0);
+            reference.extend_from_slice(&id.to_be_bytes());
+        }
+        Framing::Guid | Framing::Header => {
+            let guid = guid.ok_or_else(|| {
+                FrameError("the registry gave the schema no GUID, which this framing needs".into())
+            })?;
+            reference.push(1);
+            for i in (0..32).step_by(2) {
+                let byte = guid
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| FrameError(format!("`{guid}` is not a schema GUID")))?;
+                reference.push(byte);
+            }
+        }
+    }
+    if let Some(indexes) = indexes {
+        if indexes == [0] {
+            reference.push(0);
+        } else {
+            zigzag_out(&mut reference, indexes.len() as i64);
+            for &i in indexes {
+                zigzag_out(&mut reference, i);
+            }
+        }
+    }
+    Ok(match framing {
+        Framing::Header => Framed {
+            field: payload.to_vec(),
+            header: Some(reference),
+        },
+        _ => {
+            reference.extend_from_slice(payload);
+            Framed {
+                field: reference,
+                header: None,
+            }
+        }
+    })
+}
+
+fn zigzag_out(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
 /// One zigzag-encoded varint, as Protobuf frames carry them.
 fn zigzag(bytes: &mut &[u8]) -> Result<i64, FrameError> {
     let mut value: u64 = 0;
@@ -217,6 +303,31 @@ mod tests {
         assert!(e.contains("empty"), "{e}");
         let e = split(b"x", Some(&[1, 2])).unwrap_err().0;
         assert!(e.contains("header is truncated"), "{e}");
+    }
+
+    #[test]
+    fn frames_what_split_reads() {
+        let guid = "000102030405060708090a0b0c0d0e0f";
+        for framing in [Framing::Id, Framing::Guid, Framing::Header] {
+            for indexes in [None, Some(&[0][..]), Some(&[1, 2][..])] {
+                let f = frame(framing, Some(7), Some(guid), indexes, b"data").unwrap();
+                let back = split(&f.field, f.header.as_deref()).unwrap();
+                let want = if framing == Framing::Id {
+                    SchemaRef::Id(7)
+                } else {
+                    SchemaRef::Guid(guid.into())
+                };
+                assert_eq!(back.schema, want);
+                let datum = back.datum();
+                match indexes {
+                    None => assert_eq!(&*datum, b"data"),
+                    Some(i) => {
+                        assert_eq!(message_indexes(&datum).unwrap(), (i.to_vec(), &b"data"[..]))
+                    }
+                }
+            }
+        }
+        assert!(frame(Framing::Guid, Some(1), None, None, b"").is_err());
     }
 
     #[test]

@@ -126,6 +126,53 @@ impl ProtoSchema {
     }
 }
 
+impl ProtoSchema {
+    /// Encodes `json` (protobuf's JSON mapping; field names as in the
+    /// `.proto` file or in lowerCamelCase) as a message of type `message`
+    /// (a full name, e.g. `shop.Order`), or of the file's first message
+    /// type. Returns the frame's message indexes and the message.
+    pub fn encode(
+        &self,
+        json: &serde_json::Value,
+        message: Option<&str>,
+    ) -> Result<(Vec<i64>, Vec<u8>), String> {
+        let file = self
+            .pool
+            .get_file_by_name(&self.file)
+            .ok_or("the schema's file is missing from its pool")?;
+        let (indexes, descriptor) = match message {
+            None => (vec![0], self.message(&[0])?),
+            Some(name) => {
+                let found = find(file.messages().collect(), name, &mut Vec::new());
+                found.ok_or_else(|| format!("the schema defines no message type `{name}`"))?
+            }
+        };
+        let message = DynamicMessage::deserialize(descriptor.clone(), json)
+            .map_err(|e| format!("the value does not fit `{}`: {e}", descriptor.full_name()))?;
+        Ok((indexes, message.encode_to_vec()))
+    }
+}
+
+/// The index path and descriptor of the message type `name` among
+/// `messages` and their nested types.
+fn find(
+    messages: Vec<MessageDescriptor>,
+    name: &str,
+    path: &mut Vec<i64>,
+) -> Option<(Vec<i64>, MessageDescriptor)> {
+    for (i, m) in messages.into_iter().enumerate() {
+        path.push(i as i64);
+        if m.full_name() == name {
+            return Some((path.clone(), m));
+        }
+        if let Some(found) = find(m.child_messages().collect(), name, path) {
+            return Some(found);
+        }
+        path.pop();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +216,26 @@ mod tests {
         assert!(e.contains("names no message type"), "{e}");
         let e = schema.decode(&[0, 0x12, 6, 0x0a]).unwrap_err();
         assert!(e.contains("truncated or corrupt"), "{e}");
+    }
+
+    #[test]
+    fn encodes_what_it_decodes() {
+        let schema = ProtoSchema::parse(ORDER, &[("address.proto", ADDRESS)]).unwrap();
+        let value = serde_json::json!({"id": "7", "to": {"city": "Oslo"}, "at": "1970-01-01T00:00:01Z",
+                                       "lines": [{"sku": "x"}]});
+        let (indexes, bytes) = schema.encode(&value, None).unwrap();
+        assert_eq!(indexes, [0]);
+        let mut frame = vec![0u8];
+        frame.extend(&bytes);
+        assert_eq!(schema.decode(&frame).unwrap(), value);
+        let (indexes, _) = schema
+            .encode(&serde_json::json!({"sku": "y"}), Some("shop.Order.Line"))
+            .unwrap();
+        assert_eq!(indexes, [0, 0]);
+        let e = schema
+            .encode(&serde_json::json!({"id": "x"}), None)
+            .unwrap_err();
+        assert!(e.contains("does not fit `shop.Order`"), "{e}");
     }
 
     #[test]

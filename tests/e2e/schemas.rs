@@ -967,6 +967,137 @@ fn encoded_json_reads_back_with_confluent_and_misfits_are_rejected_with_their_pa
 }
 
 #[test]
+fn avro_into_typed_parquet_columns() {
+    use parquet::basic::{ConvertedType, Type as Physical};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let store = SeaweedFs::start();
+    store.create_bucket("typed");
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let registry = TestRegistry::start(&work.path(""));
+    broker.create_topic("sr-parquet", PARTITIONS);
+    broker.create_topic(DLQ, 1);
+    // v1, then v2 (a new field): objects are cut where the schema changes.
+    let avro = |first, version| Typed {
+        topic: "sr-parquet",
+        format: "avro",
+        framing: "id",
+        first,
+        count: 100,
+        version,
+    };
+    produce_typed(&bootstrap, &registry, avro(0, 1));
+    produce_typed(&bootstrap, &registry, avro(100, 2));
+    let want = expected(&bootstrap, &registry, "sr-parquet", "avro", 200);
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-parquet"], true);
+    let sink = s3_sink(
+        &store,
+        "typed",
+        r#", format = "parquet", value_columns = "schema""#,
+        "schema_registry = true\nbatch = { max_events = 1000, max_wait_ms = 300 }",
+    );
+    with_components(&path, &(decode_table() + &sink));
+    let mut flumen = Flumen::run(&path, &work.path("flumen.log"));
+    let end = ends(want.keys().map(|a| (a.1, a.2)));
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "typed",
+        "sr-parquet",
+        PARTITIONS,
+        Duration::from_secs(90),
+        |c| c == &end,
+    );
+    flumen.terminate();
+
+    let mut rows = 0;
+    let mut schemas_seen = std::collections::BTreeSet::new();
+    for (key, body) in store.objects("typed") {
+        let reader = SerializedFileReader::new(bytes::Bytes::from(body)).expect("a Parquet object");
+        let schema = reader.metadata().file_metadata().schema_descr_ptr();
+        let column = |name: &str| {
+            schema
+                .columns()
+                .iter()
+                .find(|c| c.path().string() == name)
+                .unwrap_or_else(|| panic!("{key}: no column `{name}`"))
+                .clone()
+        };
+        // The column types come from the Avro schema.
+        assert_eq!(column("id").physical_type(), Physical::INT64, "{key}");
+        assert_eq!(column("score").physical_type(), Physical::DOUBLE, "{key}");
+        assert_eq!(column("active").physical_type(), Physical::BOOLEAN, "{key}");
+        assert_eq!(
+            column("address.zip").physical_type(),
+            Physical::INT32,
+            "{key}"
+        );
+        assert_eq!(
+            column("name").converted_type(),
+            ConvertedType::UTF8,
+            "{key}"
+        );
+        assert_eq!(column("day").converted_type(), ConvertedType::DATE, "{key}");
+        assert_eq!(
+            column("at").converted_type(),
+            ConvertedType::TIMESTAMP_MILLIS,
+            "{key}"
+        );
+        assert_eq!(
+            column("price").converted_type(),
+            ConvertedType::DECIMAL,
+            "{key}"
+        );
+        let has_note = schema.columns().iter().any(|c| c.path().string() == "note");
+        schemas_seen.insert(has_note);
+        for row in reader.get_row_iter(None).expect("rows") {
+            let row = row.expect("row");
+            let get = |name: &str| {
+                row.get_column_iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, f)| f.clone())
+            };
+            let (Some(Field::Int(p)), Some(Field::Long(o))) = (get("_partition"), get("_offset"))
+            else {
+                panic!("{key}: no _partition/_offset");
+            };
+            let v = &want[&("sr-parquet".to_owned(), p, o)];
+            assert_eq!(
+                get("id"),
+                Some(Field::Long(v["id"].as_i64().expect("id"))),
+                "{key} {o}"
+            );
+            assert_eq!(
+                get("name"),
+                Some(Field::Str(v["name"].as_str().expect("name").into())),
+                "{key} {o}"
+            );
+            assert_eq!(
+                get("address.city"),
+                Some(Field::Str(
+                    v["address"]["city"].as_str().expect("city").into()
+                ))
+            );
+            let nick = match v["nickname"].as_str() {
+                Some(n) => Field::Str(n.into()),
+                None => Field::Null,
+            };
+            assert_eq!(get("nickname"), Some(nick), "{key} {o}");
+            assert_eq!(
+                has_note,
+                v.get("note").is_some(),
+                "{key} {o}: one schema per object"
+            );
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, 200, "every event in one row");
+    assert_eq!(schemas_seen.len(), 2, "objects of both schema versions");
+}
+
+#[test]
 fn a_component_without_the_grant_is_refused() {
     let broker = Broker::tansu();
     let bootstrap = broker.bootstrap();

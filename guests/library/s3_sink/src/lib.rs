@@ -29,6 +29,8 @@
 //!   the host grants them with `env_from_host`.
 //! - `timeout_ms` (default 10000, below the host's call timeout), `sign_payload` (default: over `http://`
 //!   only; HTTPS sends `UNSIGNED-PAYLOAD`, as AWS's SDKs do).
+//! - `value_columns` (default `bytes`): with `schema`, a Parquet object's
+//!   value is typed columns from its Avro schema (see `typed_parquet.rs`).
 //! - `exactly_once` (default `false`): see `docs/sinks/s3.md` and
 //!   `ledger.rs`; `exactly_once_cell` (default 1,000,000): no object
 //!   holds offsets of two cells of this many offsets.
@@ -39,6 +41,7 @@ mod ledger;
 mod parquet_file;
 mod s3;
 mod sigv4;
+mod typed_parquet;
 
 use encode::Compression;
 use flumen::pipeline::log::{log, Level};
@@ -50,6 +53,7 @@ use key::{KeyFields, KeyTemplate};
 use ledger::{Created, Ledger, Objects};
 use s3::{S3Error, Store};
 use sigv4::Credentials;
+use typed_parquet::Layouts;
 
 /// S3's smallest part but the last.
 const MIN_PART: u64 = 5 << 20;
@@ -98,6 +102,9 @@ struct S3Sink {
     conditional_checked: bool,
     /// Per partition this instance has written (exactly_once).
     ledgers: Vec<((String, i32), Ledger)>,
+    /// With `value_columns = "schema"`: the typed layouts of the schemas
+    /// met so far.
+    typed: Option<Layouts>,
 }
 
 fn env(var: &str, config_key: &str) -> Result<String, String> {
@@ -137,6 +144,17 @@ impl S3Sink {
                 config.u64_or("compression_level", 6)? as u32,
             )),
         };
+        let typed = config.one_of("value_columns", &["bytes", "schema"])? == "schema";
+        if typed && !parquet {
+            return Err("value_columns = \"schema\" is for format = \"parquet\"".into());
+        }
+        if typed && config.bool_or("exactly_once", false)? {
+            return Err(
+                "value_columns = \"schema\" does not work with exactly_once yet: an object \
+                 holds one schema's columns, and exactly_once's objects are cut by offset alone"
+                    .into(),
+            );
+        }
         let default_key = format!(
             "%{{topic}}/%{{partition}}/%{{start_offset}}.{}",
             format.extension()
@@ -216,6 +234,7 @@ impl S3Sink {
                 .clamp(1, i64::MAX as u64) as i64,
             conditional_checked: false,
             ledgers: Vec::new(),
+            typed: typed.then(Layouts::default),
         })
     }
 
@@ -272,8 +291,17 @@ impl S3Sink {
             return Ok(Vec::new());
         }
         if !self.exactly_once {
-            let stored = self.store_object(source, batch, 0..n, false);
-            return retry_from(0, n, stored.map(drop));
+            let runs = match self.typed {
+                Some(_) => Layouts::runs(batch, 0..n),
+                None => Vec::from([0..n]),
+            };
+            for run in runs {
+                let start = run.start;
+                if let Err(e) = self.store_object(source, batch, run, false) {
+                    return retry_from(start, n, Err(e));
+                }
+            }
+            return Ok(Vec::new());
         }
         if let Err(e) = self.check_conditional_writes() {
             return retry_from(0, n, Err(e));
@@ -355,12 +383,18 @@ impl S3Sink {
                 )
             }
             Format::Parquet(codec) => (
-                parquet_file::write(source.topic, source.partition, events(), *codec).map_err(
-                    |e| S3Error::Refused {
-                        code: "encode".into(),
-                        message: e,
-                    },
-                )?,
+                match &self.typed {
+                    Some(layouts) => {
+                        layouts
+                            .of(&first)?
+                            .write(source.topic, source.partition, events(), *codec)
+                    }
+                    None => parquet_file::write(source.topic, source.partition, events(), *codec),
+                }
+                .map_err(|e| S3Error::Refused {
+                    code: "encode".into(),
+                    message: e,
+                })?,
                 vec![(
                     "content-type".to_owned(),
                     "application/vnd.apache.parquet".to_owned(),
@@ -471,6 +505,7 @@ impl flumen_guest_common::Sink for S3Sink {
         "sign_payload",
         "exactly_once",
         "exactly_once_cell",
+        "value_columns",
     ];
 
     fn new(config: &Config) -> Result<Self, String> {

@@ -6,4 +6,5 @@
 
 pub mod avro;
 pub mod framing;
+#[cfg(feature = "protobuf")]
 pub mod protobuf;

@@ -24,7 +24,7 @@
 
 mod decode;
 mod encode;
-mod text;
+pub mod text;
 
 use apache_avro::schema::{Name, Namespace, Schema};
 use std::collections::HashMap;
@@ -64,6 +64,19 @@ impl AvroSchema {
     /// then a `serde_json::Value` held every field three times.
     pub fn decode(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
         decode::datum(&self.schema, &self.names, bytes)
+    }
+
+    /// The parsed writer schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// `schema` itself, or the named type it refers to (in namespace `ns`).
+    pub fn resolve<'s>(&'s self, schema: &'s Schema, ns: &Namespace) -> Option<&'s Schema> {
+        match schema {
+            Schema::Ref { name } => self.names.get(&name.fully_qualified_name(ns)),
+            other => Some(other),
+        }
     }
 
     /// Encodes `json` (in the rendering `decode` gives) as a datum of this

@@ -1,9 +1,11 @@
-//! The text forms of Avro's logical types (docs/schemas.md), both ways.
+//! The text forms of Avro's logical types (docs/schemas.md), both ways:
+//! what `decode` writes and `encode` reads (and the s3 sink's typed
+//! Parquet columns read).
 
 use flumen_guest_common::dates::civil;
 
 /// `unscaled × 10^-scale`, exactly, with `scale` fraction digits.
-pub(super) fn decimal_text(unscaled: &num_bigint::BigInt, scale: usize) -> String {
+pub fn decimal_text(unscaled: &num_bigint::BigInt, scale: usize) -> String {
     let digits = unscaled.magnitude().to_string();
     let sign = if unscaled.sign() == num_bigint::Sign::Minus {
         "-"
@@ -19,13 +21,13 @@ pub(super) fn decimal_text(unscaled: &num_bigint::BigInt, scale: usize) -> Strin
 }
 
 /// Days since the epoch as `YYYY-MM-DD`.
-pub(super) fn date(days: i64) -> String {
+pub fn date(days: i64) -> String {
     let (y, m, d) = civil(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Nanoseconds since midnight as `HH:MM:SS` and `digits` fraction digits.
-pub(super) fn time_of_day(nanos: i64, digits: u32) -> String {
+pub fn time_of_day(nanos: i64, digits: u32) -> String {
     let secs = nanos.div_euclid(1_000_000_000);
     let frac = nanos.rem_euclid(1_000_000_000) / 10_i64.pow(9 - digits);
     format!(
@@ -38,7 +40,7 @@ pub(super) fn time_of_day(nanos: i64, digits: u32) -> String {
 }
 
 /// Nanoseconds since the epoch as RFC 3339 with `digits` fraction digits.
-pub(super) fn timestamp(nanos: i128, digits: u32, utc: bool) -> String {
+pub fn timestamp(nanos: i128, digits: u32, utc: bool) -> String {
     let secs = nanos.div_euclid(1_000_000_000) as i64;
     let frac = nanos.rem_euclid(1_000_000_000) as i64;
     let day = time_of_day(secs.rem_euclid(86_400) * 1_000_000_000 + frac, digits);
@@ -51,7 +53,7 @@ pub(super) fn timestamp(nanos: i128, digits: u32, utc: bool) -> String {
 
 /// The unscaled integer of a decimal's text (`"-12.30"` at scale 2 is
 /// -1230); more fraction digits than `scale` is an error, fewer are padded.
-pub(super) fn parse_decimal(text: &str, scale: usize) -> Result<num_bigint::BigInt, String> {
+pub fn parse_decimal(text: &str, scale: usize) -> Result<num_bigint::BigInt, String> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     if fraction.len() > scale {
         return Err(format!(
@@ -82,7 +84,7 @@ fn numbers(text: &str, sep: char) -> Option<Vec<i64>> {
 }
 
 /// Days since the epoch of `"YYYY-MM-DD"`.
-pub(super) fn parse_date(text: &str) -> Result<i64, String> {
+pub fn parse_date(text: &str) -> Result<i64, String> {
     match numbers(text, '-').as_deref() {
         Some(&[y, m, d]) if (1..=12).contains(&m) && (1..=31).contains(&d) => {
             Ok(days_from_civil(y, m, d))
@@ -92,7 +94,7 @@ pub(super) fn parse_date(text: &str) -> Result<i64, String> {
 }
 
 /// Nanoseconds since midnight of `"HH:MM:SS[.fraction]"`.
-pub(super) fn parse_time(text: &str) -> Result<i64, String> {
+pub fn parse_time(text: &str) -> Result<i64, String> {
     let bad = || format!("`{text}` is not a time of day (HH:MM:SS.fff)");
     let (hms, fraction) = text.split_once('.').unwrap_or((text, ""));
     let Some(&[h, m, s]) = numbers(hms, ':').as_deref() else {
@@ -112,7 +114,7 @@ pub(super) fn parse_time(text: &str) -> Result<i64, String> {
 
 /// Nanoseconds since the epoch of `"YYYY-MM-DDTHH:MM:SS[.fraction]"`,
 /// ending in `Z` if `utc`.
-pub(super) fn parse_timestamp(text: &str, utc: bool) -> Result<i128, String> {
+pub fn parse_timestamp(text: &str, utc: bool) -> Result<i128, String> {
     let bad = || {
         let z = if utc { "Z" } else { "" };
         format!("`{text}` is not a timestamp (YYYY-MM-DDTHH:MM:SS.fff{z})")

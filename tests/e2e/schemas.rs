@@ -1098,6 +1098,72 @@ fn avro_into_typed_parquet_columns() {
 }
 
 #[test]
+fn json_schema_payloads_are_validated_when_asked() {
+    let broker = Broker::tansu();
+    let bootstrap = broker.bootstrap();
+    let work = Workdir::new();
+    let registry = TestRegistry::start(&work.path(""));
+    broker.create_topic("sr-valid", PARTITIONS);
+    broker.create_topic(DLQ, 1);
+    let t = Typed {
+        topic: "sr-valid",
+        format: "json",
+        framing: "id",
+        first: 0,
+        count: 10,
+        version: 1,
+    };
+    produce_typed(&bootstrap, &registry, t);
+    let good = read_topic(
+        &bootstrap,
+        "sr-valid",
+        PARTITIONS,
+        10,
+        Duration::from_secs(10),
+    );
+    // The same framing and schema id, with a value its schema refuses.
+    let mut bad = good[0].payload().expect("a value")[..5].to_vec();
+    bad.extend_from_slice(br#"{"sensor": 5, "value": 1}"#);
+    let record = Record {
+        partition: 0,
+        key: None,
+        value: Some(bad.clone()),
+        headers: Vec::new(),
+    };
+    let bad_at = produce_records(&bootstrap, "sr-valid", &[record]);
+    let path = config(&work, &bootstrap, &registry.url(), &["sr-valid"], true);
+    let decode = decode_table() + "config = { validate_json = true }\n";
+    with_components(&path, &(decode + &typed_file_sink(&work.path("out"))));
+    let mut flumen = Flumen::run(&path, &work.path("flumen.log"));
+    let mut all: Vec<(i32, i64)> = good.iter().map(|m| (m.partition(), m.offset())).collect();
+    all.extend(bad_at.iter().copied());
+    let end = end_offsets(all.iter().copied());
+    wait_committed(
+        &mut flumen,
+        &bootstrap,
+        "typed",
+        "sr-valid",
+        PARTITIONS,
+        Duration::from_secs(90),
+        |c| c == &end,
+    );
+    flumen.terminate();
+    assert_eq!(
+        decoded(&work.path("out")).len(),
+        10,
+        "the valid events decoded"
+    );
+    let letters = read_topic(&bootstrap, DLQ, 1, 1, Duration::from_secs(20));
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].payload(), Some(&bad[..]), "the original bytes");
+    let reason = header(&letters[0], "flumen.error");
+    assert!(
+        reason.contains("`/sensor`") && reason.contains(&format!("offset {}", bad_at[0].1)),
+        "{reason}"
+    );
+}
+
+#[test]
 fn a_component_without_the_grant_is_refused() {
     let broker = Broker::tansu();
     let bootstrap = broker.bootstrap();

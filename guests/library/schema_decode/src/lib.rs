@@ -4,6 +4,8 @@
 //!
 //! Config keys:
 //! - `fields` = `value` (default) | `key` | `both`: which fields to decode.
+//! - `validate_json` (default `false`): JSON Schema payloads are checked
+//!   against their schema, and rejected with the path of what breaks it.
 //!
 //! It decodes Avro, Protobuf and JSON Schema, in all three framings.
 //!
@@ -73,7 +75,8 @@ struct SchemaDecode;
 
 impl Guest for SchemaDecode {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(config, &["fields"])?;
+        let config = Config::new(config, &["fields", "validate_json"])?;
+        let validate_json = config.bool_or("validate_json", false)?;
         let fields = match config.get("fields").unwrap_or("value") {
             "value" => Fields {
                 key: false,
@@ -93,7 +96,7 @@ impl Guest for SchemaDecode {
                 ))
             }
         };
-        STATE.with(|s| *s.borrow_mut() = Some((fields, Schemas::default())));
+        STATE.with(|s| *s.borrow_mut() = Some((fields, Schemas::new(validate_json))));
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 use crate::flumen::pipeline::schemas::{by_guid, by_id, Error, Format, Schema};
 use schema_codec::avro::AvroSchema;
 use schema_codec::framing::SchemaRef;
+use schema_codec::json_schema::JsonSchema;
 use schema_codec::protobuf::ProtoSchema;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -22,8 +23,9 @@ pub struct Decoder {
 enum Kind {
     /// Avro binary, with the writer's schema.
     Avro(AvroSchema),
-    /// JSON text (JSON Schema payloads are JSON already).
-    Json,
+    /// JSON text (JSON Schema payloads are JSON already), validated
+    /// against the schema if `validate_json` is set.
+    Json(Option<JsonSchema>),
     /// Protobuf, with the writer's file and its imports.
     Protobuf(ProtoSchema),
 }
@@ -33,7 +35,7 @@ impl Decoder {
     pub fn format_name(&self) -> &'static str {
         match self.kind {
             Kind::Avro(_) => "avro",
-            Kind::Json => "json",
+            Kind::Json(_) => "json",
             Kind::Protobuf(_) => "protobuf",
         }
     }
@@ -42,11 +44,14 @@ impl Decoder {
     pub fn decode(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
         match &self.kind {
             Kind::Avro(schema) => schema.decode(payload),
-            Kind::Json => {
+            Kind::Json(schema) => {
                 // The payload is already JSON; checking that it parses keeps
                 // a corrupt one from reaching a sink as if decoded.
-                serde_json::from_slice::<serde_json::Value>(payload)
+                let value = serde_json::from_slice::<serde_json::Value>(payload)
                     .map_err(|e| format!("the JSON Schema payload is not JSON: {e}"))?;
+                if let Some(schema) = schema {
+                    schema.validate(&value)?;
+                }
                 Ok(payload.to_vec())
             }
             Kind::Protobuf(schema) => {
@@ -69,12 +74,21 @@ pub enum Lookup {
 }
 
 /// Parsed schemas by reference, and the ones known not to exist.
-#[derive(Default)]
 pub struct Schemas {
     known: HashMap<SchemaRef, Result<Rc<Decoder>, String>>,
+    /// Whether JSON Schema payloads are validated against their schema.
+    validate_json: bool,
 }
 
 impl Schemas {
+    /// No schemas yet; JSON Schema payloads validated if `validate_json`.
+    pub fn new(validate_json: bool) -> Self {
+        Self {
+            known: HashMap::new(),
+            validate_json,
+        }
+    }
+
     /// The decoder for `schema`, fetching and parsing it on first use.
     pub fn get(&mut self, schema: &SchemaRef) -> Lookup {
         if let Some(known) = self.known.get(schema) {
@@ -88,7 +102,9 @@ impl Schemas {
             SchemaRef::Guid(guid) => by_guid(guid),
         };
         let parsed = match fetched {
-            Ok(s) => parse(&s).map(Rc::new).map_err(|e| format!("{schema}: {e}")),
+            Ok(s) => parse(&s, self.validate_json)
+                .map(Rc::new)
+                .map_err(|e| format!("{schema}: {e}")),
             // Ids are never reused, so a missing one stays missing.
             Err(Error::NotFound(e)) => Err(format!("{schema} is not in the registry: {e}")),
             Err(Error::Unavailable(e)) => {
@@ -106,13 +122,21 @@ impl Schemas {
 }
 
 /// Parses a fetched schema.
-fn parse(schema: &Schema) -> Result<Decoder, String> {
+fn parse(schema: &Schema, validate_json: bool) -> Result<Decoder, String> {
     let kind = match schema.format {
         Format::Avro => {
             let references: Vec<&str> = schema.references.iter().map(|r| r.text.as_str()).collect();
             Kind::Avro(AvroSchema::parse(&schema.text, &references)?)
         }
-        Format::Json => Kind::Json,
+        Format::Json if validate_json => {
+            let references: Vec<(&str, &str)> = schema
+                .references
+                .iter()
+                .map(|r| (r.name.as_str(), r.text.as_str()))
+                .collect();
+            Kind::Json(Some(JsonSchema::parse(&schema.text, &references)?))
+        }
+        Format::Json => Kind::Json(None),
         Format::Protobuf => {
             let references: Vec<(&str, &str)> = schema
                 .references

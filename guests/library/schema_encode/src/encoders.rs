@@ -5,6 +5,7 @@ use crate::flumen::pipeline::schemas::{by_subject, register, Error, Format, Sche
 use flumen_guest_common::Config;
 use schema_codec::avro::AvroSchema;
 use schema_codec::framing::{frame, Framed, Framing};
+use schema_codec::json_schema::JsonSchema;
 use schema_codec::protobuf::ProtoSchema;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -94,7 +95,7 @@ impl Settings {
 enum Kind {
     Avro(AvroSchema),
     Protobuf(ProtoSchema),
-    Json,
+    Json(JsonSchema),
 }
 
 /// One subject's schema, ready to write with.
@@ -117,7 +118,10 @@ impl Encoder {
                 let (indexes, payload) = s.encode(&json, self.message.as_deref())?;
                 (Some(indexes), payload)
             }
-            Kind::Json => (None, field.to_vec()),
+            Kind::Json(schema) => {
+                schema.validate(&json)?;
+                (None, field.to_vec())
+            }
         };
         frame(
             self.framing,
@@ -212,7 +216,14 @@ impl Encoders {
                     .collect();
                 Kind::Protobuf(ProtoSchema::parse(&schema.text, &refs)?)
             }
-            Format::Json => Kind::Json,
+            Format::Json => {
+                let refs: Vec<(&str, &str)> = schema
+                    .references
+                    .iter()
+                    .map(|r| (r.name.as_str(), r.text.as_str()))
+                    .collect();
+                Kind::Json(JsonSchema::parse(&schema.text, &refs)?)
+            }
         };
         Ok(Encoder {
             kind,

@@ -81,6 +81,33 @@ fn check_interceptor(lang: &str) {
     assert!(!ok && err.contains("nope"), "{lang}: {err}");
 }
 
+/// The typed interceptor: reads the decoded value's fields (the sample
+/// events are what `schema_decode` makes of a typed event).
+fn check_typed(lang: &str) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let name = format!("{lang}_typed");
+    new_and_build(lang, "typed-interceptor", &name, work.path());
+    let wasm = format!("{name}/{name}.wasm");
+    let events = format!("{name}/events.jsonl");
+    let test = |config: &[&str]| {
+        let mut args = vec!["test", "--component", &wasm, "--events", &events];
+        args.extend_from_slice(config);
+        flumen(&args, work.path())
+    };
+    let (ok, out, err) = test(&[]);
+    assert!(ok, "{err}");
+    assert_eq!(verdicts(&out), ["keep", "drop", "keep"], "{lang}: {out}");
+    let (ok, out, err) = test(&["--config", "equals=paid"]);
+    assert!(ok, "{err}");
+    assert_eq!(verdicts(&out), ["drop", "keep", "keep"], "{lang}: {out}");
+    let (ok, out, err) = test(&["--config", "field=id", "--config", "equals=1"]);
+    assert!(ok, "{err}");
+    // `id` is a number, not the string "1": nothing matches.
+    assert_eq!(verdicts(&out), ["keep", "keep", "keep"], "{lang}: {out}");
+    let (ok, _, err) = test(&["--config", "nope=1"]);
+    assert!(!ok && err.contains("nope"), "{lang}: {err}");
+}
+
 fn check_file_sink(lang: &str) {
     let work = tempfile::tempdir().expect("tempdir");
     let name = format!("{lang}_out");
@@ -114,24 +141,28 @@ fn check_file_sink(lang: &str) {
 #[test]
 fn rust_scaffolds_build_and_run() {
     check_interceptor("rust");
+    check_typed("rust");
     check_file_sink("rust");
 }
 
 #[test]
 fn c_scaffolds_build_and_run() {
     check_interceptor("c");
+    check_typed("c");
     check_file_sink("c");
 }
 
 #[test]
 fn python_scaffolds_build_and_run() {
     check_interceptor("python");
+    check_typed("python");
     check_file_sink("python");
 }
 
 #[test]
 fn js_scaffolds_build_and_run() {
     check_interceptor("js");
+    check_typed("js");
     let work = tempfile::tempdir().expect("tempdir");
     new_and_build("js", "sink", "js_log", work.path());
     let (ok, out, err) = flumen(

@@ -159,4 +159,88 @@ static inline bool flumen_bytes_eq(flumen_bytes_t b, const void *s, size_t len) 
   return b.len == len && (len == 0 || !memcmp(b.ptr, s, len));
 }
 
+// ---- Typed events: a decoded value's fields ----
+//
+// `schema_decode` turns an Avro, Protobuf or JSON Schema value into a JSON
+// object. C has no dictionary, so this reads one top-level field of such
+// an object at a time, without copying: `flumen_json_field` finds a field
+// by name and gives its value's JSON text (`42`, `true`, `"paid"`, `{…}`);
+// `flumen_json_string` gives a string's characters, without its quotes and
+// with its escapes as written (`\"`, `\u00e9`), to compare with
+// `flumen_bytes_eq`.
+
+// The end of the JSON value starting at `p` (at most `end`), or NULL if
+// it is not one. Objects and arrays are skipped whole.
+static inline const uint8_t *flumen__json_skip(const uint8_t *p, const uint8_t *end) {
+  if (p >= end) return NULL;
+  if (*p == '"') {
+    for (p++; p < end; p++) {
+      if (*p == '\\') p++;
+      else if (*p == '"') return p + 1;
+    }
+    return NULL;
+  }
+  if (*p == '{' || *p == '[') {
+    int depth = 0;
+    for (; p < end; p++) {
+      if (*p == '"') {
+        p = flumen__json_skip(p, end);
+        if (!p) return NULL;
+        p--;
+      } else if (*p == '{' || *p == '[') {
+        depth++;
+      } else if (*p == '}' || *p == ']') {
+        if (--depth == 0) return p + 1;
+      }
+    }
+    return NULL;
+  }
+  while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
+         *p != '\t' && *p != '\r')
+    p++;
+  return p;
+}
+
+static inline const uint8_t *flumen__json_space(const uint8_t *p, const uint8_t *end) {
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++;
+  return p;
+}
+
+// Whether the JSON text `value` is a string; its characters in `out` if so.
+static inline bool flumen_json_string(flumen_bytes_t value, flumen_bytes_t *out) {
+  if (value.len < 2 || value.ptr[0] != '"' || value.ptr[value.len - 1] != '"') return false;
+  out->ptr = value.ptr + 1;
+  out->len = value.len - 2;
+  return true;
+}
+
+// Finds the top-level field `name` of the JSON object `json`; true and
+// its value's JSON text in `out` if it is there.
+static inline bool flumen_json_field(flumen_bytes_t json, const char *name, flumen_bytes_t *out) {
+  const uint8_t *p = json.ptr, *end = json.ptr + json.len;
+  size_t name_len = strlen(name);
+  p = flumen__json_space(p, end);
+  if (p >= end || *p != '{') return false;
+  p++;
+  for (;;) {
+    p = flumen__json_space(p, end);
+    if (p >= end || *p != '"') return false;
+    const uint8_t *key = p + 1, *key_end = flumen__json_skip(p, end);
+    if (!key_end) return false;
+    p = flumen__json_space(key_end, end);
+    if (p >= end || *p != ':') return false;
+    p = flumen__json_space(p + 1, end);
+    const uint8_t *value_end = flumen__json_skip(p, end);
+    if (!value_end) return false;
+    if ((size_t)(key_end - 1 - key) == name_len && !memcmp(key, name, name_len)) {
+      out->ptr = (uint8_t *)p;
+      out->len = (size_t)(value_end - p);
+      return true;
+    }
+    p = flumen__json_space(value_end, end);
+    if (p >= end || *p != ',') return false;
+    p++;
+  }
+}
+
 #endif

@@ -118,6 +118,14 @@ export class Event {
     const found = this.headers.find((h) => h.name === name);
     return found === undefined ? undefined : found.value;
   }
+
+  /** The value parsed as JSON, or `undefined` for a tombstone. After
+   * `schema_decode` (an Avro, Protobuf or JSON Schema value), an object of
+   * the value's fields. Throws a `SyntaxError` if it is not JSON. */
+  json() {
+    const value = this.value;
+    return value === undefined ? undefined : JSON.parse(utf8.decode(value));
+  }
 }
 
 /** The events of a `types.columns`, in batch order. Constructing one

@@ -53,6 +53,14 @@ test("reads every field back", () => {
   assert.deepEqual([KEEP, DROP, REPLACE], [0, 1, 2]);
 });
 
+test("a decoded value reads as an object", () => {
+  const value = bytes('{"id": 7, "status": "paid"}');
+  const [first, tombstone] = [...new Batch(two({ values: value, valueEnds: new Uint32Array([value.length, value.length]) }))];
+  assert.deepEqual(first.json(), { id: 7, status: "paid" });
+  assert.equal(tombstone.json(), undefined);
+  assert.throws(() => [...new Batch(two())][0].json(), SyntaxError);
+});
+
 test("a malformed batch is an error naming the column", () => {
   for (const [changes, want] of [
     [{ presence: new Uint8Array([0]) }, "presence"],

@@ -32,6 +32,8 @@ Copy this file next to your `app.py` (`flumen new` does), or pass its
 directory to componentize-py with `-p`.
 """
 
+import json
+
 HAS_KEY = 1
 """`presence` bit: the event has a key."""
 HAS_VALUE = 2
@@ -115,6 +117,13 @@ class Event:
             if n == name:
                 return v
         return None
+
+    def json(self):
+        """The value parsed as JSON, or `None` for a tombstone. After
+        `schema_decode` (an Avro, Protobuf or JSON Schema value), a `dict`
+        of the value's fields. Raises `ValueError` if it is not JSON."""
+        value = self.value
+        return None if value is None else json.loads(value)
 
 
 class Batch:

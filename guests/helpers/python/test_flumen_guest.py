@@ -89,6 +89,15 @@ class BatchTest(unittest.TestCase):
         self.assertEqual(Batch(two(header_ends=[0, 0], header_name_ends=[],
                                    header_value_ends=[])).with_header("a"), [False, False])
 
+    def test_a_decoded_value_reads_as_a_dict(self):
+        value = b'{"id": 7, "status": "paid"}'
+        batch = Batch(two(values=value, value_ends=[len(value), len(value)]))
+        first, tombstone = list(batch)
+        self.assertEqual(first.json(), {"id": 7, "status": "paid"})
+        self.assertIsNone(tombstone.json())
+        with self.assertRaises(ValueError):
+            Batch(two()).__getitem__(0).json()
+
     def test_an_empty_batch_has_no_events(self):
         empty = {k: type(v)() for k, v in vars(two()).items()}
         batch = Batch(SimpleNamespace(**empty))

@@ -28,6 +28,9 @@ pub enum Lang {
 pub enum Kind {
     /// Filters, transforms, routes.
     Interceptor,
+    /// An interceptor reading the fields of typed events (after
+    /// `schema_decode`).
+    TypedInterceptor,
     /// Delivers.
     Sink,
 }
@@ -57,6 +60,7 @@ pub enum ScaffoldError {
 const WIT: &str = include_str!("../../../wit/pipeline.wit");
 const README: &str = include_str!("../../templates/README.md");
 const EVENTS: &str = include_str!("../../templates/events.jsonl");
+const TYPED_EVENTS: &str = include_str!("../../templates/typed_events.jsonl");
 
 impl Lang {
     fn label(self) -> &'static str {
@@ -98,22 +102,25 @@ impl Lang {
         // Per language: the source file, its interceptor and sink templates,
         // the build script.
         let (helper_path, helper) = self.helper();
-        let (source, interceptor, sink, build) = match self {
+        let (source, interceptor, typed, sink, build) = match self {
             Self::Rust => (
                 "src/lib.rs".to_owned(),
                 include_str!("../../templates/rust/interceptor.rs"),
+                include_str!("../../templates/rust/typed_interceptor.rs"),
                 include_str!("../../templates/rust/sink.rs"),
                 include_str!("../../templates/rust/build.sh"),
             ),
             Self::Python => (
                 "app.py".to_owned(),
                 include_str!("../../templates/python/interceptor.py"),
+                include_str!("../../templates/python/typed_interceptor.py"),
                 include_str!("../../templates/python/sink.py"),
                 include_str!("../../templates/python/build.sh"),
             ),
             Self::Js => (
                 format!("{name}.js"),
                 include_str!("../../templates/js/interceptor.js"),
+                include_str!("../../templates/js/typed_interceptor.js"),
                 // The repository's own JavaScript sink, as it stands: the
                 // end-to-end tests run it against a broker.
                 include_str!("../../../guests/examples/js/log_sink/log_sink.js"),
@@ -122,6 +129,7 @@ impl Lang {
             Self::C => (
                 format!("{name}.c"),
                 include_str!("../../templates/c/interceptor.c"),
+                include_str!("../../templates/c/typed_interceptor.c"),
                 include_str!("../../templates/c/sink.c"),
                 include_str!("../../templates/c/build.sh"),
             ),
@@ -130,10 +138,10 @@ impl Lang {
             (helper_path.to_owned(), helper),
             (
                 source,
-                if kind == Kind::Sink {
-                    sink
-                } else {
-                    interceptor
+                match kind {
+                    Kind::Interceptor => interceptor,
+                    Kind::TypedInterceptor => typed,
+                    Kind::Sink => sink,
                 },
             ),
             ("build.sh".to_owned(), build),
@@ -159,6 +167,11 @@ fn valid_name(name: &str) -> bool {
 fn readme_parts(lang: Lang, kind: Kind, name: &str) -> [(&'static str, String); 5] {
     let writes_files = kind == Kind::Sink && lang != Lang::Js;
     let what = match (kind, writes_files) {
+        (Kind::TypedInterceptor, _) => "It reads typed events, decoded by `schema_decode` (an \
+            Avro, Protobuf or JSON Schema value becomes a JSON object), and drops every event \
+            whose field `field` (default `status`) equals `equals` (default `cancelled`): edit it \
+            to do what you need with the fields. See docs/schemas.md."
+            .to_owned(),
         (Kind::Interceptor, _) => "It drops every event whose value contains the config key \
             `drop_containing` (default `DROP`) and keeps the rest: edit it to do what you need."
             .to_owned(),
@@ -172,6 +185,16 @@ fn readme_parts(lang: Lang, kind: Kind, name: &str) -> [(&'static str, String); 
             .to_owned(),
     };
     let (test_args, table) = match (kind, writes_files) {
+        (Kind::TypedInterceptor, _) => (
+            String::new(),
+            format!(
+                "[schema_registry]\nurls = [\"http://localhost:8081\"]\n\n\
+                 [[pipeline.interceptor]]\nname = \"decode\"\ncomponent = \"guests/schema_decode.wasm\"\n\
+                 schema_registry = true\n\n\
+                 [[pipeline.interceptor]]\nname = \"{name}\"\ncomponent = \"{name}/{name}.wasm\"\n\
+                 config = {{ field = \"status\", equals = \"cancelled\" }}"
+            ),
+        ),
         (Kind::Interceptor, _) => (
             String::new(),
             format!(
@@ -214,8 +237,13 @@ pub fn create(lang: Lang, kind: Kind, name: &str, parent: &Path) -> Result<PathB
         return Err(ScaffoldError::Exists(dir));
     }
     let world = match kind {
-        Kind::Interceptor => "interceptor",
+        Kind::Interceptor | Kind::TypedInterceptor => "interceptor",
         Kind::Sink => "sink",
+    };
+    // A typed Rust guest parses the decoded value with serde_json.
+    let dependencies = match (lang, kind) {
+        (Lang::Rust, Kind::TypedInterceptor) => "serde_json = \"1\"\n",
+        _ => "",
     };
     let crate_name = name.replace('-', "_");
     let fill = |text: &str| {
@@ -223,6 +251,7 @@ pub fn create(lang: Lang, kind: Kind, name: &str, parent: &Path) -> Result<PathB
             .replace("{{name}}", name)
             .replace("{{crate}}", &crate_name)
             .replace("{{world}}", world)
+            .replace("{{dependencies}}", dependencies)
             .replace("{{kind}}", world);
         for (key, value) in readme_parts(lang, kind, name) {
             text = text.replace(key, &value);
@@ -236,7 +265,11 @@ pub fn create(lang: Lang, kind: Kind, name: &str, parent: &Path) -> Result<PathB
         .collect();
     files.push(("wit/pipeline.wit".into(), WIT.to_owned()));
     files.push(("README.md".into(), fill(README)));
-    files.push(("events.jsonl".into(), fill(EVENTS)));
+    let events = match kind {
+        Kind::TypedInterceptor => TYPED_EVENTS,
+        _ => EVENTS,
+    };
+    files.push(("events.jsonl".into(), fill(events)));
     for (path, text) in files {
         let path = dir.join(path);
         let write = || -> std::io::Result<()> {
@@ -273,6 +306,7 @@ pub fn command(
     };
     let kind = match kind {
         NewKind::Interceptor => Kind::Interceptor,
+        NewKind::TypedInterceptor => Kind::TypedInterceptor,
         NewKind::Sink => Kind::Sink,
     };
     let dir = create(lang, kind, name, parent)?;
@@ -297,6 +331,8 @@ pub enum NewLang {
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum NewKind {
     Interceptor,
+    /// An interceptor reading the fields of typed events (after schema_decode).
+    TypedInterceptor,
     Sink,
 }
 

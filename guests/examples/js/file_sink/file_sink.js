@@ -18,7 +18,7 @@
 // The batch's columns are read through guests/helpers/js/flumen-guest.js.
 
 import { Batch } from "./flumen-guest.js";
-import { log } from "flumen:pipeline/log@0.4.0";
+import { log } from "flumen:pipeline/log@0.4.1";
 import { getDirectories } from "wasi:filesystem/preopens@0.2.12";
 
 const KNOWN = ["path", "sync", "label"];

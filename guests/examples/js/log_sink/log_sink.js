@@ -11,7 +11,7 @@
 // guest helper (guests/helpers/js/ in flumen's repository).
 
 import { Batch } from "./flumen-guest.js";
-import { log } from "flumen:pipeline/log@0.4.0";
+import { log } from "flumen:pipeline/log@0.4.1";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error"];
 let level = "info";

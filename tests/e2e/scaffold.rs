@@ -60,10 +60,12 @@ fn verdicts(stdout: &str) -> Vec<String> {
         .collect()
 }
 
-fn check_interceptor(lang: &str) {
+/// Builds a `kind` scaffold named `name` and runs `flumen test` on its
+/// sample events with each of `runs`' config arguments, expecting its
+/// verdicts; then checks an unknown config key is refused.
+fn check_verdicts(lang: &str, kind: &str, name: &str, runs: &[(&[&str], [&str; 3])]) {
     let work = tempfile::tempdir().expect("tempdir");
-    let name = format!("{lang}_filter");
-    new_and_build(lang, "interceptor", &name, work.path());
+    new_and_build(lang, kind, name, work.path());
     let wasm = format!("{name}/{name}.wasm");
     let events = format!("{name}/events.jsonl");
     let test = |config: &[&str]| {
@@ -71,41 +73,47 @@ fn check_interceptor(lang: &str) {
         args.extend_from_slice(config);
         flumen(&args, work.path())
     };
-    let (ok, out, err) = test(&[]);
-    assert!(ok, "{err}");
-    assert_eq!(verdicts(&out), ["keep", "drop", "keep"], "{lang}: {out}");
-    let (ok, out, err) = test(&["--config", "drop_containing=hello"]);
-    assert!(ok, "{err}");
-    assert_eq!(verdicts(&out), ["drop", "keep", "keep"], "{lang}: {out}");
+    for (config, want) in runs {
+        let (ok, out, err) = test(config);
+        assert!(ok, "{err}");
+        assert_eq!(verdicts(&out), want, "{lang} {config:?}: {out}");
+    }
     let (ok, _, err) = test(&["--config", "nope=1"]);
     assert!(!ok && err.contains("nope"), "{lang}: {err}");
+}
+
+fn check_interceptor(lang: &str) {
+    check_verdicts(
+        lang,
+        "interceptor",
+        &format!("{lang}_filter"),
+        &[
+            (&[], ["keep", "drop", "keep"]),
+            (
+                &["--config", "drop_containing=hello"],
+                ["drop", "keep", "keep"],
+            ),
+        ],
+    );
 }
 
 /// The typed interceptor: reads the decoded value's fields (the sample
 /// events are what `schema_decode` makes of a typed event).
 fn check_typed(lang: &str) {
-    let work = tempfile::tempdir().expect("tempdir");
-    let name = format!("{lang}_typed");
-    new_and_build(lang, "typed-interceptor", &name, work.path());
-    let wasm = format!("{name}/{name}.wasm");
-    let events = format!("{name}/events.jsonl");
-    let test = |config: &[&str]| {
-        let mut args = vec!["test", "--component", &wasm, "--events", &events];
-        args.extend_from_slice(config);
-        flumen(&args, work.path())
-    };
-    let (ok, out, err) = test(&[]);
-    assert!(ok, "{err}");
-    assert_eq!(verdicts(&out), ["keep", "drop", "keep"], "{lang}: {out}");
-    let (ok, out, err) = test(&["--config", "equals=paid"]);
-    assert!(ok, "{err}");
-    assert_eq!(verdicts(&out), ["drop", "keep", "keep"], "{lang}: {out}");
-    let (ok, out, err) = test(&["--config", "field=id", "--config", "equals=1"]);
-    assert!(ok, "{err}");
-    // `id` is a number, not the string "1": nothing matches.
-    assert_eq!(verdicts(&out), ["keep", "keep", "keep"], "{lang}: {out}");
-    let (ok, _, err) = test(&["--config", "nope=1"]);
-    assert!(!ok && err.contains("nope"), "{lang}: {err}");
+    check_verdicts(
+        lang,
+        "typed-interceptor",
+        &format!("{lang}_typed"),
+        &[
+            (&[], ["keep", "drop", "keep"]),
+            (&["--config", "equals=paid"], ["drop", "keep", "keep"]),
+            // `id` is a number, not the string "1": nothing matches.
+            (
+                &["--config", "field=id", "--config", "equals=1"],
+                ["keep", "keep", "keep"],
+            ),
+        ],
+    );
 }
 
 fn check_file_sink(lang: &str) {

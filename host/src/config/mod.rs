@@ -307,7 +307,8 @@ impl Config {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
+    /// The smallest valid config, for the sections' own tests.
+    pub(super) const MINIMAL: &str = r#"
         [kafka]
         bootstrap_servers = "localhost:9092"
         [[pipeline]]

@@ -120,17 +120,7 @@ mod tests {
     use crate::config::Config;
     use std::path::Path;
 
-    const BASE: &str = r#"
-        [kafka]
-        bootstrap_servers = "localhost:9092"
-        [[pipeline]]
-        name = "p"
-        topics = ["t"]
-        group_id = "g"
-        [[pipeline.sink]]
-        name = "s"
-        component = "s.wasm"
-    "#;
+    use crate::config::tests::MINIMAL as BASE;
 
     fn parse(section: &str) -> Result<Config, String> {
         Config::parse(&format!("{BASE}\n{section}"), Path::new("/base")).map_err(|e| e.to_string())

@@ -45,7 +45,7 @@ if ! command -v systemd-analyze >/dev/null 2>&1 || ! command -v ip >/dev/null 2>
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq systemd iproute2 >/dev/null
 fi
 # Confluent's serializers and deserializers (and the test Schema Registry's
-# Python), pinned, for tests/e2e/schemas.rs.
+# Python), pinned, for tests/e2e/schemas/.
 if ! cmp -s tests/schemas/requirements.txt target/test-venv/requirements.txt; then
   rm -rf target/test-venv
   python3 -m venv target/test-venv

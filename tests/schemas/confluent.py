@@ -1,5 +1,5 @@
 """Confluent's serializers and deserializers, for the Schema Registry tests
-(tests/e2e/schemas.rs): the oracle that flumen's decoding is compared with.
+(tests/e2e/schemas/): the oracle that flumen's decoding is compared with.
 
     confluent.py produce --bootstrap B --registry URL --topic T --format avro
         --framing id|guid|header --first 0 --count 100 --version 1

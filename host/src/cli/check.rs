@@ -242,7 +242,12 @@ fn describe_grants(c: &ComponentConfig) -> String {
         grants.push(format!("kafka produce {}", c.kafka_produce.join(", ")));
     }
     if c.schema_registry {
-        grants.push("schema registry".into());
+        let register = if c.schema_registry_register {
+            " (and register)"
+        } else {
+            ""
+        };
+        grants.push(format!("schema registry{register}"));
     }
     if grants.is_empty() {
         "none (no files, network or environment)".into()

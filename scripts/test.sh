@@ -60,7 +60,7 @@ guests/build.sh
 # clickhouse sink (reading the server's answers), and schema_codec (the
 # framings; Avro and Protobuf to and from JSON).
 phase "guest unit tests (Rust, Python, JavaScript helpers)"
-(cd guests && cargo test --locked -q -p flumen-guest-common -p s3_sink -p clickhouse_sink -p schema_codec)
+(cd guests && cargo test --locked -q -p flumen-guest-common -p s3_sink -p clickhouse_sink -p schema_codec -p schema_encode)
 python3 -m unittest discover -s guests/helpers/python
 node --test guests/helpers/js/
 phase "fmt"

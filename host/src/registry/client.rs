@@ -221,3 +221,85 @@ where
         .to_bytes();
     Ok((status, body.to_vec()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> SchemaRegistryConfig {
+        toml::from_str(&format!("urls = [\"https://r:8081/\"]\n{extra}")).expect("config")
+    }
+
+    #[test]
+    fn authenticates_as_configured_and_hides_the_credentials() {
+        let bearer = Client::new(&config("token = \"t0k\"")).expect("client");
+        let header = bearer.authorization.expect("a header");
+        assert_eq!(header.to_str().ok(), Some("Bearer t0k"));
+        assert!(header.is_sensitive());
+        let basic = Client::new(&config("username = \"u\"\npassword = \"p\"")).expect("client");
+        // base64("u:p")
+        assert_eq!(
+            basic
+                .authorization
+                .and_then(|h| h.to_str().ok().map(str::to_owned))
+                .as_deref(),
+            Some("Basic dTpw")
+        );
+        assert!(Client::new(&config(""))
+            .expect("client")
+            .authorization
+            .is_none());
+        assert_eq!(bearer.urls[0].to_string(), "https://r:8081/");
+    }
+
+    #[test]
+    fn names_a_ca_file_that_holds_no_certificate() {
+        let dir = std::env::temp_dir().join(format!("flumen-ca-{}", std::process::id()));
+        std::fs::write(&dir, "not a certificate").expect("write");
+        let e = Client::new(&config(&format!(
+            "ca_file = {:?}",
+            dir.display().to_string()
+        )))
+        .err()
+        .unwrap_or_default();
+        let _ = std::fs::remove_file(&dir);
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+    }
+
+    #[test]
+    fn a_request_goes_to_the_next_url_when_one_does_not_answer() {
+        // Nothing listens on port 9 of loopback: refused at once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let body = "{\"schema\":\"\\\"string\\\"\"}";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(answer.as_bytes()).expect("write");
+        });
+        let config: SchemaRegistryConfig = toml::from_str(&format!(
+            "urls = [\"http://127.0.0.1:9\", \"http://127.0.0.1:{port}\"]\ntimeout_ms = 2000"
+        ))
+        .expect("config");
+        let client = Client::new(&config).expect("client");
+        let (status, body) = client
+            .get("schemas/ids/1", Instant::now() + Duration::from_secs(5))
+            .expect("the second URL answers");
+        assert_eq!(status, 200);
+        assert!(String::from_utf8_lossy(&body).contains("string"));
+        server.join().expect("server");
+        let e = client
+            .get("schemas/ids/1", Instant::now() + Duration::from_secs(2))
+            .expect_err("nobody answers now");
+        assert!(
+            e.contains("127.0.0.1:9") && e.contains("no registry answered GET"),
+            "{e}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
-//! `schema_encode`: what it writes, Confluent's deserializer reads; what
-//! `schema_decode` read, it writes back byte for byte; what does not fit
-//! is rejected with its path.
+//! `schema_encode`: what it writes (Avro, Protobuf, JSON Schema),
+//! Confluent's deserializers read; what `schema_decode` read, it writes
+//! back byte for byte; what does not fit is rejected with its path.
 
 use super::*;
 use base64::Engine as _;
@@ -146,4 +146,67 @@ fn encoded_json_reads_back_with_confluent_and_misfits_are_rejected_with_their_pa
             "{want}: {reasons:?}"
         );
     }
+}
+
+#[test]
+fn protobuf_and_json_schema_decoded_then_encoded_read_back_with_confluent() {
+    let topics = [
+        "sr-pin-proto",
+        "sr-pin-json",
+        "sr-pin-proto-out",
+        "sr-pin-json-out",
+    ];
+    let s = Setup::new(&topics);
+    s.produce(Typed::new("sr-pin-proto", "protobuf", 40));
+    s.produce(Typed::new("sr-pin-json", "json", 40));
+    let want_proto = s.expected("sr-pin-proto", "protobuf", 40);
+    let want_json = s.expected("sr-pin-json", "json", 40);
+    // Decoded, then encoded with the topic's subject pinned at version 1
+    // and the GUID framing, into `<topic>-out`.
+    let path = s.config(&topics[..2], true);
+    let kafka_sink = format!(
+        "\n[[pipeline.sink]]\nname = \"out\"\ncomponent = \"{}\"\n\
+         config = {{ topic = \"%{{topic}}-out\", partition = \"same\" }}\n\
+         kafka_produce = [\"sr-pin-proto-out\", \"sr-pin-json-out\"]\n",
+        guest("kafka_sink").display()
+    );
+    let encoder = encode_table(r#"version = "1", framing = "guid""#, "");
+    with_components(&path, &(decode_table() + &encoder + &kafka_sink));
+    let mut flumen = s.start(&path, &[]);
+    s.wait(&mut flumen, "sr-pin-proto", &ends(want_proto.keys()));
+    s.wait(&mut flumen, "sr-pin-json", &ends(want_json.keys()));
+    flumen.terminate();
+    let requests = s.registry.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /subjects/sr-pin-proto-value/versions/1 200")),
+        "{requests:?}"
+    );
+    let sorted = |m: &BTreeMap<At, Value>| {
+        let mut v: Vec<String> = m.values().map(Value::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(&s.expected("sr-pin-proto-out", "protobuf", 40)),
+        sorted(&want_proto)
+    );
+    assert_eq!(
+        sorted(&s.expected("sr-pin-json-out", "json", 40)),
+        sorted(&want_json)
+    );
+    let framed = read_topic(
+        &s.bootstrap,
+        "sr-pin-proto-out",
+        PARTITIONS,
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        framed[0].payload().and_then(|p| p.first()),
+        Some(&1),
+        "magic byte 1: the GUID framing"
+    );
+    assert!(s.dead_letters(0).is_empty(), "nothing rejected");
 }

@@ -238,3 +238,83 @@ impl Encoders {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(entries: &[(&str, &str)]) -> Result<Settings, String> {
+        let entries = entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = Config::new(
+            entries,
+            &[
+                "field",
+                "subject",
+                "subject_strategy",
+                "record",
+                "version",
+                "framing",
+                "message",
+                "auto_register",
+                "schema",
+                "format",
+            ],
+        )?;
+        Settings::from_config(&config)
+    }
+
+    #[test]
+    fn subjects_are_named_as_confluent_s_strategies_name_them() {
+        let topic = |entries: &[(&str, &str)]| settings(entries).unwrap().subject("orders");
+        assert_eq!(topic(&[]), "orders-value");
+        assert_eq!(topic(&[("field", "key")]), "orders-key");
+        assert_eq!(
+            topic(&[("subject_strategy", "record"), ("record", "shop.Order")]),
+            "shop.Order"
+        );
+        assert_eq!(
+            topic(&[
+                ("subject_strategy", "topic_record"),
+                ("record", "shop.Order")
+            ]),
+            "orders-shop.Order"
+        );
+        assert_eq!(
+            topic(&[
+                ("subject", "fixed"),
+                ("subject_strategy", "record"),
+                ("record", "x")
+            ]),
+            "fixed"
+        );
+    }
+
+    #[test]
+    fn versions_framings_and_registration_are_checked() {
+        assert_eq!(settings(&[("version", "3")]).unwrap().version, Some(3));
+        assert_eq!(settings(&[]).unwrap().version, None);
+        assert!(settings(&[("version", "newest")])
+            .err()
+            .unwrap_or_default()
+            .contains("`latest` or a version number"));
+        assert!(settings(&[("subject_strategy", "record")])
+            .err()
+            .unwrap_or_default()
+            .contains("need `record`"));
+        assert!(settings(&[("framing", "magic")]).is_err());
+        assert!(settings(&[("auto_register", "true")])
+            .err()
+            .unwrap_or_default()
+            .contains("schema"));
+        let s = settings(&[
+            ("auto_register", "true"),
+            ("schema", "{}"),
+            ("format", "json"),
+        ])
+        .unwrap();
+        assert!(matches!(s.register, Some((Format::Json, _))));
+    }
+}

@@ -31,7 +31,6 @@ pub use resolve::{Format, Latest, Reference, Schema};
 use crate::config::SchemaRegistryConfig;
 use cache::{Cache, Key};
 use client::Client;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,7 +56,6 @@ pub struct SetupError(String);
 pub struct Registry {
     client: Client,
     cache: Cache,
-    requests: AtomicU64,
 }
 
 impl Registry {
@@ -67,7 +65,6 @@ impl Registry {
         Ok(Arc::new(Self {
             client: Client::new(config).map_err(SetupError)?,
             cache: Cache::new(config.cache_schemas),
-            requests: AtomicU64::new(0),
         }))
     }
 
@@ -106,10 +103,7 @@ impl Registry {
     /// --connect` asks, to show what a pipeline's topics have), or `None`
     /// if there is no such subject.
     pub fn latest(&self, subject: &str, deadline: Instant) -> Result<Option<Latest>, FetchError> {
-        let mut get = |path: &str| {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            self.client.get(path, deadline)
-        };
+        let mut get = |path: &str| self.client.get(path, deadline);
         resolve::latest(subject, &mut get)
     }
 
@@ -130,10 +124,7 @@ impl Registry {
             }
             None => {
                 let path = resolve::subject_path(subject, "versions/latest");
-                let mut get = |path: &str| {
-                    self.requests.fetch_add(1, Ordering::Relaxed);
-                    self.client.get(path, deadline)
-                };
+                let mut get = |path: &str| self.client.get(path, deadline);
                 resolve::fetch(&path, Some(subject), &mut get).map(Arc::new)
             }
         }
@@ -148,16 +139,8 @@ impl Registry {
         text: &str,
         deadline: Instant,
     ) -> Result<u32, FetchError> {
-        let mut post = |path: &str, body: Vec<u8>| {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            self.client.post(path, body, deadline)
-        };
+        let mut post = |path: &str, body: Vec<u8>| self.client.post(path, body, deadline);
         resolve::register(subject, format, text, &mut post)
-    }
-
-    /// How many HTTP requests this client has sent to the registry.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
     }
 
     fn cached(
@@ -177,10 +160,7 @@ impl Registry {
         path: impl FnOnce() -> String,
     ) -> Result<Arc<Schema>, FetchError> {
         let schema = self.cache.get_or_fetch(key.clone(), || {
-            let mut get = |path: &str| {
-                self.requests.fetch_add(1, Ordering::Relaxed);
-                self.client.get(path, deadline)
-            };
+            let mut get = |path: &str| self.client.get(path, deadline);
             resolve::fetch(&path(), subject, &mut get)
         })?;
         // A topic may mix framings: the same schema named by id in one

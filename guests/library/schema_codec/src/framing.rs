@@ -215,9 +215,9 @@ pub fn frame(
         if indexes == [0] {
             reference.push(0);
         } else {
-            zigzag_out(&mut reference, indexes.len() as i64);
+            write_zigzag(&mut reference, indexes.len() as i64);
             for &i in indexes {
-                zigzag_out(&mut reference, i);
+                write_zigzag(&mut reference, i);
             }
         }
     }
@@ -236,7 +236,9 @@ pub fn frame(
     })
 }
 
-fn zigzag_out(out: &mut Vec<u8>, v: i64) {
+/// Appends `v` as a zigzag varint: Avro's int and long, and a Protobuf
+/// frame's message indexes.
+pub(crate) fn write_zigzag(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8 & 0x7f) | 0x80);

@@ -47,14 +47,19 @@ mod tests {
 
     #[test]
     fn validates_with_references() {
-        let address = r#"{"type":"object","properties":{"zip":{"type":"integer"}},"required":["zip"]}"#;
+        let address =
+            r#"{"type":"object","properties":{"zip":{"type":"integer"}},"required":["zip"]}"#;
         let schema = JsonSchema::parse(
             r#"{"type":"object","properties":{"to":{"$ref":"https://example.com/address.json"}}}"#,
             &[("https://example.com/address.json", address)],
         )
         .unwrap();
-        assert!(schema.validate(&serde_json::json!({"to": {"zip": 1}})).is_ok());
-        let e = schema.validate(&serde_json::json!({"to": {"zip": "x"}})).unwrap_err();
+        assert!(schema
+            .validate(&serde_json::json!({"to": {"zip": 1}}))
+            .is_ok());
+        let e = schema
+            .validate(&serde_json::json!({"to": {"zip": "x"}}))
+            .unwrap_err();
         assert!(e.contains("`/to/zip`"), "{e}");
     }
 }

@@ -18,6 +18,20 @@ enum Strategy {
     TopicRecord,
 }
 
+/// The config keys the interceptor takes; any other is refused at `init`.
+pub const KEYS: &[&str] = &[
+    "field",
+    "subject",
+    "subject_strategy",
+    "record",
+    "version",
+    "framing",
+    "message",
+    "auto_register",
+    "schema",
+    "format",
+];
+
 /// The instance's configuration.
 pub struct Settings {
     /// Whether the key is encoded (otherwise the value).
@@ -248,21 +262,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let config = Config::new(
-            entries,
-            &[
-                "field",
-                "subject",
-                "subject_strategy",
-                "record",
-                "version",
-                "framing",
-                "message",
-                "auto_register",
-                "schema",
-                "format",
-            ],
-        )?;
+        let config = Config::new(entries, KEYS)?;
         Settings::from_config(&config)
     }
 

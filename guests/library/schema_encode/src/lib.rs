@@ -45,21 +45,7 @@ struct SchemaEncode;
 
 impl Guest for SchemaEncode {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
-        let config = Config::new(
-            config,
-            &[
-                "field",
-                "subject",
-                "subject_strategy",
-                "record",
-                "version",
-                "framing",
-                "message",
-                "auto_register",
-                "schema",
-                "format",
-            ],
-        )?;
+        let config = Config::new(config, encoders::KEYS)?;
         let settings = Settings::from_config(&config)?;
         STATE.with(|s| *s.borrow_mut() = Some(Encoders::new(settings)));
         Ok(())

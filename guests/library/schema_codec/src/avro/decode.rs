@@ -276,14 +276,8 @@ impl Walk<'_> {
                 return Err("the Avro `big-decimal` logical type is not supported".into())
             }
             Schema::Ref { name } => {
-                let full = name.fully_qualified_name(ns);
-                let named = self.names.get(&full).ok_or_else(|| {
-                    format!(
-                        "the schema refers to `{}`, which it does not define",
-                        full.fullname(None)
-                    )
-                })?;
-                self.value(r, named, &full.namespace, out)?;
+                let (named, inner) = super::named(self.names, name, ns)?;
+                self.value(r, named, &inner, out)?;
             }
         }
         Ok(())

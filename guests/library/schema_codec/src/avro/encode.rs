@@ -8,6 +8,7 @@
 //! schema wins. An error names the value's path (`$.address.zip`).
 
 use super::text::{parse_date, parse_decimal, parse_time, parse_timestamp};
+use crate::framing::write_zigzag as long;
 use apache_avro::schema::{Name, Namespace, Schema};
 use base64::Engine as _;
 use serde_json::Value;
@@ -22,16 +23,6 @@ pub(super) fn datum(
     let mut out = Vec::with_capacity(256);
     Writer { names }.value(json, schema, &None, "$", &mut out)?;
     Ok(out)
-}
-
-/// Appends `v` as a zigzag varint.
-fn long(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -237,14 +228,8 @@ impl Writer<'_> {
                 ))
             }
             Schema::Ref { name } => {
-                let full = name.fully_qualified_name(ns);
-                let named = self.names.get(&full).ok_or_else(|| {
-                    format!(
-                        "the schema refers to `{}`, which it does not define",
-                        full.fullname(None)
-                    )
-                })?;
-                self.value(v, named, &full.namespace, path, out)?;
+                let (named, inner) = super::named(self.names, name, ns)?;
+                self.value(v, named, &inner, path, out)?;
             }
         }
         Ok(())

@@ -74,7 +74,7 @@ impl AvroSchema {
     /// `schema` itself, or the named type it refers to (in namespace `ns`).
     pub fn resolve<'s>(&'s self, schema: &'s Schema, ns: &Namespace) -> Option<&'s Schema> {
         match schema {
-            Schema::Ref { name } => self.names.get(&name.fully_qualified_name(ns)),
+            Schema::Ref { name } => named(&self.names, name, ns).ok().map(|(s, _)| s),
             other => Some(other),
         }
     }
@@ -83,6 +83,23 @@ impl AvroSchema {
     /// schema; an error names the value's path.
     pub fn encode(&self, json: &serde_json::Value) -> Result<Vec<u8>, String> {
         encode::datum(&self.schema, &self.names, json)
+    }
+}
+
+/// The named type a `Schema::Ref` to `name` (in namespace `ns`) refers to,
+/// and the namespace inside it; an error if the schema does not define it.
+fn named<'s>(
+    names: &'s HashMap<Name, Schema>,
+    name: &Name,
+    ns: &Namespace,
+) -> Result<(&'s Schema, Namespace), String> {
+    let full = name.fully_qualified_name(ns);
+    match names.get(&full) {
+        Some(schema) => Ok((schema, full.namespace)),
+        None => Err(format!(
+            "the schema refers to `{}`, which it does not define",
+            full.fullname(None)
+        )),
     }
 }
 
